@@ -1,0 +1,372 @@
+//! Network configurations: one plugin's config (what a plugin reads on
+//! stdin) and a config list (what a runtime loads). Unknown keys are kept,
+//! so a config survives every round trip unchanged.
+
+use crate::error::CniError;
+use crate::names::validate_network_name;
+use crate::result;
+use crate::types::{CniResult, Dns};
+use crate::version;
+use serde::de::{self, DeserializeOwned, Visitor};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// A plugin's config with the well-known keys picked out. `raw` is the
+/// whole object as received, for plugin-specific keys and pass-through.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PluginConf {
+    pub cni_version: String,
+    pub name: String,
+    pub plugin_type: String,
+    pub ipam: Option<IpamConf>,
+    pub dns: Option<Dns>,
+    pub runtime_config: Map<String, Value>,
+    pub args: Option<Value>,
+    pub prev_result: Option<Value>,
+    pub raw: Map<String, Value>,
+}
+
+/// The `ipam` section: its `type` and everything else as given.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IpamConf {
+    pub ipam_type: String,
+    pub raw: Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct WellKnown {
+    #[serde(rename = "cniVersion", default)]
+    cni_version: String,
+    #[serde(default)]
+    name: String,
+    #[serde(rename = "type", default)]
+    plugin_type: String,
+    #[serde(default)]
+    dns: Option<Dns>,
+    #[serde(rename = "runtimeConfig", default)]
+    runtime_config: Option<Map<String, Value>>,
+    #[serde(default)]
+    args: Option<Value>,
+    #[serde(rename = "prevResult", default)]
+    prev_result: Option<Value>,
+}
+
+fn decode_err(what: &str, e: impl std::fmt::Display) -> CniError {
+    CniError::decode(format!("failed to parse {what}: {e}"))
+}
+
+impl PluginConf {
+    /// Parses a plugin's stdin. Checks only what every plugin needs: a JSON
+    /// object with a valid `name`.
+    pub fn parse(stdin: &[u8]) -> Result<PluginConf, CniError> {
+        let value: Value =
+            serde_json::from_slice(stdin).map_err(|e| decode_err("network configuration", e))?;
+        Self::from_value(value)
+    }
+
+    /// As [`PluginConf::parse`], from an already parsed value.
+    pub fn from_value(value: Value) -> Result<PluginConf, CniError> {
+        let Value::Object(raw) = value else {
+            return Err(CniError::decode(
+                "failed to parse network configuration: not a JSON object",
+            ));
+        };
+        let known: WellKnown =
+            from_object_ci(&raw).map_err(|e| e.context("network configuration"))?;
+        let ipam = match raw.get("ipam") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(m)) => Some(IpamConf {
+                ipam_type: m
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                raw: m.clone(),
+            }),
+            Some(_) => return Err(CniError::invalid_config("field \"ipam\" must be an object")),
+        };
+        Ok(PluginConf {
+            cni_version: if known.cni_version.is_empty() {
+                "0.1.0".into()
+            } else {
+                known.cni_version
+            },
+            name: known.name,
+            plugin_type: known.plugin_type,
+            ipam,
+            dns: known.dns,
+            runtime_config: known.runtime_config.unwrap_or_default(),
+            args: known.args,
+            prev_result: known.prev_result,
+            raw,
+        })
+    }
+
+    /// Fails unless `name` is present and safe as a directory name.
+    pub fn validate_name(&self) -> Result<(), CniError> {
+        validate_network_name(&self.name)
+    }
+
+    /// Decodes the plugin-specific keys into `T` (unknown keys ignored, key
+    /// names matched case-insensitively as the reference does).
+    pub fn plugin_fields<T: DeserializeOwned>(&self) -> Result<T, CniError> {
+        from_object_ci(&self.raw)
+    }
+
+    /// The previous result, converted to the model; `None` when absent.
+    pub fn prev_result(&self) -> Result<Option<CniResult>, CniError> {
+        match &self.prev_result {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => {
+                let mut v = v.clone();
+                // A prevResult without its own version is in the config's.
+                if let Value::Object(m) = &mut v {
+                    m.entry("cniVersion")
+                        .or_insert_with(|| Value::String(self.cni_version.clone()));
+                }
+                result::parse(&v)
+                    .map(Some)
+                    .map_err(|e| e.context("could not parse prevResult"))
+            }
+        }
+    }
+
+    /// `args.cni.<key>` if present.
+    pub fn cni_arg(&self, key: &str) -> Option<&Value> {
+        self.args.as_ref()?.get("cni")?.get(key)
+    }
+
+    /// `runtimeConfig.<key>` if present.
+    pub fn runtime(&self, key: &str) -> Option<&Value> {
+        self.runtime_config.get(key)
+    }
+
+    /// The config as the JSON object it arrived as.
+    pub fn to_value(&self) -> Value {
+        Value::Object(self.raw.clone())
+    }
+}
+
+/// A network config list (`.conflist`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NetConfList {
+    pub cni_version: String,
+    pub cni_versions: Vec<String>,
+    pub name: String,
+    pub disable_check: bool,
+    pub disable_gc: bool,
+    pub load_only_inlined_plugins: bool,
+    pub plugins: Vec<Map<String, Value>>,
+    pub raw: Map<String, Value>,
+}
+
+/// A boolean that may also arrive as the string "true"/"false".
+fn loose_bool(raw: &Map<String, Value>, key: &str) -> Result<bool, CniError> {
+    match raw.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::String(s)) => match s.to_lowercase().as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(CniError::invalid_config(format!(
+                "invalid value {s:?} for {key}: expected true or false"
+            ))),
+        },
+        Some(other) => Err(CniError::invalid_config(format!(
+            "invalid value {other} for {key}: expected a boolean"
+        ))),
+    }
+}
+
+impl NetConfList {
+    /// Parses a conflist, choosing the version from `cniVersions` (highest
+    /// one this library supports) over `cniVersion`.
+    pub fn parse(bytes: &[u8]) -> Result<NetConfList, CniError> {
+        let value: Value =
+            serde_json::from_slice(bytes).map_err(|e| decode_err("network config list", e))?;
+        let Value::Object(raw) = value else {
+            return Err(CniError::decode(
+                "failed to parse network config list: not a JSON object",
+            ));
+        };
+        let name = match raw.get("name") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            _ => return Err(CniError::invalid_config("no name in network config list")),
+        };
+        let mut cni_version = raw
+            .get("cniVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let cni_versions: Vec<String> = match raw.get("cniVersions") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|e| CniError::invalid_config(format!("invalid cniVersions: {e}")))?,
+        };
+        if let Some(best) = highest_supported(&cni_versions) {
+            cni_version = best;
+        }
+        let plugins = match raw.get("plugins") {
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, p)| match p {
+                    Value::Object(m) => Ok(m.clone()),
+                    _ => Err(CniError::invalid_config(format!(
+                        "plugins[{i}] is not an object"
+                    ))),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(_) => return Err(CniError::invalid_config("\"plugins\" is not a list")),
+            None => Vec::new(),
+        };
+        Ok(NetConfList {
+            cni_version,
+            cni_versions,
+            name,
+            disable_check: loose_bool(&raw, "disableCheck")?,
+            disable_gc: loose_bool(&raw, "disableGC")?,
+            load_only_inlined_plugins: loose_bool(&raw, "loadOnlyInlinedPlugins")?,
+            plugins,
+            raw,
+        })
+    }
+}
+
+/// The highest of `versions` that rcni supports.
+pub fn highest_supported(versions: &[String]) -> Option<String> {
+    versions
+        .iter()
+        .filter(|v| version::ALL.contains(&v.as_str()))
+        .filter_map(|v| version::Version::parse(v).ok().map(|p| (p, v)))
+        .max_by_key(|(p, _)| *p)
+        .map(|(_, v)| v.clone())
+}
+
+/// Collects the field names a `Deserialize` type expects, so keys can be
+/// matched case-insensitively as Go's encoding/json does.
+fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
+    struct Probe<'a>(&'a mut &'static [&'static str]);
+    impl<'de> de::Deserializer<'de> for Probe<'_> {
+        type Error = de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("field probe"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("field probe"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Probe(&mut fields));
+    fields
+}
+
+/// Deserializes `T` from an object, renaming keys that match one of `T`'s
+/// fields only up to ASCII case (an exact match always wins).
+pub fn from_object_ci<T: DeserializeOwned>(raw: &Map<String, Value>) -> Result<T, CniError> {
+    let fields = field_names::<T>();
+    let mut fixed = Map::with_capacity(raw.len());
+    for (key, value) in raw {
+        let target = if fields.contains(&key.as_str()) {
+            key.as_str()
+        } else {
+            fields
+                .iter()
+                .copied()
+                .find(|f| f.eq_ignore_ascii_case(key) && !raw.contains_key(*f))
+                .unwrap_or(key.as_str())
+        };
+        fixed.insert(target.to_string(), value.clone());
+    }
+    serde_json::from_value(Value::Object(fixed))
+        .map_err(|e| CniError::decode(format!("failed to parse configuration: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    #[test]
+    fn keeps_unknown_keys() {
+        let input =
+            json!({"cniVersion":"1.0.0","name":"n","type":"ptp","zzz":{"a":[1,2]},"mtu":1400});
+        let conf = PluginConf::from_value(input.clone()).unwrap();
+        assert_eq!(conf.to_value(), input);
+        assert_eq!(conf.plugin_type, "ptp");
+    }
+
+    #[test]
+    fn empty_version_is_010() {
+        let conf = PluginConf::parse(br#"{"name":"n","type":"x"}"#).unwrap();
+        assert_eq!(conf.cni_version, "0.1.0");
+    }
+
+    #[test]
+    fn case_insensitive_fields() {
+        #[derive(Deserialize)]
+        struct Tap {
+            #[serde(rename = "selinuxContext", default)]
+            selinux: String,
+            #[serde(rename = "mtu", default)]
+            mtu: u32,
+        }
+        let conf = PluginConf::parse(br#"{"name":"n","selinuxcontext":"s0","MTU":9000}"#).unwrap();
+        let tap: Tap = conf.plugin_fields().unwrap();
+        assert_eq!(tap.selinux, "s0");
+        assert_eq!(tap.mtu, 9000);
+    }
+
+    #[test]
+    fn prev_result_is_converted() {
+        let conf = PluginConf::parse(
+            br#"{"cniVersion":"0.4.0","name":"n","prevResult":{"cniVersion":"0.4.0","ips":[{"version":"4","address":"10.0.0.2/24"}]}}"#,
+        )
+        .unwrap();
+        let prev = conf.prev_result().unwrap().unwrap();
+        assert_eq!(prev.ips[0].address.to_string(), "10.0.0.2/24");
+    }
+
+    #[test]
+    fn conflist_versions_and_flags() {
+        let list = NetConfList::parse(
+            br#"{"cniVersion":"0.4.0","cniVersions":["1.0.0","1.1.0","9.0.0"],"name":"l",
+                "disableCheck":"true","disableGC":true,"plugins":[{"type":"ptp"}],"x":1}"#,
+        )
+        .unwrap();
+        assert_eq!(list.cni_version, "1.1.0");
+        assert!(list.disable_check && list.disable_gc && !list.load_only_inlined_plugins);
+        assert_eq!(list.plugins.len(), 1);
+        assert_eq!(list.raw["x"], 1);
+        assert!(NetConfList::parse(br#"{"plugins":[]}"#).is_err());
+        assert!(NetConfList::parse(br#"{"name":"l","disableCheck":"yes"}"#).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = PluginConf::parse(&bytes);
+            let _ = NetConfList::parse(&bytes);
+            let _ = crate::result::parse_bytes(&bytes);
+        }
+
+        #[test]
+        fn arbitrary_json_never_panics(s in r#"\{("[a-zA-Z]{1,10}": ?("[^"\\]{0,12}"|[0-9]{1,4}|null|true|\[\]|\{\}),? ?){0,6}\}"#) {
+            let _ = PluginConf::parse(s.as_bytes()).and_then(|c| c.prev_result());
+            let _ = NetConfList::parse(s.as_bytes());
+            let _ = crate::result::parse_bytes(s.as_bytes());
+        }
+    }
+}
