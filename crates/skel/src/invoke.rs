@@ -1,0 +1,330 @@
+//! Finding and running other plugins: IPAM delegation for plugins, and
+//! the execution layer of the runtime library.
+
+use crate::cmd::{CmdArgs, Command};
+use rcni_spec::result;
+use rcni_spec::version;
+use rcni_spec::{CniError, CniResult};
+use std::io::{ErrorKind, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as Process, Stdio};
+use std::time::{Duration, Instant};
+
+/// Finds `plugin` in `dirs` (the first regular file of that name).
+pub fn find_in_path(plugin: &str, dirs: &[&str]) -> Result<PathBuf, CniError> {
+    if plugin.is_empty() {
+        return Err(CniError::invalid_config("no plugin name provided"));
+    }
+    if plugin.contains('/') || plugin == "." || plugin == ".." {
+        return Err(CniError::invalid_config(format!(
+            "invalid plugin name: {plugin}"
+        )));
+    }
+    if dirs.is_empty() {
+        return Err(CniError::invalid_config("no paths provided"));
+    }
+    for dir in dirs {
+        let candidate = Path::new(dir).join(plugin);
+        if candidate.metadata().map(|m| m.is_file()).unwrap_or(false) {
+            return Ok(candidate);
+        }
+    }
+    Err(CniError::invalid_config(format!(
+        "failed to find plugin {plugin:?} in path {dirs:?}"
+    )))
+}
+
+/// How to run a plugin: its environment variables on top of ours, stdin,
+/// and an optional time limit.
+#[derive(Debug, Clone, Default)]
+pub struct Exec {
+    pub env: Vec<(String, String)>,
+    pub stdin: Vec<u8>,
+    pub timeout: Option<Duration>,
+}
+
+impl Exec {
+    /// The `CNI_*` variables for `command` on the attachment in `args`.
+    pub fn for_attachment(command: Command, args: &CmdArgs, stdin: &[u8]) -> Exec {
+        let env = [
+            ("CNI_COMMAND", command.as_str()),
+            ("CNI_CONTAINERID", args.container_id.as_str()),
+            ("CNI_NETNS", args.netns.as_str()),
+            ("CNI_IFNAME", args.ifname.as_str()),
+            ("CNI_ARGS", args.args.as_str()),
+            ("CNI_PATH", args.path.as_str()),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        Exec {
+            env,
+            stdin: stdin.to_vec(),
+            timeout: None,
+        }
+    }
+}
+
+const TEXT_FILE_BUSY_RETRIES: usize = 5;
+
+fn spawn(path: &Path, exec: &Exec) -> Result<Child, CniError> {
+    let mut attempt = 0;
+    loop {
+        let mut cmd = Process::new(path);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &exec.env {
+            cmd.env(k, v);
+        }
+        match cmd.spawn() {
+            Ok(child) => return Ok(child),
+            // The binary is being replaced right now; the reference waits.
+            Err(e)
+                if e.kind() == ErrorKind::ExecutableFileBusy
+                    && attempt < TEXT_FILE_BUSY_RETRIES =>
+            {
+                attempt += 1;
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Err(e) => {
+                return Err(CniError::io(format!(
+                    "failed to run plugin {}: {e}",
+                    path.display()
+                )))
+            }
+        }
+    }
+}
+
+fn wait(
+    child: &mut Child,
+    path: &Path,
+    timeout: Option<Duration>,
+) -> Result<std::process::ExitStatus, CniError> {
+    let Some(limit) = timeout else {
+        return child
+            .wait()
+            .map_err(|e| CniError::io(format!("waiting for plugin {}: {e}", path.display())));
+    };
+    let start = Instant::now();
+    let mut pause = Duration::from_micros(200);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(status),
+            Ok(None) if start.elapsed() >= limit => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(CniError::try_again(format!(
+                    "plugin {} timed out after {:?}",
+                    path.display(),
+                    limit
+                )));
+            }
+            Ok(None) => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            Err(e) => {
+                return Err(CniError::io(format!(
+                    "waiting for plugin {}: {e}",
+                    path.display()
+                )))
+            }
+        }
+    }
+}
+
+/// Runs the plugin at `path` and returns its stdout. On failure, returns
+/// the plugin's own error JSON, or an error quoting its stderr when its
+/// stdout is empty. The plugin's stderr is forwarded to ours.
+pub fn exec_plugin(path: &Path, exec: &Exec) -> Result<Vec<u8>, CniError> {
+    let mut child = spawn(path, exec)?;
+    let mut stdin = child.stdin.take();
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    // Read both pipes while waiting, so a timeout also covers a plugin
+    // that never closes its output.
+    let (status, out, err) = std::thread::scope(|s| {
+        let input = exec.stdin.as_slice();
+        s.spawn(move || {
+            if let Some(mut w) = stdin.take() {
+                let _ = w.write_all(input);
+            }
+        });
+        let read_all = |pipe: Option<Box<dyn Read + Send>>| {
+            move || {
+                let mut buf = Vec::new();
+                if let Some(mut r) = pipe {
+                    let _ = r.read_to_end(&mut buf);
+                }
+                buf
+            }
+        };
+        let out_reader = s.spawn(read_all(
+            stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+        ));
+        let err_reader = s.spawn(read_all(
+            stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+        ));
+        let status = wait(&mut child, path, exec.timeout);
+        (
+            status,
+            out_reader.join().unwrap_or_default(),
+            err_reader.join().unwrap_or_default(),
+        )
+    });
+    let status = status?;
+    if !err.is_empty() {
+        let _ = std::io::stderr().write_all(&err);
+    }
+    if status.success() {
+        return Ok(out);
+    }
+    Err(plugin_error(path, &out, &err, status))
+}
+
+fn plugin_error(
+    path: &Path,
+    stdout: &[u8],
+    stderr: &[u8],
+    status: std::process::ExitStatus,
+) -> CniError {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if stdout.iter().all(u8::is_ascii_whitespace) {
+        let stderr = String::from_utf8_lossy(stderr);
+        let msg = if stderr.trim().is_empty() {
+            format!("netplugin {name} failed with no error message: {status}")
+        } else {
+            format!("netplugin {name} failed: {:?}: {status}", stderr.trim_end())
+        };
+        return CniError::new(rcni_spec::ErrorCode::UNKNOWN, msg);
+    }
+    serde_json::from_slice::<CniError>(stdout).unwrap_or_else(|e| {
+        CniError::new(
+            rcni_spec::ErrorCode::UNKNOWN,
+            format!(
+                "netplugin {name} failed but error parsing its diagnostic message {:?}: {e}",
+                String::from_utf8_lossy(stdout)
+            ),
+        )
+    })
+}
+
+/// Parses a plugin's ADD output; an output without `cniVersion` is taken
+/// to be in the config's version, as the reference's `fixupResultVersion`.
+pub fn parse_result(conf: &[u8], stdout: &[u8]) -> Result<CniResult, CniError> {
+    let mut value: serde_json::Value = serde_json::from_slice(stdout)
+        .map_err(|e| CniError::decode(format!("failed to unmarshal raw result: {e}")))?;
+    if value.is_null() {
+        value = serde_json::json!({});
+    }
+    if let serde_json::Value::Object(m) = &mut value {
+        let empty = m
+            .get("cniVersion")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .is_empty();
+        if empty {
+            m.insert("cniVersion".into(), version::config_version(conf)?.into());
+        }
+    }
+    result::parse(&value)
+}
+
+fn delegate_path(plugin: &str, args: &CmdArgs) -> Result<PathBuf, CniError> {
+    find_in_path(plugin, &args.path_dirs())
+}
+
+/// Runs `plugin` (an IPAM plugin, usually) with ADD and our attachment's
+/// variables, and returns its result.
+pub fn delegate_add(plugin: &str, conf: &[u8], args: &CmdArgs) -> Result<CniResult, CniError> {
+    let path = delegate_path(plugin, args)?;
+    let out = exec_plugin(&path, &Exec::for_attachment(Command::Add, args, conf))?;
+    parse_result(conf, &out)
+}
+
+/// Runs `plugin` with a verb that returns no result (DEL, CHECK, GC,
+/// STATUS).
+pub fn delegate(
+    command: Command,
+    plugin: &str,
+    conf: &[u8],
+    args: &CmdArgs,
+) -> Result<(), CniError> {
+    let path = delegate_path(plugin, args)?;
+    exec_plugin(&path, &Exec::for_attachment(command, args, conf)).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap_or_default();
+        let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755));
+        p
+    }
+
+    #[test]
+    fn finds_plugins_in_order() {
+        let a = tempfile::tempdir().expect("tempdir");
+        let b = tempfile::tempdir().expect("tempdir");
+        let pb = script(b.path(), "p", "true");
+        let dirs = [
+            a.path().to_str().unwrap_or(""),
+            b.path().to_str().unwrap_or(""),
+        ];
+        assert_eq!(find_in_path("p", &dirs).ok(), Some(pb));
+        assert_eq!(find_in_path("q", &dirs).unwrap_err().code, 7);
+        assert!(find_in_path("../p", &dirs).is_err());
+    }
+
+    #[test]
+    fn surfaces_errors() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let json_err = script(d.path(), "e", r#"echo '{"code":11,"msg":"busy"}'; exit 1"#);
+        let e = exec_plugin(&json_err, &Exec::default()).unwrap_err();
+        assert_eq!((e.code, e.msg.as_str()), (11, "busy"));
+        let stderr_only = script(d.path(), "s", "echo boom >&2; exit 3");
+        let e = exec_plugin(&stderr_only, &Exec::default()).unwrap_err();
+        assert!(e.msg.contains("boom"), "{}", e.msg);
+        let garbage = script(d.path(), "g", "echo garbage; exit 1");
+        assert!(exec_plugin(&garbage, &Exec::default())
+            .unwrap_err()
+            .msg
+            .contains("garbage"));
+    }
+
+    #[test]
+    fn passes_env_and_stdin_and_times_out() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let echo = script(d.path(), "echo", r#"printf '%s|' "$CNI_COMMAND"; cat"#);
+        let exec = Exec {
+            env: vec![("CNI_COMMAND".into(), "ADD".into())],
+            stdin: b"hello".to_vec(),
+            timeout: Some(Duration::from_secs(10)),
+        };
+        assert_eq!(exec_plugin(&echo, &exec).ok(), Some(b"ADD|hello".to_vec()));
+        let slow = script(d.path(), "slow", "exec sleep 5");
+        let exec = Exec {
+            timeout: Some(Duration::from_millis(100)),
+            ..Exec::default()
+        };
+        assert_eq!(exec_plugin(&slow, &exec).unwrap_err().code, 11);
+    }
+
+    #[test]
+    fn result_without_version_takes_config_version() {
+        let r = parse_result(
+            br#"{"cniVersion":"0.4.0"}"#,
+            br#"{"ips":[{"version":"4","address":"10.0.0.2/24"}]}"#,
+        );
+        assert_eq!(r.map(|r| r.cni_version).ok(), Some("0.4.0".to_string()));
+    }
+}
