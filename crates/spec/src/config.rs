@@ -359,14 +359,14 @@ mod tests {
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let _ = PluginConf::parse(&bytes);
             let _ = NetConfList::parse(&bytes);
-            let _ = crate::result::parse_bytes(&bytes);
+            let _ = result::parse_bytes(&bytes);
         }
 
         #[test]
         fn arbitrary_json_never_panics(s in r#"\{("[a-zA-Z]{1,10}": ?("[^"\\]{0,12}"|[0-9]{1,4}|null|true|\[\]|\{\}),? ?){0,6}\}"#) {
             let _ = PluginConf::parse(s.as_bytes()).and_then(|c| c.prev_result());
             let _ = NetConfList::parse(s.as_bytes());
-            let _ = crate::result::parse_bytes(s.as_bytes());
+            let _ = result::parse_bytes(s.as_bytes());
         }
     }
 }
