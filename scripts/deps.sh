@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what building and testing rcni needs on a Debian machine (root).
+# Idempotent: does nothing when everything is already there.
+set -euo pipefail
+
+need=()
+for pkg_cmd in iproute2:ip iputils-ping:ping iptables:iptables nftables:nft \
+               containernetworking-plugins:/usr/lib/cni/host-local dnsmasq:dnsmasq \
+               procps:ps psmisc:killall; do
+  pkg=${pkg_cmd%%:*} cmd=${pkg_cmd#*:}
+  if [[ $cmd == /* ]]; then [[ -e $cmd ]] || need+=("$pkg")
+  else command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg"); fi
+done
+if ((${#need[@]})); then
+  echo "installing: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# dnsmasq's own service is not wanted: tests start their own instances.
+systemctl disable --now dnsmasq >/dev/null 2>&1 || true
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo is missing: install a Rust toolchain (rustup) first" >&2
+  exit 1
+fi

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite: style, lints, unit and integration tests (as root,
+# each in its own throwaway network namespaces), and the size budget.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "run as root: the integration tests create network namespaces" >&2
+  exit 1
+fi
+
+scripts/deps.sh
+
+echo "== cargo fmt"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== release build and size budget"
+cargo build --release --locked -p rcni
+size=$(stat -c %s target/release/rcni)
+echo "rcni release binary: $size bytes"
+if (( size >= 3 * 1024 * 1024 )); then
+  echo "the multi-call binary is over 3 MB" >&2
+  exit 1
+fi
+
+echo "== tests"
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.txt
+# One closing line for the whole run.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "all tests: %d passed, %d failed\n", p, f; exit (f > 0) }' \
+  target/test-output.txt
