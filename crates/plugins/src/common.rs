@@ -1,0 +1,262 @@
+//! Helpers shared by several plugins.
+
+use ipnet::IpNet;
+use std::net::IpAddr;
+
+/// Parses `ip/prefix` keeping the host bits (`10.1.2.3/24` stays as is).
+/// A bare IP is not accepted.
+pub fn parse_cidr_keep_host(s: &str) -> Option<IpNet> {
+    let (ip, prefix) = s.split_once('/')?;
+    let ip: IpAddr = ip.parse().ok()?;
+    let prefix: u8 = prefix.parse().ok()?;
+    IpNet::new(ip, prefix).ok()
+}
+
+/// Parses `ip` or `ip/prefix` (the prefix is ignored), as the reference's
+/// `ip.IP` type accepts both.
+pub fn parse_ip_maybe_cidr(s: &str) -> Option<IpAddr> {
+    s.split_once('/').map_or(s, |(ip, _)| ip).parse().ok()
+}
+
+use rcni_net::{NetError, NetNs};
+use rcni_spec::CniError;
+
+/// Maps a kernel-layer error to a CNI error, naming the step that failed.
+/// The reference reports these as internal errors (999).
+pub fn kernel_err(step: &'static str) -> impl Fn(NetError) -> CniError {
+    move |e| CniError::internal(format!("{step}: {e}"))
+}
+
+/// Opens the container netns; `Ok(None)` when the path is empty or no
+/// longer exists (DEL must then succeed), an error for anything else.
+pub fn open_netns(path: &str) -> Result<Option<NetNs>, CniError> {
+    if path.is_empty() {
+        return Ok(None);
+    }
+    match NetNs::open(path) {
+        Ok(ns) => Ok(Some(ns)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(CniError::internal(format!(
+            "failed to open netns {path:?}: {e}"
+        ))),
+    }
+}
+
+use rcni_net::{Handle, Route as KernelRoute};
+use rcni_skel::invoke;
+use rcni_skel::{CmdArgs, Command};
+use rcni_spec::config::PluginConf;
+use rcni_spec::CniResult;
+use std::time::{Duration, Instant};
+
+/// An address lease from the IPAM plugin named in the config. Dropping it
+/// without [`IpamLease::keep`] calls IPAM DEL, so an ADD that fails after
+/// IPAM leaves no address behind.
+pub struct IpamLease<'a> {
+    ipam_type: String,
+    args: &'a CmdArgs,
+    kept: bool,
+}
+
+/// The `ipam.type` of a config, which must be set.
+pub fn ipam_type(conf: &PluginConf) -> Result<String, CniError> {
+    match conf.ipam.as_ref().map(|i| i.ipam_type.as_str()) {
+        Some(t) if !t.is_empty() => Ok(t.to_string()),
+        _ => Err(CniError::invalid_config(
+            "ipam.type is missing: an IPAM plugin is required",
+        )),
+    }
+}
+
+impl<'a> IpamLease<'a> {
+    /// Runs IPAM ADD with the plugin's own stdin, as the reference does.
+    pub fn acquire(
+        conf: &PluginConf,
+        args: &'a CmdArgs,
+    ) -> Result<(IpamLease<'a>, CniResult), CniError> {
+        let ipam_type = ipam_type(conf)?;
+        let result = invoke::delegate_add(&ipam_type, &args.stdin, args)?;
+        Ok((
+            IpamLease {
+                ipam_type,
+                args,
+                kept: false,
+            },
+            result,
+        ))
+    }
+
+    /// The attachment succeeded: keep the address.
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for IpamLease<'_> {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = invoke::delegate(Command::Del, &self.ipam_type, &self.args.stdin, self.args);
+        }
+    }
+}
+
+/// Forwards a verb without result (DEL, CHECK, GC, STATUS) to the IPAM
+/// plugin of the config.
+pub fn ipam_forward(command: Command, conf: &PluginConf, args: &CmdArgs) -> Result<(), CniError> {
+    invoke::delegate(command, &ipam_type(conf)?, &args.stdin, args)
+}
+
+/// How long IPv6 duplicate address detection may take before routes via
+/// an IPv6 gateway are added (the reference's settle timeout).
+const DAD_SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+const IFA_F_TENTATIVE: u32 = 0x40;
+const IFA_F_DADFAILED: u32 = 0x08;
+
+/// Waits until no address on `index` is still tentative.
+fn settle_addresses(nl: &mut Handle, index: u32, ifname: &str) -> Result<(), CniError> {
+    let deadline = Instant::now() + DAD_SETTLE_TIMEOUT;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let addrs = nl
+            .addresses(Some(index))
+            .map_err(kernel_err("list addresses"))?;
+        if let Some(failed) = addrs.iter().find(|a| a.flags & IFA_F_DADFAILED != 0) {
+            return Err(CniError::internal(format!(
+                "failed to settle addresses for {ifname:?}: duplicate address {}",
+                failed.net
+            )));
+        }
+        if !addrs.iter().any(|a| a.flags & IFA_F_TENTATIVE != 0) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(CniError::internal(format!(
+                "failed to settle addresses for {ifname:?}: still tentative after {DAD_SETTLE_TIMEOUT:?}"
+            )));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// Configures `ifname` inside `ns` from an IPAM result, as the reference's
+/// `ipam.ConfigureIface`: enables IPv6 where needed, adds the addresses of
+/// the result that belong to `ifname`, sets the link up, waits for DAD,
+/// then adds the routes (a route without gateway goes via the first
+/// gateway of its family).
+pub fn configure_iface(
+    nl: &mut Handle,
+    ns: &NetNs,
+    ifname: &str,
+    result: &CniResult,
+) -> Result<(), CniError> {
+    if result.interfaces.is_empty() {
+        return Err(CniError::internal("no interfaces to configure"));
+    }
+    let link = nl
+        .link_by_name(ifname)
+        .map_err(kernel_err("look up the container interface"))?
+        .ok_or_else(|| CniError::internal(format!("failed to lookup {ifname:?}")))?;
+    let mut v4_gw = None;
+    let mut v6_gw = None;
+    let mut ipv6_enabled = false;
+    for ip in &result.ips {
+        let Some(idx) = ip.interface else { continue };
+        if result.interfaces.get(idx).map(|i| i.name.as_str()) != Some(ifname) {
+            return Err(CniError::internal(format!(
+                "failed to add IP addr {} to {ifname:?}: invalid interface index",
+                ip.address
+            )));
+        }
+        if ip.address.addr().is_ipv6() && !ipv6_enabled {
+            let name = ifname.to_string();
+            ns.run(move || -> Result<(), NetError> {
+                for dev in ["lo", name.as_str()] {
+                    let key = format!("net/ipv6/conf/{dev}/disable_ipv6");
+                    if rcni_net::sysctl::get(&key)
+                        .map(|v| v.trim() != "0")
+                        .unwrap_or(false)
+                    {
+                        rcni_net::sysctl::set(&key, "0")?;
+                    }
+                }
+                rcni_net::sysctl::set(&format!("net/ipv6/conf/{name}/keep_addr_on_down"), "1")
+            })
+            .map_err(kernel_err("enter the container netns"))?
+            .map_err(kernel_err("enable IPv6 in the container"))?;
+            ipv6_enabled = true;
+        }
+        nl.add_address(link.index, ip.address).map_err(|e| {
+            CniError::internal(format!(
+                "failed to add IP addr {} to {ifname:?}: {e}",
+                ip.address
+            ))
+        })?;
+        match ip.gateway {
+            Some(gw) if gw.is_ipv4() && v4_gw.is_none() => v4_gw = Some(gw),
+            Some(gw) if gw.is_ipv6() && v6_gw.is_none() => v6_gw = Some(gw),
+            _ => {}
+        }
+    }
+    nl.set_up(link.index)
+        .map_err(kernel_err("set the container interface up"))?;
+    if v6_gw.is_some() {
+        settle_addresses(nl, link.index, ifname)?;
+    }
+    for r in &result.routes {
+        let gw = r.gw.or(if r.dst.addr().is_ipv4() { v4_gw } else { v6_gw });
+        let mut route = KernelRoute::new(r.dst);
+        route.gateway = gw;
+        route.oif = Some(link.index);
+        route.priority = (r.priority != 0).then_some(r.priority);
+        if let Some(table) = r.table {
+            route.table = table;
+        }
+        if let Some(scope) = r.scope {
+            route.scope = scope;
+        }
+        route.mtu = (r.mtu != 0).then_some(r.mtu);
+        route.advmss = (r.advmss != 0).then_some(r.advmss);
+        nl.add_route(&route).map_err(|e| {
+            CniError::internal(format!(
+                "failed to add route '{} via {} dev {ifname}': {e}",
+                r.dst,
+                gw.map(|g| g.to_string()).unwrap_or_else(|| "<nil>".into())
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// Turns on IPv4 / IPv6 forwarding in the current netns for the families
+/// present in `result`.
+pub fn enable_forwarding(result: &CniResult) -> Result<(), CniError> {
+    let mut done = (false, false);
+    for ip in &result.ips {
+        let (key, flag) = if ip.address.addr().is_ipv4() {
+            ("net/ipv4/ip_forward", &mut done.0)
+        } else {
+            ("net/ipv6/conf/all/forwarding", &mut done.1)
+        };
+        if !*flag {
+            if rcni_net::sysctl::get(key)
+                .map(|v| v.trim() != "1")
+                .unwrap_or(true)
+            {
+                rcni_net::sysctl::set(key, "1").map_err(|e| {
+                    CniError::internal(format!("Could not enable IP forwarding: {e}"))
+                })?;
+            }
+            *flag = true;
+        }
+    }
+    Ok(())
+}
+
+/// Formats a MAC address as `aa:bb:cc:dd:ee:ff`.
+pub fn format_mac(mac: &[u8]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}

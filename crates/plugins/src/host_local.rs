@@ -1,0 +1,400 @@
+//! `host-local` IPAM: allocates addresses from configured ranges and keeps
+//! them in files under `<dataDir>/<network>/`, exactly as the reference
+//! does, so both can share one data dir. Beyond the reference: GC releases
+//! the addresses of attachments the runtime no longer knows, and STATUS
+//! reports an exhausted or unwritable store.
+
+use crate::common::parse_ip_maybe_cidr;
+use rcni_ipam::{Allocator, DiskStore, IpamError, Range};
+use rcni_skel::{CmdArgs, Plugin};
+use rcni_spec::args::CniArgs;
+use rcni_spec::config::{from_object_ci, PluginConf};
+use rcni_spec::{version, CniError, CniResult, ErrorCode, IpConfig, Route};
+use serde::Deserialize;
+use serde_json::Value;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+pub struct HostLocal;
+
+/// Where the reference keeps its stores.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
+
+#[derive(Deserialize, Default)]
+struct IpamSection {
+    /// The legacy flat form: one range written at the top of `ipam`.
+    #[serde(default)]
+    subnet: Option<Value>,
+    #[serde(rename = "rangeStart", default)]
+    range_start: Option<Value>,
+    #[serde(rename = "rangeEnd", default)]
+    range_end: Option<Value>,
+    #[serde(default)]
+    gateway: Option<Value>,
+    #[serde(default)]
+    ranges: Option<Value>,
+    #[serde(default)]
+    routes: Vec<Route>,
+    #[serde(rename = "dataDir", default)]
+    data_dir: String,
+    #[serde(rename = "resolvConf", default)]
+    resolv_conf: String,
+}
+
+/// The IPAM config with every source merged and every range validated.
+pub(crate) struct Config {
+    network: String,
+    range_sets: Vec<Vec<Range>>,
+    routes: Vec<Route>,
+    data_dir: PathBuf,
+    resolv_conf: String,
+    requested: Vec<IpAddr>,
+}
+
+/// One range as written, every field a string, so a bad value can be
+/// reported with its field's name.
+#[derive(Deserialize)]
+struct RawRange {
+    #[serde(default)]
+    subnet: Option<String>,
+    #[serde(rename = "rangeStart", default)]
+    range_start: Option<String>,
+    #[serde(rename = "rangeEnd", default)]
+    range_end: Option<String>,
+    #[serde(default)]
+    gateway: Option<String>,
+}
+
+fn parse_range(value: &Value, place: &str) -> Result<Range, CniError> {
+    let Value::Object(map) = value else {
+        return Err(CniError::invalid_config(format!(
+            "{place}: a range must be an object"
+        )));
+    };
+    let raw: RawRange =
+        from_object_ci(map).map_err(|e| CniError::invalid_config(format!("{place}: {}", e.msg)))?;
+    let subnet_text = raw
+        .subnet
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| CniError::invalid_config(format!("{place}.subnet is missing")))?;
+    let subnet = crate::common::parse_cidr_keep_host(&subnet_text).ok_or_else(|| {
+        CniError::invalid_config(format!("{place}.subnet: invalid CIDR {subnet_text:?}"))
+    })?;
+    let ip = |field: &str, v: Option<String>| -> Result<Option<IpAddr>, CniError> {
+        match v.filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(s) => s.parse().map(Some).map_err(|_| {
+                CniError::invalid_config(format!("{place}.{field}: invalid IP {s:?}"))
+            }),
+        }
+    };
+    Ok(Range {
+        subnet,
+        range_start: ip("rangeStart", raw.range_start)?,
+        range_end: ip("rangeEnd", raw.range_end)?,
+        gateway: ip("gateway", raw.gateway)?,
+    })
+}
+
+/// Decodes one range set from JSON, naming its place on failure.
+fn parse_range_set(value: &Value, place: &str) -> Result<Vec<Range>, CniError> {
+    let Value::Array(items) = value else {
+        return Err(CniError::invalid_config(format!(
+            "{place}: a range set must be a list of ranges"
+        )));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(j, item)| parse_range(item, &format!("{place}[{j}]")))
+        .collect()
+}
+
+fn parse_range_sets(value: Option<&Value>, place: &str) -> Result<Vec<Vec<Range>>, CniError> {
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(sets)) => sets
+            .iter()
+            .enumerate()
+            .map(|(i, set)| parse_range_set(set, &format!("{place}[{i}]")))
+            .collect(),
+        Some(_) => Err(CniError::invalid_config(format!(
+            "{place} must be a list of range sets"
+        ))),
+    }
+}
+
+/// Requested IPs, merged from CNI_ARGS `IP`, `args.cni.ips` and
+/// `runtimeConfig.ips` (the reference merges rather than overrides).
+fn requested_ips(conf: &PluginConf, cni_args: &str) -> Result<Vec<IpAddr>, CniError> {
+    let mut out = Vec::new();
+    let env = CniArgs::parse_known(cni_args, &["IP"])?;
+    if let Some(ip) = env.get("IP").filter(|s| !s.is_empty()) {
+        out.push(parse_ip_maybe_cidr(ip).ok_or_else(|| {
+            CniError::invalid_env(format!(
+                "ARGS: error parsing value of pair \"IP={ip}\": invalid IP"
+            ))
+        })?);
+    }
+    for (value, field) in [
+        (conf.cni_arg("ips"), "args.cni.ips"),
+        (conf.runtime("ips"), "runtimeConfig.ips"),
+    ] {
+        let list: Vec<String> = match value {
+            None | Some(Value::Null) => Vec::new(),
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|e| CniError::invalid_config(format!("{field}: {e}")))?,
+        };
+        for s in list {
+            out.push(
+                parse_ip_maybe_cidr(&s).ok_or_else(|| {
+                    CniError::invalid_config(format!("{field}: invalid IP {s:?}"))
+                })?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn load(conf: &PluginConf, cni_args: &str) -> Result<Config, CniError> {
+    conf.validate_name()?;
+    let ipam = conf
+        .ipam
+        .as_ref()
+        .ok_or_else(|| CniError::invalid_config("IPAM config missing 'ipam' key"))?;
+    let section: IpamSection = from_object_ci(&ipam.raw).map_err(|e| e.context("ipam"))?;
+    let requested = requested_ips(conf, cni_args)?;
+
+    let mut range_sets = parse_range_sets(section.ranges.as_ref(), "ipam.ranges")?;
+    if let Some(subnet) = section.subnet.as_ref().filter(|s| !s.is_null()) {
+        let mut flat = serde_json::Map::new();
+        flat.insert("subnet".into(), subnet.clone());
+        for (key, value) in [
+            ("rangeStart", &section.range_start),
+            ("rangeEnd", &section.range_end),
+            ("gateway", &section.gateway),
+        ] {
+            if let Some(v) = value {
+                flat.insert(key.into(), v.clone());
+            }
+        }
+        range_sets.insert(0, vec![parse_range(&Value::Object(flat), "ipam")?]);
+    }
+    let from_runtime = parse_range_sets(conf.runtime("ipRanges"), "runtimeConfig.ipRanges")?;
+    if !from_runtime.is_empty() {
+        range_sets.splice(0..0, from_runtime);
+    }
+    if range_sets.is_empty() {
+        return Err(CniError::invalid_config("no IP ranges specified"));
+    }
+    for (i, set) in range_sets.iter_mut().enumerate() {
+        rcni_ipam::canonicalize_set(set)
+            .map_err(|e| CniError::invalid_config(format!("invalid range set {i}: {e}")))?;
+    }
+    let v4 = range_sets
+        .iter()
+        .filter(|s| s[0].subnet.addr().is_ipv4())
+        .count();
+    let v6 = range_sets.len() - v4;
+    if (v4 > 1 || v6 > 1) && !version::at_least(&conf.cni_version, "0.3.0")? {
+        return Err(CniError::invalid_config(format!(
+            "CNI version {} does not support more than 1 address per family",
+            conf.cni_version
+        )));
+    }
+    for i in 0..range_sets.len() {
+        for j in i + 1..range_sets.len() {
+            if rcni_ipam::sets_overlap(&range_sets[i], &range_sets[j]) {
+                return Err(CniError::invalid_config(format!(
+                    "range set {i} overlaps with {j}"
+                )));
+            }
+        }
+    }
+    Ok(Config {
+        network: conf.name.clone(),
+        range_sets,
+        routes: section.routes,
+        data_dir: PathBuf::from(if section.data_dir.is_empty() {
+            DEFAULT_DATA_DIR
+        } else {
+            section.data_dir.as_str()
+        }),
+        resolv_conf: section.resolv_conf,
+        requested,
+    })
+}
+
+fn store_err(e: IpamError) -> CniError {
+    if e.is_config() {
+        return CniError::invalid_config(e.to_string());
+    }
+    if e.is_io() {
+        return CniError::io(e.to_string());
+    }
+    CniError::internal(e.to_string())
+}
+
+fn open_store(cfg: &Config) -> Result<DiskStore, CniError> {
+    DiskStore::open(&cfg.data_dir, &cfg.network).map_err(store_err)
+}
+
+/// Allocates one address per range set, honouring requested IPs; on any
+/// failure releases what this call took.
+fn allocate(
+    cfg: &Config,
+    store: &DiskStore,
+    id: &str,
+    ifname: &str,
+) -> Result<Vec<IpConfig>, CniError> {
+    let mut pending = cfg.requested.clone();
+    let mut ips = Vec::new();
+    let release_taken = |count: usize| {
+        for idx in 0..count {
+            let _ = Allocator::new(&cfg.range_sets[idx], store, idx).release(id, ifname);
+        }
+    };
+    for (idx, set) in cfg.range_sets.iter().enumerate() {
+        let requested = pending
+            .iter()
+            .position(|ip| set.iter().any(|r| r.contains(*ip)))
+            .map(|at| pending.remove(at));
+        match Allocator::new(set, store, idx).allocate(id, ifname, requested) {
+            Ok(a) => ips.push(IpConfig {
+                interface: None,
+                address: a.address,
+                gateway: a.gateway,
+            }),
+            Err(e) => {
+                release_taken(idx);
+                let err = store_err(e);
+                return Err(CniError {
+                    msg: format!("failed to allocate for range {idx}: {}", err.msg),
+                    ..err
+                });
+            }
+        }
+    }
+    if !pending.is_empty() {
+        release_taken(cfg.range_sets.len());
+        let list: Vec<String> = pending.iter().map(IpAddr::to_string).collect();
+        return Err(CniError::invalid_config(format!(
+            "failed to allocate all requested IPs: {}",
+            list.join(" ")
+        )));
+    }
+    Ok(ips)
+}
+
+/// `cni.dev/valid-attachments` of a GC call.
+#[derive(Deserialize)]
+struct Attachment {
+    #[serde(rename = "containerID")]
+    container_id: String,
+    #[serde(default)]
+    ifname: String,
+}
+
+fn valid_attachments(conf: &PluginConf) -> Result<Vec<Attachment>, CniError> {
+    match conf.raw.get("cni.dev/valid-attachments") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| CniError::invalid_config(format!("cni.dev/valid-attachments: {e}"))),
+    }
+}
+
+impl Plugin for HostLocal {
+    fn name(&self) -> &str {
+        "host-local"
+    }
+
+    fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
+        let conf = args.conf()?;
+        let cfg = load(&conf, &args.args)?;
+        let dns = if cfg.resolv_conf.is_empty() {
+            Default::default()
+        } else {
+            rcni_ipam::parse_resolv_conf(std::path::Path::new(&cfg.resolv_conf))
+                .map_err(store_err)?
+        };
+        let store = open_store(&cfg)?;
+        let ips = allocate(&cfg, &store, &args.container_id, &args.ifname)?;
+        Ok(CniResult {
+            cni_version: conf.cni_version.clone(),
+            interfaces: Vec::new(),
+            ips,
+            routes: cfg.routes.clone(),
+            dns,
+        })
+    }
+
+    fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let conf = args.conf()?;
+        let cfg = load(&conf, &args.args)?;
+        let store = open_store(&cfg)?;
+        let _lock = store.lock().map_err(store_err)?;
+        store
+            .release_by_id(&args.container_id, &args.ifname)
+            .map_err(store_err)?;
+        Ok(())
+    }
+
+    fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let conf = args.conf()?;
+        let cfg = load(&conf, &args.args)?;
+        let store = open_store(&cfg)?;
+        if store
+            .get_by_id(&args.container_id, &args.ifname)
+            .map_err(store_err)?
+            .is_empty()
+        {
+            return Err(CniError::internal(format!(
+                "host-local: Failed to find address added by container {}",
+                args.container_id
+            )));
+        }
+        Ok(())
+    }
+
+    /// Releases every address whose attachment is not in
+    /// `cni.dev/valid-attachments`.
+    fn gc(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let conf = args.conf()?;
+        let cfg = load(&conf, &args.args)?;
+        let valid = valid_attachments(&conf)?;
+        let store = open_store(&cfg)?;
+        let _lock = store.lock().map_err(store_err)?;
+        for alloc in store.allocations().map_err(store_err)? {
+            let keep = valid.iter().any(|a| {
+                a.container_id == alloc.container_id
+                    && (alloc.ifname.is_empty() || a.ifname == alloc.ifname)
+            });
+            if !keep {
+                store.release(alloc.ip).map_err(store_err)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Code 50 when the store cannot be written or a range set has no free
+    /// address left, so the runtime stops scheduling pods here.
+    fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let conf = args.conf()?;
+        let cfg = load(&conf, &args.args)?;
+        let unavailable = |msg: String| CniError::new(ErrorCode::PLUGIN_NOT_AVAILABLE, msg);
+        let store =
+            open_store(&cfg).map_err(|e| unavailable(format!("host-local store unusable: {e}")))?;
+        store
+            .check_writable()
+            .map_err(|e| unavailable(format!("host-local store is not writable: {e}")))?;
+        for (idx, set) in cfg.range_sets.iter().enumerate() {
+            if !Allocator::new(set, &store, idx)
+                .has_free()
+                .map_err(store_err)?
+            {
+                return Err(unavailable(format!("range set {idx} is exhausted")));
+            }
+        }
+        Ok(())
+    }
+}

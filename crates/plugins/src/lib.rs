@@ -1,0 +1,26 @@
+//! rcni's plugins, one module per plugin. Each module reads like the
+//! reference's description of that plugin: parse the config, then a short
+//! sequence of named steps, each with its undo.
+
+pub mod common;
+pub mod host_local;
+pub mod loopback;
+pub mod ptp;
+pub mod static_ipam;
+
+use rcni_skel::Plugin;
+
+/// Every plugin rcni ships, by the name it is installed under.
+pub fn all() -> &'static [&'static dyn Plugin] {
+    &[
+        &loopback::Loopback,
+        &host_local::HostLocal,
+        &static_ipam::Static,
+        &ptp::Ptp,
+    ]
+}
+
+/// The plugin installed as `name`, if rcni has it.
+pub fn lookup(name: &str) -> Option<&'static dyn Plugin> {
+    all().iter().copied().find(|p| p.name() == name)
+}

@@ -1,0 +1,87 @@
+//! `loopback`: sets `lo` up in the container (whatever CNI_IFNAME says),
+//! reports it, and sets it down again on DEL.
+
+use crate::common::{kernel_err, open_netns};
+use rcni_net::Handle;
+use rcni_skel::{CmdArgs, Plugin};
+use rcni_spec::{CniError, CniResult, Interface, IpConfig};
+
+pub struct Loopback;
+
+const LO: &str = "lo";
+
+impl Plugin for Loopback {
+    fn name(&self) -> &str {
+        "loopback"
+    }
+
+    fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
+        let conf = args.conf()?;
+        let prev = conf.prev_result()?;
+        let ns = open_netns(&args.netns)?.ok_or_else(|| missing_netns(&args.netns))?;
+        let mut nl = Handle::new_in(&ns).map_err(kernel_err("open netlink in the container"))?;
+        let lo = nl
+            .link_by_name(LO)
+            .map_err(kernel_err("look up lo"))?
+            .ok_or_else(|| CniError::internal("no lo in the container"))?;
+        nl.set_up(lo.index).map_err(kernel_err("set lo up"))?;
+        let addrs = nl
+            .addresses(Some(lo.index))
+            .map_err(kernel_err("list lo addresses"))?;
+        if let Some(bad) = addrs.iter().find(|a| !a.net.addr().is_loopback()) {
+            return Err(CniError::internal(format!(
+                "loopback interface found with non-loopback address {:?}",
+                bad.net.addr().to_string()
+            )));
+        }
+        if let Some(prev) = prev {
+            return Ok(prev);
+        }
+        let first_of = |v4: bool| addrs.iter().find(|a| a.net.addr().is_ipv4() == v4);
+        Ok(CniResult {
+            cni_version: conf.cni_version.clone(),
+            interfaces: vec![Interface {
+                name: LO.into(),
+                mac: "00:00:00:00:00:00".into(),
+                sandbox: args.netns.clone(),
+                ..Interface::default()
+            }],
+            ips: [first_of(true), first_of(false)]
+                .into_iter()
+                .flatten()
+                .map(|a| IpConfig {
+                    interface: Some(0),
+                    address: a.net,
+                    gateway: None,
+                })
+                .collect(),
+            ..CniResult::default()
+        })
+    }
+
+    fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let Some(ns) = open_netns(&args.netns)? else {
+            return Ok(());
+        };
+        let mut nl = Handle::new_in(&ns).map_err(kernel_err("open netlink in the container"))?;
+        if let Some(lo) = nl.link_by_name(LO).map_err(kernel_err("look up lo"))? {
+            nl.set_down(lo.index).map_err(kernel_err("set lo down"))?;
+        }
+        Ok(())
+    }
+
+    fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let ns = open_netns(&args.netns)?.ok_or_else(|| missing_netns(&args.netns))?;
+        let mut nl = Handle::new_in(&ns).map_err(kernel_err("open netlink in the container"))?;
+        match nl.link_by_name(LO).map_err(kernel_err("look up lo"))? {
+            Some(lo) if lo.admin_up => Ok(()),
+            _ => Err(CniError::internal("loopback interface is down")),
+        }
+    }
+}
+
+fn missing_netns(path: &str) -> CniError {
+    CniError::internal(format!(
+        "failed to open netns {path:?}: no such network namespace"
+    ))
+}

@@ -1,0 +1,328 @@
+//! `ptp`: a veth pair between the host and the container, with the
+//! container's addresses from IPAM, the gateway address on the host end,
+//! and /32 (/128) routes in both directions instead of a shared L2 segment.
+
+use crate::common::{
+    configure_iface, enable_forwarding, format_mac, ipam_forward, kernel_err, open_netns, IpamLease,
+};
+use ipnet::IpNet;
+use rcni_net::{Handle, NetNs, Route as KernelRoute, VethSpec};
+use rcni_skel::{CmdArgs, Command, Plugin};
+use rcni_spec::config::PluginConf;
+use rcni_spec::{CniError, CniResult, ErrorCode, Interface};
+use serde::Deserialize;
+use std::net::IpAddr;
+
+pub struct Ptp;
+
+#[derive(Deserialize, Default)]
+struct PtpConf {
+    #[serde(rename = "ipMasq", default)]
+    ip_masq: bool,
+    #[serde(default)]
+    mtu: u32,
+}
+
+const RT_SCOPE_LINK: u8 = 253;
+const HOST_VETH_ATTEMPTS: usize = 10;
+
+fn load(args: &CmdArgs) -> Result<(PluginConf, PtpConf), CniError> {
+    let conf = args.conf()?;
+    let own: PtpConf = conf.plugin_fields()?;
+    if own.ip_masq {
+        return Err(CniError::new(
+            ErrorCode::UNSUPPORTED_FIELD,
+            "ipMasq is not supported by rcni's ptp yet (it arrives with the firewall layer)",
+        ));
+    }
+    Ok((conf, own))
+}
+
+fn host_prefix(ip: IpAddr) -> IpNet {
+    IpNet::new(ip, if ip.is_ipv4() { 32 } else { 128 }).unwrap_or_else(|_| IpNet::from(ip))
+}
+
+/// Creates the pair: `ifname` in the container, a random `veth…` name on
+/// the host. Returns the host end's name.
+fn create_veth(host: &mut Handle, ns: &NetNs, ifname: &str, mtu: u32) -> Result<String, CniError> {
+    for _ in 0..HOST_VETH_ATTEMPTS {
+        let host_name = rcni_net::random_veth_name();
+        let spec = VethSpec {
+            name: host_name.clone(),
+            peer_name: ifname.to_string(),
+            mtu: (mtu != 0).then_some(mtu),
+            mac: None,
+            peer_mac: None,
+            peer_netns: Some(ns),
+        };
+        match host.create_veth(&spec) {
+            Ok(()) => return Ok(host_name),
+            Err(e) if e.is_exists() => {
+                if host
+                    .link_by_name(&host_name)
+                    .map_err(kernel_err("look up veth"))?
+                    .is_some()
+                {
+                    continue;
+                }
+                return Err(CniError::internal(format!(
+                    "container veth name provided ({ifname}) already exists"
+                )));
+            }
+            Err(e) => return Err(CniError::internal(format!("failed to make veth pair: {e}"))),
+        }
+    }
+    Err(CniError::internal("failed to find a unique veth name"))
+}
+
+/// The container side: addresses and IPAM routes, then the reference's
+/// routing: drop the kernel's subnet route, reach the gateway as a /32
+/// link route, and the subnet via the gateway.
+fn setup_container(
+    nl: &mut Handle,
+    ns: &NetNs,
+    ifname: &str,
+    result: &CniResult,
+) -> Result<(), CniError> {
+    configure_iface(nl, ns, ifname, result)?;
+    let link = nl
+        .link_by_name(ifname)
+        .map_err(kernel_err("look up the container veth"))?
+        .ok_or_else(|| CniError::internal(format!("failed to look up {ifname:?}")))?;
+    for ip in &result.ips {
+        let Some(gw) = ip.gateway else { continue };
+        let subnet = ip.address.trunc();
+        let mut auto = KernelRoute::new(subnet);
+        auto.oif = Some(link.index);
+        match nl.delete_route(&auto) {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => {
+                return Err(CniError::internal(format!(
+                    "failed to delete route {subnet}: {e}"
+                )))
+            }
+        }
+        let mut to_gw = KernelRoute::new(host_prefix(gw));
+        to_gw.oif = Some(link.index);
+        to_gw.scope = RT_SCOPE_LINK;
+        to_gw.prefsrc = Some(ip.address.addr());
+        let mut via_gw = KernelRoute::new(subnet);
+        via_gw.oif = Some(link.index);
+        via_gw.gateway = Some(gw);
+        via_gw.prefsrc = Some(ip.address.addr());
+        for route in [to_gw, via_gw] {
+            nl.add_route(&route).map_err(|e| {
+                CniError::internal(format!("failed to add route {}: {e}", route.dst))
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// The host side: the gateway address on the host veth and a host route
+/// to each container address.
+fn setup_host(host: &mut Handle, host_index: u32, result: &CniResult) -> Result<(), CniError> {
+    for ip in &result.ips {
+        let Some(gw) = ip.gateway else { continue };
+        host.add_address(host_index, host_prefix(gw))
+            .map_err(|e| CniError::internal(format!("failed to add IP addr {gw} to veth: {e}")))?;
+        let mut route = KernelRoute::new(host_prefix(ip.address.addr()));
+        route.oif = Some(host_index);
+        route.scope = RT_SCOPE_LINK;
+        match host.add_route(&route) {
+            Ok(()) => {}
+            Err(e) if e.is_exists() => {}
+            Err(e) => {
+                return Err(CniError::internal(format!(
+                    "failed to add route on host: {e}"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Plugin for Ptp {
+    fn name(&self) -> &str {
+        "ptp"
+    }
+
+    fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
+        let (conf, own) = load(args)?;
+        let ns = open_netns(&args.netns)?
+            .ok_or_else(|| CniError::internal(format!("failed to open netns {:?}", args.netns)))?;
+        let mut host = Handle::new().map_err(kernel_err("open netlink"))?;
+        let mut ctr = Handle::new_in(&ns).map_err(kernel_err("open netlink in the container"))?;
+
+        let (lease, mut result) = IpamLease::acquire(&conf, args)?;
+        if result.ips.is_empty() {
+            return Err(CniError::internal("IPAM plugin returned missing IP config"));
+        }
+        if let Some(ip) = result.ips.iter().find(|ip| ip.gateway.is_none()) {
+            return Err(CniError::invalid_config(format!(
+                "ptp needs a gateway from IPAM for {}",
+                ip.address
+            )));
+        }
+        enable_forwarding(&result)?;
+
+        let host_name = create_veth(&mut host, &ns, &args.ifname, own.mtu)?;
+        // From here on, deleting the host end removes the pair.
+        let undo_veth = |host: &mut Handle| {
+            if let Ok(Some(l)) = host.link_by_name(&host_name) {
+                let _ = host.delete_link(l.index);
+            }
+        };
+        let attached = (|| {
+            let host_link = host
+                .link_by_name(&host_name)
+                .map_err(kernel_err("look up the host veth"))?
+                .ok_or_else(|| CniError::internal(format!("failed to lookup {host_name:?}")))?;
+            host.set_up(host_link.index)
+                .map_err(kernel_err("set the host veth up"))?;
+            let _ = rcni_net::sysctl::set(&format!("net/ipv6/conf/{host_name}/accept_ra"), "0");
+            let ctr_link = ctr
+                .link_by_name(&args.ifname)
+                .map_err(kernel_err("look up the container veth"))?
+                .ok_or_else(|| {
+                    CniError::internal(format!("failed to look up {:?}", args.ifname))
+                })?;
+            result.interfaces = vec![
+                Interface {
+                    name: host_name.clone(),
+                    mac: host_link.mac.as_deref().map(format_mac).unwrap_or_default(),
+                    ..Interface::default()
+                },
+                Interface {
+                    name: args.ifname.clone(),
+                    mac: ctr_link.mac.as_deref().map(format_mac).unwrap_or_default(),
+                    sandbox: args.netns.clone(),
+                    ..Interface::default()
+                },
+            ];
+            for ip in &mut result.ips {
+                ip.interface = Some(1);
+            }
+            setup_container(&mut ctr, &ns, &args.ifname, &result)?;
+            setup_host(&mut host, host_link.index, &result)
+        })();
+        if let Err(e) = attached {
+            undo_veth(&mut host);
+            return Err(e);
+        }
+        if let Some(dns) = conf.dns.clone().filter(|d| !d.is_empty()) {
+            result.dns = dns;
+        }
+        lease.keep();
+        result.cni_version = conf.cni_version.clone();
+        Ok(result)
+    }
+
+    fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let (conf, _) = load(args)?;
+        ipam_forward(Command::Del, &conf, args)?;
+        let Some(ns) = open_netns(&args.netns)? else {
+            return Ok(());
+        };
+        let mut ctr = Handle::new_in(&ns).map_err(kernel_err("open netlink in the container"))?;
+        if let Some(link) = ctr
+            .link_by_name(&args.ifname)
+            .map_err(kernel_err("look up the container veth"))?
+        {
+            match ctr.delete_link(link.index) {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => {
+                    return Err(CniError::internal(format!(
+                        "failed to delete {:?}: {e}",
+                        args.ifname
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let (conf, _) = load(args)?;
+        let ns = open_netns(&args.netns)?
+            .ok_or_else(|| CniError::internal(format!("failed to open netns {:?}", args.netns)))?;
+        ipam_forward(Command::Check, &conf, args)?;
+        let prev = conf
+            .prev_result()?
+            .ok_or_else(|| CniError::invalid_config("ptp: Required prevResult missing"))?;
+        let Some(iface) = prev
+            .interfaces
+            .iter()
+            .find(|i| i.name == args.ifname && i.sandbox == args.netns)
+        else {
+            return Err(CniError::internal(format!(
+                "Sandbox in prevResult doesn't match configured netns: {}",
+                args.netns
+            )));
+        };
+        let mut ctr = Handle::new_in(&ns).map_err(kernel_err("open netlink in the container"))?;
+        let link = ctr
+            .link_by_name(&iface.name)
+            .map_err(kernel_err("look up the container veth"))?
+            .ok_or_else(|| {
+                CniError::internal(format!(
+                    "ptp: Container Interface name in prevResult: {} not found",
+                    iface.name
+                ))
+            })?;
+        if link.kind.as_deref() != Some("veth") {
+            return Err(CniError::internal(format!(
+                "Error: Container interface {} not of type veth/p2p",
+                iface.name
+            )));
+        }
+        let mac = link.mac.as_deref().map(format_mac).unwrap_or_default();
+        if !iface.mac.is_empty() && !iface.mac.eq_ignore_ascii_case(&mac) {
+            return Err(CniError::internal(format!(
+                "ptp: Interface {} Mac {} doesn't match container Mac: {mac}",
+                iface.name, iface.mac
+            )));
+        }
+        let have = ctr
+            .addresses(Some(link.index))
+            .map_err(kernel_err("list addresses"))?;
+        for ip in prev.ips.iter().filter(|ip| {
+            ip.interface
+                .and_then(|i| prev.interfaces.get(i))
+                .map(|i| i.name.as_str())
+                == Some(args.ifname.as_str())
+        }) {
+            if !have.iter().any(|a| a.net == ip.address) {
+                return Err(CniError::internal(format!(
+                    "Failed to match addr {} on interface {}",
+                    ip.address, args.ifname
+                )));
+            }
+        }
+        let routes = ctr.routes(None, None).map_err(kernel_err("list routes"))?;
+        for want in &prev.routes {
+            if !routes
+                .iter()
+                .any(|r| r.dst == want.dst.trunc() && (want.gw.is_none() || r.gateway == want.gw))
+            {
+                return Err(CniError::internal(format!(
+                    "Failed to match route {} in the container",
+                    want.dst
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn gc(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let conf = args.conf()?;
+        ipam_forward(Command::Gc, &conf, args)
+    }
+
+    fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let conf = args.conf()?;
+        ipam_forward(Command::Status, &conf, args)
+    }
+}
