@@ -1,0 +1,378 @@
+//! The integration-test harness: runs the built `rcni` binary exactly as a
+//! runtime does (env + stdin), as root, inside throwaway network
+//! namespaces, with data in temp dirs. Nothing here touches the machine's
+//! own interfaces, routes or firewall.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+/// The spec versions the main cases run across.
+pub const VERSIONS: &[&str] = &["0.3.1", "0.4.0", "1.0.0", "1.1.0"];
+
+/// Where the reference plugins (Debian's containernetworking-plugins) live.
+pub const REFERENCE_DIR: &str = "/usr/lib/cni";
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A unique short name for this test process.
+pub fn unique(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    format!("{prefix}{}x{n}", std::process::id() % 100000)
+}
+
+/// Runs a command and returns its output; panics with its stderr on
+/// failure.
+pub fn sh(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd).args(args).output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A network namespace made with `ip netns add`, deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(prefix: &str) -> Netns {
+        let name = unique(prefix);
+        sh("ip", &["netns", "add", &name]);
+        let ns = Netns { name };
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    pub fn path(&self) -> String {
+        format!("/run/netns/{}", self.name)
+    }
+
+    /// Runs a command inside the namespace; panics on failure.
+    pub fn exec(&self, cmd: &[&str]) -> String {
+        let mut args = vec!["netns", "exec", &self.name];
+        args.extend_from_slice(cmd);
+        sh("ip", &args)
+    }
+
+    /// Runs a command inside the namespace and says whether it succeeded.
+    pub fn try_exec(&self, cmd: &[&str]) -> bool {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(cmd)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+
+    /// `ip -j <args>` inside the namespace, parsed.
+    pub fn ip_json(&self, args: &[&str]) -> Value {
+        let mut full = vec!["-n", &self.name, "-j"];
+        full.extend_from_slice(args);
+        let out = sh("ip", &full);
+        if out.trim().is_empty() {
+            return Value::Array(Vec::new());
+        }
+        serde_json::from_str(&out).expect("ip -j output")
+    }
+
+    /// Names of the links in the namespace.
+    pub fn links(&self) -> Vec<String> {
+        self.ip_json(&["link", "show"])
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|l| l["ifname"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `addr/prefix` strings on `dev` (all families, all scopes).
+    pub fn addrs(&self, dev: &str) -> Vec<String> {
+        let v = self.ip_json(&["addr", "show", "dev", dev]);
+        let mut out = Vec::new();
+        for link in v.as_array().into_iter().flatten() {
+            for a in link["addr_info"].as_array().into_iter().flatten() {
+                out.push(format!(
+                    "{}/{}",
+                    a["local"].as_str().unwrap_or(""),
+                    a["prefixlen"]
+                ));
+            }
+        }
+        out
+    }
+
+    /// Routes as `ip route` prints them, one string each, both families.
+    pub fn routes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for fam in ["-4", "-6"] {
+            let text = sh(
+                "ip",
+                &["-n", &self.name, fam, "route", "show", "table", "all"],
+            );
+            out.extend(text.lines().map(|l| l.trim().to_string()));
+        }
+        out
+    }
+
+    /// Everything a plugin could leave behind, for before/after comparison:
+    /// links (name and kind), addresses and routes (IPv6 link-local and
+    /// kernel multicast/local noise excluded).
+    pub fn snapshot(&self) -> Vec<String> {
+        let mut s: Vec<String> = self.links();
+        for l in self.links() {
+            for a in self.addrs(&l) {
+                if !a.starts_with("fe80:") {
+                    s.push(format!("addr {l} {a}"));
+                }
+            }
+        }
+        s.extend(
+            self.routes()
+                .into_iter()
+                .filter(|r| {
+                    !r.starts_with("fe80::")
+                        && !r.starts_with("multicast")
+                        && !r.contains("fe80::/64")
+                })
+                .filter(|r| !r.starts_with("local fe80") && !r.starts_with("anycast fe80"))
+                .map(|r| format!("route {r}")),
+        );
+        s.sort();
+        s
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// A directory with the rcni plugins installed (symlinks to the built
+/// binary), made once per test process.
+pub fn rcni_bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("rcni-test-bin-{}", std::process::id()));
+        let out = Command::new(env!("CARGO_BIN_EXE_rcni"))
+            .args(["install", dir.to_str().expect("utf8"), "--force"])
+            .output()
+            .expect("run rcni install");
+        assert!(
+            out.status.success(),
+            "install: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+}
+
+/// True when the reference plugins are installed.
+pub fn have_reference() -> bool {
+    Path::new(REFERENCE_DIR).join("host-local").exists()
+}
+
+/// One plugin call as a runtime makes it.
+#[derive(Clone)]
+pub struct Call {
+    pub plugin_dir: PathBuf,
+    pub plugin: String,
+    pub command: String,
+    pub container_id: String,
+    pub netns: String,
+    pub ifname: String,
+    pub cni_args: String,
+    pub cni_path: String,
+    pub host: Option<String>,
+    pub extra_env: Vec<(String, String)>,
+}
+
+/// What a plugin printed and how it exited.
+pub struct Reply {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}): {:?} stderr {:?}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// Asserts success and returns the parsed stdout (or Null when empty).
+    pub fn ok(&self) -> Value {
+        assert_eq!(
+            self.code, 0,
+            "plugin failed: {} {}",
+            self.stdout, self.stderr
+        );
+        if self.stdout.trim().is_empty() {
+            Value::Null
+        } else {
+            self.json()
+        }
+    }
+
+    /// Asserts failure with the error JSON and returns (code, msg).
+    pub fn err(&self) -> (u64, String) {
+        assert_ne!(self.code, 0, "expected failure, got {}", self.stdout);
+        let v = self.json();
+        let code = v["code"].as_u64().expect("error code");
+        let msg = format!(
+            "{} {}",
+            v["msg"].as_str().unwrap_or(""),
+            v["details"].as_str().unwrap_or("")
+        );
+        (code, msg)
+    }
+}
+
+impl Call {
+    /// A call of rcni's `plugin`, from inside `host`.
+    pub fn rcni(plugin: &str, command: &str, host: &Netns, container: Option<&Netns>) -> Call {
+        let dir = rcni_bin_dir().to_path_buf();
+        Call {
+            plugin_dir: dir.clone(),
+            plugin: plugin.into(),
+            command: command.into(),
+            container_id: "ctr1".into(),
+            netns: container.map(|c| c.path()).unwrap_or_default(),
+            ifname: "eth0".into(),
+            cni_args: String::new(),
+            cni_path: dir.to_string_lossy().into_owned(),
+            host: Some(host.name.clone()),
+            extra_env: Vec::new(),
+        }
+    }
+
+    /// The same call made with the reference binaries.
+    pub fn reference(mut self) -> Call {
+        self.plugin_dir = PathBuf::from(REFERENCE_DIR);
+        self.cni_path = REFERENCE_DIR.into();
+        self
+    }
+
+    pub fn command(mut self, c: &str) -> Call {
+        self.command = c.into();
+        self
+    }
+
+    pub fn id(mut self, id: &str) -> Call {
+        self.container_id = id.into();
+        self
+    }
+
+    pub fn ifname(mut self, n: &str) -> Call {
+        self.ifname = n.into();
+        self
+    }
+
+    pub fn args(mut self, a: &str) -> Call {
+        self.cni_args = a.into();
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Call {
+        self.extra_env.push((k.into(), v.into()));
+        self
+    }
+
+    /// The process, ready to be spawned.
+    pub fn process(&self) -> Command {
+        let bin = self.plugin_dir.join(&self.plugin);
+        let mut cmd = match &self.host {
+            Some(h) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", h]).arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
+        cmd.env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("CNI_COMMAND", &self.command)
+            .env("CNI_CONTAINERID", &self.container_id)
+            .env("CNI_NETNS", &self.netns)
+            .env("CNI_IFNAME", &self.ifname)
+            .env("CNI_ARGS", &self.cni_args)
+            .env("CNI_PATH", &self.cni_path);
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Runs the plugin with `conf` on stdin.
+    pub fn run(&self, conf: &Value) -> Reply {
+        self.run_raw(conf.to_string().as_bytes())
+    }
+
+    pub fn run_raw(&self, stdin: &[u8]) -> Reply {
+        let mut child = self.process().spawn().expect("spawn plugin");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin)
+            .expect("write stdin");
+        let out: Output = child.wait_with_output().expect("wait plugin");
+        Reply {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// A temp data dir for host-local, removed on drop.
+pub fn data_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("rcni-data-")
+        .tempdir()
+        .expect("tempdir")
+}
+
+/// Files in `<dir>/<net>` (sorted), excluding the lock and last_reserved
+/// files, i.e. the allocated IPs.
+pub fn allocated_ips(dir: &Path, net: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir.join(net))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "lock" && !n.starts_with("last_reserved_ip"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Sets a value at a JSON pointer-ish path of object keys.
+pub fn with(mut conf: Value, key: &str, value: Value) -> Value {
+    conf[key] = value;
+    conf
+}

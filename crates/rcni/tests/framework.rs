@@ -1,0 +1,204 @@
+//! What every plugin does the same way: the environment, the version
+//! handshake, the error JSON, the about text, install and dispatch.
+
+// Tests panic on anything unexpected; that is their job.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::*;
+use serde_json::json;
+
+fn conf(version: &str) -> serde_json::Value {
+    json!({"cniVersion": version, "name": "fw", "type": "loopback"})
+}
+
+#[test]
+fn version_lists_every_spec_version() {
+    let host = Netns::new("fw");
+    for plugin in ["loopback", "host-local", "static", "ptp"] {
+        let v = Call::rcni(plugin, "VERSION", &host, None).run_raw(b"").ok();
+        assert_eq!(v["cniVersion"], "1.1.0");
+        assert_eq!(
+            v["supportedVersions"],
+            json!(["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+        );
+    }
+}
+
+#[test]
+fn bad_environment_and_input() {
+    let host = Netns::new("fw");
+    let ctr = Netns::new("fc");
+    let base = Call::rcni("loopback", "ADD", &host, Some(&ctr));
+    let cases: Vec<(Call, Vec<u8>, u64, &str)> = vec![
+        (
+            base.clone().id("a/b"),
+            conf("1.0.0").to_string().into_bytes(),
+            4,
+            "containerID",
+        ),
+        (
+            base.clone().id(""),
+            conf("1.0.0").to_string().into_bytes(),
+            4,
+            "CNI_CONTAINERID",
+        ),
+        (
+            base.clone().ifname("way-too-long-ifname"),
+            conf("1.0.0").to_string().into_bytes(),
+            4,
+            "interface name",
+        ),
+        (
+            base.clone().ifname("eth 0"),
+            conf("1.0.0").to_string().into_bytes(),
+            4,
+            "interface name",
+        ),
+        (
+            base.clone().command("FROB"),
+            conf("1.0.0").to_string().into_bytes(),
+            4,
+            "FROB",
+        ),
+        (base.clone(), b"{not json".to_vec(), 6, "network config"),
+        (
+            base.clone(),
+            json!({"cniVersion": "1.0.0"}).to_string().into_bytes(),
+            7,
+            "network name",
+        ),
+        (
+            base.clone(),
+            json!({"cniVersion": "1.0.0", "name": "a/b"})
+                .to_string()
+                .into_bytes(),
+            7,
+            "network name",
+        ),
+        (
+            base.clone(),
+            conf("7.0.0").to_string().into_bytes(),
+            1,
+            "7.0.0",
+        ),
+        (
+            base.clone(),
+            conf("garbage").to_string().into_bytes(),
+            1,
+            "garbage",
+        ),
+        (
+            base.clone().command("CHECK"),
+            conf("0.3.1").to_string().into_bytes(),
+            1,
+            "CHECK",
+        ),
+        (
+            base.clone().command("GC"),
+            conf("1.0.0").to_string().into_bytes(),
+            1,
+            "GC",
+        ),
+        (
+            base.clone().command("STATUS"),
+            conf("0.4.0").to_string().into_bytes(),
+            1,
+            "STATUS",
+        ),
+    ];
+    for (call, stdin, code, needle) in cases {
+        let reply = call.run_raw(&stdin);
+        let (got, msg) = reply.err();
+        assert_eq!(got, code, "{needle}: {msg}");
+        assert!(msg.contains(needle), "{needle}: {msg}");
+        assert!(reply.json().get("msg").is_some());
+    }
+    let mut missing = base.clone();
+    missing.cni_path.clear();
+    missing.netns.clear();
+    let (code, msg) = missing.run(&conf("1.0.0")).err();
+    assert_eq!(code, 4);
+    assert!(
+        msg.contains("CNI_NETNS") && msg.contains("CNI_PATH"),
+        "{msg}"
+    );
+    assert_eq!(ctr.links(), ["lo"]);
+}
+
+#[test]
+fn about_text_without_a_command() {
+    let out = std::process::Command::new(rcni_bin_dir().join("ptp"))
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ptp") && err.contains("CNI protocol versions supported: 0.1.0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn multi_call_dispatch_and_install() {
+    let bin = env!("CARGO_BIN_EXE_rcni");
+    let out = std::process::Command::new(bin)
+        .arg("static")
+        .env("CNI_COMMAND", "VERSION")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("supportedVersions"));
+    let listed = sh(bin, &["list"]);
+    for p in ["loopback", "host-local", "static", "ptp"] {
+        assert!(listed.lines().any(|l| l == p), "{listed}");
+        let link = rcni_bin_dir().join(p);
+        assert_eq!(
+            std::fs::read_link(&link).unwrap(),
+            std::path::Path::new("rcni")
+        );
+    }
+    let unknown = std::process::Command::new(bin)
+        .arg("no-such-plugin")
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    // install refuses to overwrite a foreign file without --force.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ptp"), b"not ours").unwrap();
+    let refused = std::process::Command::new(bin)
+        .args(["install", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert_eq!(std::fs::read(dir.path().join("ptp")).unwrap(), b"not ours");
+    sh(bin, &["install", dir.path().to_str().unwrap(), "--force"]);
+    assert_eq!(
+        std::fs::read_link(dir.path().join("ptp")).unwrap(),
+        std::path::Path::new("rcni")
+    );
+}
+
+#[test]
+fn sample_plugin_passes_prev_result_through() {
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/sample");
+    let status = std::process::Command::new("cargo")
+        .args(["build", "-q", "-p", "rcni-sample"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let host = Netns::new("fw");
+    let mut call = Call::rcni("sample", "ADD", &host, None);
+    call.plugin_dir = sample.parent().unwrap().to_path_buf();
+    call.netns = "/run/netns/unused".into();
+    let prev = json!({"cniVersion": "1.0.0", "ips": [{"address": "10.3.0.2/24"}]});
+    let c = json!({"cniVersion": "1.0.0", "name": "s", "type": "sample", "anotherAwesomeArg": "yes", "prevResult": prev});
+    let r = call.run(&c).ok();
+    assert_eq!(r["ips"][0]["address"], "10.3.0.2/24");
+    let (code, msg) = call
+        .run(&json!({"cniVersion": "1.0.0", "name": "s", "type": "sample"}))
+        .err();
+    assert_eq!(code, 7);
+    assert!(msg.contains("anotherAwesomeArg"));
+}
