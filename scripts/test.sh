@@ -28,5 +28,5 @@ fi
 echo "== tests"
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.txt
 # One closing line for the whole run.
-awk '/^test result: / { p += $4; f += $6 } END { printf "all tests: %d passed, %d failed\n", p, f; exit (f > 0) }' \
+awk '/^test result: / { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f; exit (f > 0) }' \
   target/test-output.txt

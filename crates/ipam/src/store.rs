@@ -105,11 +105,12 @@ impl DiskStore {
         self.dir.join(ip.to_string())
     }
 
-    /// Writes `contents` to `path` through a temporary file and a rename.
-    fn write_atomically(&self, path: &Path, contents: &str) -> Result<(), IpamError> {
+    /// Writes `contents` (mode 0600) to a temporary file in the store and
+    /// returns its path; nothing is left behind on failure.
+    fn stage(&self, suffix: &str, contents: &str) -> Result<PathBuf, IpamError> {
         let tmp = self
             .dir
-            .join(format!("{TEMP_PREFIX}{}-w", std::process::id()));
+            .join(format!("{TEMP_PREFIX}{}-{suffix}", std::process::id()));
         let write = || -> std::io::Result<()> {
             let mut f = OpenOptions::new()
                 .create(true)
@@ -117,15 +118,30 @@ impl DiskStore {
                 .write(true)
                 .mode(0o600)
                 .open(&tmp)?;
-            f.write_all(contents.as_bytes())?;
-            fs::rename(&tmp, path)
+            f.write_all(contents.as_bytes())
         };
-        write().map_err(|e| {
+        match write() {
+            Ok(()) => Ok(tmp),
+            Err(source) => {
+                let _ = fs::remove_file(&tmp);
+                Err(IpamError::Io {
+                    context: "cannot write",
+                    path: tmp,
+                    source,
+                })
+            }
+        }
+    }
+
+    /// Writes `contents` to `path` through a temporary file and a rename.
+    fn write_atomically(&self, path: &Path, contents: &str) -> Result<(), IpamError> {
+        let tmp = self.stage("w", contents)?;
+        fs::rename(&tmp, path).map_err(|source| {
             let _ = fs::remove_file(&tmp);
             IpamError::Io {
                 context: "cannot write",
                 path: path.to_path_buf(),
-                source: e,
+                source,
             }
         })
     }
@@ -140,26 +156,10 @@ impl DiskStore {
         set_index: usize,
     ) -> Result<bool, IpamError> {
         let path = self.ip_path(ip);
-        let tmp = self
-            .dir
-            .join(format!("{TEMP_PREFIX}{}-{ip}", std::process::id()));
-        let staged = || -> std::io::Result<()> {
-            let mut f = OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(format!("{}{LINE_BREAK}{ifname}", id.trim()).as_bytes())
-        };
-        staged().map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            IpamError::Io {
-                context: "cannot write",
-                path: tmp.clone(),
-                source: e,
-            }
-        })?;
+        let tmp = self.stage(
+            &ip.to_string(),
+            &format!("{}{LINE_BREAK}{ifname}", id.trim()),
+        )?;
         let linked = fs::hard_link(&tmp, &path);
         let _ = fs::remove_file(&tmp);
         match linked {
