@@ -179,8 +179,9 @@ fn loose_bool(raw: &Map<String, Value>, key: &str) -> Result<bool, CniError> {
 }
 
 impl NetConfList {
-    /// Parses a conflist, choosing the version from `cniVersions` (highest
-    /// one this library supports) over `cniVersion`.
+    /// Parses a conflist as the reference's libcni does: a name is
+    /// required, the version is chosen with [`choose_version`], an empty
+    /// `plugins` list and a plugin without `type` are errors.
     pub fn parse(bytes: &[u8]) -> Result<NetConfList, CniError> {
         let value: Value =
             serde_json::from_slice(bytes).map_err(|e| decode_err("network config list", e))?;
@@ -193,31 +194,47 @@ impl NetConfList {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             _ => return Err(CniError::invalid_config("no name in network config list")),
         };
-        let mut cni_version = raw
-            .get("cniVersion")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let cni_version = match raw.get("cniVersion") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => {
+                return Err(CniError::invalid_config(format!(
+                    "invalid cniVersion {other}"
+                )))
+            }
+        };
         let cni_versions: Vec<String> = match raw.get("cniVersions") {
             None | Some(Value::Null) => Vec::new(),
             Some(v) => serde_json::from_value(v.clone())
                 .map_err(|e| CniError::invalid_config(format!("invalid cniVersions: {e}")))?,
         };
-        if let Some(best) = highest_supported(&cni_versions) {
-            cni_version = best;
-        }
+        let cni_version = choose_version(&cni_version, &cni_versions)?;
+        let load_only_inlined_plugins = loose_bool(&raw, "loadOnlyInlinedPlugins")?;
         let plugins = match raw.get("plugins") {
+            Some(Value::Array(items)) if items.is_empty() => {
+                return Err(CniError::invalid_config("no plugins in list"))
+            }
             Some(Value::Array(items)) => items
                 .iter()
                 .enumerate()
                 .map(|(i, p)| match p {
-                    Value::Object(m) => Ok(m.clone()),
+                    Value::Object(m) => match m.get("type") {
+                        Some(Value::String(t)) if !t.is_empty() => Ok(m.clone()),
+                        _ => Err(CniError::invalid_config(format!(
+                            "plugins[{i}]: missing 'type'"
+                        ))),
+                    },
                     _ => Err(CniError::invalid_config(format!(
                         "plugins[{i}] is not an object"
                     ))),
                 })
                 .collect::<Result<Vec<_>, _>>()?,
             Some(_) => return Err(CniError::invalid_config("\"plugins\" is not a list")),
+            None if load_only_inlined_plugins => {
+                return Err(CniError::invalid_config(
+                    "loadOnlyInlinedPlugins is true, and there is no 'plugins' key",
+                ))
+            }
             None => Vec::new(),
         };
         Ok(NetConfList {
@@ -226,21 +243,37 @@ impl NetConfList {
             name,
             disable_check: loose_bool(&raw, "disableCheck")?,
             disable_gc: loose_bool(&raw, "disableGC")?,
-            load_only_inlined_plugins: loose_bool(&raw, "loadOnlyInlinedPlugins")?,
+            load_only_inlined_plugins,
             plugins,
             raw,
         })
     }
 }
 
-/// The highest of `versions` that rcni supports.
-pub fn highest_supported(versions: &[String]) -> Option<String> {
-    versions
+/// The list's version as the reference picks it: when `cniVersions` is
+/// given, the highest of its entries and `cniVersion` that is not newer
+/// than the newest version rcni knows; else `cniVersion`.
+pub fn choose_version(cni_version: &str, cni_versions: &[String]) -> Result<String, CniError> {
+    if cni_versions.is_empty() {
+        return Ok(cni_version.to_string());
+    }
+    let current = version::Version::parse(version::CURRENT)?;
+    let mut best: Option<(version::Version, String)> = None;
+    let candidates = cni_versions
         .iter()
-        .filter(|v| version::ALL.contains(&v.as_str()))
-        .filter_map(|v| version::Version::parse(v).ok().map(|p| (p, v)))
-        .max_by_key(|(p, _)| *p)
-        .map(|(_, v)| v.clone())
+        .map(String::as_str)
+        .chain((!cni_version.is_empty()).then_some(cni_version));
+    for v in candidates {
+        let parsed = version::Version::parse(v).map_err(|e| {
+            CniError::invalid_config(format!("invalid cniVersions entry {v}: {}", e.msg))
+        })?;
+        if parsed <= current && best.as_ref().is_none_or(|(b, _)| parsed > *b) {
+            best = Some((parsed, v.to_string()));
+        }
+    }
+    Ok(best
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| cni_version.to_string()))
 }
 
 /// Collects the field names a `Deserialize` type expects, so keys can be
@@ -347,10 +380,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(list.cni_version, "1.1.0");
+        let pick = |v: &str, vs: &[&str]| {
+            choose_version(v, &vs.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+        };
+        assert_eq!(pick("1.1.0", &["1.0.0"]), "1.1.0");
+        assert_eq!(pick("0.4.0", &["1.0.0", "2.0.0"]), "1.0.0");
+        assert_eq!(pick("0.4.0", &[]), "0.4.0");
+        assert!(choose_version("", &["x.y".to_string()]).is_err());
         assert!(list.disable_check && list.disable_gc && !list.load_only_inlined_plugins);
         assert_eq!(list.plugins.len(), 1);
         assert_eq!(list.raw["x"], 1);
         assert!(NetConfList::parse(br#"{"plugins":[]}"#).is_err());
+        assert!(NetConfList::parse(br#"{"name":"l","plugins":[]}"#).is_err());
+        assert!(NetConfList::parse(br#"{"name":"l","plugins":[{"name":"x"}]}"#).is_err());
         assert!(NetConfList::parse(br#"{"name":"l","disableCheck":"yes"}"#).is_err());
     }
 
