@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds rcni, installs the plugins, and attaches a network namespace to a
-# ptp + host-local network: shows the address and routes, pings the
-# gateway, deletes the attachment and shows that nothing is left.
+# Builds rcni and cnitool, installs them, and attaches a network namespace
+# to a ptp + host-local (+ loopback) network with cnitool: shows the
+# address and routes, pings the gateway, checks, deletes the attachment
+# and shows that nothing is left.
 # Everything happens inside a throwaway "host" netns, so the machine's own
 # network is never touched.
 set -euo pipefail
@@ -12,9 +13,10 @@ scripts/deps.sh
 
 bin_dir=${CNI_BIN_DIR:-/opt/cni/bin}
 echo "== building"
-cargo build --release --locked -p rcni
-echo "== installing into $bin_dir"
+cargo build --release --locked -p rcni -p rcni-cnitool
+echo "== installing the plugins into $bin_dir, cnitool into /usr/local/bin"
 target/release/rcni install "$bin_dir"
+install -m 0755 target/release/cnitool /usr/local/bin/cnitool
 ls -l "$bin_dir/rcni"
 
 host=rcni-demo-host-$$ ctr=rcni-demo-ctr-$$
@@ -29,39 +31,48 @@ ip netns add "$host"
 ip netns add "$ctr"
 ip -n "$host" link set lo up
 
-cat >"$work/demo.conf" <<CONF
+mkdir -p "$work/net.d"
+cat >"$work/net.d/10-demo.conflist" <<CONF
 {
   "cniVersion": "1.1.0",
   "name": "demo",
-  "type": "ptp",
-  "mtu": 1400,
-  "ipam": {
-    "type": "host-local",
-    "subnet": "10.123.0.0/24",
-    "routes": [{"dst": "0.0.0.0/0"}],
-    "dataDir": "$work/ipam"
-  }
+  "plugins": [
+    {
+      "type": "ptp",
+      "mtu": 1400,
+      "ipam": {
+        "type": "host-local",
+        "subnet": "10.123.0.0/24",
+        "routes": [{"dst": "0.0.0.0/0"}],
+        "dataDir": "$work/ipam"
+      }
+    },
+    {"type": "loopback"}
+  ]
 }
 CONF
 
-plugin() { # plugin VERB
-  ip netns exec "$host" env CNI_COMMAND="$1" CNI_CONTAINERID=demo CNI_NETNS="/run/netns/$ctr" \
-    CNI_IFNAME=eth0 CNI_PATH="$bin_dir" "$bin_dir/ptp" <"$work/demo.conf"
+cni() { # cni VERB: cnitool run from inside the demo's host netns
+  ip netns exec "$host" env NETCONFPATH="$work/net.d" CNI_PATH="$bin_dir" CNI_CACHE_DIR="$work/cache" \
+    cnitool "$1" demo "/run/netns/$ctr"
 }
 
-echo "== ADD: the result"
-plugin ADD
+echo "== cnitool add: the result"
+cni add
 echo "== the container's eth0 and routes"
 ip -n "$ctr" -br addr show dev eth0
 ip -n "$ctr" route
 echo "== ping the gateway from the container"
 ip netns exec "$ctr" ping -c 2 -W 2 10.123.0.1
-echo "== DEL"
-plugin DEL
+echo "== cnitool check"
+cni check && echo "attachment is as the cached result says"
+echo "== cnitool del"
+cni del
 echo "== after DEL: container links, host links, allocated IPs"
 ip -n "$ctr" -br link
 ip -n "$host" -br link
 leftover=$(find "$work/ipam/demo" -type f ! -name lock ! -name 'last_reserved_ip.*' | wc -l)
-echo "allocated IP files left: $leftover"
-[[ $leftover -eq 0 && $(ip -n "$ctr" -br link | wc -l) -eq 1 ]]
+cached=$(find "$work/cache" -type f | wc -l)
+echo "allocated IP files left: $leftover, cached results left: $cached"
+[[ $leftover -eq 0 && $cached -eq 0 && $(ip -n "$ctr" -br link | wc -l) -eq 1 ]]
 echo "== demo done: attached, reachable, and cleanly removed"
