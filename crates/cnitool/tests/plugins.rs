@@ -18,12 +18,21 @@ static N: AtomicUsize = AtomicUsize::new(0);
 fn rcni_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let target = PathBuf::from(env!("CARGO_BIN_EXE_cnitool")).parent().unwrap().to_path_buf();
+        let target = PathBuf::from(env!("CARGO_BIN_EXE_cnitool"))
+            .parent()
+            .unwrap()
+            .to_path_buf();
         let bin = target.join("rcni");
-        let built = Command::new("cargo").args(["build", "-q", "-p", "rcni"]).status().unwrap();
+        let built = Command::new("cargo")
+            .args(["build", "-q", "-p", "rcni"])
+            .status()
+            .unwrap();
         assert!(built.success() && bin.exists());
         let dir = std::env::temp_dir().join(format!("rcni-cnitool-bin-{}", std::process::id()));
-        let out = Command::new(&bin).args(["install", dir.to_str().unwrap(), "--force"]).output().unwrap();
+        let out = Command::new(&bin)
+            .args(["install", dir.to_str().unwrap(), "--force"])
+            .output()
+            .unwrap();
         assert!(out.status.success());
         dir
     })
@@ -40,8 +49,16 @@ struct Netns(String);
 
 impl Netns {
     fn new(prefix: &str) -> Netns {
-        let name = format!("{prefix}{}x{}", std::process::id() % 100000, N.fetch_add(1, Ordering::SeqCst));
-        assert!(Command::new("ip").args(["netns", "add", &name]).status().unwrap().success());
+        let name = format!(
+            "{prefix}{}x{}",
+            std::process::id() % 100000,
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        assert!(Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .unwrap()
+            .success());
         let ns = Netns(name);
         ns.run(&["ip", "link", "set", "lo", "up"]);
         ns
@@ -52,14 +69,27 @@ impl Netns {
     }
 
     fn run(&self, cmd: &[&str]) -> bool {
-        Command::new("ip").args(["netns", "exec", &self.0]).args(cmd).output().unwrap().status.success()
+        Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .args(cmd)
+            .output()
+            .unwrap()
+            .status
+            .success()
     }
 
     fn links(&self) -> Vec<String> {
-        let out = Command::new("ip").args(["-n", &self.0, "-br", "link"]).output().unwrap();
+        let out = Command::new("ip")
+            .args(["-n", &self.0, "-br", "link"])
+            .output()
+            .unwrap();
         let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
             .lines()
-            .filter_map(|l| l.split_whitespace().next().map(|n| n.split('@').next().unwrap_or(n).to_string()))
+            .filter_map(|l| {
+                l.split_whitespace()
+                    .next()
+                    .map(|n| n.split('@').next().unwrap_or(n).to_string())
+            })
             .collect();
         v.sort();
         v
@@ -92,7 +122,11 @@ impl Setup {
                                      "dataDir": s.data_dir.path().to_str().unwrap()}},
             {"type": "loopback"}
         ]});
-        std::fs::write(s.conf_dir.path().join("10-podnet.conflist"), list.to_string()).unwrap();
+        std::fs::write(
+            s.conf_dir.path().join("10-podnet.conflist"),
+            list.to_string(),
+        )
+        .unwrap();
         s
     }
 
@@ -111,7 +145,12 @@ impl Setup {
 
     fn ok(&self, plugins: &Path, args: &[&str]) -> String {
         let out = self.cnitool(plugins, args);
-        assert!(out.status.success(), "cnitool {args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "cnitool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -151,8 +190,12 @@ fn same_results_with_rcni_and_the_reference() {
         let s = Setup::new("1.0.0");
         let ctr = Netns::new("cc");
         let host_links = s.host.links();
-        let added: Value = serde_json::from_str(&s.ok(plugins, &["add", "podnet", &ctr.path()])).unwrap();
-        assert!(ctr.run(&["ping", "-c1", "-w5", "10.33.0.1"]), "{plugins:?}: no connectivity");
+        let added: Value =
+            serde_json::from_str(&s.ok(plugins, &["add", "podnet", &ctr.path()])).unwrap();
+        assert!(
+            ctr.run(&["ping", "-c1", "-w5", "10.33.0.1"]),
+            "{plugins:?}: no connectivity"
+        );
         s.ok(plugins, &["check", "podnet", &ctr.path()]);
         s.ok(plugins, &["del", "podnet", &ctr.path()]);
         assert_eq!(s.host.links(), host_links, "{plugins:?}: host not clean");
@@ -166,7 +209,10 @@ fn same_results_with_rcni_and_the_reference() {
 #[test]
 fn added_with_one_removed_with_the_other() {
     require_reference();
-    for (adder, deleter) in [(rcni_dir(), Path::new(REFERENCE_DIR)), (Path::new(REFERENCE_DIR), rcni_dir())] {
+    for (adder, deleter) in [
+        (rcni_dir(), Path::new(REFERENCE_DIR)),
+        (Path::new(REFERENCE_DIR), rcni_dir()),
+    ] {
         let s = Setup::new("1.0.0");
         let ctr = Netns::new("cc");
         let host_links = s.host.links();
@@ -202,14 +248,28 @@ fn gc_removes_exactly_the_stale_attachments() {
     assert_eq!(s.host.links().len(), 4, "lo and three host veths");
     // A stale host-local reservation with no cache entry at all: only the
     // plugin-level GC can find it.
-    std::fs::write(s.data_dir.path().join("podnet/10.33.0.200"), "ghost\r\neth0").unwrap();
+    std::fs::write(
+        s.data_dir.path().join("podnet/10.33.0.200"),
+        "ghost\r\neth0",
+    )
+    .unwrap();
 
-    s.ok(rcni_dir(), &["gc", "podnet", "--valid", &format!("{}/eth0", ids[0])]);
-    assert_eq!(s.allocated(), ["10.33.0.2"], "only the valid container keeps its address");
+    s.ok(
+        rcni_dir(),
+        &["gc", "podnet", "--valid", &format!("{}/eth0", ids[0])],
+    );
+    assert_eq!(
+        s.allocated(),
+        ["10.33.0.2"],
+        "only the valid container keeps its address"
+    );
     assert_eq!(s.host.links().len(), 2, "lo and the valid container's veth");
     assert_eq!(containers[1].links(), ["lo"]);
     assert_eq!(containers[2].links(), ["lo"]);
-    assert!(containers[0].run(&["ping", "-c1", "-w5", "10.33.0.1"]), "the valid attachment was harmed");
+    assert!(
+        containers[0].run(&["ping", "-c1", "-w5", "10.33.0.1"]),
+        "the valid attachment was harmed"
+    );
     s.ok(rcni_dir(), &["status", "podnet"]);
     s.ok(rcni_dir(), &["del", "podnet", &containers[0].path()]);
     assert!(s.allocated().is_empty());
