@@ -500,3 +500,23 @@ fn config_errors_and_the_extra_commands() {
     assert!(listed.contains("net\t1.0.0\tnoop,noop,noop"), "{listed}");
     assert!(listed.contains("single\t0.4.0\tnoop"), "{listed}");
 }
+
+#[test]
+fn validate_checks_versions_and_unions_capabilities() {
+    let env = Env::new();
+    three(&env, "1.1.0");
+    let list = rcni_runtime::conf::load(env.conf_dir.path(), "net").unwrap();
+    let cni = rcni_runtime::Cni::new(vec![noop_dir()]);
+    assert_eq!(
+        cni.validate_network_list(&list).unwrap(),
+        ["mac", "portMappings"]
+    );
+    let mut future = list.clone();
+    future.cni_version = "9.9.9".into();
+    let err = cni.validate_network_list(&future).unwrap_err().to_string();
+    assert!(err.contains("9.9.9"), "{err}");
+    let mut missing = list.clone();
+    missing.plugins[1].plugin_type = "absent-plugin".into();
+    let err = cni.validate_network_list(&missing).unwrap_err().to_string();
+    assert!(err.contains("absent-plugin"), "{err}");
+}
