@@ -260,3 +260,34 @@ pub fn format_mac(mac: &[u8]) -> String {
         .collect::<Vec<_>>()
         .join(":")
 }
+
+/// The firewall backend for `ipMasq`: the configured one (which must be
+/// installed) or the reference's default.
+pub fn masq_backend(configured: Option<&str>) -> Result<rcni_netfilter::Backend, CniError> {
+    let backend = rcni_netfilter::Backend::choose(configured, "ipMasqBackend")
+        .map_err(|e| CniError::invalid_config(e.to_string()))?;
+    backend
+        .ensure_available()
+        .map_err(|e| CniError::invalid_config(format!("ipMasqBackend: {e}")))?;
+    Ok(backend)
+}
+
+/// `cni.dev/valid-attachments` of a GC call, as (container ID, ifname).
+pub fn valid_attachments(conf: &PluginConf) -> Result<Vec<(String, String)>, CniError> {
+    #[derive(serde::Deserialize)]
+    struct Attachment {
+        #[serde(rename = "containerID")]
+        container_id: String,
+        #[serde(default)]
+        ifname: String,
+    }
+    let list: Vec<Attachment> = match conf.raw.get("cni.dev/valid-attachments") {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| CniError::invalid_config(format!("cni.dev/valid-attachments: {e}")))?,
+    };
+    Ok(list
+        .into_iter()
+        .map(|a| (a.container_id, a.ifname))
+        .collect())
+}

@@ -286,23 +286,6 @@ fn allocate(
     Ok(ips)
 }
 
-/// `cni.dev/valid-attachments` of a GC call.
-#[derive(Deserialize)]
-struct Attachment {
-    #[serde(rename = "containerID")]
-    container_id: String,
-    #[serde(default)]
-    ifname: String,
-}
-
-fn valid_attachments(conf: &PluginConf) -> Result<Vec<Attachment>, CniError> {
-    match conf.raw.get("cni.dev/valid-attachments") {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(v) => serde_json::from_value(v.clone())
-            .map_err(|e| CniError::invalid_config(format!("cni.dev/valid-attachments: {e}"))),
-    }
-}
-
 impl Plugin for HostLocal {
     fn name(&self) -> &str {
         "host-local"
@@ -361,13 +344,12 @@ impl Plugin for HostLocal {
     fn gc(&self, args: &CmdArgs) -> Result<(), CniError> {
         let conf = args.conf()?;
         let cfg = load(&conf, &args.args)?;
-        let valid = valid_attachments(&conf)?;
+        let valid = crate::common::valid_attachments(&conf)?;
         let store = open_store(&cfg)?;
         let _lock = store.lock().map_err(store_err)?;
         for alloc in store.allocations().map_err(store_err)? {
-            let keep = valid.iter().any(|a| {
-                a.container_id == alloc.container_id
-                    && (alloc.ifname.is_empty() || a.ifname == alloc.ifname)
+            let keep = valid.iter().any(|(id, ifname)| {
+                *id == alloc.container_id && (alloc.ifname.is_empty() || *ifname == alloc.ifname)
             });
             if !keep {
                 store.release(alloc.ip).map_err(store_err)?;

@@ -3,13 +3,15 @@
 //! and /32 (/128) routes in both directions instead of a shared L2 segment.
 
 use crate::common::{
-    configure_iface, enable_forwarding, format_mac, ipam_forward, kernel_err, open_netns, IpamLease,
+    configure_iface, enable_forwarding, format_mac, ipam_forward, kernel_err, masq_backend,
+    open_netns, valid_attachments, IpamLease,
 };
 use ipnet::IpNet;
 use rcni_net::{Handle, NetNs, Route as KernelRoute, VethSpec};
+use rcni_netfilter::masq;
 use rcni_skel::{CmdArgs, Command, Plugin};
 use rcni_spec::config::PluginConf;
-use rcni_spec::{CniError, CniResult, ErrorCode, Interface};
+use rcni_spec::{CniError, CniResult, Interface};
 use serde::Deserialize;
 use std::net::IpAddr;
 
@@ -19,6 +21,8 @@ pub struct Ptp;
 struct PtpConf {
     #[serde(rename = "ipMasq", default)]
     ip_masq: bool,
+    #[serde(rename = "ipMasqBackend", default)]
+    ip_masq_backend: Option<String>,
     #[serde(default)]
     mtu: u32,
 }
@@ -29,12 +33,6 @@ const HOST_VETH_ATTEMPTS: usize = 10;
 fn load(args: &CmdArgs) -> Result<(PluginConf, PtpConf), CniError> {
     let conf = args.conf()?;
     let own: PtpConf = conf.plugin_fields()?;
-    if own.ip_masq {
-        return Err(CniError::new(
-            ErrorCode::UNSUPPORTED_FIELD,
-            "ipMasq is not supported by rcni's ptp yet (it arrives with the firewall layer)",
-        ));
-    }
     Ok((conf, own))
 }
 
@@ -150,6 +148,15 @@ impl Plugin for Ptp {
 
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
         let (conf, own) = load(args)?;
+        let backend = own
+            .ip_masq
+            .then(|| masq_backend(own.ip_masq_backend.as_deref()))
+            .transpose()?;
+        let owner = masq::Owner {
+            network: &conf.name,
+            ifname: &args.ifname,
+            container_id: &args.container_id,
+        };
         let ns = open_netns(&args.netns)?
             .ok_or_else(|| CniError::internal(format!("failed to open netns {:?}", args.netns)))?;
         let mut host = Handle::new().map_err(kernel_err("open netlink"))?;
@@ -205,7 +212,15 @@ impl Plugin for Ptp {
                 ip.interface = Some(1);
             }
             setup_container(&mut ctr, &ns, &args.ifname, &result)?;
-            setup_host(&mut host, host_link.index, &result)
+            setup_host(&mut host, host_link.index, &result)?;
+            if let Some(backend) = backend {
+                let ips: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
+                masq::setup(backend, &ips, &owner).map_err(|e| {
+                    let _ = masq::teardown(&owner);
+                    CniError::internal(format!("failed to set up IP masquerading: {e}"))
+                })?;
+            }
+            Ok(())
         })();
         if let Err(e) = attached {
             undo_veth(&mut host);
@@ -220,8 +235,20 @@ impl Plugin for Ptp {
     }
 
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
-        let (conf, _) = load(args)?;
+        let (conf, own) = load(args)?;
         ipam_forward(Command::Del, &conf, args)?;
+        // The rules are found by name, so they go even when the netns is
+        // already gone (the reference leaks them then).
+        if own.ip_masq {
+            let owner = masq::Owner {
+                network: &conf.name,
+                ifname: &args.ifname,
+                container_id: &args.container_id,
+            };
+            masq::teardown(&owner).map_err(|e| {
+                CniError::internal(format!("failed to tear down IP masquerading: {e}"))
+            })?;
+        }
         let Some(ns) = open_netns(&args.netns)? else {
             return Ok(());
         };
@@ -316,9 +343,17 @@ impl Plugin for Ptp {
         Ok(())
     }
 
+    /// Forwards GC to IPAM and drops the masquerading of attachments the
+    /// runtime no longer knows.
     fn gc(&self, args: &CmdArgs) -> Result<(), CniError> {
-        let conf = args.conf()?;
-        ipam_forward(Command::Gc, &conf, args)
+        let (conf, own) = load(args)?;
+        ipam_forward(Command::Gc, &conf, args)?;
+        if own.ip_masq {
+            let valid = valid_attachments(&conf)?;
+            masq::gc(&conf.name, &valid)
+                .map_err(|e| CniError::internal(format!("IP masquerading GC: {e}")))?;
+        }
+        Ok(())
     }
 
     fn status(&self, args: &CmdArgs) -> Result<(), CniError> {

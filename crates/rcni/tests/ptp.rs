@@ -298,21 +298,6 @@ fn failure_after_ipam_releases_the_address() {
 }
 
 #[test]
-fn ip_masq_is_refused_until_the_firewall_layer_lands() {
-    let host = Netns::new("ph");
-    let ctr = Netns::new("pc");
-    let data = data_dir();
-    let net = unique("ptpnet");
-    let mut conf = ptp_conf("1.0.0", &net, data.path(), v4_ranges());
-    conf["ipMasq"] = json!(true);
-    let (code, msg) = Call::rcni("ptp", "ADD", &host, Some(&ctr)).run(&conf).err();
-    assert_eq!(code, 2, "{msg}");
-    assert!(msg.contains("ipMasq"), "{msg}");
-    assert!(allocated_ips(data.path(), &net).is_empty());
-    assert_eq!(ctr.links(), ["lo"]);
-}
-
-#[test]
 fn missing_netns_is_an_error_on_add() {
     let host = Netns::new("ph");
     let data = data_dir();

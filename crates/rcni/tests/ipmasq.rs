@@ -1,0 +1,255 @@
+//! `ipMasq` on ptp, on both firewall backends: traffic from the container
+//! to an "outside" namespace leaves with the host's address, the rules
+//! have the reference's names, DEL removes them (also with the netns
+//! gone), and rules made by the reference are removed by rcni and the
+//! reverse.
+
+// Tests panic on anything unexpected; that is their job.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+
+/// A host namespace with an "outside" namespace behind a veth: the host
+/// is 203.0.113.1, the outside 203.0.113.2, and the outside has no route
+/// to the container subnet, so only masqueraded traffic gets answers.
+struct World {
+    host: Netns,
+    outside: Netns,
+}
+
+impl World {
+    fn new() -> World {
+        let host = Netns::new("mh");
+        let outside = Netns::new("mo");
+        host.exec(&[
+            "ip",
+            "link",
+            "add",
+            "up0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "down0",
+            "netns",
+            &outside.name,
+        ]);
+        host.exec(&["ip", "addr", "add", "203.0.113.1/24", "dev", "up0"]);
+        host.exec(&["ip", "link", "set", "up0", "up"]);
+        outside.exec(&["ip", "addr", "add", "203.0.113.2/24", "dev", "down0"]);
+        outside.exec(&["ip", "link", "set", "down0", "up"]);
+        World { host, outside }
+    }
+
+    fn iptables_nat(&self) -> String {
+        self.host.exec(&["iptables-save", "-t", "nat"])
+    }
+
+    fn nft_masq_rules(&self) -> String {
+        let ok = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.host.name,
+                "nft",
+                "list",
+                "chain",
+                "inet",
+                "cni_plugins_masquerade",
+                "masq_checks",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&ok.stdout).into_owned()
+    }
+}
+
+fn conf(net: &str, data: &std::path::Path, backend: Option<&str>) -> Value {
+    let mut c = json!({"cniVersion": "1.0.0", "name": net, "type": "ptp", "ipMasq": true,
+        "ipam": {"type": "host-local", "subnet": "10.66.0.0/24", "routes": [{"dst": "0.0.0.0/0"}],
+                 "dataDir": data.to_str().unwrap()}});
+    if let Some(b) = backend {
+        c["ipMasqBackend"] = json!(b);
+    }
+    c
+}
+
+fn masq_present(w: &World, backend: &str, net: &str) -> bool {
+    let chain = chain_for(net, "ctr1");
+    match backend {
+        "iptables" => w.iptables_nat().contains(&chain),
+        _ => w
+            .nft_masq_rules()
+            .contains(&format!("net: {net}, if: eth0, id: ctr1")),
+    }
+}
+
+/// The reference's chain name: CNI- + sha512(net + id) hex, 28 chars.
+fn chain_for(net: &str, id: &str) -> String {
+    use sha2::{Digest, Sha512};
+    let hex: String = Sha512::digest(format!("{net}{id}").as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("CNI-{}", &hex[..24])
+}
+
+#[test]
+fn masquerades_on_both_backends_and_del_cleans_up() {
+    for backend in ["iptables", "nftables"] {
+        let w = World::new();
+        let ctr = Netns::new("mc");
+        let data = data_dir();
+        let net = unique("mq");
+        let c = conf(&net, data.path(), Some(backend));
+        let call = Call::rcni("ptp", "ADD", &w.host, Some(&ctr));
+        call.run(&c).ok();
+        assert!(masq_present(&w, backend, &net), "{backend}: no rules");
+        if backend == "iptables" {
+            let nat = w.iptables_nat();
+            let chain = chain_for(&net, "ctr1");
+            assert!(nat.contains(&format!("-A POSTROUTING -s 10.66.0.2/32 -m comment --comment \"name: \\\"{net}\\\" id: \\\"ctr1\\\"\" -j {chain}")), "{nat}");
+            assert!(
+                nat.contains(&format!("-A {chain} -d 10.66.0.0/24")),
+                "{nat}"
+            );
+            assert!(nat.contains("! -d 224.0.0.0/4"), "{nat}");
+        }
+        assert!(
+            ctr.try_exec(&["ping", "-c1", "-w5", "203.0.113.2"]),
+            "{backend}: no masqueraded connectivity"
+        );
+        call.clone().command("DEL").run(&c).ok();
+        assert!(
+            !masq_present(&w, backend, &net),
+            "{backend}: rules left after DEL"
+        );
+        assert!(
+            !w.iptables_nat().contains("CNI-"),
+            "{backend}: a chain is left"
+        );
+    }
+}
+
+#[test]
+fn del_without_netns_still_removes_the_rules() {
+    for backend in ["iptables", "nftables"] {
+        let w = World::new();
+        let ctr = Netns::new("mc");
+        let data = data_dir();
+        let net = unique("mq");
+        let c = conf(&net, data.path(), Some(backend));
+        let call = Call::rcni("ptp", "ADD", &w.host, Some(&ctr));
+        call.run(&c).ok();
+        drop(ctr);
+        call.clone().command("DEL").run(&c).ok();
+        assert!(
+            !masq_present(&w, backend, &net),
+            "{backend}: rules leaked with the netns gone"
+        );
+        assert!(allocated_ips(data.path(), &net).is_empty());
+    }
+}
+
+#[test]
+fn gc_drops_stale_masquerading_only() {
+    let w = World::new();
+    let (a, b) = (Netns::new("ma"), Netns::new("mb"));
+    let data = data_dir();
+    let net = unique("mq");
+    let mut c = conf(&net, data.path(), Some("nftables"));
+    c["cniVersion"] = json!("1.1.0");
+    Call::rcni("ptp", "ADD", &w.host, Some(&a))
+        .id("keep")
+        .run(&c)
+        .ok();
+    Call::rcni("ptp", "ADD", &w.host, Some(&b))
+        .id("gone")
+        .run(&c)
+        .ok();
+    let mut gc = c.clone();
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": "keep", "ifname": "eth0"}]);
+    let mut call = Call::rcni("ptp", "GC", &w.host, None);
+    call.container_id.clear();
+    call.ifname.clear();
+    call.run(&gc).ok();
+    let rules = w.nft_masq_rules();
+    assert!(
+        rules.contains("id: keep") && !rules.contains("id: gone"),
+        "{rules}"
+    );
+    assert_eq!(allocated_ips(data.path(), &net), ["10.66.0.2"]);
+    assert!(a.try_exec(&["ping", "-c1", "-w5", "203.0.113.2"]));
+}
+
+#[test]
+fn bad_backend_is_refused_and_leaves_nothing() {
+    let w = World::new();
+    let ctr = Netns::new("mc");
+    let data = data_dir();
+    let net = unique("mq");
+    let (code, msg) = Call::rcni("ptp", "ADD", &w.host, Some(&ctr))
+        .run(&conf(&net, data.path(), Some("pf")))
+        .err();
+    assert_eq!(code, 7);
+    assert!(msg.contains("ipMasqBackend"), "{msg}");
+    assert_eq!(ctr.links(), ["lo"]);
+    assert!(allocated_ips(data.path(), &net).is_empty());
+}
+
+#[test]
+fn interop_with_reference_rules() {
+    assert!(
+        have_reference(),
+        "the reference plugins are not installed at {REFERENCE_DIR}"
+    );
+    for rcni_adds in [true, false] {
+        let w = World::new();
+        let ctr = Netns::new("mc");
+        let data = data_dir();
+        let net = unique("mq");
+        // The reference's default backend is iptables.
+        let c = conf(&net, data.path(), None);
+        let ours = Call::rcni("ptp", "ADD", &w.host, Some(&ctr));
+        let theirs = ours.clone().reference();
+        let (adder, deleter) = if rcni_adds {
+            (ours, theirs)
+        } else {
+            (theirs, ours)
+        };
+        adder.run(&c).ok();
+        assert!(w.iptables_nat().contains(&chain_for(&net, "ctr1")));
+        assert!(ctr.try_exec(&["ping", "-c1", "-w5", "203.0.113.2"]));
+        deleter.command("DEL").run(&c).ok();
+        assert!(
+            !w.iptables_nat().contains("CNI-"),
+            "rules left: {}",
+            w.iptables_nat()
+        );
+        assert!(allocated_ips(data.path(), &net).is_empty());
+    }
+}
+
+#[test]
+fn without_ip_masq_the_outside_cannot_answer() {
+    let w = World::new();
+    let ctr = Netns::new("mc");
+    let data = data_dir();
+    let net = unique("mq");
+    let mut c = conf(&net, data.path(), None);
+    c["ipMasq"] = json!(false);
+    let call = Call::rcni("ptp", "ADD", &w.host, Some(&ctr));
+    call.run(&c).ok();
+    assert!(
+        !w.outside.exec(&["ip", "route"]).contains("10.66."),
+        "the outside must not route to pods"
+    );
+    assert!(
+        !ctr.try_exec(&["ping", "-c1", "-W1", "203.0.113.2"]),
+        "reached the outside without masquerading"
+    );
+    assert!(!w.iptables_nat().contains("CNI-"));
+    call.command("DEL").run(&c).ok();
+}
