@@ -1,13 +1,20 @@
-//! rcni's kernel layer.
+//! rcni's kernel layer: a small blocking netlink client, network
+//! namespaces, and sysctl.
 //!
-//! - [`Handle`]: one blocking NETLINK_ROUTE socket, bound to the network
-//!   namespace it was opened in; links, addresses and routes.
-//! - [`NetNs`]: a network namespace by file; [`NetNs::run`] for the rare
-//!   work that must happen on a thread inside it (`/proc/sys`).
+//! - [`Handle`]: one NETLINK_ROUTE socket, bound to the network namespace
+//!   it was opened in ([`Handle::new`] here, [`Handle::new_in`] inside
+//!   another namespace without this thread ever leaving its own); links,
+//!   addresses and routes.
+//! - [`NetNs`]: a network namespace by open file; [`NetNs::run`] for the
+//!   rare work that must happen on a thread inside it (`/proc/sys`).
 //! - [`sysctl`]: reads and writes under `/proc/sys` for the calling
 //!   thread's namespace.
 //!
-//! No async runtime: a plugin makes a handful of requests and exits.
+//! No async runtime: a plugin makes a handful of requests and exits. Every
+//! request is sent and answered before the call returns; errors carry the
+//! operation, the errno and the kernel's extended-ack message.
+
+#![warn(missing_docs)]
 
 mod addr;
 mod error;
@@ -17,9 +24,18 @@ mod route;
 mod socket;
 pub mod sysctl;
 
-pub use addr::Address;
-pub use error::{NetError, Result};
-pub use link::{random_veth_name, Link, LinkKind, VethSpec};
+pub use addr::{
+    Address, IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_NOPREFIXROUTE, IFA_F_PERMANENT, IFA_F_SECONDARY,
+    IFA_F_TENTATIVE,
+};
+pub use error::{NetError, Result, EADDRNOTAVAIL, EEXIST, EINTR, ENODEV, ENOENT, ESRCH};
+pub use link::{
+    format_mac, parse_mac, random_veth_name, IpVlanFlag, IpVlanMode, Link, LinkKind, LinkOptions,
+    MacVlanMode, VethSpec, IFNAMSIZ_MAX,
+};
 pub use netns::NetNs;
-pub use route::{IpFamily, Route, RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN};
+pub use route::{
+    IpFamily, Route, RTN_LOCAL, RTN_UNICAST, RTPROT_BOOT, RTPROT_KERNEL, RTPROT_STATIC,
+    RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_LOCAL, RT_TABLE_MAIN,
+};
 pub use socket::Handle;

@@ -1,13 +1,19 @@
 //! Network namespaces, referred to by an open file.
 
 use crate::error::{NetError, Result};
+use rustix::fs::{fstatfs, FsWord, PROC_SUPER_MAGIC};
 use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
-/// An open network namespace (a `/run/netns/...` bind mount, a
-/// `/proc/<pid>/ns/net` link, ...).
+/// `NSFS_MAGIC`: the file system of `/proc/<pid>/ns/*` and their bind
+/// mounts (`/run/netns/*`) on kernels since 3.19.
+const NSFS_MAGIC: FsWord = 0x6e73_6673;
+
+/// An open network namespace: a `/run/netns/<name>` bind mount, a
+/// `/proc/<pid>/ns/net` link, ... The namespace stays alive while this
+/// value exists, even if its path is unmounted.
 #[derive(Debug)]
 pub struct NetNs {
     file: File,
@@ -15,21 +21,34 @@ pub struct NetNs {
 }
 
 impl NetNs {
-    /// Opens the namespace at `path`. A missing path gives an error for
-    /// which [`NetError::is_not_found`] holds, so DEL can treat it as done.
+    /// Opens the namespace at `path`.
+    ///
+    /// A missing path gives an error for which [`NetError::is_not_found`]
+    /// holds (so a DEL can treat it as already done). A path that exists
+    /// but is not a namespace gives [`NetError::InvalidArgument`].
     pub fn open(path: impl AsRef<Path>) -> Result<NetNs> {
         let path = path.as_ref();
         let file = File::open(path).map_err(NetError::io(format!(
             "failed to open netns {}",
             path.display()
         )))?;
+        let fs = fstatfs(&file).map_err(|e| {
+            NetError::io(format!("failed to statfs netns {}", path.display()))(e.into())
+        })?;
+        if fs.f_type != NSFS_MAGIC && fs.f_type != PROC_SUPER_MAGIC {
+            return Err(NetError::InvalidArgument(format!(
+                "{} is not a network namespace (fs magic {:#x})",
+                path.display(),
+                fs.f_type
+            )));
+        }
         Ok(NetNs {
             file,
             path: path.to_path_buf(),
         })
     }
 
-    /// The namespace of the calling thread.
+    /// The namespace of the calling thread (`/proc/thread-self/ns/net`).
     pub fn current() -> Result<NetNs> {
         NetNs::open("/proc/thread-self/ns/net")
     }
@@ -39,22 +58,38 @@ impl NetNs {
         &self.path
     }
 
+    /// The open namespace file, for `setns` or `IFLA_NET_NS_FD`.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.file.as_fd()
     }
 
-    /// Runs `f` on a new thread that has entered this namespace, and
-    /// returns its value. The calling thread never changes namespace.
+    /// Runs `f` on a new (scoped) thread that has first entered this
+    /// namespace, and returns its value. The calling thread never changes
+    /// namespace, so this is safe to use from anywhere; use it for work that
+    /// depends on the thread's namespace, such as `/proc/sys/net` access or
+    /// opening a socket. A panic in `f` is propagated.
     pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T> {
         let fd = self.fd();
+        let path = &self.path;
         std::thread::scope(|s| {
-            s.spawn(move || {
-                move_into_link_name_space(fd, Some(LinkNameSpaceType::Network))
-                    .map_err(|e| NetError::io("setns")(e.into()))?;
-                Ok(f())
-            })
-            .join()
-            .map_err(|_| NetError::Protocol("thread inside the netns panicked".into()))?
+            let joined = s
+                .spawn(move || {
+                    move_into_link_name_space(fd, Some(LinkNameSpaceType::Network)).map_err(
+                        |e| NetError::io(format!("setns into {}", path.display()))(e.into()),
+                    )?;
+                    Ok(f())
+                })
+                .join();
+            match joined {
+                Ok(result) => result,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
         })
+    }
+}
+
+impl AsFd for NetNs {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
     }
 }
