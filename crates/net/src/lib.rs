@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 mod addr;
+mod bridge;
 mod error;
 mod link;
 mod netns;
@@ -28,6 +29,7 @@ pub use addr::{
     Address, IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_NOPREFIXROUTE, IFA_F_PERMANENT, IFA_F_SECONDARY,
     IFA_F_TENTATIVE,
 };
+pub use bridge::PortVlan;
 pub use error::{NetError, Result, EADDRNOTAVAIL, EEXIST, EINTR, ENODEV, ENOENT, ESRCH};
 pub use link::{
     format_mac, parse_mac, random_veth_name, IpVlanFlag, IpVlanMode, Link, LinkKind, LinkOptions,
