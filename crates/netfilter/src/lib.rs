@@ -15,6 +15,7 @@ pub mod masq;
 pub mod names;
 pub mod nftables;
 mod run;
+pub mod spoofcheck;
 
 pub use error::FirewallError;
 

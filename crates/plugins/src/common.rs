@@ -291,3 +291,83 @@ pub fn valid_attachments(conf: &PluginConf) -> Result<Vec<(String, String)>, Cni
         .map(|a| (a.container_id, a.ifname))
         .collect())
 }
+
+/// How many random host-side names to try before giving up.
+const HOST_VETH_ATTEMPTS: usize = 10;
+
+/// Creates a veth pair: `ifname` inside `ns` (with `mac` if given), a
+/// random `veth…` name on the host. Returns the host end's name.
+pub fn create_veth_pair(
+    host: &mut Handle,
+    ns: &NetNs,
+    ifname: &str,
+    mtu: u32,
+    mac: Option<[u8; 6]>,
+) -> Result<String, CniError> {
+    for _ in 0..HOST_VETH_ATTEMPTS {
+        let host_name = rcni_net::random_veth_name();
+        let spec = rcni_net::VethSpec {
+            name: host_name.clone(),
+            peer_name: ifname.to_string(),
+            mtu: (mtu != 0).then_some(mtu),
+            mac: None,
+            peer_mac: mac,
+            peer_netns: Some(ns),
+        };
+        match host.create_veth(&spec) {
+            Ok(()) => return Ok(host_name),
+            Err(e) if e.is_exists() => {
+                if host
+                    .link_by_name(&host_name)
+                    .map_err(kernel_err("look up veth"))?
+                    .is_some()
+                {
+                    continue;
+                }
+                return Err(CniError::internal(format!(
+                    "container veth name provided ({ifname}) already exists"
+                )));
+            }
+            Err(e) => return Err(CniError::internal(format!("failed to make veth pair: {e}"))),
+        }
+    }
+    Err(CniError::internal("failed to find a unique veth name"))
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff`; `field` names the source in the error.
+pub fn parse_mac(s: &str, field: &str) -> Result<[u8; 6], CniError> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let mut mac = [0u8; 6];
+    if parts.len() != 6 {
+        return Err(CniError::invalid_config(format!(
+            "{field}: invalid MAC address {s:?}"
+        )));
+    }
+    for (i, p) in parts.iter().enumerate() {
+        mac[i] = u8::from_str_radix(p, 16)
+            .map_err(|_| CniError::invalid_config(format!("{field}: invalid MAC address {s:?}")))?;
+    }
+    Ok(mac)
+}
+
+/// The container MAC a runtime asks for: CNI_ARGS `MAC`, then
+/// `args.cni.mac`, then `runtimeConfig.mac` (the last one set wins).
+pub fn requested_mac(conf: &PluginConf, cni_args: &str) -> Result<Option<[u8; 6]>, CniError> {
+    let env = rcni_spec::args::CniArgs::parse_known(cni_args, &["MAC"])?;
+    let mut chosen: Option<(String, &str)> = env
+        .get("MAC")
+        .filter(|m| !m.is_empty())
+        .map(|m| (m.to_string(), "CNI_ARGS MAC"));
+    for (value, field) in [
+        (conf.cni_arg("mac"), "args.cni.mac"),
+        (conf.runtime("mac"), "runtimeConfig.mac"),
+    ] {
+        if let Some(m) = value
+            .and_then(serde_json::Value::as_str)
+            .filter(|m| !m.is_empty())
+        {
+            chosen = Some((m.to_string(), field));
+        }
+    }
+    chosen.map(|(m, field)| parse_mac(&m, field)).transpose()
+}

@@ -3,11 +3,11 @@
 //! and /32 (/128) routes in both directions instead of a shared L2 segment.
 
 use crate::common::{
-    configure_iface, enable_forwarding, format_mac, ipam_forward, kernel_err, masq_backend,
-    open_netns, valid_attachments, IpamLease,
+    configure_iface, create_veth_pair, enable_forwarding, format_mac, ipam_forward, kernel_err,
+    masq_backend, open_netns, valid_attachments, IpamLease,
 };
 use ipnet::IpNet;
-use rcni_net::{Handle, NetNs, Route as KernelRoute, VethSpec};
+use rcni_net::{Handle, NetNs, Route as KernelRoute};
 use rcni_netfilter::masq;
 use rcni_skel::{CmdArgs, Command, Plugin};
 use rcni_spec::config::PluginConf;
@@ -28,7 +28,6 @@ struct PtpConf {
 }
 
 const RT_SCOPE_LINK: u8 = 253;
-const HOST_VETH_ATTEMPTS: usize = 10;
 
 fn load(args: &CmdArgs) -> Result<(PluginConf, PtpConf), CniError> {
     let conf = args.conf()?;
@@ -38,39 +37,6 @@ fn load(args: &CmdArgs) -> Result<(PluginConf, PtpConf), CniError> {
 
 fn host_prefix(ip: IpAddr) -> IpNet {
     IpNet::new(ip, if ip.is_ipv4() { 32 } else { 128 }).unwrap_or_else(|_| IpNet::from(ip))
-}
-
-/// Creates the pair: `ifname` in the container, a random `veth…` name on
-/// the host. Returns the host end's name.
-fn create_veth(host: &mut Handle, ns: &NetNs, ifname: &str, mtu: u32) -> Result<String, CniError> {
-    for _ in 0..HOST_VETH_ATTEMPTS {
-        let host_name = rcni_net::random_veth_name();
-        let spec = VethSpec {
-            name: host_name.clone(),
-            peer_name: ifname.to_string(),
-            mtu: (mtu != 0).then_some(mtu),
-            mac: None,
-            peer_mac: None,
-            peer_netns: Some(ns),
-        };
-        match host.create_veth(&spec) {
-            Ok(()) => return Ok(host_name),
-            Err(e) if e.is_exists() => {
-                if host
-                    .link_by_name(&host_name)
-                    .map_err(kernel_err("look up veth"))?
-                    .is_some()
-                {
-                    continue;
-                }
-                return Err(CniError::internal(format!(
-                    "container veth name provided ({ifname}) already exists"
-                )));
-            }
-            Err(e) => return Err(CniError::internal(format!("failed to make veth pair: {e}"))),
-        }
-    }
-    Err(CniError::internal("failed to find a unique veth name"))
 }
 
 /// The container side: addresses and IPAM routes, then the reference's
@@ -174,7 +140,7 @@ impl Plugin for Ptp {
         }
         enable_forwarding(&result)?;
 
-        let host_name = create_veth(&mut host, &ns, &args.ifname, own.mtu)?;
+        let host_name = create_veth_pair(&mut host, &ns, &args.ifname, own.mtu, None)?;
         // From here on, deleting the host end removes the pair.
         let undo_veth = |host: &mut Handle| {
             if let Ok(Some(l)) = host.link_by_name(&host_name) {

@@ -1,0 +1,106 @@
+//! bridge's `macspoofchk`: frames entering the bridge from a container's
+//! port must carry the container's MAC. The reference's layout: table
+//! `bridge nat`, base chain `PREROUTING` (filter, priority -300), per
+//! attachment chains `cni-br-iface-<id>` and `cni-br-iface-<id>-mac`, every
+//! rule commented `macspoofchk-<id>` where `<id>` is `<containerID>-<ifname>`.
+
+use crate::error::FirewallError;
+use crate::nftables::{self, quote};
+use serde_json::Value;
+
+const TABLE: &str = "bridge nat";
+
+fn chain(id: &str) -> String {
+    format!("cni-br-iface-{id}")
+}
+
+fn comment(id: &str) -> String {
+    quote(&format!("macspoofchk-{id}"))
+}
+
+/// The nft script that installs the check for the port `host_iface`.
+pub fn setup_script(host_iface: &str, mac: &str, id: &str) -> String {
+    let iface_chain = chain(id);
+    let mac_chain = format!("{iface_chain}-mac");
+    let c = comment(id);
+    format!(
+        "add table {TABLE}\n\
+         add chain {TABLE} PREROUTING {{ type filter hook prerouting priority -300; policy accept; }}\n\
+         add chain {TABLE} {iface_chain}\n\
+         add chain {TABLE} {mac_chain}\n\
+         flush chain {TABLE} {iface_chain}\n\
+         flush chain {TABLE} {mac_chain}\n\
+         add rule {TABLE} PREROUTING iifname {} jump {iface_chain} comment {c}\n\
+         add rule {TABLE} {iface_chain} jump {mac_chain} comment {c}\n\
+         add rule {TABLE} {mac_chain} ether saddr {mac} return comment {c}\n\
+         add rule {TABLE} {mac_chain} drop comment {c}\n",
+        quote(host_iface)
+    )
+}
+
+/// Installs the check (one transaction).
+pub fn setup(host_iface: &str, mac: &str, id: &str) -> Result<(), FirewallError> {
+    nftables::apply(&setup_script(host_iface, mac, id))
+}
+
+/// Removes the check of attachment `id`: its jump from PREROUTING and its
+/// two chains (whatever of them exists).
+pub fn teardown(id: &str) -> Result<(), FirewallError> {
+    if !nftables::supported() {
+        return Ok(());
+    }
+    let listing = match crate::run::run("nft", &["-j", "list", "table", "bridge", "nat"], None) {
+        Ok(out) => out,
+        Err(FirewallError::Tool { message, .. })
+            if message.contains("No such file or directory") =>
+        {
+            return Ok(())
+        }
+        Err(e) => return Err(e),
+    };
+    let v: Value = serde_json::from_str(&listing).unwrap_or(Value::Null);
+    let want_comment = format!("macspoofchk-{id}");
+    let iface_chain = chain(id);
+    let mac_chain = format!("{iface_chain}-mac");
+    let mut script = String::new();
+    let mut chains = Vec::new();
+    for item in v["nftables"].as_array().into_iter().flatten() {
+        if let Some(r) = item.get("rule") {
+            if r["chain"] == "PREROUTING" && r["comment"].as_str() == Some(&want_comment) {
+                if let Some(h) = r["handle"].as_u64() {
+                    script.push_str(&format!("delete rule {TABLE} PREROUTING handle {h}\n"));
+                }
+            }
+        }
+        if let Some(name) = item.get("chain").and_then(|c| c["name"].as_str()) {
+            chains.push(name.to_string());
+        }
+    }
+    for name in [&iface_chain, &mac_chain] {
+        if chains.contains(name) {
+            script.push_str(&format!("flush chain {TABLE} {name}\n"));
+        }
+    }
+    for name in [&iface_chain, &mac_chain] {
+        if chains.contains(name) {
+            script.push_str(&format!("delete chain {TABLE} {name}\n"));
+        }
+    }
+    nftables::apply(&script)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_has_the_reference_names() {
+        let s = setup_script("veth1234", "aa:bb:cc:dd:ee:ff", "c1-eth0");
+        assert!(s.contains("add chain bridge nat cni-br-iface-c1-eth0-mac"));
+        assert!(s.contains(
+            "iifname \"veth1234\" jump cni-br-iface-c1-eth0 comment \"macspoofchk-c1-eth0\""
+        ));
+        assert!(s.contains("ether saddr aa:bb:cc:dd:ee:ff return"));
+        assert!(s.contains("priority -300"));
+    }
+}
