@@ -2,6 +2,7 @@
 //! reference's description of that plugin: parse the config, then a short
 //! sequence of named steps, each with its undo.
 
+pub mod bridge;
 pub mod common;
 pub mod host_local;
 pub mod loopback;
@@ -17,6 +18,7 @@ pub fn all() -> &'static [&'static dyn Plugin] {
         &host_local::HostLocal,
         &static_ipam::Static,
         &ptp::Ptp,
+        &bridge::Bridge,
     ]
 }
 

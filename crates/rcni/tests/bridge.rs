@@ -1,0 +1,399 @@
+//! bridge (+ host-local), end to end in throwaway namespaces: L3 with a
+//! gateway on the bridge, masquerading on both backends, L2 only, port
+//! flags, MAC overrides, spoof checking, bad input, and interop with the
+//! reference. (VLAN cases need bridge VLAN filtering, which this machine's
+//! kernel lacks: they run in the VM, see bridge_vlan.rs.)
+
+// Tests panic on anything unexpected; that is their job.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+
+fn conf(version: &str, net: &str, data: &std::path::Path, extra: Value) -> Value {
+    let mut c = json!({
+        "cniVersion": version, "name": net, "type": "bridge", "bridge": "br-test", "isGateway": true,
+        "ipam": {"type": "host-local", "subnet": "10.99.0.0/24", "dataDir": data.to_str().unwrap()},
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    c
+}
+
+fn flags(ns: &Netns, dev: &str) -> Vec<String> {
+    ns.ip_json(&["link", "show", dev])[0]["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn two_containers_reach_each_other_and_the_gateway() {
+    for version in VERSIONS {
+        let host = Netns::new("bh");
+        let (a, b) = (Netns::new("ba"), Netns::new("bb"));
+        let data = data_dir();
+        let net = unique("brnet");
+        let c = conf(
+            version,
+            &net,
+            data.path(),
+            json!({"isDefaultGateway": true, "mtu": 1400}),
+        );
+        let ra = Call::rcni("bridge", "ADD", &host, Some(&a))
+            .id("a")
+            .run(&c)
+            .ok();
+        let rb = Call::rcni("bridge", "ADD", &host, Some(&b))
+            .id("b")
+            .run(&c)
+            .ok();
+        assert_eq!(ra["cniVersion"], *version);
+        let names: Vec<&str> = ra["interfaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names[0], "br-test");
+        assert!(names[1].starts_with("veth"));
+        assert_eq!(names[2], "eth0");
+        assert_eq!(ra["interfaces"][2]["sandbox"], a.path());
+        assert_eq!(ra["ips"][0]["interface"], 2);
+        assert_eq!(ra["ips"][0]["address"], "10.99.0.2/24");
+        assert_eq!(ra["ips"][0]["gateway"], "10.99.0.1");
+        assert_eq!(rb["ips"][0]["address"], "10.99.0.3/24");
+        assert_eq!(ra["routes"][0]["dst"], "0.0.0.0/0");
+        assert_eq!(ra["routes"][0]["gw"], "10.99.0.1");
+        // The bridge holds the gateway; the host end is its port.
+        assert!(host.addrs("br-test").contains(&"10.99.0.1/24".to_string()));
+        let port = &host.ip_json(&["link", "show", names[1]])[0];
+        assert_eq!(port["master"], "br-test");
+        assert_eq!(port["mtu"], 1400);
+        assert!(a
+            .routes()
+            .iter()
+            .any(|r| r.starts_with("default via 10.99.0.1 dev eth0")));
+        assert!(
+            a.try_exec(&["ping", "-c1", "-w5", "10.99.0.1"]),
+            "{version}: no gateway"
+        );
+        assert!(
+            a.try_exec(&["ping", "-c1", "-w5", "10.99.0.3"]),
+            "{version}: containers cannot talk"
+        );
+        if *version != "0.3.1" {
+            let mut chk = c.clone();
+            chk["prevResult"] = ra.clone();
+            Call::rcni("bridge", "CHECK", &host, Some(&a))
+                .id("a")
+                .run(&chk)
+                .ok();
+        }
+        for (id, ns) in [("a", &a), ("b", &b)] {
+            Call::rcni("bridge", "DEL", &host, Some(ns))
+                .id(id)
+                .run(&c)
+                .ok();
+            assert_eq!(ns.links(), ["lo"]);
+        }
+        // Only the bridge stays (the reference never removes it).
+        let left: Vec<String> = host.links().into_iter().filter(|l| l != "lo").collect();
+        assert_eq!(left, ["br-test"], "{version}");
+        assert!(allocated_ips(data.path(), &net).is_empty());
+    }
+}
+
+#[test]
+fn masquerading_on_both_backends() {
+    for backend in ["iptables", "nftables"] {
+        let host = Netns::new("bh");
+        let outside = Netns::new("bo");
+        host.exec(&[
+            "ip",
+            "link",
+            "add",
+            "up0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "down0",
+            "netns",
+            &outside.name,
+        ]);
+        host.exec(&["ip", "addr", "add", "203.0.113.1/24", "dev", "up0"]);
+        host.exec(&["ip", "link", "set", "up0", "up"]);
+        outside.exec(&["ip", "addr", "add", "203.0.113.2/24", "dev", "down0"]);
+        outside.exec(&["ip", "link", "set", "down0", "up"]);
+        let ctr = Netns::new("bc");
+        let data = data_dir();
+        let net = unique("brnet");
+        let c = conf(
+            "1.0.0",
+            &net,
+            data.path(),
+            json!({"isDefaultGateway": true, "ipMasq": true, "ipMasqBackend": backend}),
+        );
+        let call = Call::rcni("bridge", "ADD", &host, Some(&ctr));
+        call.run(&c).ok();
+        assert!(
+            ctr.try_exec(&["ping", "-c1", "-w5", "203.0.113.2"]),
+            "{backend}: not masqueraded"
+        );
+        // DEL with the netns already gone still removes the rules.
+        drop(ctr);
+        call.clone().command("DEL").run(&c).ok();
+        assert!(
+            !host.exec(&["iptables-save", "-t", "nat"]).contains("CNI-"),
+            "{backend}: iptables rules left"
+        );
+        let nft = std::process::Command::new("ip")
+            .args(["netns", "exec", &host.name, "nft", "list", "ruleset"])
+            .output()
+            .unwrap();
+        assert!(
+            !String::from_utf8_lossy(&nft.stdout).contains("id: ctr1"),
+            "{backend}: nft rules left"
+        );
+        assert!(allocated_ips(data.path(), &net).is_empty());
+    }
+}
+
+#[test]
+fn layer2_only() {
+    let host = Netns::new("bh");
+    let (a, b) = (Netns::new("ba"), Netns::new("bb"));
+    let c = json!({"cniVersion": "1.0.0", "name": "l2", "type": "bridge", "bridge": "br-l2", "ipam": {}});
+    let r = Call::rcni("bridge", "ADD", &host, Some(&a))
+        .id("a")
+        .run(&c)
+        .ok();
+    Call::rcni("bridge", "ADD", &host, Some(&b))
+        .id("b")
+        .run(&c)
+        .ok();
+    assert!(r.get("ips").is_none());
+    assert_eq!(r["interfaces"].as_array().unwrap().len(), 3);
+    assert!(flags(&a, "eth0").contains(&"UP".to_string()));
+    assert!(host.addrs("br-l2").iter().all(|x| x.starts_with("fe80")));
+    a.exec(&["ip", "addr", "add", "192.0.2.10/24", "dev", "eth0"]);
+    b.exec(&["ip", "addr", "add", "192.0.2.11/24", "dev", "eth0"]);
+    assert!(
+        a.try_exec(&["ping", "-c1", "-w5", "192.0.2.11"]),
+        "no L2 connectivity"
+    );
+    for (id, ns) in [("a", &a), ("b", &b)] {
+        Call::rcni("bridge", "DEL", &host, Some(ns))
+            .id(id)
+            .run(&c)
+            .ok();
+    }
+    assert_eq!(a.links(), ["lo"]);
+}
+
+#[test]
+fn port_flags_mac_and_promiscuity() {
+    let host = Netns::new("bh");
+    let ctr = Netns::new("bc");
+    let data = data_dir();
+    let net = unique("brnet");
+    let c = conf(
+        "1.0.0",
+        &net,
+        data.path(),
+        json!({"hairpinMode": true, "portIsolation": true,
+        "runtimeConfig": {"mac": "02:11:22:33:44:55"}}),
+    );
+    let r = Call::rcni("bridge", "ADD", &host, Some(&ctr))
+        .args("IgnoreUnknown=1;MAC=02:00:00:00:00:01")
+        .run(&c)
+        .ok();
+    assert_eq!(
+        r["interfaces"][2]["mac"], "02:11:22:33:44:55",
+        "runtimeConfig.mac wins"
+    );
+    assert_eq!(
+        ctr.ip_json(&["link", "show", "eth0"])[0]["address"],
+        "02:11:22:33:44:55"
+    );
+    let veth = r["interfaces"][1]["name"].as_str().unwrap();
+    let detail = host.exec(&["bridge", "-d", "link", "show", "dev", veth]);
+    assert!(detail.contains("hairpin on"), "{detail}");
+    assert!(detail.contains("isolated on"), "{detail}");
+    Call::rcni("bridge", "DEL", &host, Some(&ctr))
+        .args("IgnoreUnknown=1;MAC=02:00:00:00:00:01")
+        .run(&c)
+        .ok();
+
+    let c = conf(
+        "1.0.0",
+        &net,
+        data.path(),
+        json!({"bridge": "br-promisc", "promiscMode": true}),
+    );
+    // host-local, like the reference's, refuses unknown CNI_ARGS without
+    // IgnoreUnknown.
+    let (code, _) = Call::rcni("bridge", "ADD", &host, Some(&ctr))
+        .args("MAC=02:00:00:00:00:01")
+        .run(&c)
+        .err();
+    assert_eq!(code, 4);
+    assert_eq!(ctr.links(), ["lo"]);
+    Call::rcni("bridge", "ADD", &host, Some(&ctr))
+        .args("IgnoreUnknown=1;MAC=02:00:00:00:00:01")
+        .run(&c)
+        .ok();
+    assert!(flags(&host, "br-promisc").contains(&"PROMISC".to_string()));
+    assert_eq!(
+        ctr.ip_json(&["link", "show", "eth0"])[0]["address"],
+        "02:00:00:00:00:01"
+    );
+    Call::rcni("bridge", "DEL", &host, Some(&ctr))
+        .args("IgnoreUnknown=1;MAC=02:00:00:00:00:01")
+        .run(&c)
+        .ok();
+}
+
+#[test]
+fn mac_spoof_check_drops_other_source_macs() {
+    let host = Netns::new("bh");
+    let ctr = Netns::new("bc");
+    let data = data_dir();
+    let net = unique("brnet");
+    let c = conf("1.0.0", &net, data.path(), json!({"macspoofchk": true}));
+    let call = Call::rcni("bridge", "ADD", &host, Some(&ctr));
+    call.run(&c).ok();
+    let rules = host.exec(&["nft", "list", "table", "bridge", "nat"]);
+    assert!(
+        rules.contains("cni-br-iface-ctr1-eth0") && rules.contains("macspoofchk-ctr1-eth0"),
+        "{rules}"
+    );
+    assert!(ctr.try_exec(&["ping", "-c1", "-w5", "10.99.0.1"]));
+    ctr.exec(&["ip", "link", "set", "eth0", "address", "02:de:ad:be:ef:01"]);
+    ctr.exec(&["ip", "neigh", "flush", "all"]);
+    assert!(
+        !ctr.try_exec(&["ping", "-c1", "-W1", "10.99.0.1"]),
+        "a spoofed MAC got through"
+    );
+    call.clone().command("DEL").run(&c).ok();
+    let rules = host.exec(&["nft", "list", "table", "bridge", "nat"]);
+    assert!(!rules.contains("ctr1-eth0"), "{rules}");
+}
+
+#[test]
+fn force_address_replaces_a_conflicting_gateway() {
+    let host = Netns::new("bh");
+    let ctr = Netns::new("bc");
+    let data = data_dir();
+    let net = unique("brnet");
+    host.exec(&["ip", "link", "add", "br-test", "type", "bridge"]);
+    host.exec(&["ip", "addr", "add", "10.98.0.1/24", "dev", "br-test"]);
+    let c = conf("1.0.0", &net, data.path(), json!({}));
+    let (_, msg) = Call::rcni("bridge", "ADD", &host, Some(&ctr)).run(&c).err();
+    assert!(msg.contains("already has an IP address"), "{msg}");
+    assert_eq!(ctr.links(), ["lo"], "nothing left after the failed ADD");
+    assert!(allocated_ips(data.path(), &net).is_empty());
+    assert_eq!(
+        host.links(),
+        ["lo", "br-test"],
+        "the pre-existing bridge stays, no veth left"
+    );
+    let c = conf("1.0.0", &net, data.path(), json!({"forceAddress": true}));
+    Call::rcni("bridge", "ADD", &host, Some(&ctr)).run(&c).ok();
+    assert_eq!(
+        host.addrs("br-test")
+            .iter()
+            .filter(|a| !a.starts_with("fe80"))
+            .cloned()
+            .collect::<Vec<_>>(),
+        ["10.99.0.1/24"]
+    );
+    Call::rcni("bridge", "DEL", &host, Some(&ctr)).run(&c).ok();
+}
+
+#[test]
+fn bad_input_leaves_nothing() {
+    let host = Netns::new("bh");
+    let ctr = Netns::new("bc");
+    let data = data_dir();
+    let net = unique("brnet");
+    host.exec(&[
+        "ip",
+        "link",
+        "add",
+        "notabridge",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "nb-peer",
+    ]);
+    let before = host.snapshot();
+    let cases = [
+        (json!({"vlan": 5000}), "VLAN"),
+        (json!({"hairpinMode": true, "promiscMode": true}), "hairpin"),
+        (json!({"bridge": "notabridge"}), "not a bridge"),
+        (json!({"disableContainerInterface": true}), "IPAM"),
+        (json!({"vlanTrunk": [{"minID": 5}]}), "maxID"),
+        (
+            json!({"ipMasq": true, "ipMasqBackend": "bpf"}),
+            "ipMasqBackend",
+        ),
+        (
+            json!({"runtimeConfig": {"mac": "zz:zz"}}),
+            "runtimeConfig.mac",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let c = conf("1.0.0", &net, data.path(), extra.clone());
+        let (code, msg) = Call::rcni("bridge", "ADD", &host, Some(&ctr)).run(&c).err();
+        assert_eq!(code, 7, "{extra}: {msg}");
+        assert!(msg.contains(needle), "{extra}: {msg}");
+        assert_eq!(host.snapshot(), before, "{extra}: host changed");
+        assert_eq!(ctr.links(), ["lo"], "{extra}");
+        assert!(allocated_ips(data.path(), &net).is_empty(), "{extra}");
+    }
+}
+
+#[test]
+fn interop_with_the_reference() {
+    assert!(
+        have_reference(),
+        "the reference plugins are not installed at {REFERENCE_DIR}"
+    );
+    for rcni_adds in [true, false] {
+        let host = Netns::new("bh");
+        let ctr = Netns::new("bc");
+        let data = data_dir();
+        let net = unique("brnet");
+        let c = conf(
+            "1.0.0",
+            &net,
+            data.path(),
+            json!({"isDefaultGateway": true, "ipMasq": true}),
+        );
+        let ours = Call::rcni("bridge", "ADD", &host, Some(&ctr));
+        let theirs = ours.clone().reference();
+        let (adder, deleter) = if rcni_adds {
+            (ours, theirs)
+        } else {
+            (theirs, ours)
+        };
+        let r = adder.run(&c).ok();
+        assert!(ctr.try_exec(&["ping", "-c1", "-w5", "10.99.0.1"]));
+        let mut chk = c.clone();
+        chk["prevResult"] = r;
+        deleter.clone().command("CHECK").run(&chk).ok();
+        deleter.command("DEL").run(&c).ok();
+        assert_eq!(ctr.links(), ["lo"]);
+        assert!(!host.exec(&["iptables-save", "-t", "nat"]).contains("CNI-"));
+        assert!(allocated_ips(data.path(), &net).is_empty());
+        let left: Vec<String> = host.links().into_iter().filter(|l| l != "lo").collect();
+        assert_eq!(left, ["br-test"]);
+    }
+}
