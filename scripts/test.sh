@@ -27,6 +27,10 @@ fi
 
 echo "== tests"
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.txt
+
+echo "== tests that need a full distribution kernel (one VM boot)"
+scripts/vm-tests.sh 2>&1 | tee target/vm-test-output.txt
+
 # One closing line for the whole run.
 awk '/^test result: / { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f; exit (f > 0) }' \
-  target/test-output.txt
+  target/test-output.txt target/vm-test-output.txt
