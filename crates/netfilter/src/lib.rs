@@ -14,6 +14,7 @@ pub mod iptables;
 pub mod masq;
 pub mod names;
 pub mod nftables;
+pub mod portmap;
 mod run;
 pub mod spoofcheck;
 

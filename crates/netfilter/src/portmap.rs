@@ -1,0 +1,563 @@
+//! Port mappings (the portmap plugin's rules), laid out as the reference
+//! does so that either implementation removes the other's:
+//!
+//! - iptables (nat): `PREROUTING`/`OUTPUT` `-m addrtype --dst-type LOCAL -j
+//!   CNI-HOSTPORT-DNAT`; in it, per protocol and up to 15 ports, a
+//!   multiport rule commented `dnat name: "<net>" id: "<id>"` jumping to
+//!   `CNI-DN-<hash>`, which marks hairpin/localhost traffic for masquerade
+//!   (`CNI-HOSTPORT-SETMARK`) and DNATs; `CNI-HOSTPORT-MASQ`, jumped to
+//!   first in `POSTROUTING`, masquerades marked packets.
+//! - nftables: table `ip`/`ip6 cni_hostport`; `prerouting`/`output`
+//!   jump to `hostports_all` only for local destinations (`fib daddr type
+//!   local`), DNAT rules in `hostports` and masquerading in
+//!   `masquerading`, every per-container rule commented with the
+//!   container ID.
+//!
+//! Only traffic addressed to the node itself is translated (the reference's
+//! CVE-2025-67499 was DNAT of transit traffic).
+
+use crate::error::FirewallError;
+use crate::iptables::{self, Batch, Family, Table};
+use crate::names::{chain_name_with_prefix, go_quote};
+use crate::nftables::{self, quote};
+use crate::Backend;
+use ipnet::IpNet;
+use std::net::IpAddr;
+
+pub const TOP_DNAT_CHAIN: &str = "CNI-HOSTPORT-DNAT";
+pub const SETMARK_CHAIN: &str = "CNI-HOSTPORT-SETMARK";
+pub const MASQ_CHAIN: &str = "CNI-HOSTPORT-MASQ";
+pub const OLD_SNAT_CHAIN: &str = "CNI-HOSTPORT-SNAT";
+const NFT_TABLE: &str = "cni_hostport";
+/// iptables multiport takes at most 15 ports.
+const MULTIPORT_MAX: usize = 15;
+
+/// One mapping, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    pub host_port: u16,
+    pub container_port: u16,
+    /// `tcp`, `udp` or `sctp`.
+    pub protocol: String,
+    pub host_ip: Option<IpAddr>,
+}
+
+/// Everything the rules depend on.
+#[derive(Debug, Clone)]
+pub struct PortMap<'a> {
+    pub network: &'a str,
+    pub container_id: &'a str,
+    pub mappings: &'a [Mapping],
+    pub snat: bool,
+    pub mark_bit: u8,
+    pub external_set_mark_chain: Option<&'a str>,
+    pub masq_all: bool,
+    pub conditions_v4: &'a [String],
+    pub conditions_v6: &'a [String],
+}
+
+impl PortMap<'_> {
+    fn dnat_chain(&self) -> String {
+        chain_name_with_prefix(self.network, self.container_id, "DN-")
+    }
+
+    fn comment(&self) -> String {
+        let mut c = format!(
+            "dnat name: \"{}\" id: \"{}\"",
+            self.network, self.container_id
+        );
+        if c.len() > 255 {
+            c.truncate(253);
+            c.push_str("...");
+        }
+        c
+    }
+
+    fn mark(&self) -> String {
+        let v = 1u32 << self.mark_bit;
+        format!("{v:#x}/{v:#x}")
+    }
+
+    /// The mappings that apply to a container address of this family.
+    fn applicable<'b>(&'b self, v6: bool) -> impl Iterator<Item = &'b Mapping> + 'b {
+        self.mappings
+            .iter()
+            .filter(move |m| m.host_ip.is_none_or(|ip| ip.is_ipv6() == v6))
+    }
+}
+
+fn family_of(ip: IpAddr) -> Family {
+    if ip.is_ipv4() {
+        Family::V4
+    } else {
+        Family::V6
+    }
+}
+
+fn ip_port(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("{v4}:{port}"),
+        IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+    }
+}
+
+/// The iptables batch for one container address, given the table as it
+/// is now (shared chains are created only when missing).
+pub fn iptables_add_batch(pm: &PortMap<'_>, container: IpNet, table: &Table) -> Batch {
+    let v6 = container.addr().is_ipv6();
+    let mut b = Batch::default();
+    let has_rule = |chain: &str, needle: &str| table.rules_of(chain).any(|r| r.contains(needle));
+    let mark = pm.mark();
+    if pm.snat && pm.external_set_mark_chain.is_none() {
+        if !table.has_chain(SETMARK_CHAIN) {
+            b.push(format!(":{SETMARK_CHAIN} - [0:0]"));
+        }
+        if !has_rule(SETMARK_CHAIN, &format!("--set-xmark {mark}")) {
+            b.push(format!(
+                "-A {SETMARK_CHAIN} -m comment --comment \"CNI portfwd masquerade mark\" -j MARK --set-xmark {mark}"
+            ));
+        }
+        if !table.has_chain(MASQ_CHAIN) {
+            b.push(format!(":{MASQ_CHAIN} - [0:0]"));
+        }
+        if !has_rule(MASQ_CHAIN, &format!("--mark {mark}")) {
+            b.push(format!(
+                "-A {MASQ_CHAIN} -m mark --mark {mark} -j MASQUERADE"
+            ));
+        }
+        if !has_rule("POSTROUTING", &format!("-j {MASQ_CHAIN}")) {
+            b.push(format!(
+                "-I POSTROUTING 1 -m comment --comment \"CNI portfwd requiring masquerade\" -j {MASQ_CHAIN}"
+            ));
+        }
+    }
+    if !table.has_chain(TOP_DNAT_CHAIN) {
+        b.push(format!(":{TOP_DNAT_CHAIN} - [0:0]"));
+    }
+    for entry in ["PREROUTING", "OUTPUT"] {
+        if !has_rule(entry, &format!("-j {TOP_DNAT_CHAIN}")) {
+            b.push(format!(
+                "-A {entry} -m addrtype --dst-type LOCAL -j {TOP_DNAT_CHAIN}"
+            ));
+        }
+    }
+    // The container's own chain and its entry rules are rewritten whole.
+    let chain = pm.dnat_chain();
+    for rule in table
+        .rules_of(TOP_DNAT_CHAIN)
+        .filter(|r| r.ends_with(&format!("-j {chain}")))
+    {
+        b.push(iptables::delete_line(rule));
+    }
+    b.push(format!(":{chain} - [0:0]"));
+    let comment = iptables::quote(&pm.comment());
+    let conditions = if v6 {
+        pm.conditions_v6
+    } else {
+        pm.conditions_v4
+    }
+    .join(" ");
+    let mut protocols: Vec<&str> = pm.applicable(v6).map(|m| m.protocol.as_str()).collect();
+    protocols.sort_unstable();
+    protocols.dedup();
+    for proto in protocols {
+        let ports: Vec<String> = pm
+            .applicable(v6)
+            .filter(|m| m.protocol == proto)
+            .map(|m| m.host_port.to_string())
+            .collect();
+        for group in ports.chunks(MULTIPORT_MAX) {
+            let mut rule = format!(
+                "-A {TOP_DNAT_CHAIN} -m comment --comment {comment} -m multiport -p {proto} --destination-ports {}",
+                group.join(",")
+            );
+            if !conditions.is_empty() {
+                rule.push(' ');
+                rule.push_str(&conditions);
+            }
+            rule.push_str(&format!(" -j {chain}"));
+            b.push(rule);
+        }
+    }
+    let setmark = pm.external_set_mark_chain.unwrap_or(SETMARK_CHAIN);
+    for m in pm.applicable(v6) {
+        let mut base = format!("-p {} --dport {}", m.protocol, m.host_port);
+        if let Some(ip) = m.host_ip.filter(|ip| !ip.is_unspecified()) {
+            base.push_str(&format!(" -d {ip}"));
+        }
+        if pm.snat {
+            let masq_src = if pm.masq_all {
+                if v6 {
+                    "::/0".to_string()
+                } else {
+                    "0.0.0.0/0".to_string()
+                }
+            } else {
+                container.to_string()
+            };
+            b.push(format!("-A {chain} {base} -s {masq_src} -j {setmark}"));
+            if !v6 && !pm.masq_all {
+                b.push(format!("-A {chain} {base} -s 127.0.0.1 -j {setmark}"));
+            }
+        }
+        b.push(format!(
+            "-A {chain} {base} -j DNAT --to-destination {}",
+            ip_port(container.addr(), m.container_port)
+        ));
+    }
+    b
+}
+
+/// The batch that removes the container's chains (and the old SNAT chain
+/// of older reference versions), leaving the shared chains in place.
+pub fn iptables_del_batch(network: &str, container_id: &str, table: &Table) -> Batch {
+    let mut b = Batch::default();
+    for (entry, chain) in [
+        (
+            TOP_DNAT_CHAIN,
+            chain_name_with_prefix(network, container_id, "DN-"),
+        ),
+        (
+            OLD_SNAT_CHAIN,
+            chain_name_with_prefix(network, container_id, "SN-"),
+        ),
+    ] {
+        for rule in table
+            .rules_of(entry)
+            .filter(|r| r.ends_with(&format!("-j {chain}")))
+        {
+            b.push(iptables::delete_line(rule));
+        }
+        if table.has_chain(&chain) {
+            b.push(format!(":{chain} - [0:0]"));
+            b.push(format!("-X {chain}"));
+        }
+    }
+    b
+}
+
+/// The nft script for one container address.
+pub fn nft_add_script(pm: &PortMap<'_>, container: IpNet) -> String {
+    let v6 = container.addr().is_ipv6();
+    let ipx = if v6 { "ip6" } else { "ip" };
+    let t = format!("{ipx} {NFT_TABLE}");
+    let conditions = if v6 {
+        pm.conditions_v6
+    } else {
+        pm.conditions_v4
+    }
+    .join(" ");
+    let c = quote(pm.container_id);
+    let mut s = format!("add table {t} {{ comment \"CNI portmap plugin\"; }}\n");
+    for chain in ["hostports", "hostip_hostports", "hostports_all"] {
+        s.push_str(&format!("add chain {t} {chain}\n"));
+    }
+    s.push_str(&format!("flush chain {t} hostports_all\n"));
+    s.push_str(&format!(
+        "add rule {t} hostports_all jump hostip_hostports\n"
+    ));
+    s.push_str(&format!("add rule {t} hostports_all jump hostports\n"));
+    for (chain, hook) in [("prerouting", "prerouting"), ("output", "output")] {
+        // -100 is "dstnat"; older nft accepts that name only on prerouting.
+        s.push_str(&format!(
+            "add chain {t} {chain} {{ type nat hook {hook} priority -100; }}\n"
+        ));
+        s.push_str(&format!("flush chain {t} {chain}\n"));
+        let cond = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("{conditions} ")
+        };
+        s.push_str(&format!(
+            "add rule {t} {chain} {cond}fib daddr type local jump hostports_all\n"
+        ));
+    }
+    if pm.snat {
+        s.push_str(&format!(
+            "add chain {t} masquerading {{ type nat hook postrouting priority srcnat; }}\n"
+        ));
+    }
+    for m in pm.applicable(v6) {
+        let dst = match m.host_ip.filter(|ip| !ip.is_unspecified()) {
+            Some(ip) => format!("{ipx} daddr {ip} "),
+            None => String::new(),
+        };
+        s.push_str(&format!(
+            "add rule {t} hostports {dst}{} dport {} dnat to {} comment {c}\n",
+            m.protocol,
+            m.host_port,
+            ip_port(container.addr(), m.container_port)
+        ));
+    }
+    if pm.snat {
+        let src = if pm.masq_all {
+            if v6 {
+                "::/0".to_string()
+            } else {
+                "0.0.0.0/0".to_string()
+            }
+        } else {
+            container.addr().to_string()
+        };
+        s.push_str(&format!(
+            "add rule {t} masquerading {ipx} saddr {src} {ipx} daddr {} masquerade comment {c}\n",
+            container.addr()
+        ));
+        if !v6 && !pm.masq_all {
+            s.push_str(&format!(
+                "add rule {t} masquerading ip saddr 127.0.0.1 ip daddr {} masquerade comment {c}\n",
+                container.addr()
+            ));
+        }
+    }
+    s
+}
+
+/// Sets up the mappings for the container's addresses (at most one IPv4
+/// and one IPv6). iptables: one `iptables-save` and one
+/// `iptables-restore` per family; nftables: one `nft -f -` in all.
+pub fn add(backend: Backend, pm: &PortMap<'_>, containers: &[IpNet]) -> Result<(), FirewallError> {
+    match backend {
+        Backend::Iptables => {
+            for c in containers {
+                let family = family_of(c.addr());
+                let table = iptables::save(family, "nat")?;
+                iptables_add_batch(pm, *c, &table).apply(family, "nat")?;
+            }
+            Ok(())
+        }
+        Backend::Nftables => {
+            let script: String = containers.iter().map(|c| nft_add_script(pm, *c)).collect();
+            nftables::apply(&script)
+        }
+    }
+}
+
+fn nft_container_rules(container_id: &str) -> Result<String, FirewallError> {
+    let mut script = String::new();
+    for family in ["ip", "ip6"] {
+        for chain in ["hostports", "hostip_hostports", "masquerading"] {
+            for rule in nftables::list_rules(family, NFT_TABLE, chain)? {
+                if rule.comment == container_id {
+                    script.push_str(&format!(
+                        "delete rule {family} {NFT_TABLE} {chain} handle {}\n",
+                        rule.handle
+                    ));
+                }
+            }
+        }
+    }
+    Ok(script)
+}
+
+/// Removes a container's mappings from both backends (where they work).
+pub fn del(network: &str, container_id: &str) -> Result<(), FirewallError> {
+    if iptables::supported() {
+        for family in [Family::V4, Family::V6] {
+            let table = iptables::save(family, "nat")?;
+            iptables_del_batch(network, container_id, &table).apply(family, "nat")?;
+        }
+    }
+    if nftables::supported() {
+        nftables::apply(&nft_container_rules(container_id)?)?;
+    }
+    Ok(())
+}
+
+/// Whether the container's mappings are in place (CHECK).
+pub fn check(
+    backend: Backend,
+    pm: &PortMap<'_>,
+    containers: &[IpNet],
+) -> Result<(), FirewallError> {
+    let missing = |what: String| Err(FirewallError::Config(what));
+    match backend {
+        Backend::Iptables => {
+            for c in containers {
+                let table = iptables::save(family_of(c.addr()), "nat")?;
+                let chain = pm.dnat_chain();
+                if !table.has_chain(&chain) {
+                    return missing(format!("chain {chain} not found in iptables table nat"));
+                }
+                if !table
+                    .rules_of(TOP_DNAT_CHAIN)
+                    .any(|r| r.ends_with(&format!("-j {chain}")))
+                {
+                    return missing(format!("no rule in {TOP_DNAT_CHAIN} jumps to {chain}"));
+                }
+                let want = pm.applicable(c.addr().is_ipv6()).count();
+                let dnats = table
+                    .rules_of(&chain)
+                    .filter(|r| r.contains("-j DNAT"))
+                    .count();
+                if dnats < want {
+                    return missing(format!("missing DNAT rules in {chain}"));
+                }
+            }
+            Ok(())
+        }
+        Backend::Nftables => {
+            for c in containers {
+                let family = if c.addr().is_ipv4() { "ip" } else { "ip6" };
+                let want = pm.applicable(c.addr().is_ipv6()).count();
+                let have = nftables::list_rules(family, NFT_TABLE, "hostports")?
+                    .iter()
+                    .filter(|r| r.comment == pm.container_id)
+                    .count();
+                if have < want {
+                    return missing("missing hostport rules in \"hostports\" chain".into());
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Removes the iptables mappings of attachments of `network` whose
+/// container is not in `valid` (the nftables rules carry only the
+/// container ID, so they cannot be told apart by network and are left).
+pub fn gc(network: &str, valid: &[String]) -> Result<(), FirewallError> {
+    if !iptables::supported() {
+        return Ok(());
+    }
+    let marker = format!("dnat name: {} id: ", go_quote(network));
+    let marker = iptables::quote(&marker);
+    let marker = marker.trim_end_matches('"');
+    for family in [Family::V4, Family::V6] {
+        let table = iptables::save(family, "nat")?;
+        let mut batch = Batch::default();
+        let mut seen: Vec<String> = Vec::new();
+        for rule in table.rules_of(TOP_DNAT_CHAIN) {
+            let Some(at) = rule.find(marker) else {
+                continue;
+            };
+            let rest = &rule[at + marker.len()..];
+            // rest starts with \"<id>\"" ...
+            let id: String = rest
+                .trim_start_matches("\\\"")
+                .split("\\\"")
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            if id.is_empty() || valid.contains(&id) || seen.contains(&id) {
+                continue;
+            }
+            seen.push(id.clone());
+            batch
+                .lines
+                .extend(iptables_del_batch(network, &id, &table).lines);
+        }
+        batch.apply(family, "nat")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn maps() -> Vec<Mapping> {
+        vec![
+            Mapping {
+                host_port: 8080,
+                container_port: 80,
+                protocol: "tcp".into(),
+                host_ip: None,
+            },
+            Mapping {
+                host_port: 8053,
+                container_port: 53,
+                protocol: "udp".into(),
+                host_ip: Some("203.0.113.1".parse().unwrap()),
+            },
+        ]
+    }
+
+    fn pm(m: &[Mapping]) -> PortMap<'_> {
+        PortMap {
+            network: "net",
+            container_id: "c1",
+            mappings: m,
+            snat: true,
+            mark_bit: 13,
+            external_set_mark_chain: None,
+            masq_all: false,
+            conditions_v4: &[],
+            conditions_v6: &[],
+        }
+    }
+
+    #[test]
+    fn iptables_layout_matches_the_reference() {
+        let m = maps();
+        let b = iptables_add_batch(&pm(&m), "10.88.0.5/16".parse().unwrap(), &Table::default());
+        let dn = chain_name_with_prefix("net", "c1", "DN-");
+        let want = [
+            ":CNI-HOSTPORT-SETMARK - [0:0]".to_string(),
+            "-A CNI-HOSTPORT-SETMARK -m comment --comment \"CNI portfwd masquerade mark\" -j MARK --set-xmark 0x2000/0x2000".into(),
+            ":CNI-HOSTPORT-MASQ - [0:0]".into(),
+            "-A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE".into(),
+            "-I POSTROUTING 1 -m comment --comment \"CNI portfwd requiring masquerade\" -j CNI-HOSTPORT-MASQ".into(),
+            ":CNI-HOSTPORT-DNAT - [0:0]".into(),
+            "-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT".into(),
+            "-A OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT".into(),
+            format!(":{dn} - [0:0]"),
+            format!("-A CNI-HOSTPORT-DNAT -m comment --comment \"dnat name: \\\"net\\\" id: \\\"c1\\\"\" -m multiport -p tcp --destination-ports 8080 -j {dn}"),
+            format!("-A CNI-HOSTPORT-DNAT -m comment --comment \"dnat name: \\\"net\\\" id: \\\"c1\\\"\" -m multiport -p udp --destination-ports 8053 -j {dn}"),
+            format!("-A {dn} -p tcp --dport 8080 -s 10.88.0.5/16 -j CNI-HOSTPORT-SETMARK"),
+            format!("-A {dn} -p tcp --dport 8080 -s 127.0.0.1 -j CNI-HOSTPORT-SETMARK"),
+            format!("-A {dn} -p tcp --dport 8080 -j DNAT --to-destination 10.88.0.5:80"),
+            format!("-A {dn} -p udp --dport 8053 -d 203.0.113.1 -s 10.88.0.5/16 -j CNI-HOSTPORT-SETMARK"),
+            format!("-A {dn} -p udp --dport 8053 -d 203.0.113.1 -s 127.0.0.1 -j CNI-HOSTPORT-SETMARK"),
+            format!("-A {dn} -p udp --dport 8053 -d 203.0.113.1 -j DNAT --to-destination 10.88.0.5:53"),
+        ];
+        assert_eq!(b.lines, want);
+        // A v6 address skips the v4-only hostIP mapping.
+        let b6 = iptables_add_batch(&pm(&m), "fd00::5/64".parse().unwrap(), &Table::default());
+        assert!(b6
+            .lines
+            .iter()
+            .any(|l| l.contains("--to-destination [fd00::5]:80")));
+        assert!(!b6.lines.iter().any(|l| l.contains("8053")));
+    }
+
+    #[test]
+    fn shared_chains_are_not_recreated() {
+        let m = maps();
+        let first = iptables_add_batch(&pm(&m), "10.88.0.5/16".parse().unwrap(), &Table::default());
+        let mut text = String::from(
+            "*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n",
+        );
+        for l in &first.lines {
+            text.push_str(&l.replace("-I POSTROUTING 1", "-A POSTROUTING"));
+            text.push('\n');
+        }
+        let table = Table::parse(&text);
+        let again = iptables_add_batch(
+            &PortMap {
+                container_id: "c2",
+                ..pm(&m)
+            },
+            "10.88.0.6/16".parse().unwrap(),
+            &table,
+        );
+        assert!(again
+            .lines
+            .iter()
+            .all(|l| !l.contains("SETMARK - [0:0]") && !l.starts_with("-A PREROUTING")));
+    }
+
+    #[test]
+    fn nft_rules_are_local_only() {
+        let m = maps();
+        let s = nft_add_script(&pm(&m), "10.88.0.5/16".parse().unwrap());
+        assert!(s.contains(
+            "add rule ip cni_hostport prerouting fib daddr type local jump hostports_all"
+        ));
+        assert!(s.contains(
+            "add rule ip cni_hostport hostports tcp dport 8080 dnat to 10.88.0.5:80 comment \"c1\""
+        ));
+        assert!(s.contains("hostports ip daddr 203.0.113.1 udp dport 8053 dnat to 10.88.0.5:53"));
+        assert!(s.contains("masquerading ip saddr 127.0.0.1 ip daddr 10.88.0.5 masquerade"));
+    }
+}
