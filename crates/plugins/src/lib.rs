@@ -6,6 +6,7 @@ pub mod bridge;
 pub mod common;
 pub mod host_local;
 pub mod loopback;
+pub mod portmap;
 pub mod ptp;
 pub mod static_ipam;
 
@@ -19,6 +20,7 @@ pub fn all() -> &'static [&'static dyn Plugin] {
         &static_ipam::Static,
         &ptp::Ptp,
         &bridge::Bridge,
+        &portmap::Portmap,
     ]
 }
 

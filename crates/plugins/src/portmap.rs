@@ -1,0 +1,357 @@
+//! `portmap` (chained): forwards host ports to the container's address,
+//! from `runtimeConfig.portMappings`, on iptables or nftables, with the
+//! reference's rule layout (see `rcni_netfilter::portmap`). Only traffic
+//! addressed to the node itself is translated.
+
+use crate::common::{kernel_err, valid_attachments};
+use ipnet::IpNet;
+use rcni_net::Handle;
+use rcni_netfilter::portmap::{self, Mapping, PortMap};
+use rcni_netfilter::Backend;
+use rcni_skel::{CmdArgs, Plugin};
+use rcni_spec::config::PluginConf;
+use rcni_spec::{CniError, CniResult};
+use serde::Deserialize;
+use std::net::IpAddr;
+
+pub struct Portmap;
+
+const DEFAULT_MARK_BIT: i64 = 13;
+
+#[derive(Deserialize, Default)]
+struct PortmapConf {
+    #[serde(default)]
+    backend: Option<String>,
+    #[serde(default)]
+    snat: Option<bool>,
+    #[serde(rename = "conditionsV4", default)]
+    conditions_v4: Option<Vec<String>>,
+    #[serde(rename = "conditionsV6", default)]
+    conditions_v6: Option<Vec<String>>,
+    #[serde(rename = "masqAll", default)]
+    masq_all: bool,
+    #[serde(rename = "markMasqBit", default)]
+    mark_masq_bit: Option<i64>,
+    #[serde(rename = "externalSetMarkChain", default)]
+    external_set_mark_chain: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawMapping {
+    #[serde(rename = "hostPort", default)]
+    host_port: i64,
+    #[serde(rename = "containerPort", default)]
+    container_port: i64,
+    #[serde(default)]
+    protocol: String,
+    #[serde(rename = "hostIP", default)]
+    host_ip: String,
+}
+
+struct Config {
+    conf: PluginConf,
+    own: PortmapConf,
+    backend: Backend,
+    mappings: Vec<Mapping>,
+    mark_bit: u8,
+    containers: Vec<IpNet>,
+    prev: Option<CniResult>,
+}
+
+fn invalid(msg: impl Into<String>) -> CniError {
+    CniError::invalid_config(msg)
+}
+
+/// `-…`/`!…` first token: iptables conditions; anything else: nftables.
+fn conditions_backend(c: &Option<Vec<String>>) -> Option<&'static str> {
+    let first = c.as_ref()?.first()?;
+    match first.chars().next()? {
+        '-' | '!' => Some("iptables"),
+        _ => Some("nftables"),
+    }
+}
+
+fn parse_mappings(conf: &PluginConf) -> Result<Vec<Mapping>, CniError> {
+    let raw: Vec<RawMapping> = match conf.runtime("portMappings") {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| invalid(format!("runtimeConfig.portMappings: {e}")))?,
+    };
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let field = |f: &str| format!("runtimeConfig.portMappings[{i}].{f}");
+            let port = |v: i64, f: &str, what: &str| {
+                u16::try_from(v).ok().filter(|p| *p > 0).ok_or_else(|| {
+                    invalid(format!("{}: Invalid {what} port number: {v}", field(f)))
+                })
+            };
+            let protocol = m.protocol.to_ascii_lowercase();
+            if !matches!(protocol.as_str(), "tcp" | "udp" | "sctp") {
+                return Err(invalid(format!(
+                    "{}: unknown protocol {:?} (expected tcp, udp or sctp)",
+                    field("protocol"),
+                    m.protocol
+                )));
+            }
+            let host_ip = match m.host_ip.as_str() {
+                "" => None,
+                s => Some(
+                    s.parse::<IpAddr>()
+                        .map_err(|_| invalid(format!("{}: invalid IP {s:?}", field("hostIP"))))?,
+                ),
+            };
+            Ok(Mapping {
+                host_port: port(m.host_port, "hostPort", "host")?,
+                container_port: port(m.container_port, "containerPort", "container")?,
+                protocol,
+                host_ip,
+            })
+        })
+        .collect()
+}
+
+/// The first IPv4 and IPv6 address of the container interface `ifname`.
+fn container_addresses(prev: &CniResult, ifname: &str) -> Vec<IpNet> {
+    let mut out: Vec<IpNet> = Vec::new();
+    for ip in &prev.ips {
+        if out
+            .iter()
+            .any(|o| o.addr().is_ipv4() == ip.address.addr().is_ipv4())
+        {
+            continue;
+        }
+        if let Some(i) = ip.interface.and_then(|i| prev.interfaces.get(i)) {
+            if i.name != ifname || i.sandbox.is_empty() {
+                continue;
+            }
+        }
+        out.push(ip.address);
+    }
+    out
+}
+
+fn load(args: &CmdArgs) -> Result<Config, CniError> {
+    let conf = args.conf()?;
+    let own: PortmapConf = conf.plugin_fields()?;
+    if own.mark_masq_bit.is_some() && own.external_set_mark_chain.is_some() {
+        return Err(invalid(
+            "Cannot specify externalSetMarkChain and markMasqBit",
+        ));
+    }
+    let bit = own.mark_masq_bit.unwrap_or(DEFAULT_MARK_BIT);
+    if !(0..=31).contains(&bit) {
+        return Err(invalid(format!(
+            "markMasqBit must be between 0 and 31, got {bit}"
+        )));
+    }
+    let backend =
+        Backend::choose(own.backend.as_deref(), "backend").map_err(|e| invalid(e.to_string()))?;
+    let mut foreign = Vec::new();
+    if own.external_set_mark_chain.is_some() && backend == Backend::Nftables {
+        foreign.push("externalSetMarkChain");
+    }
+    for (c, key) in [
+        (&own.conditions_v4, "conditionsV4"),
+        (&own.conditions_v6, "conditionsV6"),
+    ] {
+        if let Some(b) = conditions_backend(c) {
+            if b != backend.name() {
+                foreign.push(key);
+            }
+        }
+    }
+    if !foreign.is_empty() {
+        let other = if backend == Backend::Iptables {
+            "nftables"
+        } else {
+            "iptables"
+        };
+        return Err(invalid(format!(
+            "{} backend was requested but configuration contains {other}-specific options {foreign:?}",
+            backend.name()
+        )));
+    }
+    let mappings = parse_mappings(&conf)?;
+    let prev = conf.prev_result()?;
+    let containers = prev
+        .as_ref()
+        .map(|p| container_addresses(p, &args.ifname))
+        .unwrap_or_default();
+    Ok(Config {
+        conf,
+        own,
+        backend,
+        mappings,
+        mark_bit: bit as u8,
+        containers,
+        prev,
+    })
+}
+
+impl Config {
+    fn portmap<'a>(&'a self, args: &'a CmdArgs, empty: &'a [String]) -> PortMap<'a> {
+        PortMap {
+            network: &self.conf.name,
+            container_id: &args.container_id,
+            mappings: &self.mappings,
+            snat: self.own.snat.unwrap_or(true),
+            mark_bit: self.mark_bit,
+            external_set_mark_chain: self.own.external_set_mark_chain.as_deref(),
+            masq_all: self.own.masq_all,
+            conditions_v4: self.own.conditions_v4.as_deref().unwrap_or(empty),
+            conditions_v6: self.own.conditions_v6.as_deref().unwrap_or(empty),
+        }
+    }
+}
+
+/// Lets hairpin traffic from 127.0.0.1 be routed to the container: sets
+/// `route_localnet` on the host interface that routes to it.
+fn enable_route_localnet(container: IpAddr) -> Result<(), CniError> {
+    let mut nl = Handle::new().map_err(kernel_err("open netlink"))?;
+    let Ok(route) = nl.route_get(container) else {
+        return Ok(());
+    };
+    let Some(oif) = route.oif else { return Ok(()) };
+    if let Some(link) = nl
+        .link_by_index(oif)
+        .map_err(kernel_err("look up the route's interface"))?
+    {
+        rcni_net::sysctl::set(&format!("net/ipv4/conf/{}/route_localnet", link.name), "1")
+            .map_err(|e| CniError::internal(format!("unable to enable route_localnet: {e}")))?;
+    }
+    Ok(())
+}
+
+fn firewall_err(what: &str) -> impl Fn(rcni_netfilter::FirewallError) -> CniError + '_ {
+    move |e| CniError::internal(format!("{what}: {e}"))
+}
+
+impl Plugin for Portmap {
+    fn name(&self) -> &str {
+        "portmap"
+    }
+
+    fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
+        let cfg = load(args)?;
+        let prev = cfg
+            .prev
+            .clone()
+            .ok_or_else(|| invalid("must be called as chained plugin"))?;
+        if cfg.mappings.is_empty() {
+            return Ok(prev);
+        }
+        cfg.backend
+            .ensure_available()
+            .map_err(|e| invalid(format!("backend: {e}")))?;
+        let empty = Vec::new();
+        let pm = cfg.portmap(args, &empty);
+        let result = portmap::add(cfg.backend, &pm, &cfg.containers)
+            .map_err(firewall_err("unable to set up port mappings"))
+            .and_then(
+                |()| match cfg.containers.iter().find(|c| c.addr().is_ipv4()) {
+                    Some(v4) if pm.snat => enable_route_localnet(v4.addr()),
+                    _ => Ok(()),
+                },
+            );
+        if let Err(e) = result {
+            let _ = portmap::del(&cfg.conf.name, &args.container_id);
+            return Err(e);
+        }
+        Ok(prev)
+    }
+
+    /// Removes the container's mappings, found by name: this works even
+    /// when the runtime leaves the mappings out on DEL.
+    fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let cfg = load(args)?;
+        portmap::del(&cfg.conf.name, &args.container_id)
+            .map_err(firewall_err("could not tear down port mappings"))
+    }
+
+    fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let cfg = load(args)?;
+        if cfg.prev.is_none() {
+            return Err(invalid("Required prevResult missing"));
+        }
+        if cfg.mappings.is_empty() {
+            return Ok(());
+        }
+        let empty = Vec::new();
+        portmap::check(cfg.backend, &cfg.portmap(args, &empty), &cfg.containers)
+            .map_err(firewall_err("port mappings"))
+    }
+
+    fn gc(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let conf = args.conf()?;
+        let valid: Vec<String> = valid_attachments(&conf)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        portmap::gc(&conf.name, &valid).map_err(firewall_err("port mapping GC"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(conf: &str) -> CmdArgs {
+        CmdArgs {
+            stdin: conf.as_bytes().to_vec(),
+            ifname: "eth0".into(),
+            ..CmdArgs::default()
+        }
+    }
+
+    #[test]
+    fn bad_keys_name_the_field() {
+        let cases = [
+            (
+                r#"{"name":"n","backend":"iptables","runtimeConfig":{"portMappings":[{"hostPort":70000,"containerPort":80,"protocol":"tcp"}]}}"#,
+                "hostPort",
+            ),
+            (
+                r#"{"name":"n","backend":"iptables","runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":0,"protocol":"tcp"}]}}"#,
+                "containerPort",
+            ),
+            (
+                r#"{"name":"n","backend":"iptables","runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":80,"protocol":"icmp"}]}}"#,
+                "protocol",
+            ),
+            (
+                r#"{"name":"n","backend":"iptables","runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":80,"protocol":"tcp","hostIP":"x"}]}}"#,
+                "hostIP",
+            ),
+            (
+                r#"{"name":"n","backend":"iptables","markMasqBit":32}"#,
+                "markMasqBit",
+            ),
+            (
+                r#"{"name":"n","backend":"iptables","markMasqBit":3,"externalSetMarkChain":"X"}"#,
+                "externalSetMarkChain",
+            ),
+            (
+                r#"{"name":"n","backend":"nftables","conditionsV4":["-s","1.2.3.4"]}"#,
+                "conditionsV4",
+            ),
+            (r#"{"name":"n","backend":"ebtables"}"#, "backend"),
+        ];
+        for (conf, needle) in cases {
+            let e = load(&args(conf)).err().unwrap();
+            assert_eq!(e.code, 7, "{conf}");
+            assert!(e.msg.contains(needle), "{conf}: {}", e.msg);
+        }
+    }
+
+    #[test]
+    fn picks_the_container_addresses() {
+        let conf = r#"{"name":"n","backend":"iptables","prevResult":{"cniVersion":"1.0.0",
+            "interfaces":[{"name":"br"},{"name":"veth1"},{"name":"eth0","sandbox":"/ns"}],
+            "ips":[{"interface":0,"address":"10.0.0.1/24"},{"interface":2,"address":"10.0.0.5/24"},
+                   {"interface":2,"address":"10.0.0.6/24"},{"interface":2,"address":"fd00::5/64"}]}}"#;
+        let cfg = load(&args(conf)).unwrap();
+        let c: Vec<String> = cfg.containers.iter().map(|n| n.to_string()).collect();
+        assert_eq!(c, ["10.0.0.5/24", "fd00::5/64"]);
+    }
+}

@@ -1,0 +1,361 @@
+//! bridge + host-local + portmap, on both firewall backends: TCP and UDP
+//! from an outside namespace and from the host itself reach the
+//! container's servers; hostIP restricts the address; transit traffic is
+//! not translated; DEL, CHECK and GC; interop with the reference.
+
+// Tests panic on anything unexpected; that is their job.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+
+struct World {
+    host: Netns,
+    outside: Netns,
+    data: tempfile::TempDir,
+    net: String,
+}
+
+impl World {
+    /// host (203.0.113.1) ↔ outside (203.0.113.2); the host also owns
+    /// 198.51.100.1 on lo; the outside routes 198.51.100.1 and the transit
+    /// range 198.18.0.0/24 through the host.
+    fn new() -> World {
+        let host = Netns::new("ph");
+        let outside = Netns::new("po");
+        host.exec(&[
+            "ip",
+            "link",
+            "add",
+            "up0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "down0",
+            "netns",
+            &outside.name,
+        ]);
+        host.exec(&["ip", "addr", "add", "203.0.113.1/24", "dev", "up0"]);
+        host.exec(&["ip", "addr", "add", "198.51.100.1/32", "dev", "lo"]);
+        host.exec(&["ip", "link", "set", "up0", "up"]);
+        outside.exec(&["ip", "addr", "add", "203.0.113.2/24", "dev", "down0"]);
+        outside.exec(&["ip", "link", "set", "down0", "up"]);
+        outside.exec(&[
+            "ip",
+            "route",
+            "add",
+            "198.51.100.1/32",
+            "via",
+            "203.0.113.1",
+        ]);
+        outside.exec(&["ip", "route", "add", "198.18.0.0/24", "via", "203.0.113.1"]);
+        World {
+            host,
+            outside,
+            data: data_dir(),
+            net: unique("pm"),
+        }
+    }
+
+    fn bridge_conf(&self, version: &str) -> Value {
+        json!({"cniVersion": version, "name": self.net, "type": "bridge", "bridge": "br-pm", "isGateway": true,
+               "ipam": {"type": "host-local", "subnet": "10.96.0.0/24", "routes": [{"dst": "0.0.0.0/0"}],
+                        "dataDir": self.data.path().to_str().unwrap()}})
+    }
+
+    /// ADD bridge then portmap as a runtime would; returns the portmap
+    /// config (with prevResult) for CHECK and DEL.
+    fn attach(
+        &self,
+        ctr: &Netns,
+        version: &str,
+        portmap: Value,
+        reference_portmap: bool,
+    ) -> (Value, Value) {
+        let br = self.bridge_conf(version);
+        let prev = Call::rcni("bridge", "ADD", &self.host, Some(ctr))
+            .run(&br)
+            .ok();
+        let mut pm = portmap;
+        pm["cniVersion"] = json!(version);
+        pm["name"] = json!(self.net);
+        pm["type"] = json!("portmap");
+        pm["prevResult"] = prev.clone();
+        let mut call = Call::rcni("portmap", "ADD", &self.host, Some(ctr));
+        if reference_portmap {
+            call = call.reference();
+        }
+        let mut out = call.run(&pm).ok();
+        // Debian's older reference still prints an empty "dns" in 1.0.0.
+        if out.get("dns") == Some(&json!({})) {
+            out.as_object_mut().unwrap().remove("dns");
+        }
+        assert_eq!(out, prev, "portmap passes the previous result on");
+        (br, pm)
+    }
+
+    fn detach(&self, ctr: &Netns, br: &Value, pm: &Value, reference_portmap: bool) {
+        let mut call = Call::rcni("portmap", "DEL", &self.host, Some(ctr));
+        if reference_portmap {
+            call = call.reference();
+        }
+        call.run(pm).ok();
+        Call::rcni("bridge", "DEL", &self.host, Some(ctr))
+            .run(br)
+            .ok();
+    }
+
+    fn iptables_nat(&self) -> String {
+        self.host.exec(&["iptables-save", "-t", "nat"])
+    }
+
+    fn nft_ruleset(&self) -> String {
+        self.host.exec(&["nft", "list", "ruleset"])
+    }
+}
+
+fn mappings(backend: &str, extra: Value) -> Value {
+    let mut pm = json!({"backend": backend, "capabilities": {"portMappings": true}, "runtimeConfig": {"portMappings": [
+        {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
+        {"hostPort": 8053, "containerPort": 53, "protocol": "udp"},
+        {"hostPort": 9090, "containerPort": 90, "protocol": "tcp", "hostIP": "203.0.113.1"},
+    ]}});
+    for (k, v) in extra.as_object().unwrap() {
+        pm[k] = v.clone();
+    }
+    pm
+}
+
+#[test]
+fn tcp_and_udp_reach_the_container_on_both_backends() {
+    for backend in ["iptables", "nftables"] {
+        let w = World::new();
+        let ctr = Netns::new("pc");
+        let (br, pm) = w.attach(&ctr, "1.0.0", mappings(backend, json!({})), false);
+        for port in [80, 53, 90] {
+            serve(&ctr, port, "hello from the container", 20);
+        }
+        let from_outside = tcp_get(&w.outside, "203.0.113.1:8080");
+        assert_eq!(
+            from_outside.as_deref(),
+            Some("hello from the container"),
+            "{backend}: TCP from outside"
+        );
+        assert_eq!(
+            udp_get(&w.outside, "203.0.113.1:8053").as_deref(),
+            Some("hello from the container"),
+            "{backend}: UDP"
+        );
+        assert_eq!(
+            tcp_get(&w.host, "127.0.0.1:8080").as_deref(),
+            Some("hello from the container"),
+            "{backend}: localhost"
+        );
+        assert_eq!(
+            tcp_get(&w.host, "203.0.113.1:8080").as_deref(),
+            Some("hello from the container"),
+            "{backend}: host address"
+        );
+        // hostIP: only that address.
+        assert_eq!(
+            tcp_get(&w.outside, "203.0.113.1:9090").as_deref(),
+            Some("hello from the container"),
+            "{backend}: hostIP"
+        );
+        assert_eq!(
+            tcp_get(&w.outside, "198.51.100.1:9090"),
+            None,
+            "{backend}: hostIP mapping answered on another address"
+        );
+        assert!(
+            tcp_get(&w.outside, "198.51.100.1:8080").is_some(),
+            "{backend}: a local address without hostIP"
+        );
+        // Transit traffic (not addressed to the node) is never DNAT'd.
+        assert_eq!(
+            tcp_get(&w.outside, "198.18.0.1:8080"),
+            None,
+            "{backend}: transit traffic was translated"
+        );
+        assert_eq!(
+            w.host
+                .exec(&["sysctl", "-n", "net.ipv4.conf.br-pm.route_localnet"])
+                .trim(),
+            "1"
+        );
+
+        Call::rcni("portmap", "CHECK", &w.host, Some(&ctr))
+            .run(&pm)
+            .ok();
+        w.detach(&ctr, &br, &pm, false);
+        assert_eq!(
+            tcp_get(&w.outside, "203.0.113.1:8080"),
+            None,
+            "{backend}: still mapped after DEL"
+        );
+        assert!(
+            !w.iptables_nat().contains("CNI-DN-"),
+            "{backend}: iptables chain left"
+        );
+        assert!(
+            !w.nft_ruleset().contains("comment \"ctr1\""),
+            "{backend}: nft rules left"
+        );
+        let check = Call::rcni("portmap", "CHECK", &w.host, Some(&ctr)).run(&pm);
+        assert_ne!(check.code, 0, "{backend}: CHECK passed with the rules gone");
+    }
+}
+
+#[test]
+fn layout_is_the_references() {
+    let w = World::new();
+    let ctr = Netns::new("pc");
+    let (br, pm) = w.attach(&ctr, "1.0.0", mappings("iptables", json!({})), false);
+    let nat = w.iptables_nat();
+    for needle in [
+        "-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT",
+        "-A OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT",
+        "-A POSTROUTING -m comment --comment \"CNI portfwd requiring masquerade\" -j CNI-HOSTPORT-MASQ",
+        "-A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE",
+        "--set-xmark 0x2000/0x2000",
+        "--dports 8080,9090",
+        "-j DNAT --to-destination 10.96.0.2:80",
+    ] {
+        assert!(nat.contains(needle), "missing {needle:?} in\n{nat}");
+    }
+    w.detach(&ctr, &br, &pm, false);
+    let nat = w.iptables_nat();
+    assert!(
+        nat.contains("-j CNI-HOSTPORT-DNAT"),
+        "the shared chains stay, as in the reference"
+    );
+    assert!(!nat.contains("CNI-DN-"));
+}
+
+#[test]
+fn del_without_mappings_in_the_config_still_cleans_up() {
+    let w = World::new();
+    let ctr = Netns::new("pc");
+    let (br, mut pm) = w.attach(&ctr, "1.0.0", mappings("iptables", json!({})), false);
+    pm["runtimeConfig"] = json!({});
+    Call::rcni("portmap", "DEL", &w.host, Some(&ctr))
+        .run(&pm)
+        .ok();
+    assert!(!w.iptables_nat().contains("CNI-DN-"));
+    Call::rcni("bridge", "DEL", &w.host, Some(&ctr))
+        .run(&br)
+        .ok();
+}
+
+#[test]
+fn gc_removes_stale_mappings() {
+    let w = World::new();
+    let (a, b) = (Netns::new("pa"), Netns::new("pb"));
+    let br = w.bridge_conf("1.1.0");
+    let mut pm = mappings("iptables", json!({}));
+    for (id, ns, port) in [("keep", &a, 8080), ("gone", &b, 8081)] {
+        let prev = Call::rcni("bridge", "ADD", &w.host, Some(ns))
+            .id(id)
+            .run(&br)
+            .ok();
+        pm["cniVersion"] = json!("1.1.0");
+        pm["name"] = json!(w.net);
+        pm["type"] = json!("portmap");
+        pm["prevResult"] = prev;
+        pm["runtimeConfig"]["portMappings"] =
+            json!([{"hostPort": port, "containerPort": 80, "protocol": "tcp"}]);
+        Call::rcni("portmap", "ADD", &w.host, Some(ns))
+            .id(id)
+            .run(&pm)
+            .ok();
+    }
+    let mut gc = json!({"cniVersion": "1.1.0", "name": w.net, "type": "portmap", "backend": "iptables",
+        "cni.dev/valid-attachments": [{"containerID": "keep", "ifname": "eth0"}]});
+    let mut call = Call::rcni("portmap", "GC", &w.host, None);
+    call.container_id.clear();
+    call.ifname.clear();
+    call.run(&gc).ok();
+    let nat = w.iptables_nat();
+    assert!(
+        nat.contains("--dports 8080") && !nat.contains("--dports 8081"),
+        "{nat}"
+    );
+    gc["cni.dev/valid-attachments"] = json!([]);
+    call.run(&gc).ok();
+    assert!(!w.iptables_nat().contains("CNI-DN-"));
+}
+
+#[test]
+fn interop_with_the_reference() {
+    assert!(
+        have_reference(),
+        "the reference plugins are not installed at {REFERENCE_DIR}"
+    );
+    for reference_adds in [true, false] {
+        let w = World::new();
+        let ctr = Netns::new("pc");
+        // Debian's reference (1.1.1) speaks up to 1.0.0 and only iptables.
+        let mut maps = mappings("iptables", json!({}));
+        maps.as_object_mut().unwrap().remove("backend");
+        let (br, pm) = w.attach(&ctr, "1.0.0", maps, reference_adds);
+        serve(&ctr, 80, "hi", 10);
+        assert_eq!(
+            tcp_get(&w.outside, "203.0.113.1:8080").as_deref(),
+            Some("hi")
+        );
+        w.detach(&ctr, &br, &pm, !reference_adds);
+        assert!(
+            !w.iptables_nat().contains("CNI-DN-"),
+            "chains left:\n{}",
+            w.iptables_nat()
+        );
+        assert_eq!(tcp_get(&w.outside, "203.0.113.1:8080"), None);
+    }
+}
+
+#[test]
+fn bad_config_leaves_nothing() {
+    let w = World::new();
+    let ctr = Netns::new("pc");
+    let br = w.bridge_conf("1.0.0");
+    let prev = Call::rcni("bridge", "ADD", &w.host, Some(&ctr))
+        .run(&br)
+        .ok();
+    let before = w.iptables_nat();
+    for (maps, needle) in [
+        (
+            json!([{"hostPort": 65536, "containerPort": 80, "protocol": "tcp"}]),
+            "hostPort",
+        ),
+        (
+            json!([{"hostPort": 80, "containerPort": 80, "protocol": "gre"}]),
+            "protocol",
+        ),
+    ] {
+        let pm = json!({"cniVersion": "1.0.0", "name": w.net, "type": "portmap", "prevResult": prev,
+            "runtimeConfig": {"portMappings": maps}});
+        let (code, msg) = Call::rcni("portmap", "ADD", &w.host, Some(&ctr))
+            .run(&pm)
+            .err();
+        assert_eq!(code, 7, "{msg}");
+        assert!(msg.contains(needle), "{msg}");
+        assert_eq!(
+            w.iptables_nat()
+                .lines()
+                .filter(|l| l.starts_with('-'))
+                .count(),
+            before.lines().filter(|l| l.starts_with('-')).count()
+        );
+    }
+    let chained_only = json!({"cniVersion": "1.0.0", "name": w.net, "type": "portmap",
+        "runtimeConfig": {"portMappings": [{"hostPort": 80, "containerPort": 80, "protocol": "tcp"}]}});
+    let (_, msg) = Call::rcni("portmap", "ADD", &w.host, Some(&ctr))
+        .run(&chained_only)
+        .err();
+    assert!(msg.contains("chained"), "{msg}");
+    Call::rcni("bridge", "DEL", &w.host, Some(&ctr))
+        .run(&br)
+        .ok();
+}
