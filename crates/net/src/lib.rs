@@ -18,6 +18,7 @@
 
 mod addr;
 mod bridge;
+pub mod conntrack;
 mod error;
 mod link;
 mod netns;
