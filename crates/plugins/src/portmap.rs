@@ -223,6 +223,28 @@ fn enable_route_localnet(container: IpAddr) -> Result<(), CniError> {
     Ok(())
 }
 
+/// Deletes the conntrack entries of the mapped UDP ports, so a flow that
+/// existed before the mapping changed (to the host, or to an old
+/// container) does not keep swallowing the traffic. Failures are logged:
+/// the mapping itself is in place.
+fn flush_udp_flows(cfg: &Config) {
+    let families: Vec<bool> = if cfg.containers.is_empty() {
+        vec![false, true]
+    } else {
+        cfg.containers.iter().map(|c| c.addr().is_ipv6()).collect()
+    };
+    for m in cfg.mappings.iter().filter(|m| m.protocol == "udp") {
+        for v6 in &families {
+            if let Err(e) = rcni_net::conntrack::delete_udp_flows_to_port(*v6, m.host_port) {
+                eprintln!(
+                    "portmap: failed to delete stale UDP conntrack entries for port {}: {e}",
+                    m.host_port
+                );
+            }
+        }
+    }
+}
+
 fn firewall_err(what: &str) -> impl Fn(rcni_netfilter::FirewallError) -> CniError + '_ {
     move |e| CniError::internal(format!("{what}: {e}"))
 }
@@ -258,6 +280,7 @@ impl Plugin for Portmap {
             let _ = portmap::del(&cfg.conf.name, &args.container_id);
             return Err(e);
         }
+        flush_udp_flows(&cfg);
         Ok(prev)
     }
 
