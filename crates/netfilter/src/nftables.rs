@@ -2,12 +2,12 @@
 //! with `nft -j`, and only ever in rcni's (the reference's) own tables.
 
 use crate::error::FirewallError;
-use crate::run::{run, works};
+use crate::run::{installed, run};
 use serde_json::Value;
 
-/// Whether nft is installed and can talk to the kernel.
+/// Whether nft is installed (looked up on PATH, no exec).
 pub fn supported() -> bool {
-    works("nft", &["list", "tables"])
+    installed("nft")
 }
 
 /// A rule as listed: its handle and comment.

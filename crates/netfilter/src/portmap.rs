@@ -208,6 +208,43 @@ pub fn iptables_add_batch(pm: &PortMap<'_>, container: IpNet, table: &Table) -> 
     b
 }
 
+/// Where rcni notes that the shared portmap chains exist in this network
+/// namespace for this family and mark (keyed by the netns inode, since
+/// /run is shared by every namespace of the node).
+fn ready_marker(family: Family, pm: &PortMap<'_>) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let ns = std::fs::metadata("/proc/self/ns/net").ok()?.ino();
+    let fam = if family == Family::V4 { "v4" } else { "v6" };
+    let mark = match pm.external_set_mark_chain {
+        Some(chain) => format!("ext-{chain}"),
+        None => format!("bit{}", pm.mark_bit),
+    };
+    Some(std::path::PathBuf::from(format!(
+        "/run/rcni/portmap-iptables-{fam}-{mark}-snat{}-ns{ns}",
+        u8::from(pm.snat)
+    )))
+}
+
+/// A table that has the shared chains and their rules, as the fast path
+/// assumes.
+fn shared_chains_present(pm: &PortMap<'_>) -> Table {
+    let mark = pm.mark();
+    Table {
+        chains: vec![
+            SETMARK_CHAIN.into(),
+            MASQ_CHAIN.into(),
+            TOP_DNAT_CHAIN.into(),
+        ],
+        rules: vec![
+            format!("-A {SETMARK_CHAIN} -j MARK --set-xmark {mark}"),
+            format!("-A {MASQ_CHAIN} -m mark --mark {mark} -j MASQUERADE"),
+            format!("-A POSTROUTING -j {MASQ_CHAIN}"),
+            format!("-A PREROUTING -j {TOP_DNAT_CHAIN}"),
+            format!("-A OUTPUT -j {TOP_DNAT_CHAIN}"),
+        ],
+    }
+}
+
 /// The batch that removes the container's chains (and the old SNAT chain
 /// of older reference versions), leaving the shared chains in place.
 pub fn iptables_del_batch(network: &str, container_id: &str, table: &Table) -> Batch {
@@ -321,8 +358,27 @@ pub fn add(backend: Backend, pm: &PortMap<'_>, containers: &[IpNet]) -> Result<(
         Backend::Iptables => {
             for c in containers {
                 let family = family_of(c.addr());
+                // Fast path: the shared chains were set up by an earlier
+                // call in this netns, so one iptables-restore does it. If
+                // they are gone (a firewall reload), the batch fails and
+                // the slow path reads the table first.
+                let marker = ready_marker(family, pm);
+                if marker.as_ref().is_some_and(|m| m.exists()) {
+                    let assumed = shared_chains_present(pm);
+                    if iptables_add_batch(pm, *c, &assumed)
+                        .apply(family, "nat")
+                        .is_ok()
+                    {
+                        continue;
+                    }
+                }
                 let table = iptables::save(family, "nat")?;
                 iptables_add_batch(pm, *c, &table).apply(family, "nat")?;
+                if let Some(m) = marker {
+                    let _ =
+                        std::fs::create_dir_all(m.parent().unwrap_or(std::path::Path::new("/run")));
+                    let _ = std::fs::write(&m, b"");
+                }
             }
             Ok(())
         }

@@ -42,14 +42,11 @@ pub(crate) fn run(
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Whether `program args` runs and succeeds.
-pub(crate) fn works(program: &str, args: &[&str]) -> bool {
-    Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
+/// Whether `program` is on PATH: a stat per directory, no exec, so it can
+/// sit on every ADD.
+pub(crate) fn installed(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path)
+            .any(|dir| std::fs::metadata(dir.join(program)).is_ok_and(|m| m.is_file()))
+    })
 }

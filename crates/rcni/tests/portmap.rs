@@ -411,3 +411,140 @@ fn stale_udp_flows_are_flushed_on_add() {
         w.detach(&ctr, &br, &pm, false);
     }
 }
+
+#[test]
+fn deleting_one_container_keeps_the_others_mappings() {
+    for backend in ["iptables", "nftables"] {
+        let w = World::new();
+        let (a, b) = (Netns::new("pa"), Netns::new("pb"));
+        let br = w.bridge_conf("1.0.0");
+        let mut confs = Vec::new();
+        for (id, ns, port) in [("a", &a, 8080), ("b", &b, 8081)] {
+            let prev = Call::rcni("bridge", "ADD", &w.host, Some(ns))
+                .id(id)
+                .run(&br)
+                .ok();
+            let pm = json!({"cniVersion": "1.0.0", "name": w.net, "type": "portmap", "backend": backend, "prevResult": prev,
+                "runtimeConfig": {"portMappings": [{"hostPort": port, "containerPort": 80, "protocol": "tcp"}]}});
+            Call::rcni("portmap", "ADD", &w.host, Some(ns))
+                .id(id)
+                .run(&pm)
+                .ok();
+            confs.push(pm);
+        }
+        serve(&a, 80, "a", 10);
+        serve(&b, 80, "b", 10);
+        assert_eq!(
+            tcp_get(&w.outside, "203.0.113.1:8081").as_deref(),
+            Some("b")
+        );
+        Call::rcni("portmap", "DEL", &w.host, Some(&a))
+            .id("a")
+            .run(&confs[0])
+            .ok();
+        assert_eq!(
+            tcp_get(&w.outside, "203.0.113.1:8080"),
+            None,
+            "{backend}: a still mapped"
+        );
+        assert_eq!(
+            tcp_get(&w.outside, "203.0.113.1:8081").as_deref(),
+            Some("b"),
+            "{backend}: b lost its mapping"
+        );
+        Call::rcni("portmap", "DEL", &w.host, Some(&b))
+            .id("b")
+            .run(&confs[1])
+            .ok();
+    }
+}
+
+#[test]
+fn a_backend_that_is_not_installed_is_refused() {
+    let w = World::new();
+    let ctr = Netns::new("pc");
+    let prev = Call::rcni("bridge", "ADD", &w.host, Some(&ctr))
+        .run(&w.bridge_conf("1.0.0"))
+        .ok();
+    let pm = json!({"cniVersion": "1.0.0", "name": w.net, "type": "portmap", "backend": "nftables", "prevResult": prev,
+        "runtimeConfig": {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}});
+    // No nft (nor anything else) on PATH.
+    let (code, msg) = Call::rcni("portmap", "ADD", &w.host, Some(&ctr))
+        .env("PATH", "/nonexistent")
+        .run(&pm)
+        .err();
+    assert_eq!(code, 7, "{msg}");
+    assert!(msg.contains("nftables"), "{msg}");
+    Call::rcni("bridge", "DEL", &w.host, Some(&ctr))
+        .run(&w.bridge_conf("1.0.0"))
+        .ok();
+}
+
+/// The acceptance budget: one ADD of bridge + host-local + portmap with two
+/// mappings runs at most one firewall program per table (iptables) or one
+/// `nft` in all (nftables). Measured on a node where the shared chains
+/// already exist (the first pod sets them up).
+#[test]
+fn firewall_programs_per_add() {
+    for backend in ["iptables", "nftables"] {
+        let w = World::new();
+        let (first, second) = (Netns::new("pf"), Netns::new("ps"));
+        let pm_conf = |prev: Value, base: u16| {
+            json!({"cniVersion": "1.0.0", "name": w.net, "type": "portmap", "backend": backend, "prevResult": prev,
+                "runtimeConfig": {"portMappings": [{"hostPort": base, "containerPort": 80, "protocol": "tcp"},
+                                                   {"hostPort": base + 1, "containerPort": 443, "protocol": "tcp"}]}})
+        };
+        let mut br = w.bridge_conf("1.0.0");
+        br["ipMasq"] = json!(true);
+        br["ipMasqBackend"] = json!(backend);
+        let prev = Call::rcni("bridge", "ADD", &w.host, Some(&first))
+            .id("first")
+            .run(&br)
+            .ok();
+        Call::rcni("portmap", "ADD", &w.host, Some(&first))
+            .id("first")
+            .run(&pm_conf(prev, 8080))
+            .ok();
+
+        let (reply, bridge_progs) = Call::rcni("bridge", "ADD", &w.host, Some(&second))
+            .id("second")
+            .run_traced(&br);
+        let prev = reply.ok();
+        let (reply, portmap_progs) = Call::rcni("portmap", "ADD", &w.host, Some(&second))
+            .id("second")
+            .run_traced(&pm_conf(prev, 9080));
+        reply.ok();
+        let firewall = |progs: &[String]| -> Vec<String> {
+            progs
+                .iter()
+                .filter(|p| p.starts_with("ip") && p.contains("tables") || *p == "nft")
+                .cloned()
+                .collect()
+        };
+        let (b, p) = (firewall(&bridge_progs), firewall(&portmap_progs));
+        match backend {
+            "iptables" => {
+                assert!(
+                    b.iter()
+                        .filter(|x| x.contains("restore") || x.contains("save"))
+                        .count()
+                        <= 1,
+                    "bridge ran {b:?}"
+                );
+                assert_eq!(p, ["iptables-restore"], "portmap ran {p:?}");
+            }
+            _ => {
+                assert!(
+                    b.iter().filter(|x| *x == "nft").count() <= 1,
+                    "bridge ran {b:?}"
+                );
+                assert_eq!(p, ["nft"], "portmap ran {p:?}");
+            }
+        }
+        serve(&second, 443, "tls-ish", 5);
+        assert_eq!(
+            tcp_get(&w.outside, "203.0.113.1:9081").as_deref(),
+            Some("tls-ish")
+        );
+    }
+}

@@ -303,7 +303,13 @@ impl Call {
         let bin = self.plugin_dir.join(&self.plugin);
         let mut cmd = match &self.host {
             Some(h) => {
-                let mut c = Command::new("ip");
+                // By absolute path: a test may give the plugin a PATH
+                // without the usual tools.
+                let ip = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+                    .into_iter()
+                    .find(|p| Path::new(p).exists())
+                    .unwrap_or("ip");
+                let mut c = Command::new(ip);
                 c.args(["netns", "exec", h]).arg(&bin);
                 c
             }
@@ -324,6 +330,51 @@ impl Call {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         cmd
+    }
+
+    /// Runs the plugin under `strace -f -e trace=execve` and returns its
+    /// reply and the programs it (and its children) executed.
+    pub fn run_traced(&self, conf: &Value) -> (Reply, Vec<String>) {
+        let trace = tempfile::NamedTempFile::new().expect("trace file");
+        let inner = self.process();
+        let mut cmd = Command::new("strace");
+        cmd.args(["-f", "-qq", "-e", "trace=execve", "-o"])
+            .arg(trace.path())
+            .arg(inner.get_program())
+            .args(inner.get_args());
+        cmd.env_clear();
+        for (k, v) in inner.get_envs() {
+            if let Some(v) = v {
+                cmd.env(k, v);
+            }
+        }
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn strace");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(conf.to_string().as_bytes())
+            .expect("write");
+        let out = child.wait_with_output().expect("wait");
+        let programs = std::fs::read_to_string(trace.path())
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("execve(\"") && !l.contains("ENOENT"))
+            .filter_map(|l| {
+                l.split('"')
+                    .nth(1)
+                    .map(|p| p.rsplit('/').next().unwrap_or(p).to_string())
+            })
+            .collect();
+        let reply = Reply {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        (reply, programs)
     }
 
     /// Runs the plugin with `conf` on stdin.
