@@ -1,19 +1,31 @@
-//! resolv.conf parsing for host-local's `resolvConf` key.
+//! resolv.conf parsing for host-local's `resolvConf` key, as the
+//! reference's `parseResolvConf` (`plugins/ipam/host-local/dns.go`).
 
 use crate::error::IpamError;
-use rcni_spec::Dns;
 use std::path::Path;
 
-/// Reads `nameserver`, `domain`, `search` and `options` lines as the
-/// reference does (comments and short lines skipped).
-pub fn parse_resolv_conf(path: &Path) -> Result<Dns, IpamError> {
-    let text =
-        std::fs::read_to_string(path).map_err(IpamError::io("cannot read resolvConf", path))?;
-    Ok(parse_text(&text))
+/// What host-local reports as the result's `dns`. The fields are those of
+/// the CNI result's DNS object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResolvConf {
+    pub nameservers: Vec<String>,
+    pub domain: String,
+    pub search: Vec<String>,
+    pub options: Vec<String>,
 }
 
-fn parse_text(text: &str) -> Dns {
-    let mut dns = Dns::default();
+/// Reads `path` and parses it with [`parse_resolv_conf_text`].
+pub fn parse_resolv_conf(path: &Path) -> Result<ResolvConf, IpamError> {
+    let data = std::fs::read(path).map_err(IpamError::io("cannot read resolvConf", path))?;
+    Ok(parse_resolv_conf_text(&String::from_utf8_lossy(&data)))
+}
+
+/// Every `nameserver` (its first value), the last `domain`, every
+/// `search` and `options` value, in order; blank lines, lines starting
+/// with `#` or `;` and lines with fewer than two words are skipped, as are
+/// unknown keywords.
+pub fn parse_resolv_conf_text(text: &str) -> ResolvConf {
+    let mut dns = ResolvConf::default();
     for line in text.lines().map(str::trim) {
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
             continue;
@@ -40,10 +52,30 @@ mod tests {
 
     #[test]
     fn parses_every_key() {
-        let dns = parse_text("# c\nnameserver 1.1.1.1\nnameserver ::1\ndomain d\nsearch a b\n;x\noptions ndots:5 rotate\nbogus\n");
+        let dns = parse_resolv_conf_text(
+            "# c\r\nnameserver 1.1.1.1\n  nameserver ::1 extra\ndomain d\ndomain e f\nsearch a b\n;x\n\noptions ndots:5 rotate\noptions edns0\nbogus\nsortlist 1.2.3.4\nnameserver\n",
+        );
         assert_eq!(dns.nameservers, ["1.1.1.1", "::1"]);
-        assert_eq!(dns.domain, "d");
+        assert_eq!(dns.domain, "e");
         assert_eq!(dns.search, ["a", "b"]);
-        assert_eq!(dns.options, ["ndots:5", "rotate"]);
+        assert_eq!(dns.options, ["ndots:5", "rotate", "edns0"]);
+    }
+
+    #[test]
+    fn reads_files() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("resolv.conf");
+        std::fs::write(&p, "nameserver 192.0.2.3").unwrap();
+        assert_eq!(
+            parse_resolv_conf(&p).unwrap(),
+            ResolvConf {
+                nameservers: vec!["192.0.2.3".into()],
+                ..Default::default()
+            }
+        );
+        let e = parse_resolv_conf(&d.path().join("missing")).unwrap_err();
+        assert!(e.is_io() && e.to_string().contains("missing"), "{e}");
+        std::fs::write(&p, b"search \xff\xfe x\n").unwrap();
+        assert_eq!(parse_resolv_conf(&p).unwrap().search.len(), 2);
     }
 }
