@@ -297,8 +297,14 @@ impl Plugin for HostLocal {
         let dns = if cfg.resolv_conf.is_empty() {
             Default::default()
         } else {
-            rcni_ipam::parse_resolv_conf(std::path::Path::new(&cfg.resolv_conf))
-                .map_err(store_err)?
+            let r = rcni_ipam::parse_resolv_conf(std::path::Path::new(&cfg.resolv_conf))
+                .map_err(store_err)?;
+            rcni_spec::Dns {
+                nameservers: r.nameservers,
+                domain: r.domain,
+                search: r.search,
+                options: r.options,
+            }
         };
         let store = open_store(&cfg)?;
         let ips = allocate(&cfg, &store, &args.container_id, &args.ifname)?;
