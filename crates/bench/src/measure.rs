@@ -1,0 +1,401 @@
+//! The measurements. Every plugin process is started the same way for
+//! both implementations (through rcni's runtime library, or a plain exec),
+//! so the ratios compare the plugins, not the harness.
+
+use crate::{Settings, REFERENCE_DIR};
+use rcni_runtime::{Cni, NetworkList, RuntimeConf};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How many pods the reference's bridge+portmap series attaches at most.
+pub const REFERENCE_BRIDGE_PODS: usize = 300;
+
+/// One implementation under test.
+pub struct Impl {
+    pub label: String,
+    pub dir: PathBuf,
+    /// Firewall backend to configure (`None`: the plugin's default).
+    pub backend: Option<&'static str>,
+}
+
+/// Per-pod latencies of one scenario run.
+pub struct PodRun {
+    pub label: String,
+    pub add_ms: Vec<f64>,
+    pub del_ms: Vec<f64>,
+    /// CPU time (user + system) of all plugin processes during the DELs.
+    pub del_cpu_ms: f64,
+}
+
+/// Everything the report shows.
+pub struct Results {
+    pub version_ms: Vec<(String, String, Vec<f64>)>,
+    pub ptp: Vec<PodRun>,
+    pub bridge: Vec<PodRun>,
+    pub peak_rss_kib: Vec<(String, String, u64)>,
+    pub size_bytes: (u64, u64),
+    pub hostlocal_alloc_us: Vec<f64>,
+    pub hostlocal_taken: usize,
+    pub pods: usize,
+}
+
+fn sh(cmd: &str, args: &[&str]) -> Result<(), String> {
+    let ok = Command::new(cmd)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| format!("{cmd}: {e}"))?
+        .success();
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{cmd} {args:?} failed"))
+    }
+}
+
+/// The children's CPU time so far (user + system, ms), from /proc/self/stat.
+fn children_cpu_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    // After the command name: state is field 3, cutime 16, cstime 17.
+    let ticks = |i: usize| {
+        fields
+            .get(i - 3)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(16) + ticks(17)) * 10.0
+}
+
+fn exec_plugin(
+    dir: &Path,
+    plugin: &str,
+    env: &[(&str, &str)],
+    stdin: &str,
+) -> Result<Duration, String> {
+    let start = Instant::now();
+    let mut child = Command::new(dir.join(plugin))
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{plugin}: {e}"))?;
+    if let Some(mut i) = child.stdin.take() {
+        let _ = i.write_all(stdin.as_bytes());
+    }
+    child.wait().map_err(|e| e.to_string())?;
+    Ok(start.elapsed())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// VERSION start-up, `runs` times per plugin.
+fn version_startup(imp: &Impl, runs: usize) -> Result<Vec<(String, String, Vec<f64>)>, String> {
+    let mut out = Vec::new();
+    for plugin in ["ptp", "bridge", "host-local", "portmap"] {
+        let mut samples = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            samples.push(ms(exec_plugin(
+                &imp.dir,
+                plugin,
+                &[("CNI_COMMAND", "VERSION")],
+                "",
+            )?));
+        }
+        out.push((imp.label.clone(), plugin.to_string(), samples));
+    }
+    Ok(out)
+}
+
+/// Peak resident memory of one process, via GNU time.
+fn peak_rss(dir: &Path, plugin: &str, env: &[(&str, &str)], stdin: &str) -> Result<u64, String> {
+    let mut child = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(dir.join(plugin))
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("/usr/bin/time: {e}"))?;
+    if let Some(mut i) = child.stdin.take() {
+        let _ = i.write_all(stdin.as_bytes());
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or_else(|| "could not read the peak RSS".to_string())
+}
+
+fn ptp_list(data: &Path) -> Value {
+    json!({"cniVersion": "1.0.0", "name": "benchptp", "plugins": [
+        {"type": "ptp", "ipMasq": true,
+         "ipam": {"type": "host-local", "subnet": "10.200.0.0/16", "dataDir": data.to_str()}}]})
+}
+
+fn bridge_list(data: &Path, backend: Option<&str>) -> Value {
+    let mut br = json!({"type": "bridge", "bridge": "rbench0", "isGateway": true, "ipMasq": true,
+        "ipam": {"type": "host-local", "subnet": "10.201.0.0/16", "dataDir": data.to_str()}});
+    let mut pm = json!({"type": "portmap", "capabilities": {"portMappings": true}});
+    if let Some(b) = backend {
+        br["ipMasqBackend"] = json!(b);
+        pm["backend"] = json!(b);
+    }
+    json!({"cniVersion": "1.0.0", "name": "benchbr", "plugins": [br, pm]})
+}
+
+/// Attaches `pods` pods one after another, then deletes them, timing each
+/// list operation as a runtime runs it.
+fn pod_run(imp: &Impl, list: &Value, pods: usize, with_ports: bool) -> Result<PodRun, String> {
+    let cache = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let list = NetworkList::from_bytes(list.to_string().as_bytes()).map_err(|e| e.to_string())?;
+    let mut cni = Cni::new(vec![imp.dir.clone()]);
+    cni.cache_dir = cache.path().to_path_buf();
+    let prefix = format!("rbp{}", std::process::id() % 10000);
+    let mut run = PodRun {
+        label: imp.label.clone(),
+        add_ms: Vec::new(),
+        del_ms: Vec::new(),
+        del_cpu_ms: 0.0,
+    };
+    let rt_of = |i: usize| {
+        let mut rt = RuntimeConf {
+            container_id: format!("pod{i}"),
+            netns: format!("/run/netns/{prefix}-{i}"),
+            ifname: "eth0".into(),
+            ..RuntimeConf::default()
+        };
+        if with_ports {
+            let base = 20000 + 2 * i;
+            rt.capability_args.insert(
+                "portMappings".into(),
+                json!([{"hostPort": base, "containerPort": 80, "protocol": "tcp"},
+                       {"hostPort": base + 1, "containerPort": 443, "protocol": "tcp"}]),
+            );
+        }
+        rt
+    };
+    for i in 0..pods {
+        sh("ip", &["netns", "add", &format!("{prefix}-{i}")])?;
+        let rt = rt_of(i);
+        let start = Instant::now();
+        cni.add_network_list(&list, &rt)
+            .map_err(|e| format!("{} ADD pod {i}: {e}", imp.label))?;
+        run.add_ms.push(ms(start.elapsed()));
+    }
+    let cpu_before = children_cpu_ms();
+    for i in 0..pods {
+        let rt = rt_of(i);
+        let start = Instant::now();
+        cni.del_network_list(&list, &rt)
+            .map_err(|e| format!("{} DEL pod {i}: {e}", imp.label))?;
+        run.del_ms.push(ms(start.elapsed()));
+    }
+    run.del_cpu_ms = children_cpu_ms() - cpu_before;
+    for i in 0..pods {
+        let _ = sh("ip", &["netns", "del", &format!("{prefix}-{i}")]);
+    }
+    Ok(run)
+}
+
+/// Allocation and release in a /16 with `taken` addresses already taken.
+fn hostlocal_micro(taken: usize, samples: usize) -> Result<Vec<f64>, String> {
+    use rcni_ipam::{canonicalize_set, Allocator, DiskStore, Range};
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let store = DiskStore::open(dir.path(), "micro").map_err(|e| e.to_string())?;
+    let mut set = vec![Range::new(
+        "10.210.0.0/16".parse().map_err(|e| format!("{e}"))?,
+    )];
+    canonicalize_set(&mut set).map_err(|e| e.to_string())?;
+    let alloc = Allocator::new(&set, &store, 0);
+    {
+        // Filled directly: allocating them one by one would itself be
+        // quadratic (each allocation reads the store for duplicates).
+        let _lock = store.lock().map_err(|e| e.to_string())?;
+        let mut ip: std::net::Ipv4Addr = "10.210.0.2".parse().map_err(|e| format!("{e}"))?;
+        for i in 0..taken {
+            store
+                .reserve(&format!("taken{i}"), "eth0", ip.into(), 0)
+                .map_err(|e| e.to_string())?;
+            ip = (u32::from(ip) + 1).into();
+        }
+    }
+    let mut out = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let start = Instant::now();
+        alloc
+            .allocate(&format!("probe{i}"), "eth0", None)
+            .map_err(|e| e.to_string())?;
+        alloc
+            .release(&format!("probe{i}"), "eth0")
+            .map_err(|e| e.to_string())?;
+        out.push(start.elapsed().as_secs_f64() * 1e6);
+    }
+    Ok(out)
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| std::fs::symlink_metadata(e.path()).ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Runs everything.
+pub fn run_all(s: &Settings) -> Result<Results, String> {
+    if !Path::new(REFERENCE_DIR).join("ptp").exists() {
+        return Err(format!(
+            "the reference plugins are not installed in {REFERENCE_DIR}"
+        ));
+    }
+    let install = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let rcni_dir = install.path().join("bin");
+    let ok = Command::new(&s.rcni_binary)
+        .args(["install", rcni_dir.to_str().unwrap_or_default(), "--force"])
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("{}: {e}", s.rcni_binary.display()))?
+        .success();
+    if !ok {
+        return Err("rcni install failed".into());
+    }
+    sh("ip", &["link", "set", "lo", "up"])?;
+    let rcni = |backend| Impl {
+        label: "rcni".into(),
+        dir: rcni_dir.clone(),
+        backend,
+    };
+    let reference = Impl {
+        label: "reference".into(),
+        dir: PathBuf::from(REFERENCE_DIR),
+        backend: None,
+    };
+
+    eprintln!("== VERSION start-up");
+    let mut version_ms = version_startup(&rcni(None), s.version_runs)?;
+    version_ms.extend(version_startup(&reference, s.version_runs)?);
+
+    eprintln!("== peak memory");
+    let mut peak_rss_kib = Vec::new();
+    for (label, dir) in [
+        ("rcni", rcni_dir.as_path()),
+        ("reference", Path::new(REFERENCE_DIR)),
+    ] {
+        for plugin in ["ptp", "bridge", "host-local", "portmap"] {
+            peak_rss_kib.push((
+                label.to_string(),
+                format!("{plugin} VERSION"),
+                peak_rss(dir, plugin, &[("CNI_COMMAND", "VERSION")], "")?,
+            ));
+        }
+        let data = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let ns = format!("rbmem{}", std::process::id() % 10000);
+        sh("ip", &["netns", "add", &ns])?;
+        let mut conf = ptp_list(data.path())["plugins"][0].clone();
+        conf["cniVersion"] = json!("1.0.0");
+        conf["name"] = json!("benchmem");
+        let netns = format!("/run/netns/{ns}");
+        let path = dir.to_string_lossy().into_owned();
+        let env = [
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "mem"),
+            ("CNI_NETNS", netns.as_str()),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_PATH", path.as_str()),
+        ];
+        peak_rss_kib.push((
+            label.to_string(),
+            "ptp ADD".into(),
+            peak_rss(dir, "ptp", &env, &conf.to_string())?,
+        ));
+        let del = [
+            ("CNI_COMMAND", "DEL"),
+            ("CNI_CONTAINERID", "mem"),
+            ("CNI_NETNS", netns.as_str()),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_PATH", path.as_str()),
+        ];
+        exec_plugin(dir, "ptp", &del, &conf.to_string())?;
+        let _ = sh("ip", &["netns", "del", &ns]);
+    }
+
+    let data = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut ptp = Vec::new();
+    let mut bridge = Vec::new();
+    for imp in [
+        rcni(None),
+        Impl {
+            label: "reference".into(),
+            ..reference
+        },
+    ] {
+        eprintln!(
+            "== ptp + host-local (ipMasq), {} pods: {}",
+            s.pods, imp.label
+        );
+        ptp.push(pod_run(&imp, &ptp_list(data.path()), s.pods, false)?);
+    }
+    for (imp, label) in [
+        (rcni(Some("iptables")), "rcni (iptables)"),
+        (rcni(Some("nftables")), "rcni (nftables)"),
+        (
+            Impl {
+                label: "reference".into(),
+                dir: PathBuf::from(REFERENCE_DIR),
+                backend: None,
+            },
+            "reference (iptables)",
+        ),
+    ] {
+        // The reference's bridge+portmap cost grows with every pod (each of
+        // its iptables calls re-reads the ruleset): 1,000 of them alone
+        // would take over 15 minutes, so it runs a shorter series.
+        let pods = if imp.label == "reference" {
+            s.pods.min(REFERENCE_BRIDGE_PODS)
+        } else {
+            s.pods
+        };
+        eprintln!("== bridge + host-local + portmap, {pods} pods: {label}");
+        let mut run = pod_run(&imp, &bridge_list(data.path(), imp.backend), pods, true)?;
+        run.label = label.to_string();
+        bridge.push(run);
+    }
+    let _ = sh("ip", &["link", "del", "rbench0"]);
+
+    eprintln!("== host-local allocation with many addresses taken");
+    let taken = if s.pods >= 100 { 10_000 } else { 1_000 };
+    let hostlocal_alloc_us = hostlocal_micro(taken, 50)?;
+
+    let rcni_size = std::fs::metadata(&s.rcni_binary)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    Ok(Results {
+        version_ms,
+        ptp,
+        bridge,
+        peak_rss_kib,
+        size_bytes: (rcni_size, dir_size(Path::new(REFERENCE_DIR))),
+        hostlocal_alloc_us,
+        hostlocal_taken: taken,
+        pods: s.pods,
+    })
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Benchmarks rcni against the reference plugins side by side and writes
+# docs/performance.md (and docs/performance-add-latency.svg).
+#   scripts/bench.sh            the full suite (1,000 pods per scenario)
+#   scripts/bench.sh --quick    a short run that proves the suite works
+# Runs as root inside a throwaway "host" network namespace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[[ $(id -u) -eq 0 ]] || { echo "run as root (network namespaces)" >&2; exit 1; }
+scripts/deps.sh
+
+cargo build --release --locked -p rcni -p rcni-bench
+host=rcni-bench-host-$$
+cleanup() {
+  for ns in $(ip netns list | awk '/^rbp|^rbmem/ {print $1}'); do ip netns del "$ns" 2>/dev/null || true; done
+  ip netns del "$host" 2>/dev/null || true
+}
+trap cleanup EXIT
+ip netns add "$host"
+out=docs/performance.md
+args=()
+for a in "$@"; do
+  case $a in
+    --quick) args+=(--quick); out=target/performance-quick.md ;;
+    *) args+=("$a") ;;
+  esac
+done
+ip netns exec "$host" target/release/rcni-bench --rcni "$PWD/target/release/rcni" --out "$out" "${args[@]}"
