@@ -31,6 +31,9 @@ cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.txt
 echo "== tests that need a full distribution kernel (one VM boot)"
 scripts/vm-tests.sh 2>&1 | tee target/vm-test-output.txt
 
+echo "== benchmark smoke run (no timing is asserted)"
+scripts/bench.sh --quick
+
 # One closing line for the whole run.
 awk '/^test result: / { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f; exit (f > 0) }' \
   target/test-output.txt target/vm-test-output.txt
