@@ -5,8 +5,8 @@
 //! layer 2 only.
 
 use crate::common::{
-    configure_iface, create_veth_pair, format_mac, ipam_forward, ipam_type, kernel_err,
-    masq_backend, open_netns, requested_mac, valid_attachments, IpamLease,
+    configure_iface, create_veth_pair, delete_container_link, format_mac, ipam_forward, ipam_type,
+    kernel_err, masq_backend, open_netns, requested_mac, valid_attachments, IpamLease,
 };
 use ipnet::IpNet;
 use rcni_net::{Handle, LinkKind, LinkOptions, NetNs, PortVlan};
@@ -660,25 +660,7 @@ impl Plugin for Bridge {
                 eprintln!("bridge: spoof-check teardown: {e}");
             }
         }
-        let Some(ns) = open_netns(&args.netns)? else {
-            return ipam_del();
-        };
-        let mut ctr = Handle::new_in(&ns).map_err(kernel_err("open netlink in the container"))?;
-        if let Some(link) = ctr
-            .link_by_name(&args.ifname)
-            .map_err(kernel_err("look up the container veth"))?
-        {
-            match ctr.delete_link(link.index) {
-                Ok(()) => {}
-                Err(e) if e.is_not_found() => {}
-                Err(e) => {
-                    return Err(CniError::internal(format!(
-                        "failed to delete {:?}: {e}",
-                        args.ifname
-                    )))
-                }
-            }
-        }
+        delete_container_link(&args.netns, &args.ifname)?;
         ipam_del()
     }
 

@@ -371,3 +371,26 @@ pub fn requested_mac(conf: &PluginConf, cni_args: &str) -> Result<Option<[u8; 6]
     }
     chosen.map(|(m, field)| parse_mac(&m, field)).transpose()
 }
+
+/// Deletes `ifname` inside the netns at `netns` (the container end of a
+/// pair takes the host end with it). A netns or link that is already gone
+/// is success: DEL must be idempotent.
+pub fn delete_container_link(netns: &str, ifname: &str) -> Result<(), CniError> {
+    let Some(ns) = open_netns(netns)? else {
+        return Ok(());
+    };
+    let mut ctr = Handle::new_in(&ns).map_err(kernel_err("open netlink in the container"))?;
+    let Some(link) = ctr
+        .link_by_name(ifname)
+        .map_err(kernel_err("look up the container link"))?
+    else {
+        return Ok(());
+    };
+    match ctr.delete_link(link.index) {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(CniError::internal(format!(
+            "failed to delete {ifname:?}: {e}"
+        ))),
+    }
+}

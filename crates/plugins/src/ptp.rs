@@ -3,8 +3,8 @@
 //! and /32 (/128) routes in both directions instead of a shared L2 segment.
 
 use crate::common::{
-    configure_iface, create_veth_pair, enable_forwarding, format_mac, ipam_forward, kernel_err,
-    masq_backend, open_netns, valid_attachments, IpamLease,
+    configure_iface, create_veth_pair, delete_container_link, enable_forwarding, format_mac,
+    ipam_forward, kernel_err, masq_backend, open_netns, valid_attachments, IpamLease,
 };
 use ipnet::IpNet;
 use rcni_net::{Handle, NetNs, Route as KernelRoute};
@@ -215,26 +215,7 @@ impl Plugin for Ptp {
                 CniError::internal(format!("failed to tear down IP masquerading: {e}"))
             })?;
         }
-        let Some(ns) = open_netns(&args.netns)? else {
-            return Ok(());
-        };
-        let mut ctr = Handle::new_in(&ns).map_err(kernel_err("open netlink in the container"))?;
-        if let Some(link) = ctr
-            .link_by_name(&args.ifname)
-            .map_err(kernel_err("look up the container veth"))?
-        {
-            match ctr.delete_link(link.index) {
-                Ok(()) => {}
-                Err(e) if e.is_not_found() => {}
-                Err(e) => {
-                    return Err(CniError::internal(format!(
-                        "failed to delete {:?}: {e}",
-                        args.ifname
-                    )))
-                }
-            }
-        }
-        Ok(())
+        delete_container_link(&args.netns, &args.ifname)
     }
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
