@@ -112,24 +112,7 @@ fn two_containers_reach_each_other_and_the_gateway() {
 fn masquerading_on_both_backends() {
     for backend in ["iptables", "nftables"] {
         let host = Netns::new("bh");
-        let outside = Netns::new("bo");
-        host.exec(&[
-            "ip",
-            "link",
-            "add",
-            "up0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "down0",
-            "netns",
-            &outside.name,
-        ]);
-        host.exec(&["ip", "addr", "add", "203.0.113.1/24", "dev", "up0"]);
-        host.exec(&["ip", "link", "set", "up0", "up"]);
-        outside.exec(&["ip", "addr", "add", "203.0.113.2/24", "dev", "down0"]);
-        outside.exec(&["ip", "link", "set", "down0", "up"]);
+        let _outside = outside_of(&host);
         let ctr = Netns::new("bc");
         let data = data_dir();
         let net = unique("brnet");

@@ -22,24 +22,7 @@ struct World {
 impl World {
     fn new() -> World {
         let host = Netns::new("mh");
-        let outside = Netns::new("mo");
-        host.exec(&[
-            "ip",
-            "link",
-            "add",
-            "up0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "down0",
-            "netns",
-            &outside.name,
-        ]);
-        host.exec(&["ip", "addr", "add", "203.0.113.1/24", "dev", "up0"]);
-        host.exec(&["ip", "link", "set", "up0", "up"]);
-        outside.exec(&["ip", "addr", "add", "203.0.113.2/24", "dev", "down0"]);
-        outside.exec(&["ip", "link", "set", "down0", "up"]);
+        let outside = outside_of(&host);
         World { host, outside }
     }
 

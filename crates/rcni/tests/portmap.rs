@@ -23,25 +23,8 @@ impl World {
     /// range 198.18.0.0/24 through the host.
     fn new() -> World {
         let host = Netns::new("ph");
-        let outside = Netns::new("po");
-        host.exec(&[
-            "ip",
-            "link",
-            "add",
-            "up0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "down0",
-            "netns",
-            &outside.name,
-        ]);
-        host.exec(&["ip", "addr", "add", "203.0.113.1/24", "dev", "up0"]);
+        let outside = outside_of(&host);
         host.exec(&["ip", "addr", "add", "198.51.100.1/32", "dev", "lo"]);
-        host.exec(&["ip", "link", "set", "up0", "up"]);
-        outside.exec(&["ip", "addr", "add", "203.0.113.2/24", "dev", "down0"]);
-        outside.exec(&["ip", "link", "set", "down0", "up"]);
         outside.exec(&[
             "ip",
             "route",

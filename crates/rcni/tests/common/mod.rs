@@ -515,3 +515,28 @@ pub fn udp_get(ns: &Netns, addr: &str) -> Option<String> {
     .ok()
     .flatten()
 }
+
+/// An "outside" namespace behind `host`: a veth `up0` (host, 203.0.113.1)
+/// to `down0` (outside, 203.0.113.2). The outside has no route to any
+/// container subnet, so only masqueraded traffic gets answers.
+pub fn outside_of(host: &Netns) -> Netns {
+    let outside = Netns::new("out");
+    host.exec(&[
+        "ip",
+        "link",
+        "add",
+        "up0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "down0",
+        "netns",
+        &outside.name,
+    ]);
+    host.exec(&["ip", "addr", "add", "203.0.113.1/24", "dev", "up0"]);
+    host.exec(&["ip", "link", "set", "up0", "up"]);
+    outside.exec(&["ip", "addr", "add", "203.0.113.2/24", "dev", "down0"]);
+    outside.exec(&["ip", "link", "set", "down0", "up"]);
+    outside
+}
