@@ -5,8 +5,9 @@
 //! layer 2 only.
 
 use crate::common::{
-    configure_iface, create_veth_pair, delete_container_link, format_mac, ipam_forward, ipam_type,
-    kernel_err, masq_backend, open_netns, requested_mac, valid_attachments, IpamLease,
+    configure_iface, create_veth_pair, delete_container_link, expect_addresses, format_mac,
+    ipam_forward, ipam_type, kernel_err, masq_backend, open_netns, requested_mac,
+    valid_attachments, IpamLease,
 };
 use ipnet::IpNet;
 use rcni_net::{Handle, LinkKind, LinkOptions, NetNs, PortVlan};
@@ -717,10 +718,8 @@ impl Plugin for Bridge {
             .link
             .ok_or_else(|| CniError::internal("the container veth has no peer"))?;
         let host_veth = host
-            .links()
-            .map_err(kernel_err("list links"))?
-            .into_iter()
-            .find(|l| l.index == peer)
+            .link_by_index(peer)
+            .map_err(kernel_err("look up the container veth's peer"))?
             .ok_or_else(|| CniError::internal("the container veth's peer is gone"))?;
         if host_veth.master != Some(br.index) {
             return Err(CniError::internal(format!(
@@ -728,17 +727,7 @@ impl Plugin for Bridge {
                 host_veth.name, br.name
             )));
         }
-        let have = ctr
-            .addresses(Some(link.index))
-            .map_err(kernel_err("list addresses"))?;
-        for ip in &prev.ips {
-            if !have.iter().any(|a| a.net == ip.address) {
-                return Err(CniError::internal(format!(
-                    "Failed to match addr {} on interface {}",
-                    ip.address, args.ifname
-                )));
-            }
-        }
+        expect_addresses(&mut ctr, link.index, &args.ifname, &prev.ips)?;
         Ok(())
     }
 

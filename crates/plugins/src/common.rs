@@ -394,3 +394,24 @@ pub fn delete_container_link(netns: &str, ifname: &str) -> Result<(), CniError> 
         ))),
     }
 }
+
+/// CHECK: every address in `ips` must be on the link `index` (`ifname`).
+pub fn expect_addresses<'a>(
+    nl: &mut Handle,
+    index: u32,
+    ifname: &str,
+    ips: impl IntoIterator<Item = &'a rcni_spec::IpConfig>,
+) -> Result<(), CniError> {
+    let have = nl
+        .addresses(Some(index))
+        .map_err(kernel_err("list addresses"))?;
+    for ip in ips {
+        if !have.iter().any(|a| a.net == ip.address) {
+            return Err(CniError::internal(format!(
+                "Failed to match addr {} on interface {ifname}",
+                ip.address
+            )));
+        }
+    }
+    Ok(())
+}

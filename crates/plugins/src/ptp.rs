@@ -3,8 +3,8 @@
 //! and /32 (/128) routes in both directions instead of a shared L2 segment.
 
 use crate::common::{
-    configure_iface, create_veth_pair, delete_container_link, enable_forwarding, format_mac,
-    ipam_forward, kernel_err, masq_backend, open_netns, valid_attachments, IpamLease,
+    configure_iface, create_veth_pair, delete_container_link, enable_forwarding, expect_addresses,
+    format_mac, ipam_forward, kernel_err, masq_backend, open_netns, valid_attachments, IpamLease,
 };
 use ipnet::IpNet;
 use rcni_net::{Handle, NetNs, Route as KernelRoute};
@@ -259,22 +259,13 @@ impl Plugin for Ptp {
                 iface.name, iface.mac
             )));
         }
-        let have = ctr
-            .addresses(Some(link.index))
-            .map_err(kernel_err("list addresses"))?;
-        for ip in prev.ips.iter().filter(|ip| {
+        let mine = prev.ips.iter().filter(|ip| {
             ip.interface
                 .and_then(|i| prev.interfaces.get(i))
                 .map(|i| i.name.as_str())
                 == Some(args.ifname.as_str())
-        }) {
-            if !have.iter().any(|a| a.net == ip.address) {
-                return Err(CniError::internal(format!(
-                    "Failed to match addr {} on interface {}",
-                    ip.address, args.ifname
-                )));
-            }
-        }
+        });
+        expect_addresses(&mut ctr, link.index, &args.ifname, mine)?;
         let routes = ctr.routes(None, None).map_err(kernel_err("list routes"))?;
         for want in &prev.routes {
             if !routes
