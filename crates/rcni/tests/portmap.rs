@@ -343,27 +343,6 @@ fn bad_config_leaves_nothing() {
         .ok();
 }
 
-/// Sends from a fixed source port and waits for an answer.
-fn udp_from_port(ns: &Netns, src_port: u16, to: &str) -> Option<String> {
-    let to: std::net::SocketAddr = to.parse().unwrap();
-    in_netns(&ns.name, move || {
-        let s = std::net::UdpSocket::bind(("0.0.0.0", src_port)).ok()?;
-        s.set_read_timeout(Some(std::time::Duration::from_millis(400)))
-            .ok();
-        let mut buf = [0u8; 64];
-        for _ in 0..4 {
-            s.send_to(b"ping", to).ok()?;
-            if let Ok((n, _)) = s.recv_from(&mut buf) {
-                return Some(String::from_utf8_lossy(&buf[..n]).into_owned());
-            }
-        }
-        None
-    })
-    .join()
-    .ok()
-    .flatten()
-}
-
 #[test]
 fn stale_udp_flows_are_flushed_on_add() {
     for backend in ["iptables", "nftables"] {
@@ -383,11 +362,11 @@ fn stale_udp_flows_are_flushed_on_add() {
             "DROP",
         ]);
         // A flow to the host's port 8053 exists before the mapping does.
-        assert_eq!(udp_from_port(&w.outside, 40053, "203.0.113.1:8053"), None);
+        assert_eq!(udp_get_from(&w.outside, 40053, "203.0.113.1:8053"), None);
         let (br, pm) = w.attach(&ctr, "1.0.0", mappings(backend, json!({})), false);
         serve(&ctr, 53, "fresh", 10);
         assert_eq!(
-            udp_from_port(&w.outside, 40053, "203.0.113.1:8053").as_deref(),
+            udp_get_from(&w.outside, 40053, "203.0.113.1:8053").as_deref(),
             Some("fresh"),
             "{backend}: the stale conntrack entry kept the old path"
         );

@@ -492,15 +492,20 @@ pub fn tcp_get(ns: &Netns, addr: &str) -> Option<String> {
 
 /// Sends a UDP datagram from inside `ns` and returns the answer.
 pub fn udp_get(ns: &Netns, addr: &str) -> Option<String> {
+    udp_get_from(ns, 0, addr)
+}
+
+/// As [`udp_get`], from a fixed source port (0: any).
+pub fn udp_get_from(ns: &Netns, src_port: u16, addr: &str) -> Option<String> {
     let addr: std::net::SocketAddr = addr.parse().expect("address");
     in_netns(&ns.name, move || {
-        let s = std::net::UdpSocket::bind(if addr.is_ipv4() {
-            "0.0.0.0:0"
+        let local: std::net::IpAddr = if addr.is_ipv4() {
+            [0u8; 4].into()
         } else {
-            "[::]:0"
-        })
-        .ok()?;
-        s.set_read_timeout(Some(std::time::Duration::from_millis(500)))
+            [0u16; 8].into()
+        };
+        let s = std::net::UdpSocket::bind((local, src_port)).ok()?;
+        s.set_read_timeout(Some(std::time::Duration::from_millis(400)))
             .ok();
         let mut buf = [0u8; 64];
         for _ in 0..6 {
