@@ -10,11 +10,55 @@ pub fn supported() -> bool {
     installed("nft")
 }
 
-/// A rule as listed: its handle and comment.
+/// A rule as listed: its chain, handle and comment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedRule {
+    pub chain: String,
     pub handle: u64,
     pub comment: String,
+}
+
+/// A table as listed: its chain names and all their rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListedTable {
+    pub chains: Vec<String>,
+    pub rules: Vec<ListedRule>,
+}
+
+impl ListedTable {
+    /// The rules of one chain.
+    pub fn rules_of<'a>(&'a self, chain: &'a str) -> impl Iterator<Item = &'a ListedRule> + 'a {
+        self.rules.iter().filter(move |r| r.chain == chain)
+    }
+}
+
+/// A whole table in one exec; an absent table is empty.
+pub fn list_table(family: &str, table: &str) -> Result<ListedTable, FirewallError> {
+    let Some(out) = list(&["-j", "list", "table", family, table])? else {
+        return Ok(ListedTable::default());
+    };
+    let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+    let items = v["nftables"].as_array().cloned().unwrap_or_default();
+    Ok(ListedTable {
+        chains: items
+            .iter()
+            .filter_map(|i| Some(i.get("chain")?.get("name")?.as_str()?.to_string()))
+            .collect(),
+        rules: parse_rules(&out),
+    })
+}
+
+/// Runs an nft listing; `None` when the table or chain does not exist.
+fn list(args: &[&str]) -> Result<Option<String>, FirewallError> {
+    match run("nft", args, None) {
+        Ok(out) => Ok(Some(out)),
+        Err(FirewallError::Tool { message, .. })
+            if message.contains("No such file or directory") =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The rules of one chain; an absent table or chain has none.
@@ -23,16 +67,9 @@ pub fn list_rules(
     table: &str,
     chain: &str,
 ) -> Result<Vec<ListedRule>, FirewallError> {
-    let out = match run("nft", &["-j", "list", "chain", family, table, chain], None) {
-        Ok(out) => out,
-        Err(FirewallError::Tool { message, .. })
-            if message.contains("No such file or directory") =>
-        {
-            return Ok(Vec::new())
-        }
-        Err(e) => return Err(e),
-    };
-    Ok(parse_rules(&out))
+    Ok(list(&["-j", "list", "chain", family, table, chain])?
+        .map(|out| parse_rules(&out))
+        .unwrap_or_default())
 }
 
 fn parse_rules(json: &str) -> Vec<ListedRule> {
@@ -46,6 +83,7 @@ fn parse_rules(json: &str) -> Vec<ListedRule> {
         .filter_map(|item| item.get("rule"))
         .filter_map(|r| {
             Some(ListedRule {
+                chain: r.get("chain")?.as_str()?.to_string(),
                 handle: r.get("handle")?.as_u64()?,
                 comment: r
                     .get("comment")
@@ -84,10 +122,12 @@ mod tests {
             rules,
             [
                 ListedRule {
+                    chain: "c".into(),
                     handle: 7,
                     comment: "abc, net: n".into()
                 },
                 ListedRule {
+                    chain: "c".into(),
                     handle: 9,
                     comment: String::new()
                 }

@@ -11,14 +11,18 @@
 //!   jump to `hostports_all` only for local destinations (`fib daddr type
 //!   local`), DNAT rules in `hostports` and masquerading in
 //!   `masquerading`, every per-container rule commented with the
-//!   container ID.
+//!   container ID. The reference's comment does not name the network, so
+//!   rcni also notes each attachment as a no-op rule (commented with the
+//!   container ID) in a chain of the network's own, `rcni_attachments_<hash>`,
+//!   that nothing jumps to: it lets GC, which works per network, find the
+//!   network's attachments in the same place and lifetime as their rules.
 //!
 //! Only traffic addressed to the node itself is translated (the reference's
 //! CVE-2025-67499 was DNAT of transit traffic).
 
 use crate::error::FirewallError;
 use crate::iptables::{self, Batch, Family, Table};
-use crate::names::{chain_name_with_prefix, go_quote};
+use crate::names::{chain_name_with_prefix, go_quote, hash_with_prefix};
 use crate::nftables::{self, quote};
 use crate::Backend;
 use ipnet::IpNet;
@@ -29,6 +33,18 @@ pub const SETMARK_CHAIN: &str = "CNI-HOSTPORT-SETMARK";
 pub const MASQ_CHAIN: &str = "CNI-HOSTPORT-MASQ";
 pub const OLD_SNAT_CHAIN: &str = "CNI-HOSTPORT-SNAT";
 const NFT_TABLE: &str = "cni_hostport";
+/// The reference's chains that hold per-container rules.
+const NFT_CONTAINER_CHAINS: [&str; 3] = ["hostports", "hostip_hostports", "masquerading"];
+const NFT_ATTACHMENTS_PREFIX: &str = "rcni_attachments_";
+
+/// The chain in which rcni notes the network's nftables attachments.
+fn nft_attachments_chain(network: &str) -> String {
+    hash_with_prefix(
+        NFT_ATTACHMENTS_PREFIX.len() + 16,
+        NFT_ATTACHMENTS_PREFIX,
+        network,
+    )
+}
 /// iptables multiport takes at most 15 ports.
 const MULTIPORT_MAX: usize = 15;
 
@@ -314,6 +330,9 @@ pub fn nft_add_script(pm: &PortMap<'_>, container: IpNet) -> String {
             "add chain {t} masquerading {{ type nat hook postrouting priority srcnat; }}\n"
         ));
     }
+    let attachments = nft_attachments_chain(pm.network);
+    s.push_str(&format!("add chain {t} {attachments}\n"));
+    s.push_str(&format!("add rule {t} {attachments} return comment {c}\n"));
     for m in pm.applicable(v6) {
         let dst = match m.host_ip.filter(|ip| !ip.is_unspecified()) {
             Some(ip) => format!("{ipx} daddr {ip} "),
@@ -389,24 +408,64 @@ pub fn add(backend: Backend, pm: &PortMap<'_>, containers: &[IpNet]) -> Result<(
     }
 }
 
-fn nft_container_rules(container_id: &str) -> Result<String, FirewallError> {
+/// The nft script that removes a container's rules from one family's
+/// table (as listed) and its note in `network`'s attachment chain; the
+/// mapping rules stay when `keep_mappings` (another network still
+/// claims the same container ID, and the rules cannot be told apart).
+fn nft_forget(
+    family: &str,
+    table: &nftables::ListedTable,
+    network: &str,
+    container_id: &str,
+    keep_mappings: bool,
+) -> String {
+    let attachments = nft_attachments_chain(network);
     let mut script = String::new();
-    for family in ["ip", "ip6"] {
-        for chain in ["hostports", "hostip_hostports", "masquerading"] {
-            for rule in nftables::list_rules(family, NFT_TABLE, chain)? {
-                if rule.comment == container_id {
-                    script.push_str(&format!(
-                        "delete rule {family} {NFT_TABLE} {chain} handle {}\n",
-                        rule.handle
-                    ));
-                }
-            }
+    let mut delete = |rule: &nftables::ListedRule| {
+        script.push_str(&format!(
+            "delete rule {family} {NFT_TABLE} {} handle {}\n",
+            rule.chain, rule.handle
+        ));
+    };
+    let chains: &[&str] = if keep_mappings {
+        &[]
+    } else {
+        &NFT_CONTAINER_CHAINS
+    };
+    for chain in chains {
+        table
+            .rules_of(chain)
+            .filter(|r| r.comment == container_id)
+            .for_each(&mut delete);
+    }
+    let mut notes = table.rules_of(&attachments).peekable();
+    let had_notes = notes.peek().is_some();
+    let mut others_left = false;
+    for rule in notes {
+        if rule.comment == container_id {
+            delete(rule);
+        } else {
+            others_left = true;
         }
     }
-    Ok(script)
+    if had_notes && !others_left {
+        script.push_str(&format!(
+            "delete chain {family} {NFT_TABLE} {attachments}\n"
+        ));
+    }
+    script
+}
+
+/// Whether a network other than `network` notes `container_id`.
+fn nft_claimed_elsewhere(table: &nftables::ListedTable, network: &str, container_id: &str) -> bool {
+    let own = nft_attachments_chain(network);
+    table.rules.iter().any(|r| {
+        r.chain.starts_with(NFT_ATTACHMENTS_PREFIX) && r.chain != own && r.comment == container_id
+    })
 }
 
 /// Removes a container's mappings from both backends (where they work).
+/// nftables: one listing per family and one transaction.
 pub fn del(network: &str, container_id: &str) -> Result<(), FirewallError> {
     if iptables::supported() {
         for family in [Family::V4, Family::V6] {
@@ -415,7 +474,12 @@ pub fn del(network: &str, container_id: &str) -> Result<(), FirewallError> {
         }
     }
     if nftables::supported() {
-        nftables::apply(&nft_container_rules(container_id)?)?;
+        let mut script = String::new();
+        for family in ["ip", "ip6"] {
+            let table = nftables::list_table(family, NFT_TABLE)?;
+            script.push_str(&nft_forget(family, &table, network, container_id, false));
+        }
+        nftables::apply(&script)?;
     }
     Ok(())
 }
@@ -469,13 +533,37 @@ pub fn check(
     }
 }
 
-/// Removes the iptables mappings of attachments of `network` whose
-/// container is not in `valid` (the nftables rules carry only the
-/// container ID, so they cannot be told apart by network and are left).
+/// Removes the mappings of attachments of `network` whose container is
+/// not in `valid`, on both backends.
 pub fn gc(network: &str, valid: &[String]) -> Result<(), FirewallError> {
-    if !iptables::supported() {
-        return Ok(());
+    if iptables::supported() {
+        iptables_gc(network, valid)?;
     }
+    if nftables::supported() {
+        let attachments = nft_attachments_chain(network);
+        let mut script = String::new();
+        for family in ["ip", "ip6"] {
+            let table = nftables::list_table(family, NFT_TABLE)?;
+            let stale: Vec<&str> = table
+                .rules_of(&attachments)
+                .map(|r| r.comment.as_str())
+                .filter(|id| !valid.iter().any(|v| v == id))
+                .collect();
+            let mut forgotten = table.clone();
+            for id in stale {
+                let shared = nft_claimed_elsewhere(&table, network, id);
+                script.push_str(&nft_forget(family, &forgotten, network, id, shared));
+                // Later ids must not delete the same rules again.
+                forgotten.rules.retain(|r| r.comment != id);
+            }
+        }
+        nftables::apply(&script)?;
+    }
+    Ok(())
+}
+
+/// The iptables side of [`gc`]: the DNAT rules' comments name the network.
+fn iptables_gc(network: &str, valid: &[String]) -> Result<(), FirewallError> {
     let marker = format!("dnat name: {} id: ", go_quote(network));
     let marker = iptables::quote(&marker);
     let marker = marker.trim_end_matches('"');

@@ -232,42 +232,93 @@ fn del_without_mappings_in_the_config_still_cleans_up() {
         .ok();
 }
 
+/// GC of one network removes the mappings of its attachments that are not
+/// valid any more, and leaves those of another network alone.
 #[test]
 fn gc_removes_stale_mappings() {
-    let w = World::new();
-    let (a, b) = (Netns::new("pa"), Netns::new("pb"));
-    let br = w.bridge_conf("1.1.0");
-    let mut pm = mappings("iptables", json!({}));
-    for (id, ns, port) in [("keep", &a, 8080), ("gone", &b, 8081)] {
-        let prev = Call::rcni("bridge", "ADD", &w.host, Some(ns))
-            .id(id)
-            .run(&br)
-            .ok();
-        pm["cniVersion"] = json!("1.1.0");
-        pm["name"] = json!(w.net);
-        pm["type"] = json!("portmap");
-        pm["prevResult"] = prev;
-        pm["runtimeConfig"]["portMappings"] =
-            json!([{"hostPort": port, "containerPort": 80, "protocol": "tcp"}]);
-        Call::rcni("portmap", "ADD", &w.host, Some(ns))
-            .id(id)
-            .run(&pm)
-            .ok();
+    for backend in ["iptables", "nftables"] {
+        let w = World::new();
+        let other_net = unique("pmo");
+        let br = w.bridge_conf("1.1.0");
+        let attachments = [
+            ("keep", w.net.clone(), 8080),
+            ("gone", w.net.clone(), 8081),
+            ("other", other_net.clone(), 8082),
+        ];
+        let mut attached = Vec::new();
+        for (id, net, port) in &attachments {
+            let ns = Netns::new("pg");
+            let prev = Call::rcni("bridge", "ADD", &w.host, Some(&ns))
+                .id(id)
+                .run(&br)
+                .ok();
+            let mut pm = mappings(backend, json!({}));
+            pm["cniVersion"] = json!("1.1.0");
+            pm["name"] = json!(net);
+            pm["type"] = json!("portmap");
+            pm["prevResult"] = prev;
+            pm["runtimeConfig"]["portMappings"] =
+                json!([{"hostPort": port, "containerPort": 80, "protocol": "tcp"}]);
+            Call::rcni("portmap", "ADD", &w.host, Some(&ns))
+                .id(id)
+                .run(&pm)
+                .ok();
+            serve(&ns, 80, id, 10);
+            attached.push((ns, pm));
+        }
+        let reachable = |port: u16| tcp_get(&w.outside, &format!("203.0.113.1:{port}"));
+        let mut gc = json!({"cniVersion": "1.1.0", "name": w.net, "type": "portmap", "backend": backend,
+            "cni.dev/valid-attachments": [{"containerID": "keep", "ifname": "eth0"}]});
+        let mut call = Call::rcni("portmap", "GC", &w.host, None);
+        call.container_id.clear();
+        call.ifname.clear();
+        call.run(&gc).ok();
+        assert_eq!(reachable(8080).as_deref(), Some("keep"), "{backend}");
+        assert_eq!(
+            reachable(8081),
+            None,
+            "{backend}: the stale mapping is kept"
+        );
+        assert_eq!(reachable(8082).as_deref(), Some("other"), "{backend}");
+
+        gc["cni.dev/valid-attachments"] = json!([]);
+        call.run(&gc).ok();
+        assert_eq!(reachable(8080), None, "{backend}");
+        assert_eq!(
+            reachable(8082).as_deref(),
+            Some("other"),
+            "{backend}: another network's mapping went"
+        );
+        let (nat, nft) = (w.iptables_nat(), w.nft_ruleset());
+        assert!(
+            !nat.contains("dports 8080") && !nat.contains("dports 8081"),
+            "{nat}"
+        );
+        assert!(
+            !nft.contains("\"keep\"") && !nft.contains("\"gone\""),
+            "{nft}"
+        );
+
+        for ((id, _, _), (ns, pm)) in attachments.iter().zip(&attached) {
+            Call::rcni("portmap", "DEL", &w.host, Some(ns))
+                .id(id)
+                .run(pm)
+                .ok();
+            Call::rcni("bridge", "DEL", &w.host, Some(ns))
+                .id(id)
+                .run(&br)
+                .ok();
+        }
+        let (nat, nft) = (w.iptables_nat(), w.nft_ruleset());
+        assert!(!nat.contains("CNI-DN-"), "{backend}: {nat}");
+        let left = attachments
+            .iter()
+            .any(|(id, _, _)| nft.contains(&format!("comment \"{id}\"")));
+        assert!(
+            !left && !nft.contains("rcni_attachments"),
+            "{backend}: {nft}"
+        );
     }
-    let mut gc = json!({"cniVersion": "1.1.0", "name": w.net, "type": "portmap", "backend": "iptables",
-        "cni.dev/valid-attachments": [{"containerID": "keep", "ifname": "eth0"}]});
-    let mut call = Call::rcni("portmap", "GC", &w.host, None);
-    call.container_id.clear();
-    call.ifname.clear();
-    call.run(&gc).ok();
-    let nat = w.iptables_nat();
-    assert!(
-        nat.contains("--dports 8080") && !nat.contains("--dports 8081"),
-        "{nat}"
-    );
-    gc["cni.dev/valid-attachments"] = json!([]);
-    call.run(&gc).ok();
-    assert!(!w.iptables_nat().contains("CNI-DN-"));
 }
 
 #[test]
