@@ -4,11 +4,16 @@
 
 pub mod bridge;
 pub mod common;
+pub mod container_link;
+pub mod dummy;
 pub mod host_local;
+pub mod ipvlan;
 pub mod loopback;
+pub mod macvlan;
 pub mod portmap;
 pub mod ptp;
 pub mod static_ipam;
+pub mod vlan;
 
 use rcni_skel::Plugin;
 
@@ -21,6 +26,10 @@ pub fn all() -> &'static [&'static dyn Plugin] {
         &ptp::Ptp,
         &bridge::Bridge,
         &portmap::Portmap,
+        &macvlan::MacVlan,
+        &ipvlan::IpVlan,
+        &vlan::Vlan,
+        &dummy::Dummy,
     ]
 }
 

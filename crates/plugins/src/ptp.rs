@@ -3,8 +3,8 @@
 //! and /32 (/128) routes in both directions instead of a shared L2 segment.
 
 use crate::common::{
-    configure_iface, create_veth_pair, delete_container_link, enable_forwarding, expect_addresses,
-    format_mac, ipam_forward, kernel_err, masq_backend, open_netns, valid_attachments, IpamLease,
+    configure_iface, create_veth_pair, delete_container_link, enable_forwarding, format_mac,
+    ipam_forward, kernel_err, masq_backend, open_netns, valid_attachments, IpamLease,
 };
 use ipnet::IpNet;
 use rcni_net::{Handle, NetNs, Route as KernelRoute};
@@ -220,65 +220,7 @@ impl Plugin for Ptp {
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
         let (conf, _) = load(args)?;
-        let ns = open_netns(&args.netns)?
-            .ok_or_else(|| CniError::internal(format!("failed to open netns {:?}", args.netns)))?;
-        ipam_forward(Command::Check, &conf, args)?;
-        let prev = conf
-            .prev_result()?
-            .ok_or_else(|| CniError::invalid_config("ptp: Required prevResult missing"))?;
-        let Some(iface) = prev
-            .interfaces
-            .iter()
-            .find(|i| i.name == args.ifname && i.sandbox == args.netns)
-        else {
-            return Err(CniError::internal(format!(
-                "Sandbox in prevResult doesn't match configured netns: {}",
-                args.netns
-            )));
-        };
-        let mut ctr = Handle::new_in(&ns).map_err(kernel_err("open netlink in the container"))?;
-        let link = ctr
-            .link_by_name(&iface.name)
-            .map_err(kernel_err("look up the container veth"))?
-            .ok_or_else(|| {
-                CniError::internal(format!(
-                    "ptp: Container Interface name in prevResult: {} not found",
-                    iface.name
-                ))
-            })?;
-        if link.kind.as_deref() != Some("veth") {
-            return Err(CniError::internal(format!(
-                "Error: Container interface {} not of type veth/p2p",
-                iface.name
-            )));
-        }
-        let mac = link.mac.as_deref().map(format_mac).unwrap_or_default();
-        if !iface.mac.is_empty() && !iface.mac.eq_ignore_ascii_case(&mac) {
-            return Err(CniError::internal(format!(
-                "ptp: Interface {} Mac {} doesn't match container Mac: {mac}",
-                iface.name, iface.mac
-            )));
-        }
-        let mine = prev.ips.iter().filter(|ip| {
-            ip.interface
-                .and_then(|i| prev.interfaces.get(i))
-                .map(|i| i.name.as_str())
-                == Some(args.ifname.as_str())
-        });
-        expect_addresses(&mut ctr, link.index, &args.ifname, mine)?;
-        let routes = ctr.routes(None, None).map_err(kernel_err("list routes"))?;
-        for want in &prev.routes {
-            if !routes
-                .iter()
-                .any(|r| r.dst == want.dst.trunc() && (want.gw.is_none() || r.gateway == want.gw))
-            {
-                return Err(CniError::internal(format!(
-                    "Failed to match route {} in the container",
-                    want.dst
-                )));
-            }
-        }
-        Ok(())
+        crate::container_link::check("ptp", &conf, args, "veth", |_| Ok(()))
     }
 
     /// Forwards GC to IPAM and drops the masquerading of attachments the

@@ -545,3 +545,33 @@ pub fn outside_of(host: &Netns) -> Netns {
     outside.exec(&["ip", "link", "set", "down0", "up"]);
     outside
 }
+
+/// A veth pair `name` ↔ `name`p in `ns`, both up: a master for macvlan,
+/// ipvlan and vlan tests whose traffic stays in the namespace.
+pub fn veth_master(ns: &Netns, name: &str) {
+    let peer = format!("{name}p");
+    ns.exec(&[
+        "ip", "link", "add", name, "type", "veth", "peer", "name", &peer,
+    ]);
+    ns.exec(&["ip", "link", "set", name, "up"]);
+    ns.exec(&["ip", "link", "set", &peer, "up"]);
+}
+
+/// `ip -d -j link show dev <dev>` in `ns`: the link with its kind
+/// (`linkinfo.info_kind`) and kind data (`linkinfo.info_data`).
+pub fn link_details(ns: &Netns, dev: &str) -> Value {
+    ns.ip_json(&["-d", "link", "show", "dev", dev])[0].clone()
+}
+
+/// Only `lo` is left in the namespace.
+pub fn assert_only_lo(ns: &Netns) {
+    assert_eq!(ns.links(), ["lo"], "links left in {}", ns.name);
+}
+
+/// Interop tests need Debian's reference plugins; they never skip.
+pub fn require_reference() {
+    assert!(
+        have_reference(),
+        "the reference plugins are not installed at {REFERENCE_DIR}"
+    );
+}

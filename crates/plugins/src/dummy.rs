@@ -1,0 +1,62 @@
+//! `dummy`: a dummy link in the container carrying the IPAM addresses
+//! (an address for the pod without any traffic path).
+
+use crate::container_link::{self as cl, Addressing};
+use rcni_net::{LinkKind, LinkOptions};
+use rcni_skel::{CmdArgs, Plugin};
+use rcni_spec::config::PluginConf;
+use rcni_spec::{CniError, CniResult};
+
+pub struct Dummy;
+
+fn load(args: &CmdArgs) -> Result<PluginConf, CniError> {
+    let conf = args.conf()?;
+    if !cl::has_ipam(&conf) {
+        return Err(CniError::invalid_config(
+            "ipam: dummy interface requires an IPAM configuration",
+        ));
+    }
+    Ok(conf)
+}
+
+impl Plugin for Dummy {
+    fn name(&self) -> &str {
+        "dummy"
+    }
+
+    fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
+        let conf = load(args)?;
+        let ns = cl::require_netns(args)?;
+        let iface = cl::create(
+            &LinkKind::Dummy,
+            "dummy",
+            &args.ifname,
+            &ns,
+            false,
+            LinkOptions::default(),
+        )?;
+        cl::address(&conf, args, &ns, iface, Addressing::Ipam, false)
+    }
+
+    fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
+        cl::del(&load(args)?, args)
+    }
+
+    fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let conf = load(args)?;
+        cl::check("dummy", &conf, args, "dummy", |link| {
+            if link.admin_up {
+                Ok(())
+            } else {
+                Err(CniError::internal(format!(
+                    "Interface {} is down",
+                    link.name
+                )))
+            }
+        })
+    }
+
+    fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
+        cl::status(&load(args)?, args)
+    }
+}

@@ -1,0 +1,102 @@
+//! `ipvlan`: an ipvlan link on a host interface, sharing its MAC, placed
+//! in the container. Chained after another plugin it can take its master
+//! and its addresses from the previous result.
+
+use crate::container_link::{self as cl, Addressing};
+use rcni_net::{IpVlanFlag, IpVlanMode, LinkKind, LinkOptions};
+use rcni_skel::{CmdArgs, Plugin};
+use rcni_spec::{CniError, CniResult};
+use serde::Deserialize;
+
+pub struct IpVlan;
+
+#[derive(Deserialize, Default)]
+struct IpVlanConf {
+    #[serde(default)]
+    master: String,
+    #[serde(default)]
+    mode: String,
+    #[serde(default)]
+    mtu: i64,
+    #[serde(rename = "linkInContainer", default)]
+    link_in_container: bool,
+}
+
+fn parse_mode(mode: &str) -> Result<IpVlanMode, CniError> {
+    mode.parse()
+        .map_err(|_| CniError::invalid_config(format!("mode: unknown ipvlan mode: {mode:?}")))
+}
+
+impl Plugin for IpVlan {
+    fn name(&self) -> &str {
+        "ipvlan"
+    }
+
+    fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
+        let conf = args.conf()?;
+        let own: IpVlanConf = conf.plugin_fields()?;
+        let mode = parse_mode(&own.mode)?;
+        let prev = conf.prev_result()?;
+        let mut master_name = own.master.clone();
+        if master_name.is_empty() {
+            if let Some(prev) = &prev {
+                match prev.interfaces.as_slice() {
+                    [only] if !only.name.is_empty() => master_name = only.name.clone(),
+                    _ => return Err(CniError::invalid_config(
+                        "master: chained master failure. PrevResult lacks a single named interface",
+                    )),
+                }
+            }
+        }
+        let ns = cl::require_netns(args)?;
+        let master = cl::find_master(&master_name, &ns, own.link_in_container, true)?;
+        let mtu = cl::check_mtu(own.mtu, &master)?;
+        let addressing = match prev {
+            Some(prev) if !cl::has_ipam(&conf) && !prev.ips.is_empty() => {
+                Addressing::Previous(prev)
+            }
+            _ => Addressing::Ipam,
+        };
+        if matches!(addressing, Addressing::Ipam) {
+            crate::common::ipam_type(&conf)?;
+        }
+        let kind = LinkKind::IpVlan {
+            master: master.index,
+            mode,
+            flag: IpVlanFlag::Bridge,
+        };
+        let opts = LinkOptions {
+            mtu,
+            ..LinkOptions::default()
+        };
+        let iface = cl::create(
+            &kind,
+            "ipvlan",
+            &args.ifname,
+            &ns,
+            own.link_in_container,
+            opts,
+        )?;
+        cl::address(&conf, args, &ns, iface, addressing, true)
+    }
+
+    fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
+        cl::del(&args.conf()?, args)
+    }
+
+    fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let conf = args.conf()?;
+        let own: IpVlanConf = conf.plugin_fields()?;
+        let want = parse_mode(&own.mode)?;
+        cl::check("ipvlan", &conf, args, "ipvlan", |link| match &link.info {
+            Some(LinkKind::IpVlan { mode, .. }) if *mode != want => Err(CniError::internal(
+                format!("Container IPVlan mode {mode} does not match expected value: {want}"),
+            )),
+            _ => Ok(()),
+        })
+    }
+
+    fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
+        cl::status(&args.conf()?, args)
+    }
+}

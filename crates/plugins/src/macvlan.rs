@@ -1,0 +1,100 @@
+//! `macvlan`: a macvlan link on a host interface (the master), placed in
+//! the container with its own MAC address; addresses from IPAM, or none
+//! (`ipam: {}`, layer 2 only).
+
+use crate::common::{parse_mac, requested_mac};
+use crate::container_link::{self as cl, Addressing};
+use rcni_net::{LinkKind, LinkOptions, MacVlanMode};
+use rcni_skel::{CmdArgs, Plugin};
+use rcni_spec::{CniError, CniResult};
+use serde::Deserialize;
+
+pub struct MacVlan;
+
+#[derive(Deserialize, Default)]
+struct MacVlanConf {
+    #[serde(default)]
+    master: String,
+    #[serde(default)]
+    mode: String,
+    #[serde(default)]
+    mtu: i64,
+    #[serde(default)]
+    mac: String,
+    #[serde(rename = "linkInContainer", default)]
+    link_in_container: bool,
+    #[serde(default)]
+    bcqueuelen: u32,
+}
+
+fn parse_mode(mode: &str) -> Result<MacVlanMode, CniError> {
+    mode.parse()
+        .map_err(|_| CniError::invalid_config(format!("mode: unknown macvlan mode: {mode:?}")))
+}
+
+impl Plugin for MacVlan {
+    fn name(&self) -> &str {
+        "macvlan"
+    }
+
+    fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
+        let conf = args.conf()?;
+        let own: MacVlanConf = conf.plugin_fields()?;
+        let mode = parse_mode(&own.mode)?;
+        let mut mac = (!own.mac.is_empty())
+            .then(|| parse_mac(&own.mac, "mac"))
+            .transpose()?;
+        if let Some(requested) = requested_mac(&conf, &args.args)? {
+            mac = Some(requested);
+        }
+        let ns = cl::require_netns(args)?;
+        let master = cl::find_master(&own.master, &ns, own.link_in_container, true)?;
+        let mtu = cl::check_mtu(own.mtu, &master)?;
+        let kind = LinkKind::MacVlan {
+            master: master.index,
+            mode,
+            bc_queue_len: (own.bcqueuelen > 0).then_some(own.bcqueuelen),
+        };
+        let opts = LinkOptions {
+            mtu,
+            mac,
+            ..LinkOptions::default()
+        };
+        let iface = cl::create(
+            &kind,
+            "macvlan",
+            &args.ifname,
+            &ns,
+            own.link_in_container,
+            opts,
+        )?;
+        cl::address(
+            &conf,
+            args,
+            &ns,
+            iface,
+            Addressing::from_conf(&conf, Addressing::None),
+            true,
+        )
+    }
+
+    fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
+        cl::del(&args.conf()?, args)
+    }
+
+    fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let conf = args.conf()?;
+        let own: MacVlanConf = conf.plugin_fields()?;
+        let want = parse_mode(&own.mode)?;
+        cl::check("macvlan", &conf, args, "macvlan", |link| match &link.info {
+            Some(LinkKind::MacVlan { mode, .. }) if *mode != want => Err(CniError::internal(
+                format!("container macvlan mode {mode} does not match expected value: {want}"),
+            )),
+            _ => Ok(()),
+        })
+    }
+
+    fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
+        cl::status(&args.conf()?, args)
+    }
+}

@@ -1,0 +1,95 @@
+//! `vlan`: an 802.1Q VLAN link on a host interface, placed in the
+//! container with addresses from IPAM.
+
+use crate::container_link::{self as cl, Addressing};
+use rcni_net::{LinkKind, LinkOptions};
+use rcni_skel::{CmdArgs, Plugin};
+use rcni_spec::{CniError, CniResult};
+use serde::Deserialize;
+
+pub struct Vlan;
+
+const MAX_VLAN_ID: i64 = 4094;
+
+#[derive(Deserialize, Default)]
+struct VlanConf {
+    #[serde(default)]
+    master: String,
+    #[serde(rename = "vlanId", default)]
+    vlan_id: i64,
+    #[serde(default)]
+    mtu: i64,
+    #[serde(rename = "linkInContainer", default)]
+    link_in_container: bool,
+}
+
+fn load(args: &CmdArgs) -> Result<(rcni_spec::config::PluginConf, VlanConf), CniError> {
+    let conf = args.conf()?;
+    let own: VlanConf = conf.plugin_fields()?;
+    if own.master.is_empty() {
+        return Err(CniError::invalid_config(
+            "\"master\" field is required. It specifies the host interface name to create the VLAN for",
+        ));
+    }
+    if !(0..=MAX_VLAN_ID).contains(&own.vlan_id) {
+        return Err(CniError::invalid_config(format!(
+            "vlanId: invalid VLAN ID {} (must be between 0 and {MAX_VLAN_ID} inclusive)",
+            own.vlan_id
+        )));
+    }
+    Ok((conf, own))
+}
+
+impl Plugin for Vlan {
+    fn name(&self) -> &str {
+        "vlan"
+    }
+
+    fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
+        let (conf, own) = load(args)?;
+        crate::common::ipam_type(&conf)?;
+        let ns = cl::require_netns(args)?;
+        let master = cl::find_master(&own.master, &ns, own.link_in_container, false)?;
+        let mtu = cl::check_mtu(own.mtu, &master)?;
+        let kind = LinkKind::Vlan {
+            master: master.index,
+            id: own.vlan_id as u16,
+        };
+        let opts = LinkOptions {
+            mtu,
+            ..LinkOptions::default()
+        };
+        let iface = cl::create(
+            &kind,
+            "vlan",
+            &args.ifname,
+            &ns,
+            own.link_in_container,
+            opts,
+        )?;
+        cl::address(&conf, args, &ns, iface, Addressing::Ipam, false)
+    }
+
+    fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let (conf, _) = load(args)?;
+        cl::del(&conf, args)
+    }
+
+    fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let (conf, own) = load(args)?;
+        cl::check("vlan", &conf, args, "vlan", |link| match &link.info {
+            Some(LinkKind::Vlan { id, .. }) if i64::from(*id) != own.vlan_id => {
+                Err(CniError::internal(format!(
+                    "vlan: container VLAN ID {id} does not match expected value: {}",
+                    own.vlan_id
+                )))
+            }
+            _ => Ok(()),
+        })
+    }
+
+    fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let (conf, _) = load(args)?;
+        cl::status(&conf, args)
+    }
+}
