@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 vmtest=${VMTEST_RUN:-../shared/vmtest/run}
-suites=(rcni-net:vm_kinds rcni:bridge_vlan)
+suites=(rcni-net:vm_kinds rcni:bridge_vlan rcni:vm_links)
 
 bins=()
 for s in "${suites[@]}"; do
