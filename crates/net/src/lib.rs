@@ -24,7 +24,9 @@ mod link;
 mod netns;
 mod route;
 mod socket;
+mod sys;
 pub mod sysctl;
+mod tuntap;
 
 pub use addr::{
     Address, IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_NOPREFIXROUTE, IFA_F_PERMANENT, IFA_F_SECONDARY,
@@ -42,3 +44,4 @@ pub use route::{
     RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_LOCAL, RT_TABLE_MAIN,
 };
 pub use socket::Handle;
+pub use tuntap::{create_tap, TapSpec};

@@ -53,6 +53,25 @@ impl NetNs {
         NetNs::open("/proc/thread-self/ns/net")
     }
 
+    /// A new, empty namespace that lives as long as the returned value (no
+    /// name, nothing mounted): a scratch space, e.g. to rename a device
+    /// away from the eyes of udev and NetworkManager.
+    pub fn new_anonymous() -> Result<NetNs> {
+        std::thread::spawn(|| -> Result<NetNs> {
+            crate::sys::unshare_network_namespace()
+                .map_err(NetError::io("create a network namespace"))?;
+            let mut ns = NetNs::current()?;
+            ns.path = PathBuf::from("<temporary netns>");
+            Ok(ns)
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(NetError::InvalidArgument(
+                "the thread creating a network namespace panicked".into(),
+            ))
+        })
+    }
+
     /// The path it was opened from.
     pub fn path(&self) -> &Path {
         &self.path

@@ -176,7 +176,24 @@ pub fn address(
     addressing: Addressing,
     notify: bool,
 ) -> Result<CniResult, CniError> {
-    let attached = (|| {
+    let attached = configure(conf, args, ns, iface, addressing, notify);
+    if attached.is_err() {
+        let _ = crate::common::delete_container_link(&args.netns, &args.ifname);
+    }
+    attached
+}
+
+/// As [`address`], leaving the undo of the link to the caller (the address
+/// is still released on failure).
+pub fn configure(
+    conf: &PluginConf,
+    args: &CmdArgs,
+    ns: &NetNs,
+    iface: Interface,
+    addressing: Addressing,
+    notify: bool,
+) -> Result<CniResult, CniError> {
+    (|| {
         let mut ctr = Handle::new_in(ns).map_err(kernel_err("open netlink in the container"))?;
         let (lease, mut result) = match addressing {
             Addressing::None => {
@@ -221,11 +238,7 @@ pub fn address(
             lease.keep();
         }
         Ok(result)
-    })();
-    if attached.is_err() {
-        let _ = crate::common::delete_container_link(&args.netns, &args.ifname);
-    }
-    attached
+    })()
 }
 
 /// DEL: releases the address (when the config has IPAM) and deletes the
@@ -246,13 +259,13 @@ pub fn status(conf: &PluginConf, args: &CmdArgs) -> Result<(), CniError> {
 }
 
 /// CHECK of the container link against the previous result: IPAM CHECK,
-/// the interface in the right sandbox, of kind `kind`, as `verify` wants
-/// it, with the result's MAC, addresses and routes.
+/// the interface in the right sandbox, of kind `kind` (if given), as
+/// `verify` wants it, with the result's MAC, addresses and routes.
 pub fn check(
     plugin: &str,
     conf: &PluginConf,
     args: &CmdArgs,
-    kind: &str,
+    kind: Option<&str>,
     verify: impl FnOnce(&Link) -> Result<(), CniError>,
 ) -> Result<(), CniError> {
     let ns = require_netns(args)?;
@@ -288,7 +301,7 @@ pub fn check(
                 iface.name
             ))
         })?;
-    if link.kind.as_deref() != Some(kind) {
+    if let Some(kind) = kind.filter(|k| link.kind.as_deref() != Some(*k)) {
         return Err(CniError::internal(format!(
             "Error: Container interface {} not of type {kind}",
             iface.name

@@ -44,7 +44,7 @@ impl Plugin for Dummy {
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
         let conf = load(args)?;
-        cl::check("dummy", &conf, args, "dummy", |link| {
+        cl::check("dummy", &conf, args, Some("dummy"), |link| {
             if link.admin_up {
                 Ok(())
             } else {

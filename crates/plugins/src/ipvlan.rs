@@ -88,11 +88,13 @@ impl Plugin for IpVlan {
         let conf = args.conf()?;
         let own: IpVlanConf = conf.plugin_fields()?;
         let want = parse_mode(&own.mode)?;
-        cl::check("ipvlan", &conf, args, "ipvlan", |link| match &link.info {
-            Some(LinkKind::IpVlan { mode, .. }) if *mode != want => Err(CniError::internal(
-                format!("Container IPVlan mode {mode} does not match expected value: {want}"),
-            )),
-            _ => Ok(()),
+        cl::check("ipvlan", &conf, args, Some("ipvlan"), |link| {
+            match &link.info {
+                Some(LinkKind::IpVlan { mode, .. }) if *mode != want => Err(CniError::internal(
+                    format!("Container IPVlan mode {mode} does not match expected value: {want}"),
+                )),
+                _ => Ok(()),
+            }
         })
     }
 

@@ -6,6 +6,7 @@ pub mod bridge;
 pub mod common;
 pub mod container_link;
 pub mod dummy;
+pub mod host_device;
 pub mod host_local;
 pub mod ipvlan;
 pub mod loopback;
@@ -30,6 +31,7 @@ pub fn all() -> &'static [&'static dyn Plugin] {
         &ipvlan::IpVlan,
         &vlan::Vlan,
         &dummy::Dummy,
+        &host_device::HostDevice,
     ]
 }
 

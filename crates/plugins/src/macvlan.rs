@@ -86,12 +86,18 @@ impl Plugin for MacVlan {
         let conf = args.conf()?;
         let own: MacVlanConf = conf.plugin_fields()?;
         let want = parse_mode(&own.mode)?;
-        cl::check("macvlan", &conf, args, "macvlan", |link| match &link.info {
-            Some(LinkKind::MacVlan { mode, .. }) if *mode != want => Err(CniError::internal(
-                format!("container macvlan mode {mode} does not match expected value: {want}"),
-            )),
-            _ => Ok(()),
-        })
+        cl::check(
+            "macvlan",
+            &conf,
+            args,
+            Some("macvlan"),
+            |link| match &link.info {
+                Some(LinkKind::MacVlan { mode, .. }) if *mode != want => Err(CniError::internal(
+                    format!("container macvlan mode {mode} does not match expected value: {want}"),
+                )),
+                _ => Ok(()),
+            },
+        )
     }
 
     fn status(&self, args: &CmdArgs) -> Result<(), CniError> {

@@ -220,7 +220,7 @@ impl Plugin for Ptp {
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
         let (conf, _) = load(args)?;
-        crate::container_link::check("ptp", &conf, args, "veth", |_| Ok(()))
+        crate::container_link::check("ptp", &conf, args, Some("veth"), |_| Ok(()))
     }
 
     /// Forwards GC to IPAM and drops the masquerading of attachments the

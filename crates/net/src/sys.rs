@@ -1,0 +1,89 @@
+//! The system calls rcni makes that have no safe wrapper: entering a new
+//! network namespace and the tun driver's ioctls. This is the only module
+//! with `unsafe`; each block says why it is sound.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// Moves the calling thread into a new, empty network namespace.
+pub(crate) fn unshare_network_namespace() -> io::Result<()> {
+    // SAFETY: unshare(CLONE_NEWNET) takes no pointers and only changes which
+    // network namespace the calling thread is in. The hazard documented for
+    // unshare (CLONE_FILES splitting the fd table under other threads) does
+    // not apply to this flag.
+    let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `struct ifreq` as TUNSETIFF reads it: the name, then the flags (a short)
+/// at the start of the 24-byte union.
+#[repr(C)]
+pub(crate) struct IfReqFlags {
+    pub name: [u8; libc::IFNAMSIZ],
+    pub flags: libc::c_short,
+    padding: [u8; 22],
+}
+
+impl IfReqFlags {
+    /// A request for `name` (at most 15 bytes, checked by the caller).
+    pub fn new(name: &str, flags: libc::c_short) -> IfReqFlags {
+        let mut req = IfReqFlags {
+            name: [0; libc::IFNAMSIZ],
+            flags,
+            padding: [0; 22],
+        };
+        let len = name.len().min(libc::IFNAMSIZ - 1);
+        req.name[..len].copy_from_slice(&name.as_bytes()[..len]);
+        req
+    }
+}
+
+/// TUNSETIFF on an open `/dev/net/tun`: attaches it to (creating) the
+/// device named in `req`.
+pub(crate) fn tun_set_iff(tun: BorrowedFd<'_>, req: &mut IfReqFlags) -> io::Result<()> {
+    // SAFETY: TUNSETIFF reads and writes one `struct ifreq`; `req` is a
+    // live, exclusively borrowed value with the same size (40 bytes) and
+    // layout for the fields the kernel uses (name, then flags), so the
+    // kernel never accesses memory outside it. `tun` is an open fd.
+    let rc = unsafe { libc::ioctl(tun.as_raw_fd(), libc::TUNSETIFF, req as *mut IfReqFlags) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// The tun ioctls that take a plain integer argument (TUNSETPERSIST,
+/// TUNSETOWNER, TUNSETGROUP).
+pub(crate) fn tun_set_value(
+    tun: BorrowedFd<'_>,
+    request: libc::Ioctl,
+    value: libc::c_ulong,
+) -> io::Result<()> {
+    // SAFETY: these requests take their argument by value, not as a
+    // pointer, so no memory of ours is read or written; `tun` is an open fd.
+    let rc = unsafe { libc::ioctl(tun.as_raw_fd(), request, value) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ifreq_has_the_kernels_size() {
+        assert_eq!(size_of::<IfReqFlags>(), 40);
+        assert_eq!(size_of::<IfReqFlags>(), size_of::<libc::ifreq>());
+        let r = IfReqFlags::new("tap0", 2);
+        assert_eq!(&r.name[..5], b"tap0\0");
+    }
+}

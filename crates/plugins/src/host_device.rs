@@ -1,0 +1,498 @@
+//! `host-device`: moves an existing host interface into the container as
+//! `CNI_IFNAME`. The move goes through a temporary namespace, where the
+//! device is renamed out of sight of udev and NetworkManager and its
+//! host name is kept in the link alias; DEL takes the same way back and
+//! restores the name. Devices bound to a userspace (DPDK) driver are not
+//! moved at all.
+
+use crate::common::{kernel_err, open_netns, parse_mac};
+use crate::container_link::{self as cl, Addressing};
+use rcni_net::{Handle, Link, NetNs};
+use rcni_skel::{CmdArgs, Command, Plugin};
+use rcni_spec::config::PluginConf;
+use rcni_spec::{CniError, CniResult, Interface};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+pub struct HostDevice;
+
+const SYS_BUS_PCI: &str = "/sys/bus/pci/devices";
+const SYS_BUS_AUXILIARY: &str = "/sys/bus/auxiliary/devices";
+/// Drivers that hand the device to userspace (DPDK): such a device has no
+/// kernel interface to move.
+const USERSPACE_DRIVERS: [&str; 3] = ["vfio-pci", "uio_pci_generic", "igb_uio"];
+
+#[derive(Deserialize, Default)]
+struct HostDeviceConf {
+    #[serde(default)]
+    device: String,
+    #[serde(default)]
+    hwaddr: String,
+    #[serde(default)]
+    kernelpath: String,
+    #[serde(rename = "pciBusID", default)]
+    pci_bus_id: String,
+}
+
+/// How the device is chosen: exactly one way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Selector {
+    Name(String),
+    Mac([u8; 6]),
+    KernelPath(PathBuf),
+    Pci(String),
+    Auxiliary(String),
+}
+
+fn invalid(msg: impl Into<String>) -> CniError {
+    CniError::invalid_config(msg)
+}
+
+/// The selector of a config: `runtimeConfig.deviceID` (a PCI or auxiliary
+/// bus device) wins; otherwise exactly one of `device`, `hwaddr`,
+/// `kernelpath`, `pciBusID`.
+fn selector(
+    conf: &PluginConf,
+    own: &HostDeviceConf,
+    sys_bus: [&Path; 2],
+) -> Result<Selector, CniError> {
+    if let Some(id) = conf
+        .runtime("deviceID")
+        .and_then(serde_json::Value::as_str)
+        .filter(|id| !id.is_empty())
+    {
+        let [pci, aux] = sys_bus;
+        if pci.join(id).exists() {
+            return Ok(Selector::Pci(id.to_string()));
+        }
+        if aux.join(id).exists() {
+            return Ok(Selector::Auxiliary(id.to_string()));
+        }
+        return Err(invalid(format!(
+            "runtimeConfig.deviceID: {id} not found or unsupported"
+        )));
+    }
+    let set: Vec<&str> = [
+        ("device", &own.device),
+        ("hwaddr", &own.hwaddr),
+        ("kernelpath", &own.kernelpath),
+        ("pciBusID", &own.pci_bus_id),
+    ]
+    .into_iter()
+    .filter(|(_, v)| !v.is_empty())
+    .map(|(k, _)| k)
+    .collect();
+    match set.as_slice() {
+        [] => Err(invalid(
+            r#"specify either "device", "hwaddr", "kernelpath" or "pciBusID""#,
+        )),
+        ["device"] => Ok(Selector::Name(own.device.clone())),
+        ["hwaddr"] => Ok(Selector::Mac(parse_mac(&own.hwaddr, "hwaddr")?)),
+        ["kernelpath"] => {
+            let path = PathBuf::from(&own.kernelpath);
+            if !path.is_absolute() || !own.kernelpath.starts_with("/sys/devices/") {
+                return Err(invalid(format!(
+                    "kernelpath: kernel device path {:?} must be absolute and begin with /sys/devices/",
+                    own.kernelpath
+                )));
+            }
+            Ok(Selector::KernelPath(path))
+        }
+        ["pciBusID"] => Ok(Selector::Pci(own.pci_bus_id.clone())),
+        many => Err(invalid(format!(
+            "{}: specify only one way to select the device",
+            many.join(", ")
+        ))),
+    }
+}
+
+/// Whether a PCI device is bound to a userspace driver.
+fn has_userspace_driver(pci_root: &Path, pci: &str) -> bool {
+    std::fs::read_link(pci_root.join(pci).join("driver"))
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .is_some_and(|driver| USERSPACE_DRIVERS.contains(&driver.as_str()))
+}
+
+/// The first interface name under a sysfs `net` directory.
+fn name_under(dir: &Path, field: &str) -> Result<String, CniError> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| {
+            invalid(format!(
+                "{field}: failed to read directory {}: {e}",
+                dir.display()
+            ))
+        })?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names.into_iter().next().ok_or_else(|| {
+        invalid(format!(
+            "{field}: failed to find network device in path {}",
+            dir.display()
+        ))
+    })
+}
+
+/// The `net` directory of a PCI device (virtio devices keep it one level
+/// down).
+fn pci_net_dir(pci_root: &Path, pci: &str) -> Result<PathBuf, CniError> {
+    let dev = pci_root.join(pci);
+    let direct = dev.join("net");
+    if direct.is_dir() {
+        return Ok(direct);
+    }
+    let virtio = std::fs::read_dir(&dev)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("virtio"))
+        })
+        .map(|p| p.join("net"))
+        .find(|p| p.is_dir());
+    virtio.ok_or_else(|| invalid(format!("pciBusID: no net directory under pci device {pci}")))
+}
+
+/// Finds the host link a selector names.
+fn find_device(host: &mut Handle, sel: &Selector, sys_bus: [&Path; 2]) -> Result<Link, CniError> {
+    let (name, field) = match sel {
+        Selector::Name(n) => (n.clone(), "device"),
+        Selector::Mac(mac) => {
+            let links = host.links().map_err(kernel_err("list links"))?;
+            return links
+                .into_iter()
+                .find(|l| l.mac6() == Some(*mac))
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "hwaddr: no link with MAC address {}",
+                        rcni_net::format_mac(mac)
+                    ))
+                });
+        }
+        Selector::KernelPath(p) => (name_under(&p.join("net"), "kernelpath")?, "kernelpath"),
+        Selector::Pci(pci) => (
+            name_under(&pci_net_dir(sys_bus[0], pci)?, "pciBusID")?,
+            "pciBusID",
+        ),
+        Selector::Auxiliary(aux) => (
+            name_under(&sys_bus[1].join(aux).join("net"), "runtimeConfig.deviceID")?,
+            "runtimeConfig.deviceID",
+        ),
+    };
+    host.link_by_name(&name)
+        .map_err(kernel_err("look up the host device"))?
+        .ok_or_else(|| invalid(format!("{field}: failed to find host device {name:?}")))
+}
+
+/// Refuses devices that something else on the host depends on.
+fn ensure_free(link: &Link) -> Result<(), CniError> {
+    if link.name == "lo" {
+        return Err(invalid("device: the loopback device cannot be moved"));
+    }
+    if let Some(master) = link.master {
+        return Err(invalid(format!(
+            "device: {:?} is in use: it is a port of link {master}",
+            link.name
+        )));
+    }
+    Ok(())
+}
+
+fn step(what: String) -> impl Fn(rcni_net::NetError) -> CniError {
+    move |e| CniError::internal(format!("{what}: {e}"))
+}
+
+/// Moves `dev` from the host into the container as `ifname`, up, with its
+/// host name as alias. On failure the device is back in the host under its
+/// name, up if it was.
+fn move_in(host: &mut Handle, dev: &Link, ctr_ns: &NetNs, ifname: &str) -> Result<Link, CniError> {
+    let host_ns = NetNs::current().map_err(kernel_err("open the host netns"))?;
+    let temp_ns = NetNs::new_anonymous().map_err(kernel_err("failed to create tempNS"))?;
+    let name = dev.name.as_str();
+    host.set_netns(dev.index, &temp_ns)
+        .map_err(step(format!("failed to move {name:?} to tempNS")))?;
+    let mut temp = Handle::new_in(&temp_ns).map_err(kernel_err("open netlink in tempNS"))?;
+    let moved = (|| {
+        let index = temp
+            .find_link(name)
+            .map_err(step(format!("failed to find {name:?} in tempNS")))?
+            .index;
+        temp.set_name(index, ifname).map_err(step(format!(
+            "failed to rename host device {name:?} to {ifname:?}"
+        )))?;
+        temp.set_alias(index, name)
+            .map_err(step(format!("failed to set alias to {name:?}")))?;
+        temp.set_netns(index, ctr_ns).map_err(step(format!(
+            "failed to move {ifname:?} (host: {name:?}) to container NS"
+        )))?;
+        let mut ctr =
+            Handle::new_in(ctr_ns).map_err(kernel_err("open netlink in the container"))?;
+        let link = ctr
+            .find_link(ifname)
+            .map_err(step(format!("failed to find {ifname:?} in container NS")))?;
+        if let Err(e) = ctr.set_up(link.index) {
+            let _ = ctr.set_netns(link.index, &temp_ns);
+            return Err(CniError::internal(format!(
+                "failed to set {ifname:?} up: {e}"
+            )));
+        }
+        Ok(link)
+    })();
+    if moved.is_err() {
+        // Whatever name it has now in tempNS, it goes home as `name`.
+        for now in [ifname, name] {
+            if let Ok(Some(l)) = temp.link_by_name(now) {
+                let _ = temp.set_name(l.index, name);
+                let _ = temp.set_alias(l.index, "");
+                let _ = temp.set_netns(l.index, &host_ns);
+            }
+        }
+        if dev.admin_up {
+            if let Ok(Some(l)) = host.link_by_name(name) {
+                let _ = host.set_up(l.index);
+            }
+        }
+    }
+    moved
+}
+
+/// Moves the container's `ifname` back to the host under the name in its
+/// alias, left down. A link that is gone is success.
+fn move_out(ctr_ns: &NetNs, ifname: &str) -> Result<(), CniError> {
+    let mut ctr = Handle::new_in(ctr_ns).map_err(kernel_err("open netlink in the container"))?;
+    let Some(link) = ctr
+        .link_by_name(ifname)
+        .map_err(kernel_err("look up the container device"))?
+    else {
+        return Ok(());
+    };
+    let host_name = link
+        .alias
+        .clone()
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| {
+            CniError::internal(format!(
+                "failed to find original ifname for {ifname:?} (alias is not set)"
+            ))
+        })?;
+    let host_ns = NetNs::current().map_err(kernel_err("open the host netns"))?;
+    let temp_ns = NetNs::new_anonymous().map_err(kernel_err("failed to create tempNS"))?;
+    ctr.set_netns(link.index, &temp_ns)
+        .map_err(step(format!("failed to move {ifname:?} to tempNS")))?;
+    let mut temp = Handle::new_in(&temp_ns).map_err(kernel_err("open netlink in tempNS"))?;
+    let index = temp
+        .find_link(ifname)
+        .map_err(step(format!("failed to find {ifname:?} in tempNS")))?
+        .index;
+    let back = (|| {
+        temp.set_name(index, &host_name).map_err(step(format!(
+            "failed to rename device {ifname:?} to {host_name:?}"
+        )))?;
+        temp.set_alias(index, "")
+            .map_err(step(format!("failed to unset alias of {host_name:?}")))?;
+        temp.set_netns(index, &host_ns)
+            .map_err(step(format!("failed to move {host_name:?} to hostNS")))
+    })();
+    if back.is_err() {
+        let _ = temp.set_name(index, ifname);
+        let _ = temp.set_alias(index, &host_name);
+        let _ = temp.set_netns(index, ctr_ns);
+    }
+    back
+}
+
+struct Config {
+    conf: PluginConf,
+    selector: Selector,
+}
+
+fn load(args: &CmdArgs) -> Result<Config, CniError> {
+    let conf = args.conf()?;
+    let own: HostDeviceConf = conf.plugin_fields()?;
+    let selector = selector(
+        &conf,
+        &own,
+        [Path::new(SYS_BUS_PCI), Path::new(SYS_BUS_AUXILIARY)],
+    )?;
+    Ok(Config { conf, selector })
+}
+
+fn is_dpdk(sel: &Selector) -> bool {
+    matches!(sel, Selector::Pci(pci) if has_userspace_driver(Path::new(SYS_BUS_PCI), pci))
+}
+
+impl Plugin for HostDevice {
+    fn name(&self) -> &str {
+        "host-device"
+    }
+
+    fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
+        let cfg = load(args)?;
+        let ns = cl::require_netns(args)?;
+        let addressing = Addressing::from_conf(&cfg.conf, Addressing::None);
+        if is_dpdk(&cfg.selector) {
+            // Nothing to move: report the name and hand out the address.
+            let iface = Interface {
+                name: args.ifname.clone(),
+                sandbox: args.netns.clone(),
+                ..Interface::default()
+            };
+            let mut result = match addressing {
+                Addressing::Ipam => {
+                    let (lease, mut result) = crate::common::IpamLease::acquire(&cfg.conf, args)?;
+                    if result.ips.is_empty() {
+                        return Err(CniError::internal("IPAM plugin returned missing IP config"));
+                    }
+                    for ip in &mut result.ips {
+                        ip.interface = Some(0);
+                    }
+                    lease.keep();
+                    result
+                }
+                _ => CniResult::default(),
+            };
+            result.interfaces = vec![iface];
+            result.cni_version = cfg.conf.cni_version.clone();
+            return Ok(result);
+        }
+        let mut host = Handle::new().map_err(kernel_err("open netlink"))?;
+        let dev = find_device(
+            &mut host,
+            &cfg.selector,
+            [Path::new(SYS_BUS_PCI), Path::new(SYS_BUS_AUXILIARY)],
+        )?;
+        ensure_free(&dev)?;
+        let moved = move_in(&mut host, &dev, &ns, &args.ifname)?;
+        let iface = Interface {
+            name: args.ifname.clone(),
+            mac: moved.mac_string(),
+            sandbox: args.netns.clone(),
+            ..Interface::default()
+        };
+        let addressed = cl::configure(&cfg.conf, args, &ns, iface, addressing, false);
+        if addressed.is_err() {
+            // Leaving a namespace drops the device's addresses and routes.
+            let _ = move_out(&ns, &args.ifname);
+        }
+        addressed
+    }
+
+    fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let conf = args.conf()?;
+        let own: HostDeviceConf = conf.plugin_fields()?;
+        // The address is released even when the netns is gone (the
+        // reference skips IPAM then and leaks it).
+        if cl::has_ipam(&conf) {
+            crate::common::ipam_forward(Command::Del, &conf, args)?;
+        }
+        if !own.pci_bus_id.is_empty()
+            && has_userspace_driver(Path::new(SYS_BUS_PCI), &own.pci_bus_id)
+        {
+            return Ok(());
+        }
+        let Some(ns) = open_netns(&args.netns)? else {
+            return Ok(());
+        };
+        move_out(&ns, &args.ifname)
+    }
+
+    fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let cfg = load(args)?;
+        if is_dpdk(&cfg.selector) {
+            return Ok(());
+        }
+        cl::check("host-device", &cfg.conf, args, None, |_| Ok(()))
+    }
+
+    fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
+        cl::status(&args.conf()?, args)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn conf(v: serde_json::Value) -> (PluginConf, HostDeviceConf) {
+        let conf = PluginConf::from_value(v).unwrap();
+        let own = conf.plugin_fields().unwrap();
+        (conf, own)
+    }
+
+    #[test]
+    fn one_selector_is_required_and_device_id_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pci, aux) = (dir.path().join("pci"), dir.path().join("aux"));
+        std::fs::create_dir_all(pci.join("0000:00:05.0/net/ens5")).unwrap();
+        std::fs::create_dir_all(aux.join("mlx5_core.sf.4/net/enp1")).unwrap();
+        let roots = [pci.as_path(), aux.as_path()];
+        let base = json!({"cniVersion": "1.0.0", "name": "n", "type": "host-device"});
+        let (c, o) = conf(base.clone());
+        assert!(selector(&c, &o, roots)
+            .unwrap_err()
+            .msg
+            .contains("specify either"));
+        let mut two = base.clone();
+        two["device"] = json!("eth1");
+        two["hwaddr"] = json!("02:00:00:00:00:01");
+        let (c, o) = conf(two.clone());
+        let e = selector(&c, &o, roots).unwrap_err();
+        assert_eq!(e.code, 7);
+        assert!(e.msg.starts_with("device, hwaddr"), "{}", e.msg);
+        two["runtimeConfig"] = json!({"deviceID": "0000:00:05.0"});
+        let (c, o) = conf(two.clone());
+        assert_eq!(
+            selector(&c, &o, roots).unwrap(),
+            Selector::Pci("0000:00:05.0".into())
+        );
+        two["runtimeConfig"] = json!({"deviceID": "mlx5_core.sf.4"});
+        let (c, o) = conf(two.clone());
+        assert_eq!(
+            selector(&c, &o, roots).unwrap(),
+            Selector::Auxiliary("mlx5_core.sf.4".into())
+        );
+        two["runtimeConfig"] = json!({"deviceID": "0000:99:00.0"});
+        let (c, o) = conf(two);
+        assert!(selector(&c, &o, roots)
+            .unwrap_err()
+            .msg
+            .starts_with("runtimeConfig.deviceID"));
+        let mut kp = base;
+        kp["kernelpath"] = json!("devices/x");
+        let (c, o) = conf(kp);
+        assert!(selector(&c, &o, roots)
+            .unwrap_err()
+            .msg
+            .starts_with("kernelpath"));
+    }
+
+    #[test]
+    fn sysfs_lookups_and_userspace_drivers() {
+        let dir = tempfile::tempdir().unwrap();
+        let pci = dir.path();
+        std::fs::create_dir_all(pci.join("0000:00:05.0/net/ens5")).unwrap();
+        std::fs::create_dir_all(pci.join("0000:00:06.0/virtio3/net/eth9")).unwrap();
+        std::fs::create_dir_all(pci.join("0000:00:07.0")).unwrap();
+        let dir5 = pci_net_dir(pci, "0000:00:05.0").unwrap();
+        assert_eq!(name_under(&dir5, "pciBusID").unwrap(), "ens5");
+        let dir6 = pci_net_dir(pci, "0000:00:06.0").unwrap();
+        assert_eq!(name_under(&dir6, "pciBusID").unwrap(), "eth9");
+        assert!(pci_net_dir(pci, "0000:00:07.0")
+            .unwrap_err()
+            .msg
+            .starts_with("pciBusID"));
+        std::fs::create_dir_all(dir.path().join("drivers/vfio-pci")).unwrap();
+        std::os::unix::fs::symlink(
+            dir.path().join("drivers/vfio-pci"),
+            pci.join("0000:00:07.0/driver"),
+        )
+        .unwrap();
+        assert!(has_userspace_driver(pci, "0000:00:07.0"));
+        assert!(!has_userspace_driver(pci, "0000:00:05.0"));
+    }
+}
