@@ -21,6 +21,9 @@ pub struct TapSpec {
     pub owner: Option<u32>,
     /// The group allowed to attach to it (`TUNSETGROUP`).
     pub group: Option<u32>,
+    /// An SELinux label for the sockets the creating thread makes
+    /// (`/proc/thread-self/attr/sockcreate`), as the reference sets it.
+    pub selinux_context: Option<String>,
 }
 
 const TUN_DEVICE: &str = "/dev/net/tun";
@@ -37,6 +40,11 @@ pub fn create_tap(ns: &NetNs, spec: &TapSpec) -> Result<()> {
     let spec = spec.clone();
     ns.run(move || -> Result<()> {
         let op = |what: &str| format!("{what} of tap {}", spec.name);
+        if let Some(label) = &spec.selinux_context {
+            std::fs::write("/proc/thread-self/attr/sockcreate", label).map_err(NetError::io(
+                format!("set the SELinux socket label {label:?}"),
+            ))?;
+        }
         let tun = OpenOptions::new()
             .read(true)
             .write(true)

@@ -14,6 +14,7 @@ pub mod macvlan;
 pub mod portmap;
 pub mod ptp;
 pub mod static_ipam;
+pub mod tap;
 pub mod vlan;
 
 use rcni_skel::Plugin;
@@ -32,6 +33,7 @@ pub fn all() -> &'static [&'static dyn Plugin] {
         &vlan::Vlan,
         &dummy::Dummy,
         &host_device::HostDevice,
+        &tap::Tap,
     ]
 }
 
