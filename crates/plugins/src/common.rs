@@ -372,6 +372,21 @@ pub fn requested_mac(conf: &PluginConf, cni_args: &str) -> Result<Option<[u8; 6]
     chosen.map(|(m, field)| parse_mac(&m, field)).transpose()
 }
 
+/// The MAC of a plugin with its own `mac` key (macvlan, tap): the key,
+/// overridden by what the runtime asks for ([`requested_mac`]).
+pub fn configured_mac(
+    conf: &PluginConf,
+    own_mac: &str,
+    cni_args: &str,
+) -> Result<Option<[u8; 6]>, CniError> {
+    if let Some(requested) = requested_mac(conf, cni_args)? {
+        return Ok(Some(requested));
+    }
+    (!own_mac.is_empty())
+        .then(|| parse_mac(own_mac, "mac"))
+        .transpose()
+}
+
 /// Deletes `ifname` inside the netns at `netns` (the container end of a
 /// pair takes the host end with it). A netns or link that is already gone
 /// is success: DEL must be idempotent.

@@ -2,7 +2,7 @@
 //! the container with its own MAC address; addresses from IPAM, or none
 //! (`ipam: {}`, layer 2 only).
 
-use crate::common::{parse_mac, requested_mac};
+use crate::common::configured_mac;
 use crate::container_link::{self as cl, Addressing};
 use rcni_net::{LinkKind, LinkOptions, MacVlanMode};
 use rcni_skel::{CmdArgs, Plugin};
@@ -41,12 +41,7 @@ impl Plugin for MacVlan {
         let conf = args.conf()?;
         let own: MacVlanConf = conf.plugin_fields()?;
         let mode = parse_mode(&own.mode)?;
-        let mut mac = (!own.mac.is_empty())
-            .then(|| parse_mac(&own.mac, "mac"))
-            .transpose()?;
-        if let Some(requested) = requested_mac(&conf, &args.args)? {
-            mac = Some(requested);
-        }
+        let mac = configured_mac(&conf, &own.mac, &args.args)?;
         let ns = cl::require_netns(args)?;
         let master = cl::find_master(&own.master, &ns, own.link_in_container, true)?;
         let mtu = cl::check_mtu(own.mtu, &master)?;

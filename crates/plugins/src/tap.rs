@@ -3,7 +3,7 @@
 //! optionally a port of a bridge in the container, with addresses from
 //! IPAM or none.
 
-use crate::common::{kernel_err, parse_mac, requested_mac};
+use crate::common::{configured_mac, kernel_err};
 use crate::container_link::{self as cl, Addressing};
 use rcni_net::{Handle, NetNs, TapSpec};
 use rcni_skel::{CmdArgs, Plugin};
@@ -122,12 +122,7 @@ impl Plugin for Tap {
                 own.mtu
             )));
         }
-        let mut mac = (!own.mac.is_empty())
-            .then(|| parse_mac(&own.mac, "mac"))
-            .transpose()?;
-        if let Some(requested) = requested_mac(&conf, &args.args)? {
-            mac = Some(requested);
-        }
+        let mac = configured_mac(&conf, &own.mac, &args.args)?;
         let ns = cl::require_netns(args)?;
         let iface = create(&own, mac, &args.ifname, &ns)?;
         cl::address(
