@@ -16,6 +16,7 @@ pub mod ptp;
 pub mod static_ipam;
 pub mod tap;
 pub mod vlan;
+pub mod vrf;
 
 use rcni_skel::Plugin;
 
@@ -34,6 +35,7 @@ pub fn all() -> &'static [&'static dyn Plugin] {
         &dummy::Dummy,
         &host_device::HostDevice,
         &tap::Tap,
+        &vrf::Vrf,
     ]
 }
 
