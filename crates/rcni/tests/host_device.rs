@@ -222,15 +222,7 @@ fn interop_with_the_reference() {
         let w = World::new();
         let ctr = Netns::new("hdc");
         let conf = w.conf("1.0.0", json!({"device": "hd0"}));
-        let (mut add, mut del) = (
-            Call::rcni("host-device", "ADD", &w.host, Some(&ctr)),
-            Call::rcni("host-device", "DEL", &w.host, Some(&ctr)),
-        );
-        if reference_adds {
-            add = add.reference();
-        } else {
-            del = del.reference();
-        }
+        let (add, del) = interop_pair("host-device", &w.host, &ctr, reference_adds);
         add.run(&conf).ok();
         assert_eq!(link_details(&ctr, "eth0")["ifalias"], "hd0");
         assert!(ctr.try_exec(&["ping", "-c1", "-W2", "10.65.0.250"]));

@@ -292,13 +292,7 @@ fn interop_with_the_reference() {
         let w = World::new();
         let a = Netns::new("mva");
         let conf = w.conf("1.0.0", json!({"mode": "bridge"}));
-        let add = Call::rcni("macvlan", "ADD", &w.host, Some(&a));
-        let del = Call::rcni("macvlan", "DEL", &w.host, Some(&a));
-        let (add, del) = if reference_adds {
-            (add.reference(), del)
-        } else {
-            (add, del.reference())
-        };
+        let (add, del) = interop_pair("macvlan", &w.host, &a, reference_adds);
         let r = add.run(&conf).ok();
         assert_eq!(link_details(&a, "eth0")["linkinfo"]["info_kind"], "macvlan");
         assert_eq!(a.addrs("eth0")[0], format!("{}/24", ip_of(&r)));

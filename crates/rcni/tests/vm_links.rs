@@ -231,15 +231,7 @@ fn ipvlan_bad_input_and_reference_interop() {
     require_reference();
     let conf = base(json!({"master": "m0", "mode": "l3"}));
     for reference_adds in [true, false] {
-        let (mut add, mut del) = (
-            Call::rcni("ipvlan", "ADD", &w.host, Some(&a)),
-            Call::rcni("ipvlan", "DEL", &w.host, Some(&a)),
-        );
-        if reference_adds {
-            add = add.reference();
-        } else {
-            del = del.reference();
-        }
+        let (add, del) = interop_pair("ipvlan", &w.host, &a, reference_adds);
         add.run(&conf).ok();
         assert_eq!(
             link_details(&a, "eth0")["linkinfo"]["info_data"]["mode"],
@@ -346,15 +338,7 @@ fn vlan_bad_input_link_in_container_and_reference_interop() {
     require_reference();
     let conf = base(json!({"master": "m0", "vlanId": 42}));
     for reference_adds in [true, false] {
-        let (mut add, mut del) = (
-            Call::rcni("vlan", "ADD", &w.host, Some(&a)),
-            Call::rcni("vlan", "DEL", &w.host, Some(&a)),
-        );
-        if reference_adds {
-            add = add.reference();
-        } else {
-            del = del.reference();
-        }
+        let (add, del) = interop_pair("vlan", &w.host, &a, reference_adds);
         add.run(&conf).ok();
         assert_eq!(link_details(&a, "eth0")["linkinfo"]["info_data"]["id"], 42);
         del.run(&conf).ok();
@@ -575,15 +559,7 @@ fn vrf_explicit_table_bad_input_and_reference_interop() {
 
     require_reference();
     for reference_adds in [true, false] {
-        let (mut add, mut del) = (
-            Call::rcni("vrf", "ADD", &w.host, Some(&a)),
-            Call::rcni("vrf", "DEL", &w.host, Some(&a)),
-        );
-        if reference_adds {
-            add = add.reference();
-        } else {
-            del = del.reference();
-        }
+        let (add, del) = interop_pair("vrf", &w.host, &a, reference_adds);
         add.run(&c).ok();
         assert_eq!(link_details(&a, "eth0")["master"], "blue");
         del.run(&c).ok();

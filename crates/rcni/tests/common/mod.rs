@@ -575,3 +575,15 @@ pub fn require_reference() {
         "the reference plugins are not installed at {REFERENCE_DIR}"
     );
 }
+
+/// ADD and DEL calls of `plugin` for an interop round: one made by the
+/// reference, the other by rcni.
+pub fn interop_pair(plugin: &str, host: &Netns, ctr: &Netns, reference_adds: bool) -> (Call, Call) {
+    let add = Call::rcni(plugin, "ADD", host, Some(ctr));
+    let del = Call::rcni(plugin, "DEL", host, Some(ctr));
+    if reference_adds {
+        (add.reference(), del)
+    } else {
+        (add, del.reference())
+    }
+}
