@@ -301,3 +301,36 @@ fn interop_with_the_reference() {
         assert!(w.allocated().is_empty());
     }
 }
+
+/// STATUS is IPAM's (here: a /30 with its one address taken), and DEL
+/// succeeds once the netns is gone.
+#[test]
+fn status_forwards_to_ipam_and_del_without_netns() {
+    let w = World::new();
+    let a = Netns::new("mva");
+    let mut conf = w.conf("1.1.0", json!({}));
+    conf["ipam"]["subnet"] = json!("10.60.0.0/30");
+    let status = || {
+        let mut s = Call::rcni("macvlan", "STATUS", &w.host, None);
+        s.container_id.clear();
+        s.ifname.clear();
+        s
+    };
+    status().run(&conf).ok();
+    Call::rcni("macvlan", "ADD", &w.host, Some(&a))
+        .run(&conf)
+        .ok();
+    let (code, msg) = status().run(&conf).err();
+    assert_eq!(code, 50, "{msg}");
+    let mut l2 = conf.clone();
+    l2["ipam"] = json!({});
+    status().run(&l2).ok();
+
+    let path = a.path();
+    drop(a);
+    let mut del = Call::rcni("macvlan", "DEL", &w.host, None);
+    del.netns = path;
+    del.run(&conf).ok();
+    assert!(w.allocated().is_empty());
+    status().run(&conf).ok();
+}
