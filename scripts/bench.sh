@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 [[ $(id -u) -eq 0 ]] || { echo "run as root (network namespaces)" >&2; exit 1; }
 scripts/deps.sh
 
-cargo build --release --locked -p rcni -p rcni-bench
+scripts/build-release.sh rcni-bench
 host=rcni-bench-host-$$
 cleanup() {
   for ns in $(ip netns list | awk '/^rbp|^rbmem/ {print $1}'); do ip netns del "$ns" 2>/dev/null || true; done

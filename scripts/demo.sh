@@ -14,7 +14,7 @@ scripts/deps.sh
 
 bin_dir=${CNI_BIN_DIR:-/opt/cni/bin}
 echo "== building"
-cargo build --release --locked -p rcni -p rcni-cnitool
+scripts/build-release.sh rcni-cnitool
 echo "== installing the plugins into $bin_dir, cnitool into /usr/local/bin"
 target/release/rcni install "$bin_dir"
 install -m 0755 target/release/cnitool /usr/local/bin/cnitool

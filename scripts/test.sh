@@ -17,7 +17,7 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== release build and size budget"
-cargo build --release --locked -p rcni
+scripts/build-release.sh
 size=$(stat -c %s target/release/rcni)
 echo "rcni release binary: $size bytes"
 if (( size >= 3 * 1024 * 1024 )); then
