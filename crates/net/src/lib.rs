@@ -22,6 +22,8 @@ pub mod conntrack;
 mod error;
 mod link;
 mod netns;
+pub mod nf_tables;
+mod nfnetlink;
 mod route;
 mod socket;
 mod sys;

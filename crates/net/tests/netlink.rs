@@ -680,3 +680,32 @@ fn ifb_created_up() {
     ha.delete_link(ifb.index).unwrap();
     assert!(ha.link_by_name("ifb0").unwrap().is_none());
 }
+
+#[test]
+fn nf_tables_probes_see_tables_and_chains() {
+    use rcni_net::nf_tables::{chain_exists, table_exists, NfFamily};
+    let a = TestNs::new();
+    let probe = |family: NfFamily, table: &'static str, chain: Option<&'static str>| {
+        a.ns.run(move || match chain {
+            Some(c) => chain_exists(family, table, c),
+            None => table_exists(family, table),
+        })
+        .unwrap()
+        .unwrap()
+    };
+    assert!(!probe(NfFamily::Inet, "cni_plugins_masquerade", None));
+    assert!(!probe(NfFamily::Ipv4, "nat", Some("CNI-0123")));
+    let run = |cmd: &str| {
+        let status = std::process::Command::new("ip")
+            .args(["netns", "exec", &a.name, "sh", "-c", cmd])
+            .status()
+            .unwrap();
+        assert!(status.success(), "{cmd}");
+    };
+    run("nft add table inet cni_plugins_masquerade && iptables -t nat -N CNI-0123");
+    assert!(probe(NfFamily::Inet, "cni_plugins_masquerade", None));
+    assert!(!probe(NfFamily::Ipv4, "cni_plugins_masquerade", None));
+    assert!(probe(NfFamily::Ipv4, "nat", Some("CNI-0123")));
+    assert!(!probe(NfFamily::Ipv6, "nat", Some("CNI-0123")));
+    assert!(!probe(NfFamily::Ipv4, "nat", Some("CNI-4567")));
+}

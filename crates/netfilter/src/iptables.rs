@@ -27,6 +27,40 @@ pub fn supported() -> bool {
     installed("iptables-restore") && installed("iptables-save")
 }
 
+/// Whether the `iptables` on PATH is the nf_tables flavour
+/// (`xtables-nft-multi`, Debian's default), whose tables can be probed
+/// over netlink. Found by resolving its links, no exec.
+pub fn uses_nf_tables() -> bool {
+    static NFT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *NFT.get_or_init(|| {
+        std::env::var_os("PATH").is_some_and(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join("iptables"))
+                .find(|p| p.exists())
+                .and_then(|p| std::fs::canonicalize(p).ok())
+                .is_some_and(|real| real.to_string_lossy().contains("nft"))
+        })
+    })
+}
+
+/// Whether any of `chains` may exist in the `nat` table of `family`:
+/// answered over netlink for the nf_tables flavour (no process), and
+/// "maybe" otherwise or when the probe fails, so callers then read the
+/// table as before.
+pub fn nat_chains_may_exist(family: Family, chains: &[&str]) -> bool {
+    use rcni_net::nf_tables::{chain_exists, NfFamily};
+    if !uses_nf_tables() {
+        return true;
+    }
+    let nf = match family {
+        Family::V4 => NfFamily::Ipv4,
+        Family::V6 => NfFamily::Ipv6,
+    };
+    chains
+        .iter()
+        .any(|c| chain_exists(nf, "nat", c).unwrap_or(true))
+}
+
 /// One table as `iptables-save` prints it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Table {

@@ -168,6 +168,10 @@ fn iptables_remove_chain(table: &iptables::Table, chain: &str) -> Batch {
 fn iptables_teardown(o: &Owner<'_>) -> Result<(), FirewallError> {
     let chain = chain_name(o.network, o.container_id);
     for family in [Family::V4, Family::V6] {
+        // The rules jump to the chain: no chain, nothing to remove.
+        if !iptables::nat_chains_may_exist(family, &[&chain]) {
+            continue;
+        }
         let table = iptables::save(family, "nat")?;
         iptables_remove_chain(&table, &chain).apply(family, "nat")?;
     }
@@ -182,6 +186,9 @@ fn nft_delete(handles: &[u64]) -> String {
 }
 
 fn nft_teardown(o: &Owner<'_>) -> Result<(), FirewallError> {
+    if !nftables::table_may_exist("inet", NFT_TABLE) {
+        return Ok(());
+    }
     let prefix = instance_hash(o);
     let rules = nftables::list_rules("inet", NFT_TABLE, NFT_CHAIN)?;
     let handles: Vec<u64> = rules

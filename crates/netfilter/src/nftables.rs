@@ -10,6 +10,30 @@ pub fn supported() -> bool {
     installed("nft")
 }
 
+fn nf_family(family: &str) -> Option<rcni_net::nf_tables::NfFamily> {
+    use rcni_net::nf_tables::NfFamily;
+    Some(match family {
+        "inet" => NfFamily::Inet,
+        "ip" => NfFamily::Ipv4,
+        "ip6" => NfFamily::Ipv6,
+        "bridge" => NfFamily::Bridge,
+        _ => return None,
+    })
+}
+
+/// Whether the table `family name` may exist (a netlink probe, no
+/// process; "maybe" when the probe fails).
+pub fn table_may_exist(family: &str, name: &str) -> bool {
+    nf_family(family).is_none_or(|nf| rcni_net::nf_tables::table_exists(nf, name).unwrap_or(true))
+}
+
+/// Whether the chain `chain` of `family table` may exist (as
+/// [`table_may_exist`]).
+pub fn chain_may_exist(family: &str, table: &str, chain: &str) -> bool {
+    nf_family(family)
+        .is_none_or(|nf| rcni_net::nf_tables::chain_exists(nf, table, chain).unwrap_or(true))
+}
+
 /// A rule as listed: its chain, handle and comment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedRule {

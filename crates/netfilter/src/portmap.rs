@@ -468,7 +468,12 @@ fn nft_claimed_elsewhere(table: &nftables::ListedTable, network: &str, container
 /// nftables: one listing per family and one transaction.
 pub fn del(network: &str, container_id: &str) -> Result<(), FirewallError> {
     if iptables::supported() {
+        let dnat = chain_name_with_prefix(network, container_id, "DN-");
+        let snat = chain_name_with_prefix(network, container_id, "SN-");
         for family in [Family::V4, Family::V6] {
+            if !iptables::nat_chains_may_exist(family, &[&dnat, &snat]) {
+                continue;
+            }
             let table = iptables::save(family, "nat")?;
             iptables_del_batch(network, container_id, &table).apply(family, "nat")?;
         }
@@ -476,6 +481,9 @@ pub fn del(network: &str, container_id: &str) -> Result<(), FirewallError> {
     if nftables::supported() {
         let mut script = String::new();
         for family in ["ip", "ip6"] {
+            if !nftables::table_may_exist(family, NFT_TABLE) {
+                continue;
+            }
             let table = nftables::list_table(family, NFT_TABLE)?;
             script.push_str(&nft_forget(family, &table, network, container_id, false));
         }

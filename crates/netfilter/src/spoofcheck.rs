@@ -46,7 +46,8 @@ pub fn setup(host_iface: &str, mac: &str, id: &str) -> Result<(), FirewallError>
 /// Removes the check of attachment `id`: its jump from PREROUTING and its
 /// two chains (whatever of them exists).
 pub fn teardown(id: &str) -> Result<(), FirewallError> {
-    if !nftables::supported() {
+    // The chains come and go together: without the first, nothing to do.
+    if !nftables::supported() || !nftables::chain_may_exist("bridge", "nat", &chain(id)) {
         return Ok(());
     }
     let listing = match crate::run::run("nft", &["-j", "list", "table", "bridge", "nat"], None) {

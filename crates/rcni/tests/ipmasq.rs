@@ -236,3 +236,29 @@ fn without_ip_masq_the_outside_cannot_answer() {
     assert!(!w.iptables_nat().contains("CNI-"));
     call.command("DEL").run(&c).ok();
 }
+
+/// DEL reads only the firewall its rules are in: the other backend and the
+/// other IP family are probed over netlink (no process) and skipped.
+#[test]
+fn del_runs_only_the_programs_of_the_backend_in_use() {
+    let want: [(&str, &[&str]); 2] = [
+        (
+            "iptables",
+            &["host-local", "iptables-save", "iptables-restore"],
+        ),
+        ("nftables", &["host-local", "nft", "nft"]),
+    ];
+    for (backend, programs) in want {
+        let w = World::new();
+        let ctr = Netns::new("mc");
+        let data = data_dir();
+        let net = unique("mq");
+        let c = conf(&net, data.path(), Some(backend));
+        Call::rcni("ptp", "ADD", &w.host, Some(&ctr)).run(&c).ok();
+        let (reply, execs) = Call::rcni("ptp", "DEL", &w.host, Some(&ctr)).run_traced(&c);
+        reply.ok();
+        // The first two are the test's `ip netns exec` and the plugin.
+        assert_eq!(&execs[2..], programs, "{backend}: {execs:?}");
+        assert!(!masq_present(&w, backend, &net), "{backend}: rules left");
+    }
+}

@@ -1,0 +1,141 @@
+//! NETLINK_NETFILTER, hand-encoded (netlink-packet-route covers only
+//! rtnetlink): the message framing and a request/answer exchange shared
+//! by ctnetlink ([`crate::conntrack`]) and the nf_tables probes
+//! ([`crate::nf_tables`]).
+
+use crate::error::{NetError, Result};
+use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
+
+pub(crate) const NLMSG_ERROR: u16 = 2;
+pub(crate) const NLMSG_DONE: u16 = 3;
+pub(crate) const NLM_F_REQUEST: u16 = 1;
+pub(crate) const NLM_F_ACK: u16 = 4;
+pub(crate) const NLM_F_DUMP: u16 = 0x300;
+pub(crate) const NLA_F_NESTED: u16 = 0x8000;
+
+pub(crate) fn align(n: usize) -> usize {
+    (n + 3) & !3
+}
+
+/// Netlink attributes of a buffer: (type without flags, payload).
+pub(crate) fn attributes(mut buf: &[u8]) -> Vec<(u16, &[u8])> {
+    let mut out = Vec::new();
+    while buf.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([buf[0], buf[1]]));
+        let kind = u16::from_ne_bytes([buf[2], buf[3]]) & !NLA_F_NESTED;
+        if len < 4 || len > buf.len() {
+            break;
+        }
+        out.push((kind, &buf[4..len]));
+        buf = &buf[align(len).min(buf.len())..];
+    }
+    out
+}
+
+/// A netfilter message of subsystem `subsys`: header, nfgenmsg, attributes.
+pub(crate) fn message(
+    subsys: u16,
+    kind: u16,
+    flags: u16,
+    seq: u32,
+    family: u8,
+    attrs: &[u8],
+) -> Vec<u8> {
+    let len = 16 + 4 + attrs.len();
+    let mut m = Vec::with_capacity(len);
+    m.extend_from_slice(&(len as u32).to_ne_bytes());
+    m.extend_from_slice(&((subsys << 8) | kind).to_ne_bytes());
+    m.extend_from_slice(&flags.to_ne_bytes());
+    m.extend_from_slice(&seq.to_ne_bytes());
+    m.extend_from_slice(&0u32.to_ne_bytes());
+    m.extend_from_slice(&[family, 0, 0, 0]);
+    m.extend_from_slice(attrs);
+    m
+}
+
+pub(crate) fn nested(kind: u16, payload: &[u8]) -> Vec<u8> {
+    let mut a = Vec::with_capacity(4 + align(payload.len()));
+    a.extend_from_slice(&((4 + payload.len()) as u16).to_ne_bytes());
+    a.extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
+    a.extend_from_slice(payload);
+    a.resize(align(a.len()), 0);
+    a
+}
+
+/// A NETLINK_NETFILTER socket of the calling thread's namespace.
+pub(crate) struct Conn {
+    subsys: u16,
+    socket: Socket,
+    seq: u32,
+}
+
+impl Conn {
+    /// Opens a socket for messages of subsystem `subsys`.
+    pub(crate) fn open(subsys: u16) -> Result<Conn> {
+        let mut socket =
+            Socket::new(NETLINK_NETFILTER).map_err(NetError::io("open netfilter socket"))?;
+        socket
+            .bind_auto()
+            .map_err(NetError::io("bind netfilter socket"))?;
+        socket
+            .connect(&SocketAddr::new(0, 0))
+            .map_err(NetError::io("connect netfilter socket"))?;
+        Ok(Conn {
+            subsys,
+            socket,
+            seq: 0,
+        })
+    }
+
+    /// Sends a request and collects the payloads of its answers (after the
+    /// nfgenmsg header) until DONE or the ack.
+    pub(crate) fn exchange(
+        &mut self,
+        kind: u16,
+        flags: u16,
+        family: u8,
+        attrs: &[u8],
+        op: &str,
+    ) -> Result<Vec<Vec<u8>>> {
+        self.seq += 1;
+        let req = message(self.subsys, kind, flags, self.seq, family, attrs);
+        self.socket
+            .send(&req, 0)
+            .map_err(NetError::io(format!("{op}: send")))?;
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = self
+                .socket
+                .recv(&mut &mut buf[..], 0)
+                .map_err(NetError::io(format!("{op}: receive")))?;
+            let mut at = 0;
+            while at + 16 <= n {
+                let len =
+                    u32::from_ne_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]) as usize;
+                let ty = u16::from_ne_bytes([buf[at + 4], buf[at + 5]]);
+                if len < 16 || at + len > n {
+                    return Err(NetError::Protocol(format!("{op}: truncated message")));
+                }
+                let body = &buf[at + 16..at + len];
+                match ty {
+                    NLMSG_DONE => return Ok(out),
+                    NLMSG_ERROR => {
+                        let code = i32::from_ne_bytes([body[0], body[1], body[2], body[3]]);
+                        if code == 0 {
+                            return Ok(out);
+                        }
+                        return Err(NetError::Netlink {
+                            op: op.to_string(),
+                            errno: -code,
+                            msg: None,
+                        });
+                    }
+                    _ if body.len() >= 4 => out.push(body[4..].to_vec()),
+                    _ => {}
+                }
+                at += align(len);
+            }
+        }
+    }
+}
