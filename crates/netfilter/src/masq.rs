@@ -165,11 +165,37 @@ fn iptables_remove_chain(table: &iptables::Table, chain: &str) -> Batch {
     b
 }
 
-fn iptables_teardown(o: &Owner<'_>) -> Result<(), FirewallError> {
+/// The batch that removes the rules of `ips` (one family) without reading
+/// the table first: right when the jumps from POSTROUTING are exactly one
+/// per address, as setup makes them; otherwise iptables-restore refuses the
+/// whole batch and nothing changes.
+fn iptables_known_teardown_batch(ips: &[&IpNet], o: &Owner<'_>, chain: &str) -> Batch {
+    let c = iptables::quote(&comment(o.network, o.container_id));
+    let mut b = Batch::default();
+    for net in ips {
+        b.push(format!(
+            "-D POSTROUTING -s {} -m comment --comment {c} -j {chain}",
+            net.addr()
+        ));
+    }
+    b.push(format!(":{chain} - [0:0]"));
+    b.push(format!("-X {chain}"));
+    b
+}
+
+fn iptables_teardown(o: &Owner<'_>, known: &[IpNet]) -> Result<(), FirewallError> {
     let chain = chain_name(o.network, o.container_id);
     for family in [Family::V4, Family::V6] {
         // The rules jump to the chain: no chain, nothing to remove.
         if !iptables::nat_chains_may_exist(family, &[&chain]) {
+            continue;
+        }
+        let mine: Vec<&IpNet> = known.iter().filter(|n| family_of(n) == family).collect();
+        if !mine.is_empty()
+            && iptables_known_teardown_batch(&mine, o, &chain)
+                .apply(family, "nat")
+                .is_ok()
+        {
             continue;
         }
         let table = iptables::save(family, "nat")?;
@@ -202,9 +228,15 @@ fn nft_teardown(o: &Owner<'_>) -> Result<(), FirewallError> {
 /// Removes an attachment's masquerading from both backends (each one
 /// only where its tools work).
 pub fn teardown(o: &Owner<'_>) -> Result<(), FirewallError> {
+    teardown_known(o, &[])
+}
+
+/// As [`teardown`], with the attachment's addresses when the caller knows
+/// them (a DEL's prevResult): iptables then needs no `iptables-save`.
+pub fn teardown_known(o: &Owner<'_>, known: &[IpNet]) -> Result<(), FirewallError> {
     let mut errors = Vec::new();
     if iptables::supported() {
-        if let Err(e) = iptables_teardown(o) {
+        if let Err(e) = iptables_teardown(o, known) {
             errors.push(e.to_string());
         }
     }

@@ -6,7 +6,7 @@
 
 use crate::common::{
     configure_iface, create_veth_pair, delete_container_link, expect_addresses, format_mac,
-    ipam_forward, ipam_type, kernel_err, masq_backend, open_netns, requested_mac,
+    ipam_forward, ipam_type, kernel_err, masq_backend, open_netns, prev_addresses, requested_mac,
     valid_attachments, IpamLease,
 };
 use ipnet::IpNet;
@@ -652,7 +652,7 @@ impl Plugin for Bridge {
                 ifname: &args.ifname,
                 container_id: &args.container_id,
             };
-            masq::teardown(&owner).map_err(|e| {
+            masq::teardown_known(&owner, &prev_addresses(&cfg.conf)).map_err(|e| {
                 CniError::internal(format!("failed to tear down IP masquerading: {e}"))
             })?;
         }

@@ -430,3 +430,13 @@ pub fn expect_addresses<'a>(
     }
     Ok(())
 }
+
+/// The addresses of a DEL's prevResult (none when it has none or it does
+/// not parse): a hint that saves reading the firewall.
+pub fn prev_addresses(conf: &PluginConf) -> Vec<IpNet> {
+    conf.prev_result()
+        .ok()
+        .flatten()
+        .map(|r| r.ips.iter().map(|ip| ip.address).collect())
+        .unwrap_or_default()
+}

@@ -4,7 +4,8 @@
 
 use crate::common::{
     configure_iface, create_veth_pair, delete_container_link, enable_forwarding, format_mac,
-    ipam_forward, kernel_err, masq_backend, open_netns, valid_attachments, IpamLease,
+    ipam_forward, kernel_err, masq_backend, open_netns, prev_addresses, valid_attachments,
+    IpamLease,
 };
 use ipnet::IpNet;
 use rcni_net::{Handle, NetNs, Route as KernelRoute};
@@ -211,7 +212,7 @@ impl Plugin for Ptp {
                 ifname: &args.ifname,
                 container_id: &args.container_id,
             };
-            masq::teardown(&owner).map_err(|e| {
+            masq::teardown_known(&owner, &prev_addresses(&conf)).map_err(|e| {
                 CniError::internal(format!("failed to tear down IP masquerading: {e}"))
             })?;
         }

@@ -238,27 +238,55 @@ fn without_ip_masq_the_outside_cannot_answer() {
 }
 
 /// DEL reads only the firewall its rules are in: the other backend and the
-/// other IP family are probed over netlink (no process) and skipped.
+/// other IP family are probed over netlink (no process) and skipped. With
+/// the addresses in prevResult, iptables needs no `iptables-save`; with
+/// wrong ones it falls back to reading the table.
 #[test]
 fn del_runs_only_the_programs_of_the_backend_in_use() {
-    let want: [(&str, &[&str]); 2] = [
+    let cases: [(&str, Option<&str>, &[&str]); 4] = [
         (
             "iptables",
+            None,
             &["host-local", "iptables-save", "iptables-restore"],
         ),
-        ("nftables", &["host-local", "nft", "nft"]),
+        (
+            "iptables",
+            Some("result"),
+            &["host-local", "iptables-restore"],
+        ),
+        (
+            "iptables",
+            Some("10.66.0.99/24"),
+            &[
+                "host-local",
+                "iptables-restore",
+                "iptables-save",
+                "iptables-restore",
+            ],
+        ),
+        ("nftables", None, &["host-local", "nft", "nft"]),
     ];
-    for (backend, programs) in want {
+    for (backend, prev, programs) in cases {
         let w = World::new();
         let ctr = Netns::new("mc");
         let data = data_dir();
         let net = unique("mq");
-        let c = conf(&net, data.path(), Some(backend));
-        Call::rcni("ptp", "ADD", &w.host, Some(&ctr)).run(&c).ok();
+        let mut c = conf(&net, data.path(), Some(backend));
+        let result = Call::rcni("ptp", "ADD", &w.host, Some(&ctr)).run(&c).ok();
+        match prev {
+            Some("result") => c["prevResult"] = result,
+            Some(other) => {
+                let mut r = result;
+                r["ips"][0]["address"] = json!(other);
+                c["prevResult"] = r;
+            }
+            None => {}
+        }
         let (reply, execs) = Call::rcni("ptp", "DEL", &w.host, Some(&ctr)).run_traced(&c);
         reply.ok();
         // The first two are the test's `ip netns exec` and the plugin.
-        assert_eq!(&execs[2..], programs, "{backend}: {execs:?}");
+        assert_eq!(&execs[2..], programs, "{backend} {prev:?}: {execs:?}");
         assert!(!masq_present(&w, backend, &net), "{backend}: rules left");
+        assert!(!w.iptables_nat().contains("CNI-"), "{backend} {prev:?}");
     }
 }
