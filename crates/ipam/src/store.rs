@@ -106,6 +106,28 @@ fn read_trimmed(path: &Path) -> Option<String> {
     Some(String::from_utf8_lossy(&data).trim().to_string())
 }
 
+/// Reads the file `name` of the open directory `dir` into `buf`; `None`
+/// when it cannot be opened or read (as a file gone in between).
+fn read_small_at(dir: &impl std::os::fd::AsFd, name: &str, buf: &mut Vec<u8>) -> Option<()> {
+    let fd = rustix::fs::openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+    buf.clear();
+    let mut chunk = [0u8; 256];
+    loop {
+        match rustix::io::read(&fd, &mut chunk) {
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                // A regular file reads short only at its end: no second
+                // read to see the zero.
+                if n < chunk.len() {
+                    return Some(());
+                }
+            }
+            Err(Errno::INTR) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
 /// Whether linking failed because the filesystem cannot hard-link.
 fn link_unsupported(e: &std::io::Error) -> bool {
     matches!(
@@ -266,23 +288,35 @@ impl DiskStore {
     }
 
     /// The address files of the store with their trimmed contents, in the
-    /// order of their names (the reference's walk order).
+    /// order of their names (the reference's walk order). Every file is
+    /// read relative to the open directory with one `openat`, one `read`
+    /// into a reused buffer and a `close`: this walk is what an allocation
+    /// costs per address taken, so it avoids per-file path building and
+    /// the size probe of `fs::read`.
     fn entries(&self) -> Result<Vec<(IpAddr, PathBuf, String)>, IpamError> {
+        let dir_fd = rustix::fs::open(
+            &self.dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| IpamError::io("cannot read", &self.dir)(e.into()))?;
         let dir = fs::read_dir(&self.dir).map_err(IpamError::io("cannot read", &self.dir))?;
-        let mut named: Vec<(String, IpAddr, PathBuf)> = dir
+        let mut named: Vec<(String, IpAddr)> = dir
             .flatten()
             .filter_map(|e| {
                 let name = e.file_name().to_str()?.to_string();
                 let ip = name.parse::<IpAddr>().ok()?;
-                Some((name, ip.to_canonical(), e.path()))
+                Some((name, ip.to_canonical()))
             })
             .collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut buf = Vec::with_capacity(256);
         Ok(named
             .into_iter()
-            .filter_map(|(_, ip, path)| {
-                let data = read_trimmed(&path)?;
-                Some((ip, path, data))
+            .filter_map(|(name, ip)| {
+                read_small_at(&dir_fd, &name, &mut buf)?;
+                let data = String::from_utf8_lossy(&buf).trim().to_string();
+                Some((ip, self.dir.join(name), data))
             })
             .collect())
     }
