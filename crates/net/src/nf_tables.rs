@@ -1,17 +1,28 @@
-//! Existence probes for nf_tables tables and chains over netlink: one
-//! request and answer, no process. The firewall layer uses them to skip
-//! the `iptables-save` / `nft list` it would otherwise run on DEL just to
-//! find out that there is nothing to remove.
+//! nf_tables over netlink, for what DEL needs: whether a table or chain
+//! exists, the rules of a table with their handles and comments, and
+//! deleting rules and chains in one transaction. No process, and no
+//! loading of the whole ruleset as the `nft` tool does. (Rules are still
+//! added with `nft -f`: their expressions are the tool's business.)
 
 use crate::error::Result;
-use crate::nfnetlink::{Conn, NLM_F_ACK, NLM_F_REQUEST};
+use crate::nfnetlink::{attributes, Conn, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFT_MSG_GETTABLE: u16 = 1;
 const NFT_MSG_GETCHAIN: u16 = 4;
+const NFT_MSG_DELCHAIN: u16 = 5;
+const NFT_MSG_GETRULE: u16 = 7;
+const NFT_MSG_DELRULE: u16 = 8;
 const NFTA_TABLE_NAME: u16 = 1;
 const NFTA_CHAIN_TABLE: u16 = 1;
 const NFTA_CHAIN_NAME: u16 = 3;
+const NFTA_RULE_TABLE: u16 = 1;
+const NFTA_RULE_CHAIN: u16 = 2;
+const NFTA_RULE_HANDLE: u16 = 3;
+const NFTA_RULE_USERDATA: u16 = 7;
+/// The comment's record type in a rule's user data (libnftnl's
+/// `NFTNL_UDATA_RULE_COMMENT`).
+const UDATA_RULE_COMMENT: u8 = 0;
 
 /// The nf_tables address families (`NFPROTO_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +79,138 @@ pub fn chain_exists(family: NfFamily, table: &str, chain: &str) -> Result<bool> 
     )
 }
 
+/// A rule as the kernel lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NftRule {
+    /// Its chain.
+    pub chain: String,
+    /// Its handle, unique in the table.
+    pub handle: u64,
+    /// Its comment (`comment "..."`), empty if none.
+    pub comment: String,
+}
+
+/// Every rule of table `family table` (or only of `chain`); none when the
+/// table or chain does not exist.
+pub fn list_rules(family: NfFamily, table: &str, chain: Option<&str>) -> Result<Vec<NftRule>> {
+    let mut attrs = string_attr(NFTA_RULE_TABLE, table);
+    if let Some(c) = chain {
+        attrs.extend(string_attr(NFTA_RULE_CHAIN, c));
+    }
+    let mut conn = Conn::open(NFNL_SUBSYS_NFTABLES)?;
+    let dump = match conn.exchange(
+        NFT_MSG_GETRULE,
+        NLM_F_REQUEST | NLM_F_DUMP,
+        family as u8,
+        &attrs,
+        &format!("list the rules of nf_tables table {table}"),
+    ) {
+        Ok(d) => d,
+        Err(e) if e.is_not_found() => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    Ok(dump
+        .iter()
+        .filter_map(|msg| parse_rule(msg))
+        .filter(|r| r.table == table && chain.is_none_or(|c| r.rule.chain == c))
+        .map(|r| r.rule)
+        .collect())
+}
+
+struct ParsedRule {
+    table: String,
+    rule: NftRule,
+}
+
+fn nul_string(v: &[u8]) -> String {
+    let end = v.iter().position(|b| *b == 0).unwrap_or(v.len());
+    String::from_utf8_lossy(&v[..end]).into_owned()
+}
+
+/// The comment record of a rule's user data (type, length, value).
+fn comment_of(mut udata: &[u8]) -> String {
+    while udata.len() >= 2 {
+        let (kind, len) = (udata[0], usize::from(udata[1]));
+        let Some(value) = udata.get(2..2 + len) else {
+            break;
+        };
+        if kind == UDATA_RULE_COMMENT {
+            return nul_string(value);
+        }
+        udata = &udata[2 + len..];
+    }
+    String::new()
+}
+
+fn parse_rule(msg: &[u8]) -> Option<ParsedRule> {
+    let mut table = None;
+    let mut chain = None;
+    let mut handle = None;
+    let mut comment = String::new();
+    for (kind, value) in attributes(msg) {
+        match kind {
+            NFTA_RULE_TABLE => table = Some(nul_string(value)),
+            NFTA_RULE_CHAIN => chain = Some(nul_string(value)),
+            NFTA_RULE_HANDLE => handle = Some(u64::from_be_bytes(value.get(..8)?.try_into().ok()?)),
+            NFTA_RULE_USERDATA => comment = comment_of(value),
+            _ => {}
+        }
+    }
+    Some(ParsedRule {
+        table: table?,
+        rule: NftRule {
+            chain: chain?,
+            handle: handle?,
+            comment,
+        },
+    })
+}
+
+/// Something to delete from a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NftDeletion {
+    /// The rule with this handle in this chain.
+    Rule {
+        /// Its chain.
+        chain: String,
+        /// Its handle.
+        handle: u64,
+    },
+    /// A chain (which must be empty by then and not referenced).
+    Chain(String),
+}
+
+/// Deletes rules and chains of table `family table` in one transaction:
+/// all or nothing.
+pub fn delete(family: NfFamily, table: &str, what: &[NftDeletion]) -> Result<()> {
+    let requests: Vec<(u16, u8, Vec<u8>)> = what
+        .iter()
+        .map(|d| match d {
+            NftDeletion::Rule { chain, handle } => {
+                let mut a = string_attr(NFTA_RULE_TABLE, table);
+                a.extend(string_attr(NFTA_RULE_CHAIN, chain));
+                a.extend(u64_attr(NFTA_RULE_HANDLE, *handle));
+                (NFT_MSG_DELRULE, family as u8, a)
+            }
+            NftDeletion::Chain(chain) => {
+                let mut a = string_attr(NFTA_CHAIN_TABLE, table);
+                a.extend(string_attr(NFTA_CHAIN_NAME, chain));
+                (NFT_MSG_DELCHAIN, family as u8, a)
+            }
+        })
+        .collect();
+    let mut conn = Conn::open(NFNL_SUBSYS_NFTABLES)?;
+    conn.transaction(&requests, &format!("delete from nf_tables table {table}"))
+}
+
+fn u64_attr(kind: u16, value: u64) -> Vec<u8> {
+    let mut a = Vec::with_capacity(12);
+    a.extend_from_slice(&12u16.to_ne_bytes());
+    a.extend_from_slice(&kind.to_ne_bytes());
+    a.extend_from_slice(&value.to_be_bytes());
+    a
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +222,20 @@ mod tests {
         assert_eq!(u16::from_ne_bytes([a[0], a[1]]), 8);
         assert_eq!(&a[4..8], b"nat\0");
         assert_eq!(string_attr(1, "abcd").len(), 12);
+    }
+
+    #[test]
+    fn comments_come_from_the_user_data() {
+        assert_eq!(comment_of(&[0, 4, b'a', b'b', b'c', 0]), "abc");
+        assert_eq!(comment_of(&[1, 1, 9, 0, 3, b'x', b'y', 0]), "xy");
+        assert_eq!(comment_of(&[0, 9, b'a']), "");
+        let mut msg = string_attr(NFTA_RULE_TABLE, "t");
+        msg.extend(string_attr(NFTA_RULE_CHAIN, "c"));
+        msg.extend(u64_attr(NFTA_RULE_HANDLE, 42));
+        let r = parse_rule(&msg).unwrap();
+        assert_eq!(
+            (r.table.as_str(), r.rule.chain.as_str(), r.rule.handle),
+            ("t", "c", 42)
+        );
     }
 }

@@ -102,7 +102,43 @@ impl Conn {
         self.socket
             .send(&req, 0)
             .map_err(NetError::io(format!("{op}: send")))?;
+        self.replies(op, 1)
+    }
+
+    /// Sends `requests` (kind, family, attributes) as one nf_tables
+    /// transaction (between batch begin and end messages, each request
+    /// acknowledged): all of them happen or none.
+    pub(crate) fn transaction(&mut self, requests: &[(u16, u8, Vec<u8>)], op: &str) -> Result<()> {
+        if requests.is_empty() {
+            return Ok(());
+        }
+        let mut buf = Vec::new();
+        self.seq += 1;
+        buf.extend(batch_marker(NFNL_MSG_BATCH_BEGIN, self.seq, self.subsys));
+        for (kind, family, attrs) in requests {
+            self.seq += 1;
+            buf.extend(message(
+                self.subsys,
+                *kind,
+                NLM_F_REQUEST | NLM_F_ACK,
+                self.seq,
+                *family,
+                attrs,
+            ));
+        }
+        self.seq += 1;
+        buf.extend(batch_marker(NFNL_MSG_BATCH_END, self.seq, self.subsys));
+        self.socket
+            .send(&buf, 0)
+            .map_err(NetError::io(format!("{op}: send")))?;
+        self.replies(op, requests.len()).map(|_| ())
+    }
+
+    /// Collects the payloads of answers (after the nfgenmsg header) until
+    /// DONE or `acks` acknowledgements; the first error ends it.
+    fn replies(&mut self, op: &str, acks: usize) -> Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
+        let mut acked = 0;
         let mut buf = vec![0u8; 1 << 16];
         loop {
             let n = self
@@ -122,14 +158,17 @@ impl Conn {
                     NLMSG_DONE => return Ok(out),
                     NLMSG_ERROR => {
                         let code = i32::from_ne_bytes([body[0], body[1], body[2], body[3]]);
-                        if code == 0 {
+                        if code != 0 {
+                            return Err(NetError::Netlink {
+                                op: op.to_string(),
+                                errno: -code,
+                                msg: None,
+                            });
+                        }
+                        acked += 1;
+                        if acked >= acks {
                             return Ok(out);
                         }
-                        return Err(NetError::Netlink {
-                            op: op.to_string(),
-                            errno: -code,
-                            msg: None,
-                        });
                     }
                     _ if body.len() >= 4 => out.push(body[4..].to_vec()),
                     _ => {}
@@ -138,4 +177,21 @@ impl Conn {
             }
         }
     }
+}
+
+const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
+const NFNL_MSG_BATCH_END: u16 = 0x11;
+
+/// A batch begin or end message: no subsystem in the type, the subsystem
+/// the batch is for in `res_id` (big-endian).
+fn batch_marker(kind: u16, seq: u32, subsys: u16) -> Vec<u8> {
+    let mut m = Vec::with_capacity(20);
+    m.extend_from_slice(&20u32.to_ne_bytes());
+    m.extend_from_slice(&kind.to_ne_bytes());
+    m.extend_from_slice(&NLM_F_REQUEST.to_ne_bytes());
+    m.extend_from_slice(&seq.to_ne_bytes());
+    m.extend_from_slice(&0u32.to_ne_bytes());
+    m.extend_from_slice(&[0, 0]);
+    m.extend_from_slice(&subsys.to_be_bytes());
+    m
 }

@@ -709,3 +709,93 @@ fn nf_tables_probes_see_tables_and_chains() {
     assert!(!probe(NfFamily::Ipv6, "nat", Some("CNI-0123")));
     assert!(!probe(NfFamily::Ipv4, "nat", Some("CNI-4567")));
 }
+
+#[test]
+fn nf_tables_rules_are_listed_and_deleted_over_netlink() {
+    use rcni_net::nf_tables::{delete, list_rules, NfFamily, NftDeletion};
+    let a = TestNs::new();
+    let nft = |script: &str| {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &a.name, "nft", "-a", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(script.as_bytes())?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        assert!(out.status.success(), "{script}");
+    };
+    nft("add table ip t\nadd chain ip t one\nadd chain ip t two\n\
+         add rule ip t one ip saddr 10.0.0.1 accept comment \"ctr-a\"\n\
+         add rule ip t one ip saddr 10.0.0.2 accept comment \"ctr-b\"\n\
+         add rule ip t two return\n");
+    let list = |chain: Option<&'static str>| {
+        a.ns.run(move || list_rules(NfFamily::Ipv4, "t", chain))
+            .unwrap()
+            .unwrap()
+    };
+    let all = list(None);
+    let comments: Vec<(&str, &str)> = all
+        .iter()
+        .map(|r| (r.chain.as_str(), r.comment.as_str()))
+        .collect();
+    assert_eq!(comments, [("one", "ctr-a"), ("one", "ctr-b"), ("two", "")]);
+    assert_eq!(list(Some("two")).len(), 1);
+    assert!(a
+        .ns
+        .run(|| list_rules(NfFamily::Ipv4, "absent", None))
+        .unwrap()
+        .unwrap()
+        .is_empty());
+    assert!(a
+        .ns
+        .run(|| list_rules(NfFamily::Ipv6, "t", None))
+        .unwrap()
+        .unwrap()
+        .is_empty());
+
+    // One transaction: a rule and a whole chain.
+    let gone = vec![
+        NftDeletion::Rule {
+            chain: "one".into(),
+            handle: all[0].handle,
+        },
+        NftDeletion::Rule {
+            chain: "two".into(),
+            handle: all[2].handle,
+        },
+        NftDeletion::Chain("two".into()),
+    ];
+    a.ns.run(move || delete(NfFamily::Ipv4, "t", &gone))
+        .unwrap()
+        .unwrap();
+    let left = list(None);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].comment, "ctr-b");
+    assert!(!a
+        .ns
+        .run(|| rcni_net::nf_tables::chain_exists(NfFamily::Ipv4, "t", "two"))
+        .unwrap()
+        .unwrap());
+
+    // All or nothing: a missing handle fails the whole transaction.
+    let bad = vec![
+        NftDeletion::Rule {
+            chain: "one".into(),
+            handle: left[0].handle,
+        },
+        NftDeletion::Rule {
+            chain: "one".into(),
+            handle: 999_999,
+        },
+    ];
+    let err =
+        a.ns.run(move || delete(NfFamily::Ipv4, "t", &bad))
+            .unwrap()
+            .unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    assert_eq!(list(None).len(), 1);
+}

@@ -204,11 +204,16 @@ fn iptables_teardown(o: &Owner<'_>, known: &[IpNet]) -> Result<(), FirewallError
     Ok(())
 }
 
-fn nft_delete(handles: &[u64]) -> String {
-    handles
+/// Deletes rules of the masquerading chain by handle (one transaction).
+fn nft_delete(handles: &[u64]) -> Result<(), FirewallError> {
+    let what: Vec<nftables::NftDeletion> = handles
         .iter()
-        .map(|h| format!("delete rule inet {NFT_TABLE} {NFT_CHAIN} handle {h}\n"))
-        .collect()
+        .map(|h| nftables::NftDeletion::Rule {
+            chain: NFT_CHAIN.to_string(),
+            handle: *h,
+        })
+        .collect();
+    nftables::delete("inet", NFT_TABLE, &what)
 }
 
 fn nft_teardown(o: &Owner<'_>) -> Result<(), FirewallError> {
@@ -222,7 +227,7 @@ fn nft_teardown(o: &Owner<'_>) -> Result<(), FirewallError> {
         .filter(|r| r.comment.starts_with(&prefix))
         .map(|r| r.handle)
         .collect();
-    nftables::apply(&nft_delete(&handles))
+    nft_delete(&handles)
 }
 
 /// Removes an attachment's masquerading from both backends (each one
@@ -276,7 +281,7 @@ pub fn gc(network: &str, valid: &[(String, String)]) -> Result<(), FirewallError
             .filter(|r| r.comment.starts_with(&prefix) && !keep.contains(&r.comment))
             .map(|r| r.handle)
             .collect();
-        nftables::apply(&nft_delete(&stale))?;
+        nft_delete(&stale)?;
     }
     if iptables::supported() {
         // The iptables layout names chains by network and container only.

@@ -1,9 +1,9 @@
-//! nftables through `nft`: one `nft -f -` transaction per change, reads
-//! with `nft -j`, and only ever in rcni's (the reference's) own tables.
+//! nftables: rules are added with one `nft -f -` transaction per change;
+//! reads and deletions go over netlink (`rcni_net::nf_tables`), with no
+//! process. Only ever in rcni's (the reference's) own tables.
 
 use crate::error::FirewallError;
 use crate::run::{installed, run};
-use serde_json::Value;
 
 /// Whether nft is installed (looked up on PATH, no exec).
 pub fn supported() -> bool {
@@ -34,18 +34,18 @@ pub fn chain_may_exist(family: &str, table: &str, chain: &str) -> bool {
         .is_none_or(|nf| rcni_net::nf_tables::chain_exists(nf, table, chain).unwrap_or(true))
 }
 
-/// A rule as listed: its chain, handle and comment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListedRule {
-    pub chain: String,
-    pub handle: u64,
-    pub comment: String,
+pub use rcni_net::nf_tables::{NftDeletion, NftRule as ListedRule};
+
+fn netlink_err(e: rcni_net::NetError) -> FirewallError {
+    FirewallError::Tool {
+        program: "nf_tables (netlink)".into(),
+        message: e.to_string(),
+    }
 }
 
-/// A table as listed: its chain names and all their rules.
+/// A table as listed: all the rules of its chains.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListedTable {
-    pub chains: Vec<String>,
     pub rules: Vec<ListedRule>,
 }
 
@@ -56,33 +56,15 @@ impl ListedTable {
     }
 }
 
-/// A whole table in one exec; an absent table is empty.
+/// The rules of a whole table, read over netlink (no process); an absent
+/// table has none.
 pub fn list_table(family: &str, table: &str) -> Result<ListedTable, FirewallError> {
-    let Some(out) = list(&["-j", "list", "table", family, table])? else {
+    let Some(nf) = nf_family(family) else {
         return Ok(ListedTable::default());
     };
-    let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
-    let items = v["nftables"].as_array().cloned().unwrap_or_default();
     Ok(ListedTable {
-        chains: items
-            .iter()
-            .filter_map(|i| Some(i.get("chain")?.get("name")?.as_str()?.to_string()))
-            .collect(),
-        rules: parse_rules(&out),
+        rules: rcni_net::nf_tables::list_rules(nf, table, None).map_err(netlink_err)?,
     })
-}
-
-/// Runs an nft listing; `None` when the table or chain does not exist.
-fn list(args: &[&str]) -> Result<Option<String>, FirewallError> {
-    match run("nft", args, None) {
-        Ok(out) => Ok(Some(out)),
-        Err(FirewallError::Tool { message, .. })
-            if message.contains("No such file or directory") =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(e),
-    }
 }
 
 /// The rules of one chain; an absent table or chain has none.
@@ -91,32 +73,23 @@ pub fn list_rules(
     table: &str,
     chain: &str,
 ) -> Result<Vec<ListedRule>, FirewallError> {
-    Ok(list(&["-j", "list", "chain", family, table, chain])?
-        .map(|out| parse_rules(&out))
-        .unwrap_or_default())
+    let Some(nf) = nf_family(family) else {
+        return Ok(Vec::new());
+    };
+    rcni_net::nf_tables::list_rules(nf, table, Some(chain)).map_err(netlink_err)
 }
 
-fn parse_rules(json: &str) -> Vec<ListedRule> {
-    let Ok(v) = serde_json::from_str::<Value>(json) else {
-        return Vec::new();
+/// Deletes rules and chains of one table in one transaction, over netlink.
+pub fn delete(family: &str, table: &str, what: &[NftDeletion]) -> Result<(), FirewallError> {
+    let Some(nf) = nf_family(family) else {
+        return Err(FirewallError::Config(format!(
+            "unknown nft family {family}"
+        )));
     };
-    v["nftables"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|item| item.get("rule"))
-        .filter_map(|r| {
-            Some(ListedRule {
-                chain: r.get("chain")?.as_str()?.to_string(),
-                handle: r.get("handle")?.as_u64()?,
-                comment: r
-                    .get("comment")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-            })
-        })
-        .collect()
+    if what.is_empty() {
+        return Ok(());
+    }
+    rcni_net::nf_tables::delete(nf, table, what).map_err(netlink_err)
 }
 
 /// Applies an nft script atomically (one exec).
@@ -130,33 +103,4 @@ pub fn apply(script: &str) -> Result<(), FirewallError> {
 /// Quotes a string for an nft script.
 pub fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('"', ""))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_listed_rules() {
-        let json = r#"{"nftables":[{"metainfo":{"version":"1.0.6"}},{"chain":{"name":"c"}},
-            {"rule":{"family":"inet","table":"t","chain":"c","handle":7,"comment":"abc, net: n","expr":[]}},
-            {"rule":{"family":"inet","table":"t","chain":"c","handle":9,"expr":[]}}]}"#;
-        let rules = parse_rules(json);
-        assert_eq!(
-            rules,
-            [
-                ListedRule {
-                    chain: "c".into(),
-                    handle: 7,
-                    comment: "abc, net: n".into()
-                },
-                ListedRule {
-                    chain: "c".into(),
-                    handle: 9,
-                    comment: String::new()
-                }
-            ]
-        );
-        assert!(parse_rules("garbage").is_empty());
-    }
 }

@@ -23,7 +23,7 @@
 use crate::error::FirewallError;
 use crate::iptables::{self, Batch, Family, Table};
 use crate::names::{chain_name_with_prefix, go_quote, hash_with_prefix};
-use crate::nftables::{self, quote};
+use crate::nftables::{self, quote, NftDeletion};
 use crate::Backend;
 use ipnet::IpNet;
 use std::net::IpAddr;
@@ -408,24 +408,23 @@ pub fn add(backend: Backend, pm: &PortMap<'_>, containers: &[IpNet]) -> Result<(
     }
 }
 
-/// The nft script that removes a container's rules from one family's
-/// table (as listed) and its note in `network`'s attachment chain; the
-/// mapping rules stay when `keep_mappings` (another network still
-/// claims the same container ID, and the rules cannot be told apart).
+/// What removes a container's rules from one family's table (as listed)
+/// and its note in `network`'s attachment chain; the mapping rules stay
+/// when `keep_mappings` (another network still claims the same container
+/// ID, and the rules cannot be told apart).
 fn nft_forget(
-    family: &str,
     table: &nftables::ListedTable,
     network: &str,
     container_id: &str,
     keep_mappings: bool,
-) -> String {
+) -> Vec<NftDeletion> {
     let attachments = nft_attachments_chain(network);
-    let mut script = String::new();
+    let mut out = Vec::new();
     let mut delete = |rule: &nftables::ListedRule| {
-        script.push_str(&format!(
-            "delete rule {family} {NFT_TABLE} {} handle {}\n",
-            rule.chain, rule.handle
-        ));
+        out.push(NftDeletion::Rule {
+            chain: rule.chain.clone(),
+            handle: rule.handle,
+        });
     };
     let chains: &[&str] = if keep_mappings {
         &[]
@@ -449,11 +448,9 @@ fn nft_forget(
         }
     }
     if had_notes && !others_left {
-        script.push_str(&format!(
-            "delete chain {family} {NFT_TABLE} {attachments}\n"
-        ));
+        out.push(NftDeletion::Chain(attachments));
     }
-    script
+    out
 }
 
 /// Whether a network other than `network` notes `container_id`.
@@ -465,7 +462,7 @@ fn nft_claimed_elsewhere(table: &nftables::ListedTable, network: &str, container
 }
 
 /// Removes a container's mappings from both backends (where they work).
-/// nftables: one listing per family and one transaction.
+/// nftables: one listing and one transaction per family, over netlink.
 pub fn del(network: &str, container_id: &str) -> Result<(), FirewallError> {
     if iptables::supported() {
         let dnat = chain_name_with_prefix(network, container_id, "DN-");
@@ -479,15 +476,11 @@ pub fn del(network: &str, container_id: &str) -> Result<(), FirewallError> {
         }
     }
     if nftables::supported() {
-        let mut script = String::new();
         for family in ["ip", "ip6"] {
-            if !nftables::table_may_exist(family, NFT_TABLE) {
-                continue;
-            }
             let table = nftables::list_table(family, NFT_TABLE)?;
-            script.push_str(&nft_forget(family, &table, network, container_id, false));
+            let what = nft_forget(&table, network, container_id, false);
+            nftables::delete(family, NFT_TABLE, &what)?;
         }
-        nftables::apply(&script)?;
     }
     Ok(())
 }
@@ -549,8 +542,8 @@ pub fn gc(network: &str, valid: &[String]) -> Result<(), FirewallError> {
     }
     if nftables::supported() {
         let attachments = nft_attachments_chain(network);
-        let mut script = String::new();
         for family in ["ip", "ip6"] {
+            let mut what = Vec::new();
             let table = nftables::list_table(family, NFT_TABLE)?;
             let stale: Vec<&str> = table
                 .rules_of(&attachments)
@@ -560,12 +553,12 @@ pub fn gc(network: &str, valid: &[String]) -> Result<(), FirewallError> {
             let mut forgotten = table.clone();
             for id in stale {
                 let shared = nft_claimed_elsewhere(&table, network, id);
-                script.push_str(&nft_forget(family, &forgotten, network, id, shared));
+                what.extend(nft_forget(&forgotten, network, id, shared));
                 // Later ids must not delete the same rules again.
                 forgotten.rules.retain(|r| r.comment != id);
             }
+            nftables::delete(family, NFT_TABLE, &what)?;
         }
-        nftables::apply(&script)?;
     }
     Ok(())
 }

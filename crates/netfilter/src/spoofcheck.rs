@@ -5,8 +5,7 @@
 //! rule commented `macspoofchk-<id>` where `<id>` is `<containerID>-<ifname>`.
 
 use crate::error::FirewallError;
-use crate::nftables::{self, quote};
-use serde_json::Value;
+use crate::nftables::{self, quote, NftDeletion};
 
 const TABLE: &str = "bridge nat";
 
@@ -44,50 +43,35 @@ pub fn setup(host_iface: &str, mac: &str, id: &str) -> Result<(), FirewallError>
 }
 
 /// Removes the check of attachment `id`: its jump from PREROUTING and its
-/// two chains (whatever of them exists).
+/// two chains (whatever of them exists), in one transaction over netlink.
 pub fn teardown(id: &str) -> Result<(), FirewallError> {
+    let iface_chain = chain(id);
     // The chains come and go together: without the first, nothing to do.
-    if !nftables::supported() || !nftables::chain_may_exist("bridge", "nat", &chain(id)) {
+    if !nftables::supported() || !nftables::chain_may_exist("bridge", "nat", &iface_chain) {
         return Ok(());
     }
-    let listing = match crate::run::run("nft", &["-j", "list", "table", "bridge", "nat"], None) {
-        Ok(out) => out,
-        Err(FirewallError::Tool { message, .. })
-            if message.contains("No such file or directory") =>
-        {
-            return Ok(())
-        }
-        Err(e) => return Err(e),
-    };
-    let v: Value = serde_json::from_str(&listing).unwrap_or(Value::Null);
-    let want_comment = format!("macspoofchk-{id}");
-    let iface_chain = chain(id);
     let mac_chain = format!("{iface_chain}-mac");
-    let mut script = String::new();
-    let mut chains = Vec::new();
-    for item in v["nftables"].as_array().into_iter().flatten() {
-        if let Some(r) = item.get("rule") {
-            if r["chain"] == "PREROUTING" && r["comment"].as_str() == Some(&want_comment) {
-                if let Some(h) = r["handle"].as_u64() {
-                    script.push_str(&format!("delete rule {TABLE} PREROUTING handle {h}\n"));
-                }
-            }
-        }
-        if let Some(name) = item.get("chain").and_then(|c| c["name"].as_str()) {
-            chains.push(name.to_string());
-        }
-    }
-    for name in [&iface_chain, &mac_chain] {
-        if chains.contains(name) {
-            script.push_str(&format!("flush chain {TABLE} {name}\n"));
-        }
-    }
-    for name in [&iface_chain, &mac_chain] {
-        if chains.contains(name) {
-            script.push_str(&format!("delete chain {TABLE} {name}\n"));
+    let want_comment = format!("macspoofchk-{id}");
+    let table = nftables::list_table("bridge", "nat")?;
+    let mut what: Vec<NftDeletion> = table
+        .rules
+        .iter()
+        .filter(|r| {
+            (r.chain == "PREROUTING" && r.comment == want_comment)
+                || r.chain == iface_chain
+                || r.chain == mac_chain
+        })
+        .map(|r| NftDeletion::Rule {
+            chain: r.chain.clone(),
+            handle: r.handle,
+        })
+        .collect();
+    for name in [iface_chain, mac_chain] {
+        if nftables::chain_may_exist("bridge", "nat", &name) {
+            what.push(NftDeletion::Chain(name));
         }
     }
-    nftables::apply(&script)
+    nftables::delete("bridge", "nat", &what)
 }
 
 #[cfg(test)]
