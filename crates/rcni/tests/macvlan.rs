@@ -212,6 +212,15 @@ fn layer2_only_default_master_and_link_in_container() {
         .run(&conf)
         .ok();
     assert_only_lo(&a);
+    // 0.2.0 results need an address: refused as the reference does, and
+    // the link made for it goes again.
+    let mut old = conf.clone();
+    old["cniVersion"] = json!("0.2.0");
+    let (_, msg) = Call::rcni("macvlan", "ADD", &w.host, Some(&a))
+        .run(&old)
+        .err();
+    assert!(msg.contains("no valid IP addresses"), "{msg}");
+    assert_only_lo(&a);
 
     // No master: the interface of the default route.
     w.host

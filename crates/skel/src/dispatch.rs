@@ -147,7 +147,16 @@ fn dispatch(
         Command::Add => {
             let res = plugin.add(&args)?;
             check_not_own_netns(&args)?;
-            let out = result::render(&res, conf_version)?;
+            let out = match result::render(&res, conf_version) {
+                Ok(out) => out,
+                Err(e) => {
+                    // The attachment exists but cannot be reported in the
+                    // config's version (e.g. no address for 0.2.0): undo
+                    // it rather than leave what the runtime never learns of.
+                    let _ = plugin.del(&args);
+                    return Err(e);
+                }
+            };
             let _ = writeln!(io.stdout, "{}", to_pretty_json(&out));
         }
         Command::Del => {
