@@ -461,15 +461,54 @@ fn nft_claimed_elsewhere(table: &nftables::ListedTable, network: &str, container
     })
 }
 
+/// The batch that removes the container's rules of one address as ADD
+/// wrote them, without reading the table: the entry rules of
+/// `CNI-HOSTPORT-DNAT` and the container's chain. If the rules differ (the
+/// runtime passed other mappings on DEL), iptables-restore refuses the
+/// whole batch and nothing changes.
+fn iptables_known_del_batch(pm: &PortMap<'_>, container: IpNet) -> Batch {
+    let add = iptables_add_batch(pm, container, &shared_chains_present(pm));
+    let entry = format!("-A {TOP_DNAT_CHAIN} ");
+    let mut b = Batch::default();
+    for line in add.lines.iter().filter(|l| l.starts_with(&entry)) {
+        b.push(format!("-D{}", &line[2..]));
+    }
+    let chain = pm.dnat_chain();
+    b.push(format!(":{chain} - [0:0]"));
+    b.push(format!("-X {chain}"));
+    b
+}
+
 /// Removes a container's mappings from both backends (where they work).
-/// nftables: one listing and one transaction per family, over netlink.
-pub fn del(network: &str, container_id: &str) -> Result<(), FirewallError> {
+/// When the DEL carries the mappings and the container's addresses
+/// (`known`), iptables needs no `iptables-save`. nftables: one listing and
+/// one transaction per family, over netlink.
+pub fn del(
+    network: &str,
+    container_id: &str,
+    known: Option<(&PortMap<'_>, &[IpNet])>,
+) -> Result<(), FirewallError> {
     if iptables::supported() {
         let dnat = chain_name_with_prefix(network, container_id, "DN-");
         let snat = chain_name_with_prefix(network, container_id, "SN-");
         for family in [Family::V4, Family::V6] {
             if !iptables::nat_chains_may_exist(family, &[&dnat, &snat]) {
                 continue;
+            }
+            let mine = known.and_then(|(pm, containers)| {
+                let c = containers.iter().find(|c| family_of(c.addr()) == family)?;
+                Some((pm, *c))
+            });
+            if let Some((pm, container)) = mine {
+                // Older references' SNAT chain is not in the known layout.
+                if pm.applicable(container.addr().is_ipv6()).next().is_some()
+                    && !iptables::nat_chains_may_exist(family, &[&snat])
+                    && iptables_known_del_batch(pm, container)
+                        .apply(family, "nat")
+                        .is_ok()
+                {
+                    continue;
+                }
             }
             let table = iptables::save(family, "nat")?;
             iptables_del_batch(network, container_id, &table).apply(family, "nat")?;

@@ -277,7 +277,7 @@ impl Plugin for Portmap {
                 },
             );
         if let Err(e) = result {
-            let _ = portmap::del(&cfg.conf.name, &args.container_id);
+            let _ = portmap::del(&cfg.conf.name, &args.container_id, None);
             return Err(e);
         }
         flush_udp_flows(&cfg);
@@ -288,7 +288,11 @@ impl Plugin for Portmap {
     /// when the runtime leaves the mappings out on DEL.
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
         let cfg = load(args)?;
-        portmap::del(&cfg.conf.name, &args.container_id)
+        let empty = Vec::new();
+        let pm = cfg.portmap(args, &empty);
+        let known = (!cfg.mappings.is_empty() && !cfg.containers.is_empty())
+            .then_some((&pm, cfg.containers.as_slice()));
+        portmap::del(&cfg.conf.name, &args.container_id, known)
             .map_err(firewall_err("could not tear down port mappings"))
     }
 

@@ -561,3 +561,48 @@ fn firewall_programs_per_add() {
         );
     }
 }
+
+/// DEL with the mappings and prevResult removes the iptables rules with one
+/// `iptables-restore`; with other mappings it falls back to reading the
+/// table, and without any it reads the table. Every way leaves nothing.
+#[test]
+fn del_reads_the_table_only_when_it_must() {
+    let cases: [(&str, &[&str]); 3] = [
+        ("same", &["iptables-restore"]),
+        (
+            "other",
+            &["iptables-restore", "iptables-save", "iptables-restore"],
+        ),
+        ("none", &["iptables-save", "iptables-restore"]),
+    ];
+    for (del_mappings, programs) in cases {
+        let w = World::new();
+        let ctr = Netns::new("pd");
+        let maps = mappings("iptables", json!({}));
+        let (br, pm) = w.attach(&ctr, "1.0.0", maps, false);
+        assert!(w.iptables_nat().contains("CNI-DN-"));
+        let mut del = pm.clone();
+        match del_mappings {
+            "other" => {
+                del["runtimeConfig"]["portMappings"] =
+                    json!([{"hostPort": 7000, "containerPort": 70, "protocol": "tcp"}])
+            }
+            "none" => {
+                del.as_object_mut().unwrap().remove("runtimeConfig");
+            }
+            _ => {}
+        }
+        let (reply, execs) = Call::rcni("portmap", "DEL", &w.host, Some(&ctr)).run_traced(&del);
+        reply.ok();
+        // The first two are the test's `ip netns exec` and the plugin.
+        assert_eq!(&execs[2..], programs, "{del_mappings}: {execs:?}");
+        let nat = w.iptables_nat();
+        assert!(
+            !nat.contains("CNI-DN-") && !nat.contains("dnat name"),
+            "{del_mappings}: {nat}"
+        );
+        Call::rcni("bridge", "DEL", &w.host, Some(&ctr))
+            .run(&br)
+            .ok();
+    }
+}
