@@ -166,6 +166,10 @@ fn requested_ips_from_every_source() {
         .args("IgnoreUnknown=1;FOO=bar")
         .run(&base)
         .ok();
+    for id in ["a", "b", "d"] {
+        call(&host, "DEL", id).run(&base).ok();
+    }
+    assert!(allocated_ips(data.path(), &net).is_empty());
 }
 
 #[test]

@@ -514,18 +514,20 @@ fn firewall_programs_per_add() {
             .id("first")
             .run(&br)
             .ok();
+        let first_pm = pm_conf(prev, 8080);
         Call::rcni("portmap", "ADD", &w.host, Some(&first))
             .id("first")
-            .run(&pm_conf(prev, 8080))
+            .run(&first_pm)
             .ok();
 
         let (reply, bridge_progs) = Call::rcni("bridge", "ADD", &w.host, Some(&second))
             .id("second")
             .run_traced(&br);
         let prev = reply.ok();
+        let second_pm = pm_conf(prev, 9080);
         let (reply, portmap_progs) = Call::rcni("portmap", "ADD", &w.host, Some(&second))
             .id("second")
-            .run_traced(&pm_conf(prev, 9080));
+            .run_traced(&second_pm);
         reply.ok();
         let firewall = |progs: &[String]| -> Vec<String> {
             progs
@@ -558,6 +560,28 @@ fn firewall_programs_per_add() {
         assert_eq!(
             tcp_get(&w.outside, "203.0.113.1:9081").as_deref(),
             Some("tls-ish")
+        );
+        for (id, ns, pm) in [
+            ("first", &first, &first_pm),
+            ("second", &second, &second_pm),
+        ] {
+            Call::rcni("portmap", "DEL", &w.host, Some(ns))
+                .id(id)
+                .run(pm)
+                .ok();
+            Call::rcni("bridge", "DEL", &w.host, Some(ns))
+                .id(id)
+                .run(&br)
+                .ok();
+        }
+        let (nat, nft) = (w.iptables_nat(), w.nft_ruleset());
+        assert!(
+            !nat.contains("CNI-DN-") && !nat.contains("name: "),
+            "{backend}: {nat}"
+        );
+        assert!(
+            !nft.contains("comment \"first\"") && !nft.contains("comment \"second\""),
+            "{backend}: {nft}"
         );
     }
 }
