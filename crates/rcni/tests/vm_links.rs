@@ -228,6 +228,20 @@ fn ipvlan_bad_input_and_reference_interop() {
     no_ipam.as_object_mut().unwrap().remove("ipam");
     assert_refused(&w, "ipvlan", &a, &no_ipam, "ipam");
 
+    // linkInContainer: the master is a link of the container.
+    veth_master(&a, "inner0");
+    let inside = base(json!({"master": "inner0", "linkInContainer": true}));
+    Call::rcni("ipvlan", "ADD", &w.host, Some(&a))
+        .run(&inside)
+        .ok();
+    assert_eq!(link_details(&a, "eth0")["link"], "inner0");
+    Call::rcni("ipvlan", "DEL", &w.host, Some(&a))
+        .run(&inside)
+        .ok();
+    assert!(!a.links().contains(&"eth0".to_string()));
+    a.exec(&["ip", "link", "del", "inner0"]);
+    assert!(w.allocated().is_empty());
+
     require_reference();
     let conf = base(json!({"master": "m0", "mode": "l3"}));
     for reference_adds in [true, false] {
