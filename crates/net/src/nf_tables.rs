@@ -6,6 +6,7 @@
 
 use crate::error::Result;
 use crate::nfnetlink::{attributes, Conn, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
+use std::cell::RefCell;
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFT_MSG_GETTABLE: u16 = 1;
@@ -48,9 +49,44 @@ fn string_attr(kind: u16, value: &str) -> Vec<u8> {
     a
 }
 
+thread_local! {
+    /// One socket per thread and namespace, kept open until the process
+    /// ends: closing a NETLINK_NETFILTER socket right after a transaction
+    /// waits for the kernel to free what it deleted (an RCU grace period,
+    /// 5 to 10 ms here); by the time the process exits that has passed.
+    static CONN: RefCell<Option<(u64, Conn)>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on this thread's socket for the namespace it is in. A socket
+/// that failed below netlink (I/O, a garbled answer) is not reused.
+fn with_conn<T>(f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
+    use std::os::unix::fs::MetadataExt;
+    let netns = std::fs::metadata("/proc/thread-self/ns/net")
+        .map(|m| m.ino())
+        .unwrap_or(0);
+    CONN.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let reusable = netns != 0 && slot.as_ref().is_some_and(|(ns, _)| *ns == netns);
+        if !reusable {
+            *slot = Some((netns, Conn::open(NFNL_SUBSYS_NFTABLES)?));
+        }
+        let Some((_, conn)) = slot.as_mut() else {
+            return Err(crate::NetError::Protocol("no netfilter socket".into()));
+        };
+        let result = f(conn);
+        if matches!(
+            result,
+            Err(crate::NetError::Io { .. } | crate::NetError::Protocol(_))
+        ) {
+            *slot = None;
+        }
+        result
+    })
+}
+
 fn exists(kind: u16, family: NfFamily, attrs: &[u8], op: &str) -> Result<bool> {
-    let mut conn = Conn::open(NFNL_SUBSYS_NFTABLES)?;
-    match conn.exchange(kind, NLM_F_REQUEST | NLM_F_ACK, family as u8, attrs, op) {
+    match with_conn(|conn| conn.exchange(kind, NLM_F_REQUEST | NLM_F_ACK, family as u8, attrs, op))
+    {
         Ok(_) => Ok(true),
         Err(e) if e.is_not_found() => Ok(false),
         Err(e) => Err(e),
@@ -97,14 +133,16 @@ pub fn list_rules(family: NfFamily, table: &str, chain: Option<&str>) -> Result<
     if let Some(c) = chain {
         attrs.extend(string_attr(NFTA_RULE_CHAIN, c));
     }
-    let mut conn = Conn::open(NFNL_SUBSYS_NFTABLES)?;
-    let dump = match conn.exchange(
-        NFT_MSG_GETRULE,
-        NLM_F_REQUEST | NLM_F_DUMP,
-        family as u8,
-        &attrs,
-        &format!("list the rules of nf_tables table {table}"),
-    ) {
+    let op = format!("list the rules of nf_tables table {table}");
+    let dump = match with_conn(|conn| {
+        conn.exchange(
+            NFT_MSG_GETRULE,
+            NLM_F_REQUEST | NLM_F_DUMP,
+            family as u8,
+            &attrs,
+            &op,
+        )
+    }) {
         Ok(d) => d,
         Err(e) if e.is_not_found() => return Ok(Vec::new()),
         Err(e) => return Err(e),
@@ -199,8 +237,8 @@ pub fn delete(family: NfFamily, table: &str, what: &[NftDeletion]) -> Result<()>
             }
         })
         .collect();
-    let mut conn = Conn::open(NFNL_SUBSYS_NFTABLES)?;
-    conn.transaction(&requests, &format!("delete from nf_tables table {table}"))
+    let op = format!("delete from nf_tables table {table}");
+    with_conn(|conn| conn.transaction(&requests, &op))
 }
 
 fn u64_attr(kind: u16, value: u64) -> Vec<u8> {

@@ -98,11 +98,12 @@ impl Conn {
         op: &str,
     ) -> Result<Vec<Vec<u8>>> {
         self.seq += 1;
+        let first = self.seq;
         let req = message(self.subsys, kind, flags, self.seq, family, attrs);
         self.socket
             .send(&req, 0)
             .map_err(NetError::io(format!("{op}: send")))?;
-        self.replies(op, 1)
+        self.replies(op, 1, first)
     }
 
     /// Sends `requests` (kind, family, attributes) as one nf_tables
@@ -114,6 +115,7 @@ impl Conn {
         }
         let mut buf = Vec::new();
         self.seq += 1;
+        let first = self.seq;
         buf.extend(batch_marker(NFNL_MSG_BATCH_BEGIN, self.seq, self.subsys));
         for (kind, family, attrs) in requests {
             self.seq += 1;
@@ -131,12 +133,14 @@ impl Conn {
         self.socket
             .send(&buf, 0)
             .map_err(NetError::io(format!("{op}: send")))?;
-        self.replies(op, requests.len()).map(|_| ())
+        self.replies(op, requests.len(), first).map(|_| ())
     }
 
     /// Collects the payloads of answers (after the nfgenmsg header) until
-    /// DONE or `acks` acknowledgements; the first error ends it.
-    fn replies(&mut self, op: &str, acks: usize) -> Result<Vec<Vec<u8>>> {
+    /// DONE or `acks` acknowledgements; the first error ends it. Answers to
+    /// earlier requests (sequence below `first`), left over when one ended
+    /// early, are skipped: the socket may be reused.
+    fn replies(&mut self, op: &str, acks: usize, first: u32) -> Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
         let mut acked = 0;
         let mut buf = vec![0u8; 1 << 16];
@@ -154,6 +158,12 @@ impl Conn {
                     return Err(NetError::Protocol(format!("{op}: truncated message")));
                 }
                 let body = &buf[at + 16..at + len];
+                let seq =
+                    u32::from_ne_bytes([buf[at + 8], buf[at + 9], buf[at + 10], buf[at + 11]]);
+                if seq < first {
+                    at += align(len);
+                    continue;
+                }
                 match ty {
                     NLMSG_DONE => return Ok(out),
                     NLMSG_ERROR => {
