@@ -179,8 +179,11 @@ known addresses with one `iptables-restore` (falling back to reading the table);
 with the mappings of the DEL config. `iptables-save` mattered most: with 1,000 pods' rules in `nat` it \
 is the slowest step of a DEL. A ptp DEL now runs host-local and one `iptables-restore`, or only \
 host-local on nftables (`crates/rcni/tests/ipmasq.rs::del_runs_only_the_programs_of_the_backend_in_use` \
-and `crates/rcni/tests/portmap.rs::del_reads_the_table_only_when_it_must` hold it to that). Most of the \
-wall time left is the kernel's veth deletion.
+and `crates/rcni/tests/portmap.rs::del_reads_the_table_only_when_it_must` hold it to that). One more \
+find: closing a NETLINK_NETFILTER socket right after an nf_tables transaction waits for the kernel to free \
+what was deleted (an RCU grace period, 5 to 10 ms here, seen with `strace -T`), so rcni keeps one socket \
+open for the whole call; that alone halved the nftables bridge+portmap DEL. Most of the wall time left is \
+the kernel's veth deletion.
 - **Growth with the number of pods.** What still grows is set by the compatibility contract:
   - host-local keeps one file per address, and the reference's semantics need every file of the network \
 read on each ADD (the duplicate-allocation check) and each DEL (release by container ID). rcni reads each \
@@ -191,7 +194,9 @@ same directory during a migration, and directory timestamps are too coarse to te
   - `iptables-restore` (the nf_tables flavour) loads the table's chains before it applies a batch: with \
 1,000 pods' chains in `nat`, one batch takes about 2.6 ms instead of 1.7 ms.
   - On the nftables backend, each `nft -f` (one for bridge's masquerading, one for portmap) loads the \
-cache of the tables it changes; adding rules over netlink as well would remove both processes.
+cache of the tables it changes, and, because the reference's layout flushes and rewrites its base chains \
+on every ADD, waits at exit for the kernel to free the flushed rules. Adding rules over netlink as well \
+would remove both processes.
 ";
 
 pub fn write(s: &Settings, r: &Results) -> std::io::Result<()> {
