@@ -189,8 +189,10 @@ the kernel's veth deletion.
 read on each ADD (the duplicate-allocation check) and each DEL (release by container ID). rcni reads each \
 with one `openat`, one `read` and a `close` relative to the open directory; measured here, a host-local \
 ADD+DEL with 1,000 addresses taken costs about 20 ms against 2.5 ms with none (the reference: 48 ms \
-against 9 ms). An index would make it flat, but it has to stay right while the reference writes to the \
-same directory during a migration, and directory timestamps are too coarse to tell; not done.
+against 9 ms). A DEL whose prevResult names the attachment's addresses now frees those files directly \
+when each of them holds this attachment, and walks the store only otherwise; ADD still walks it. An index \
+would make ADD flat, but it has to stay right while the reference writes to the same directory during a \
+migration, and directory timestamps are too coarse to tell; not done.
   - `iptables-restore` (the nf_tables flavour) loads the table's chains before it applies a batch: with \
 1,000 pods' chains in `nat`, one batch takes about 2.6 ms instead of 1.7 ms.
   - On the nftables backend, each `nft -f` (one for bridge's masquerading, one for portmap) loads the \

@@ -395,6 +395,31 @@ impl DiskStore {
         }
     }
 
+    /// Releases `ips` when every one of them is held by `id`/`ifname`
+    /// (`<id>\r\n<ifname>`): the addresses a DEL's prevResult names, freed
+    /// without reading the rest of the store. `None`, and nothing released,
+    /// when any of them is not (then [`DiskStore::release_by_id`] does the
+    /// full walk). Call with the lock.
+    pub fn release_known(
+        &self,
+        id: &str,
+        ifname: &str,
+        ips: &[IpAddr],
+    ) -> Result<Option<Vec<IpAddr>>, IpamError> {
+        let exact = format!("{}{LINE_BREAK}{ifname}", id.trim());
+        if ips.is_empty()
+            || !ips
+                .iter()
+                .all(|ip| read_trimmed(&self.ip_path(*ip)).is_some_and(|d| d == exact))
+        {
+            return Ok(None);
+        }
+        for ip in ips {
+            self.release(*ip)?;
+        }
+        Ok(Some(ips.to_vec()))
+    }
+
     /// Releases one address (a missing file is fine). Call with the lock.
     pub fn release(&self, ip: IpAddr) -> Result<(), IpamError> {
         let path = self.ip_path(ip);

@@ -322,9 +322,18 @@ impl Plugin for HostLocal {
         let cfg = load(&conf, &args.args)?;
         let store = open_store(&cfg)?;
         let _lock = store.lock().map_err(store_err)?;
-        store
-            .release_by_id(&args.container_id, &args.ifname)
-            .map_err(store_err)?;
+        // The addresses of prevResult, when all of them are this
+        // attachment's, are freed without walking the whole store.
+        let known = previous_addresses(&conf, &args.ifname);
+        if store
+            .release_known(&args.container_id, &args.ifname, &known)
+            .map_err(store_err)?
+            .is_none()
+        {
+            store
+                .release_by_id(&args.container_id, &args.ifname)
+                .map_err(store_err)?;
+        }
         Ok(())
     }
 
@@ -385,4 +394,21 @@ impl Plugin for HostLocal {
         }
         Ok(())
     }
+}
+
+/// The addresses of a DEL's prevResult that belong to `ifname` (those
+/// without an interface index included); none when there is no
+/// prevResult or it does not parse.
+fn previous_addresses(conf: &PluginConf, ifname: &str) -> Vec<IpAddr> {
+    let Ok(Some(prev)) = conf.prev_result() else {
+        return Vec::new();
+    };
+    prev.ips
+        .iter()
+        .filter(|ip| {
+            ip.interface
+                .is_none_or(|i| prev.interfaces.get(i).is_some_and(|f| f.name == ifname))
+        })
+        .map(|ip| ip.address.addr())
+        .collect()
 }

@@ -428,3 +428,46 @@ fn interop_with_the_reference_store() {
     call(&host, "DEL", "z").reference().run(&c).ok();
     assert!(allocated_ips(data.path(), &net).is_empty());
 }
+
+/// DEL frees the addresses prevResult names without walking the store
+/// when they are all the attachment's; when prevResult names someone
+/// else's address it falls back to the walk, and only the attachment's own
+/// addresses go either way.
+#[test]
+fn del_with_prev_result_frees_only_its_own() {
+    let host = Netns::new("hl");
+    let data = data_dir();
+    let net = unique("hlnet");
+    let base = conf(
+        "1.0.0",
+        &net,
+        data.path(),
+        json!({"ranges": [[{"subnet": "10.89.0.0/24"}], [{"subnet": "fd00:89::/64"}]]}),
+    );
+    let mine = call(&host, "ADD", "mine").run(&base).ok();
+    let other = call(&host, "ADD", "other").run(&base).ok();
+    assert_eq!(allocated_ips(data.path(), &net).len(), 4);
+    let with_prev = |prev: Value| {
+        let mut c = base.clone();
+        c["prevResult"] = prev;
+        c
+    };
+    // A prevResult that names the other container's address: the walk
+    // frees what is "mine" and leaves "other" whole.
+    call(&host, "DEL", "mine")
+        .run(&with_prev(other.clone()))
+        .ok();
+    let left = allocated_ips(data.path(), &net);
+    assert_eq!(left.len(), 2, "{left:?}");
+    for ip in other["ips"].as_array().unwrap() {
+        let addr = ip["address"].as_str().unwrap().split('/').next().unwrap();
+        assert!(left.contains(&addr.to_string()), "{addr} went: {left:?}");
+    }
+    // Its own prevResult: freed directly.
+    let again = call(&host, "ADD", "mine").run(&base).ok();
+    assert_ne!(again, mine, "round robin moves on");
+    call(&host, "DEL", "mine").run(&with_prev(again)).ok();
+    assert_eq!(allocated_ips(data.path(), &net).len(), 2);
+    call(&host, "DEL", "other").run(&with_prev(other)).ok();
+    assert!(allocated_ips(data.path(), &net).is_empty());
+}
