@@ -652,9 +652,9 @@ impl Plugin for Bridge {
                 ifname: &args.ifname,
                 container_id: &args.container_id,
             };
-            masq::teardown_known(&owner, &prev_addresses(&cfg.conf)).map_err(|e| {
-                CniError::internal(format!("failed to tear down IP masquerading: {e}"))
-            })?;
+            masq::teardown_known(&owner, &prev_addresses(&cfg.conf, &args.ifname)).map_err(
+                |e| CniError::internal(format!("failed to tear down IP masquerading: {e}")),
+            )?;
         }
         if cfg.own.mac_spoof_check {
             if let Err(e) = spoofcheck::teardown(&unique_id(args)) {

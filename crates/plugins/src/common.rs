@@ -431,12 +431,20 @@ pub fn expect_addresses<'a>(
     Ok(())
 }
 
-/// The addresses of a DEL's prevResult (none when it has none or it does
-/// not parse): a hint that saves reading the firewall.
-pub fn prev_addresses(conf: &PluginConf) -> Vec<IpNet> {
-    conf.prev_result()
-        .ok()
-        .flatten()
-        .map(|r| r.ips.iter().map(|ip| ip.address).collect())
-        .unwrap_or_default()
+/// The addresses of a DEL's prevResult that belong to `ifname` (those
+/// without an interface index included); none when there is no
+/// prevResult or it does not parse. A hint that saves reading the
+/// firewall or the whole IPAM store.
+pub fn prev_addresses(conf: &PluginConf, ifname: &str) -> Vec<IpNet> {
+    let Ok(Some(prev)) = conf.prev_result() else {
+        return Vec::new();
+    };
+    prev.ips
+        .iter()
+        .filter(|ip| {
+            ip.interface
+                .is_none_or(|i| prev.interfaces.get(i).is_some_and(|f| f.name == ifname))
+        })
+        .map(|ip| ip.address)
+        .collect()
 }

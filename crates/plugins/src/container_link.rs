@@ -176,7 +176,7 @@ pub fn address(
     addressing: Addressing,
     notify: bool,
 ) -> Result<CniResult, CniError> {
-    let attached = configure(conf, args, ns, iface, addressing, notify);
+    let attached = configure(conf, args, Some(ns), iface, addressing, notify);
     if attached.is_err() {
         let _ = crate::common::delete_container_link(&args.netns, &args.ifname);
     }
@@ -184,40 +184,46 @@ pub fn address(
 }
 
 /// As [`address`], leaving the undo of the link to the caller (the address
-/// is still released on failure).
+/// is still released on failure). Without a namespace (`ns` is `None`:
+/// a device handed to userspace, nothing in the kernel to set up) the
+/// result is only recorded.
 pub fn configure(
     conf: &PluginConf,
     args: &CmdArgs,
-    ns: &NetNs,
+    ns: Option<&NetNs>,
     iface: Interface,
     addressing: Addressing,
     notify: bool,
 ) -> Result<CniResult, CniError> {
-    (|| {
-        let mut ctr = Handle::new_in(ns).map_err(kernel_err("open netlink in the container"))?;
-        let (lease, mut result) = match addressing {
-            Addressing::None => {
+    let mut ctr = ns
+        .map(|ns| Handle::new_in(ns).map_err(kernel_err("open netlink in the container")))
+        .transpose()?;
+    let (lease, mut result) = match addressing {
+        Addressing::None => {
+            if let Some(ctr) = ctr.as_mut() {
                 let link = ctr
                     .find_link(&args.ifname)
                     .map_err(kernel_err("look up the container link"))?;
                 ctr.set_up(link.index).map_err(|e| {
                     CniError::internal(format!("failed to set {:?} UP: {e}", args.ifname))
                 })?;
-                (None, CniResult::default())
             }
-            Addressing::Ipam => {
-                let (lease, result) = IpamLease::acquire(conf, args)?;
-                (Some(lease), result)
-            }
-            Addressing::Previous(prev) => (None, prev),
-        };
-        if lease.is_some() && result.ips.is_empty() {
-            return Err(CniError::internal("IPAM plugin returned missing IP config"));
+            (None, CniResult::default())
         }
-        result.interfaces = vec![iface];
-        for ip in &mut result.ips {
-            ip.interface = Some(0);
+        Addressing::Ipam => {
+            let (lease, result) = IpamLease::acquire(conf, args)?;
+            (Some(lease), result)
         }
+        Addressing::Previous(prev) => (None, prev),
+    };
+    if lease.is_some() && result.ips.is_empty() {
+        return Err(CniError::internal("IPAM plugin returned missing IP config"));
+    }
+    result.interfaces = vec![iface];
+    for ip in &mut result.ips {
+        ip.interface = Some(0);
+    }
+    if let (Some(ns), Some(ctr)) = (ns, ctr.as_mut()) {
         if !result.ips.is_empty() {
             if notify {
                 let name = args.ifname.clone();
@@ -228,17 +234,17 @@ pub fn configure(
                 })
                 .map_err(kernel_err("enter the container netns"))?;
             }
-            configure_iface(&mut ctr, ns, &args.ifname, &result)?;
+            configure_iface(ctr, ns, &args.ifname, &result)?;
         }
-        if let Some(dns) = conf.dns.clone().filter(|d| !d.is_empty()) {
-            result.dns = dns;
-        }
-        result.cni_version = conf.cni_version.clone();
-        if let Some(lease) = lease {
-            lease.keep();
-        }
-        Ok(result)
-    })()
+    }
+    if let Some(dns) = conf.dns.clone().filter(|d| !d.is_empty()) {
+        result.dns = dns;
+    }
+    result.cni_version = conf.cni_version.clone();
+    if let Some(lease) = lease {
+        lease.keep();
+    }
+    Ok(result)
 }
 
 /// DEL: releases the address (when the config has IPAM) and deletes the

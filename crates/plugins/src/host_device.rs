@@ -341,23 +341,7 @@ impl Plugin for HostDevice {
                 sandbox: args.netns.clone(),
                 ..Interface::default()
             };
-            let mut result = match addressing {
-                Addressing::Ipam => {
-                    let (lease, mut result) = crate::common::IpamLease::acquire(&cfg.conf, args)?;
-                    if result.ips.is_empty() {
-                        return Err(CniError::internal("IPAM plugin returned missing IP config"));
-                    }
-                    for ip in &mut result.ips {
-                        ip.interface = Some(0);
-                    }
-                    lease.keep();
-                    result
-                }
-                _ => CniResult::default(),
-            };
-            result.interfaces = vec![iface];
-            result.cni_version = cfg.conf.cni_version.clone();
-            return Ok(result);
+            return cl::configure(&cfg.conf, args, None, iface, addressing, false);
         }
         let mut host = Handle::new().map_err(kernel_err("open netlink"))?;
         let dev = find_device(
@@ -373,7 +357,7 @@ impl Plugin for HostDevice {
             sandbox: args.netns.clone(),
             ..Interface::default()
         };
-        let addressed = cl::configure(&cfg.conf, args, &ns, iface, addressing, false);
+        let addressed = cl::configure(&cfg.conf, args, Some(&ns), iface, addressing, false);
         if addressed.is_err() {
             // Leaving a namespace drops the device's addresses and routes.
             let _ = move_out(&ns, &args.ifname);

@@ -4,7 +4,7 @@
 //! the addresses of attachments the runtime no longer knows, and STATUS
 //! reports an exhausted or unwritable store.
 
-use crate::common::parse_ip_maybe_cidr;
+use crate::common::{parse_ip_maybe_cidr, prev_addresses};
 use rcni_ipam::{Allocator, DiskStore, IpamError, Range};
 use rcni_skel::{CmdArgs, Plugin};
 use rcni_spec::args::CniArgs;
@@ -324,7 +324,10 @@ impl Plugin for HostLocal {
         let _lock = store.lock().map_err(store_err)?;
         // The addresses of prevResult, when all of them are this
         // attachment's, are freed without walking the whole store.
-        let known = previous_addresses(&conf, &args.ifname);
+        let known: Vec<IpAddr> = prev_addresses(&conf, &args.ifname)
+            .iter()
+            .map(|n| n.addr())
+            .collect();
         if store
             .release_known(&args.container_id, &args.ifname, &known)
             .map_err(store_err)?
@@ -394,21 +397,4 @@ impl Plugin for HostLocal {
         }
         Ok(())
     }
-}
-
-/// The addresses of a DEL's prevResult that belong to `ifname` (those
-/// without an interface index included); none when there is no
-/// prevResult or it does not parse.
-fn previous_addresses(conf: &PluginConf, ifname: &str) -> Vec<IpAddr> {
-    let Ok(Some(prev)) = conf.prev_result() else {
-        return Vec::new();
-    };
-    prev.ips
-        .iter()
-        .filter(|ip| {
-            ip.interface
-                .is_none_or(|i| prev.interfaces.get(i).is_some_and(|f| f.name == ifname))
-        })
-        .map(|ip| ip.address.addr())
-        .collect()
 }

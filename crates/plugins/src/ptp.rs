@@ -212,7 +212,7 @@ impl Plugin for Ptp {
                 ifname: &args.ifname,
                 container_id: &args.container_id,
             };
-            masq::teardown_known(&owner, &prev_addresses(&conf)).map_err(|e| {
+            masq::teardown_known(&owner, &prev_addresses(&conf, &args.ifname)).map_err(|e| {
                 CniError::internal(format!("failed to tear down IP masquerading: {e}"))
             })?;
         }

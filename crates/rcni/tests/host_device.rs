@@ -129,6 +129,7 @@ fn selected_by_mac_and_layer2_only() {
         .ifname("net1")
         .run(&conf)
         .ok();
+    assert_only_lo(&ctr);
     w.assert_home();
 }
 

@@ -289,5 +289,7 @@ fn del_runs_only_the_programs_of_the_backend_in_use() {
         assert_eq!(&execs[2..], programs, "{backend} {prev:?}: {execs:?}");
         assert!(!masq_present(&w, backend, &net), "{backend}: rules left");
         assert!(!w.iptables_nat().contains("CNI-"), "{backend} {prev:?}");
+        assert_only_lo(&ctr);
+        assert!(allocated_ips(data.path(), &net).is_empty());
     }
 }

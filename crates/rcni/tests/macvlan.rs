@@ -150,7 +150,9 @@ fn every_mode_is_applied_and_private_mode_isolates() {
             .id(id)
             .run(&conf)
             .ok();
+        assert_only_lo(ns);
     }
+    assert!(w.allocated().is_empty());
 }
 
 #[test]

@@ -628,5 +628,7 @@ fn del_reads_the_table_only_when_it_must() {
         Call::rcni("bridge", "DEL", &w.host, Some(&ctr))
             .run(&br)
             .ok();
+        assert_only_lo(&ctr);
+        assert!(allocated_ips(w.data.path(), &w.net).is_empty());
     }
 }
