@@ -66,11 +66,12 @@ pub fn teardown(id: &str) -> Result<(), FirewallError> {
             handle: r.handle,
         })
         .collect();
-    for name in [iface_chain, mac_chain] {
-        if nftables::chain_may_exist("bridge", "nat", &name) {
-            what.push(NftDeletion::Chain(name));
-        }
+    // The first chain is known to exist (probed above); the second is
+    // made with it but looked up all the same.
+    if nftables::chain_may_exist("bridge", "nat", &mac_chain) {
+        what.push(NftDeletion::Chain(mac_chain));
     }
+    what.push(NftDeletion::Chain(iface_chain));
     nftables::delete("bridge", "nat", &what)
 }
 

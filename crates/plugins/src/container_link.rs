@@ -119,7 +119,12 @@ pub fn create(
     creator
         .create_link(&tmp_name, kind, &opts)
         .map_err(|e| CniError::internal(format!("failed to create {what}: {e}")))?;
-    let mut ctr = Handle::new_in(ns).map_err(kernel_err("open netlink in the container"))?;
+    // Made from the container's side, the creating handle is the one.
+    let mut ctr = if in_container {
+        creator
+    } else {
+        Handle::new_in(ns).map_err(kernel_err("open netlink in the container"))?
+    };
     let link = ctr
         .link_by_name(&tmp_name)
         .map_err(kernel_err("look up the new link"))?
