@@ -632,3 +632,114 @@ fn del_reads_the_table_only_when_it_must() {
         assert!(allocated_ips(w.data.path(), &w.net).is_empty());
     }
 }
+
+/// What a runtime checks after the last DEL of a pod: no rule that names
+/// the container, no address taken, no veth on the host, an empty
+/// container.
+fn assert_nothing_left(w: &World, ctr: &Netns, what: &str) {
+    assert!(
+        !w.iptables_nat().contains("ctr1"),
+        "{what}: iptables rules left:\n{}",
+        w.iptables_nat()
+    );
+    assert!(
+        !w.nft_ruleset().contains("ctr1"),
+        "{what}: nft rules left:\n{}",
+        w.nft_ruleset()
+    );
+    assert!(
+        allocated_ips(w.data.path(), &w.net).is_empty(),
+        "{what}: IP left"
+    );
+    assert!(
+        !w.host.links().iter().any(|l| l.starts_with("veth")),
+        "{what}: veth left"
+    );
+    assert_only_lo(ctr);
+}
+
+/// containerd's CRI sends the mappings with Go's field names
+/// (`HostPort`, `Protocol`, an empty `HostIP`) and gives every pod three
+/// DELs: with the netns and the cached result, then twice with neither,
+/// still carrying the mappings.
+#[test]
+fn containerd_capitalised_mappings_and_its_three_dels() {
+    for backend in ["iptables", "nftables"] {
+        let w = World::new();
+        let ctr = Netns::new("pc");
+        let cri = json!({"backend": backend, "capabilities": {"portMappings": true},
+            "runtimeConfig": {"portMappings": [
+                {"HostPort": 18080, "ContainerPort": 80, "Protocol": "tcp", "HostIP": ""}]}});
+        let (br, pm) = w.attach(&ctr, "1.0.0", cri, false);
+        serve(&ctr, 80, "hello from the pod", 10);
+        for (from, addr) in [
+            (&w.outside, "203.0.113.1:18080"),
+            (&w.host, "127.0.0.1:18080"),
+        ] {
+            assert_eq!(
+                tcp_get(from, addr).as_deref(),
+                Some("hello from the pod"),
+                "{backend}: {addr}"
+            );
+        }
+        w.detach(&ctr, &br, &pm, false);
+        let mut gone = pm.clone();
+        gone.as_object_mut().unwrap().remove("prevResult");
+        for _ in 0..2 {
+            Call::rcni("portmap", "DEL", &w.host, None).run(&gone).ok();
+            Call::rcni("bridge", "DEL", &w.host, None).run(&br).ok();
+        }
+        assert_eq!(tcp_get(&w.outside, "203.0.113.1:18080"), None, "{backend}");
+        assert_nothing_left(&w, &ctr, backend);
+    }
+}
+
+/// A DEL needs neither the mappings nor prevResult nor args, nor values
+/// that ADD would refuse: malformed, they are ignored (with a warning) and
+/// everything the ADD made still goes, so the DELs after it in a list run.
+#[test]
+fn del_with_malformed_optional_sections_removes_everything() {
+    for backend in ["iptables", "nftables"] {
+        let w = World::new();
+        let ctr = Netns::new("pc");
+        let mut br = w.bridge_conf("1.0.0");
+        br["ipMasq"] = json!(true);
+        br["ipMasqBackend"] = json!(backend);
+        let prev = Call::rcni("bridge", "ADD", &w.host, Some(&ctr))
+            .run(&br)
+            .ok();
+        let mut pm = mappings(backend, json!({}));
+        for (k, v) in [
+            ("cniVersion", json!("1.0.0")),
+            ("name", json!(w.net)),
+            ("type", json!("portmap")),
+            ("prevResult", prev),
+        ] {
+            pm[k] = v;
+        }
+        Call::rcni("portmap", "ADD", &w.host, Some(&ctr))
+            .run(&pm)
+            .ok();
+        assert!(w.iptables_nat().contains("ctr1") || w.nft_ruleset().contains("ctr1"));
+
+        pm["runtimeConfig"] = json!({"portMappings": [{"hostPort": "x", "protocol": 5}]});
+        pm["prevResult"] = json!("garbage");
+        pm["args"] = json!(5);
+        let reply = Call::rcni("portmap", "DEL", &w.host, Some(&ctr)).run(&pm);
+        reply.ok();
+        assert!(
+            reply.stderr.contains("hostPort"),
+            "{backend}: {}",
+            reply.stderr
+        );
+        br["runtimeConfig"] = json!("garbage");
+        br["prevResult"] = json!([1]);
+        br["args"] = json!({"cni": {"mac": 7}});
+        br["mtu"] = json!(-1);
+        br["vlanTrunk"] = json!([{"minID": 20, "maxID": 10}]);
+        Call::rcni("bridge", "DEL", &w.host, Some(&ctr))
+            .run(&br)
+            .ok();
+        assert_nothing_left(&w, &ctr, backend);
+    }
+}

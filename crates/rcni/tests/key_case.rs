@@ -1,0 +1,218 @@
+//! Go's `encoding/json` matches keys up to case, and runtimes written in
+//! Go send them so (containerd: `HostPort`). For each plugin that runs on
+//! this kernel, configs whose every key is re-cased at random (at every
+//! depth) must give the same result and the same link as the canonical
+//! config, and the reference's binaries must accept the same input.
+//! portmap's capitalised mappings are in `portmap.rs`.
+
+// Tests panic on anything unexpected; that is their job.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::*;
+use serde_json::{json, Map, Value};
+
+/// How many random re-casings each plugin's config is tried with.
+const CASES: u64 = 3;
+
+/// A small deterministic generator, so a failing case can be replayed.
+struct Bits(u64);
+
+impl Bits {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn recase_key(key: &str, bits: &mut Bits) -> String {
+    loop {
+        let mask = bits.next();
+        let out: String = key
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if mask >> (i % 64) & 1 == 1 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            })
+            .collect();
+        if out != key || !key.chars().any(|c| c.is_ascii_alphabetic()) {
+            return out;
+        }
+    }
+}
+
+/// Every key re-cased, except the capability names, which are map keys
+/// (matched exactly by Go too).
+fn recase(value: &Value, bits: &mut Bits) -> Value {
+    match value {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let v = if k == "capabilities" {
+                        v.clone()
+                    } else {
+                        recase(v, bits)
+                    };
+                    (recase_key(k, bits), v)
+                })
+                .collect::<Map<String, Value>>(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(|v| recase(v, bits)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The result without what differs between two identical ADDs: random
+/// MACs, host veth names and namespace paths, and Debian's reference's
+/// empty `dns`.
+fn normalized(mut result: Value) -> Value {
+    for iface in result["interfaces"].as_array_mut().into_iter().flatten() {
+        let o = iface.as_object_mut().unwrap();
+        o.remove("mac");
+        if o["name"].as_str().unwrap_or("").starts_with("veth") {
+            o.insert("name".into(), json!("veth"));
+        }
+        if o.contains_key("sandbox") {
+            o.insert("sandbox".into(), json!("the container"));
+        }
+    }
+    if result.get("dns") == Some(&json!({})) {
+        result.as_object_mut().unwrap().remove("dns");
+    }
+    result
+}
+
+/// One plugin's case: its config (with the data dir as `@DATA@`), what the
+/// host needs first, and whether Debian's reference has the plugin.
+struct Case {
+    plugin: &'static str,
+    conf: Value,
+    host_setup: fn(&Netns),
+    reference: bool,
+    /// The config sets the container's MAC (else it is random).
+    sets_mac: bool,
+}
+
+fn with_data_dir(conf: &Value, dir: &str) -> Value {
+    let text = conf.to_string().replace("\"@DATA@\"", &json!(dir).to_string());
+    serde_json::from_str(&text).unwrap()
+}
+
+/// ADD, the container's eth0 as `ip` shows it, then DEL; the container
+/// is empty after.
+fn round(case: &Case, conf: &Value, reference: bool) -> (Value, Value) {
+    let host = Netns::new("kch");
+    (case.host_setup)(&host);
+    let ctr = Netns::new("kcc");
+    let data = data_dir();
+    let conf = with_data_dir(conf, data.path().to_str().unwrap());
+    let call = |verb: &str| {
+        let c = Call::rcni(case.plugin, verb, &host, Some(&ctr));
+        if reference {
+            c.reference()
+        } else {
+            c
+        }
+    };
+    let result = call("ADD").run(&conf).ok();
+    let link = link_details(&ctr, "eth0");
+    let mac = if case.sets_mac {
+        link["address"].clone()
+    } else {
+        Value::Null
+    };
+    let seen = json!({"mtu": link["mtu"], "address": mac,
+                      "addrs": ctr.addrs("eth0").into_iter().filter(|a| !a.starts_with("fe80")).collect::<Vec<_>>()});
+    call("DEL").run(&conf).ok();
+    assert_only_lo(&ctr);
+    (normalized(result), seen)
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            plugin: "bridge",
+            conf: json!({"cniVersion": "1.0.0", "name": "kcbr", "type": "bridge", "bridge": "br-kc",
+                "isGateway": true, "isDefaultGateway": true, "ipMasq": true, "mtu": 1400, "hairpinMode": true,
+                "capabilities": {"mac": true}, "runtimeConfig": {"mac": "02:00:00:00:00:42"},
+                "dns": {"nameservers": ["10.70.0.1"], "search": ["example.test"]},
+                "ipam": {"type": "host-local", "dataDir": "@DATA@",
+                         "ranges": [[{"subnet": "10.70.0.0/24", "rangeStart": "10.70.0.10", "gateway": "10.70.0.1"}]],
+                         "routes": [{"dst": "10.71.0.0/16"}]}}),
+            host_setup: |_| {},
+            reference: true,
+            sets_mac: true,
+        },
+        Case {
+            plugin: "ptp",
+            conf: json!({"cniVersion": "1.0.0", "name": "kcptp", "type": "ptp", "ipMasq": true, "mtu": 1300,
+                "ipam": {"type": "static", "addresses": [{"address": "10.72.0.5/24", "gateway": "10.72.0.1"}],
+                         "routes": [{"dst": "10.73.0.0/16"}], "dns": {"nameservers": ["10.72.0.1"]}}}),
+            host_setup: |_| {},
+            reference: true,
+            sets_mac: false,
+        },
+        Case {
+            plugin: "macvlan",
+            conf: json!({"cniVersion": "1.0.0", "name": "kcmv", "type": "macvlan", "master": "m0",
+                "mode": "private", "mtu": 1400, "mac": "02:00:00:00:00:44",
+                "ipam": {"type": "host-local", "subnet": "10.74.0.0/24", "rangeStart": "10.74.0.20", "dataDir": "@DATA@"}}),
+            host_setup: |host| veth_master(host, "m0"),
+            reference: true,
+            sets_mac: true,
+        },
+        Case {
+            plugin: "host-device",
+            conf: json!({"cniVersion": "1.0.0", "name": "kchd", "type": "host-device", "device": "hd0",
+                "ipam": {"type": "static", "addresses": [{"address": "10.75.0.5/24"}]}}),
+            host_setup: |host| {
+                host.exec(&[
+                    "ip", "link", "add", "hd0", "type", "veth", "peer", "name", "hd0p",
+                ]);
+            },
+            reference: true,
+            sets_mac: false,
+        },
+        Case {
+            plugin: "tap",
+            conf: json!({"cniVersion": "1.0.0", "name": "kctap", "type": "tap", "mtu": 1400,
+                "mac": "02:00:00:00:00:45", "multiQueue": true, "ipam": {"type": "static", "addresses": [{"address": "10.76.0.5/24"}]}}),
+            host_setup: |_| {},
+            // Debian's reference (1.1.1) has no tap.
+            reference: false,
+            sets_mac: true,
+        },
+    ]
+}
+
+#[test]
+fn every_plugin_reads_keys_in_any_case() {
+    for case in cases() {
+        let canonical = round(&case, &case.conf, false);
+        for seed in 1..=CASES {
+            let mut bits = Bits(0x9e37_79b9_7f4a_7c15 ^ seed);
+            let recased = recase(&case.conf, &mut bits);
+            assert_eq!(
+                round(&case, &recased, false),
+                canonical,
+                "{}: {recased}",
+                case.plugin
+            );
+            if case.reference {
+                require_reference();
+                assert_eq!(
+                    round(&case, &recased, true),
+                    canonical,
+                    "{} (reference): {recased}",
+                    case.plugin
+                );
+            }
+        }
+    }
+}
