@@ -100,7 +100,9 @@ struct Case {
 }
 
 fn with_data_dir(conf: &Value, dir: &str) -> Value {
-    let text = conf.to_string().replace("\"@DATA@\"", &json!(dir).to_string());
+    let text = conf
+        .to_string()
+        .replace("\"@DATA@\"", &json!(dir).to_string());
     serde_json::from_str(&text).unwrap()
 }
 

@@ -294,12 +294,16 @@ impl Cni {
             let valid_json = valid.map(|v| serde_json::to_value(v).unwrap_or(Value::Null));
             for plugin in &list.plugins {
                 let mut conf = plugin.raw.clone();
-                conf.insert("name".into(), Value::String(list.name.clone()));
-                conf.insert("cniVersion".into(), Value::String(list.cni_version.clone()));
+                gojson::set(&mut conf, "name", Value::String(list.name.clone()));
+                gojson::set(
+                    &mut conf,
+                    "cniVersion",
+                    Value::String(list.cni_version.clone()),
+                );
                 if let Some(v) = &valid_json {
-                    conf.insert("cni.dev/valid-attachments".into(), v.clone());
+                    gojson::set(&mut conf, "cni.dev/valid-attachments", v.clone());
                     // The reference also sends the key under its first spelling.
-                    conf.insert("cni.dev/attachments".into(), v.clone());
+                    gojson::set(&mut conf, "cni.dev/attachments", v.clone());
                 }
                 let stdin = Value::Object(conf).to_string().into_bytes();
                 if let Err(e) = self.exec(
@@ -424,10 +428,14 @@ pub fn build_config(
     rt: Option<&RuntimeConf>,
 ) -> Vec<u8> {
     let mut conf = plugin.raw.clone();
-    conf.insert("name".into(), Value::String(list.name.clone()));
-    conf.insert("cniVersion".into(), Value::String(list.cni_version.clone()));
+    gojson::set(&mut conf, "name", Value::String(list.name.clone()));
+    gojson::set(
+        &mut conf,
+        "cniVersion",
+        Value::String(list.cni_version.clone()),
+    );
     if let Some(prev) = prev {
-        conf.insert("prevResult".into(), prev.clone());
+        gojson::set(&mut conf, "prevResult", prev.clone());
     }
     if let Some(rt) = rt {
         let runtime: Map<String, Value> = plugin
@@ -440,7 +448,7 @@ pub fn build_config(
             })
             .collect();
         if !runtime.is_empty() {
-            conf.insert("runtimeConfig".into(), Value::Object(runtime));
+            gojson::set(&mut conf, "runtimeConfig", Value::Object(runtime));
         }
     }
     Value::Object(conf).to_string().into_bytes()

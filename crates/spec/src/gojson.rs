@@ -33,6 +33,14 @@ pub fn get<'a>(map: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
         .map(|(_, value)| value)
 }
 
+/// Sets `field` so that Go reads `value` for it: every other spelling of
+/// the key is removed first (libcni injects `name`, `prevResult`, ... into
+/// a Go map, whose sorted encoding puts the exact spelling last).
+pub fn set(map: &mut Map<String, Value>, field: &str, value: Value) {
+    map.retain(|key, _| !fold_eq(key, field));
+    map.insert(field.to_string(), value);
+}
+
 /// As [`get`], through an object value; `None` when `value` is no object.
 pub fn get_in<'a>(value: &'a Value, field: &str) -> Option<&'a Value> {
     value.as_object().and_then(|m| get(m, field))
