@@ -218,3 +218,26 @@ fn every_plugin_reads_keys_in_any_case() {
         }
     }
 }
+
+/// Go writes `null` for every empty slice and reads `null` into a plain
+/// field as its zero value: such configs work, and the reference agrees.
+#[test]
+fn null_values_are_zero_values() {
+    let conf = json!({"cniVersion": "1.0.0", "name": "kcnull", "type": "bridge", "bridge": "br-kn",
+        "isGateway": true, "mtu": null, "hairpinMode": null, "vlanTrunk": null, "dns": null, "args": null,
+        "runtimeConfig": {"mac": null, "ips": null},
+        "ipam": {"type": "host-local", "dataDir": "@DATA@", "routes": null, "resolvConf": null,
+                 "ranges": [[{"subnet": "10.77.0.0/24", "gateway": null}]]}});
+    let case = Case {
+        plugin: "bridge",
+        conf: conf.clone(),
+        host_setup: |_| {},
+        reference: true,
+        sets_mac: false,
+    };
+    let ours = round(&case, &conf, false);
+    assert_eq!(ours.0["ips"][0]["address"], "10.77.0.2/24");
+    assert_eq!(ours.1["mtu"], 1500);
+    require_reference();
+    assert_eq!(round(&case, &conf, true), ours);
+}
