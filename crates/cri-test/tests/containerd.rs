@@ -196,6 +196,8 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
   address = "{d}/containerd.sock"
 [ttrpc]
   address = "{d}/containerd.sock.ttrpc"
+[debug]
+  level = "debug"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{SANDBOX_IMAGE}"
   disable_apparmor = true
@@ -381,21 +383,28 @@ impl Containerd {
         (ready("RuntimeReady") && ready("NetworkReady")).then_some(client)
     }
 
-    /// What must be gone once every pod is removed: rules naming a pod (by
-    /// sandbox ID or address) or translating to one, veths, addresses held
-    /// in host-local's store, cached results.
-    fn assert_nothing_left(&self, pods: &[Pod]) {
-        let links = self
+    /// What the host holds for the network: each veth, each address in
+    /// host-local's store, each cached result, each DNAT rule, and each rule
+    /// naming one of `pods` (by sandbox ID or address).
+    fn traces(&self, pods: &[Pod]) -> Vec<Trace> {
+        let mut traces = Vec::new();
+        let mut add = |kind, what: &str| {
+            traces.push(Trace {
+                kind,
+                what: what.to_string(),
+            })
+        };
+        let veths = self
             .host
             .exec(&["ip", "-o", "link", "show", "type", "veth"]);
-        assert!(links.trim().is_empty(), "veths left: {links}");
-        let held: Vec<String> = read_dir_names(&self.dir.path().join("ipam").join(NETWORK))
-            .into_iter()
-            .filter(|n| n != "lock" && !n.starts_with("last_reserved_ip"))
-            .collect();
-        assert!(held.is_empty(), "host-local addresses left: {held:?}");
-        let cached = read_dir_names(&self.dir.path().join("varlib/cni/results"));
-        assert!(cached.is_empty(), "result cache files left: {cached:?}");
+        veths.lines().for_each(|l| add(Kind::Veth, l));
+        read_dir_names(&self.dir.path().join("ipam").join(NETWORK))
+            .iter()
+            .filter(|n| *n != "lock" && !n.starts_with("last_reserved_ip"))
+            .for_each(|n| add(Kind::Address, n));
+        read_dir_names(&self.dir.path().join("varlib/cni/results"))
+            .iter()
+            .for_each(|n| add(Kind::Cached, n));
         let rules = format!(
             "{}\n{}",
             self.host.exec(&["iptables-save"]),
@@ -403,23 +412,84 @@ impl Containerd {
         );
         for line in rules.lines() {
             // `-j DNAT` or nft's `dnat ... to`; chain names do not count.
-            let dnat = line
+            if line
                 .split_whitespace()
-                .any(|w| w.eq_ignore_ascii_case("dnat"));
-            assert!(!dnat, "DNAT rule left: {line}\n{rules}");
-            for pod in pods {
-                assert!(
-                    !line.contains(&pod.id) && !line.contains(&pod.ip),
-                    "rule of {} left: {line}\n{rules}",
-                    pod.name
-                );
+                .any(|w| w.eq_ignore_ascii_case("dnat"))
+            {
+                add(Kind::Dnat, line);
+            } else if pods
+                .iter()
+                .any(|p| line.contains(&p.id) || line.contains(&p.ip))
+            {
+                add(Kind::PodRule, line);
             }
         }
+        traces
+    }
+
+    /// While `pod` runs, the host holds its veth, its address, its cached
+    /// result, a DNAT rule to it and its masquerade rule: what
+    /// [`Self::traces`] must see, so that its finding nothing later means
+    /// something.
+    fn assert_pod_traced(&self, pod: &Pod) {
+        let traces = self.traces(std::slice::from_ref(pod));
+        for (kind, holding) in [
+            (Kind::Veth, "veth"),
+            (Kind::Address, pod.ip.as_str()),
+            (Kind::Cached, pod.id.as_str()),
+            (Kind::Dnat, pod.ip.as_str()),
+            (Kind::PodRule, pod.id.as_str()),
+        ] {
+            assert!(
+                traces.iter().any(|t| t.is(kind, holding)),
+                "{}: no {kind:?} holding {holding}: {traces:#?}",
+                pod.name
+            );
+        }
+    }
+
+    fn assert_nothing_left(&self, pods: &[Pod]) {
+        let traces = self.traces(pods);
+        assert!(
+            traces.is_empty(),
+            "left after RemovePodSandbox: {traces:#?}"
+        );
+    }
+}
+
+/// Something the host holds for a pod (see [`Containerd::traces`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Veth,
+    Address,
+    Cached,
+    Dnat,
+    PodRule,
+}
+
+#[derive(Debug)]
+struct Trace {
+    kind: Kind,
+    what: String,
+}
+
+impl Trace {
+    fn is(&self, kind: Kind, holding: &str) -> bool {
+        self.kind == kind && self.what.contains(holding)
     }
 }
 
 impl Drop for Containerd {
     fn drop(&mut self) {
+        if let Some(keep) = std::env::var_os("RCNI_CRI_LOG") {
+            let _ = std::fs::copy(self.dir.path().join("containerd.log"), keep);
+        }
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("containerd's log, last lines:");
+            tail.iter().rev().for_each(|l| eprintln!("{l}"));
+        }
         // Killing PID 1 of the namespace kills the shims and pods with it;
         // `unshare` returns once they are all gone.
         let _ = rustix::process::kill_process(
@@ -588,6 +658,7 @@ fn assert_pod_reachable(containerd: &Containerd, pod: &Pod) {
         );
     }
     server.join().expect("server thread");
+    containerd.assert_pod_traced(pod);
 }
 
 /// Answers `count` connections with `reply`, giving up after the timeout.
