@@ -23,6 +23,7 @@ use k8s_cri::v1::{
 };
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -685,6 +686,13 @@ fn fetch(addr: SocketAddr) -> Option<String> {
     Some(answer)
 }
 
+/// Runs `work` to its end, or panics after the timeout.
+fn within<T>(runtime: &tokio::runtime::Runtime, what: &str, work: impl Future<Output = T>) -> T {
+    runtime
+        .block_on(async { tokio::time::timeout(TIMEOUT, work).await })
+        .unwrap_or_else(|_| panic!("{what} took longer than {TIMEOUT:?}"))
+}
+
 /// Five pods one after the other, then five at once, on `backend`.
 fn pods_through_containerd(tag: &str, backend: &str, plugin_dir: Option<&Path>) {
     let containerd = Containerd::start(tag, backend, plugin_dir);
@@ -695,45 +703,33 @@ fn pods_through_containerd(tag: &str, backend: &str, plugin_dir: Option<&Path>) 
     let client = runtime.block_on(containerd.client());
     containerd.import_sandbox_image();
     let log_dir = containerd.dir.path().join("logs");
-    let bounded = |what: &str| format!("{what} took longer than {TIMEOUT:?}");
 
     for i in 0..5u16 {
-        let pod = runtime.block_on(async {
-            tokio::time::timeout(
-                TIMEOUT,
-                run_pod(
-                    client.clone(),
-                    format!("seq{i}"),
-                    FIRST_HOST_PORT + i,
-                    log_dir.clone(),
-                ),
-            )
-            .await
-            .expect(&bounded("RunPodSandbox"))
-        });
+        let name = format!("seq{i}");
+        let pod = within(
+            &runtime,
+            "RunPodSandbox",
+            run_pod(client.clone(), name, FIRST_HOST_PORT + i, log_dir.clone()),
+        );
         assert_pod_reachable(&containerd, &pod);
-        runtime.block_on(async {
-            tokio::time::timeout(TIMEOUT, stop_and_remove(client.clone(), pod.id.clone()))
-                .await
-                .expect(&bounded("stopping and removing"))
-        });
+        within(
+            &runtime,
+            "stopping and removing",
+            stop_and_remove(client.clone(), pod.id.clone()),
+        );
         containerd.assert_nothing_left(std::slice::from_ref(&pod));
     }
 
-    let pods = runtime.block_on(async {
-        let mut tasks = tokio::task::JoinSet::new();
-        for i in 0..5u16 {
-            tasks.spawn(run_pod(
-                client.clone(),
-                format!("par{i}"),
-                FIRST_HOST_PORT + 10 + i,
-                log_dir.clone(),
-            ));
-        }
-        tokio::time::timeout(TIMEOUT, tasks.join_all())
-            .await
-            .expect(&bounded("RunPodSandbox of five pods"))
-    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..5u16 {
+        let name = format!("par{i}");
+        let host_port = FIRST_HOST_PORT + 10 + i;
+        tasks.spawn_on(
+            run_pod(client.clone(), name, host_port, log_dir.clone()),
+            runtime.handle(),
+        );
+    }
+    let pods = within(&runtime, "RunPodSandbox of five pods", tasks.join_all());
     for pod in &pods {
         assert_pod_reachable(&containerd, pod);
     }
@@ -741,15 +737,18 @@ fn pods_through_containerd(tag: &str, backend: &str, plugin_dir: Option<&Path>) 
     ips.sort();
     ips.dedup();
     assert_eq!(ips.len(), pods.len(), "pods share an address: {ips:?}");
-    runtime.block_on(async {
-        let mut tasks = tokio::task::JoinSet::new();
-        for pod in &pods {
-            tasks.spawn(stop_and_remove(client.clone(), pod.id.clone()));
-        }
-        tokio::time::timeout(TIMEOUT, tasks.join_all())
-            .await
-            .expect(&bounded("stopping and removing five pods"))
-    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for pod in &pods {
+        tasks.spawn_on(
+            stop_and_remove(client.clone(), pod.id.clone()),
+            runtime.handle(),
+        );
+    }
+    within(
+        &runtime,
+        "stopping and removing five pods",
+        tasks.join_all(),
+    );
     containerd.assert_nothing_left(&pods);
 }
 
