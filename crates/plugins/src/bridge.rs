@@ -129,6 +129,18 @@ fn load(args: &CmdArgs) -> Result<Config, CniError> {
     if own.bridge.is_empty() {
         own.bridge = DEFAULT_BRIDGE.to_string();
     }
+    let layer3 = conf.ipam.as_ref().is_some_and(|i| !i.ipam_type.is_empty());
+    if args.is_del() {
+        // DEL uses none of what is checked below: an attachment made
+        // with values rcni refuses (by the reference, say) still goes.
+        return Ok(Config {
+            conf,
+            own,
+            layer3,
+            trunk: Vec::new(),
+            mac: None,
+        });
+    }
     if own.vlan < 0 || own.vlan > MAX_VLAN {
         return Err(invalid(format!(
             "invalid VLAN ID {} (must be between 0 and 4094)",
@@ -137,7 +149,6 @@ fn load(args: &CmdArgs) -> Result<Config, CniError> {
     }
     let trunk = collect_trunk(own.vlan_trunk.as_deref().unwrap_or_default())?;
     let mac = requested_mac(&conf, &args.args)?;
-    let layer3 = conf.ipam.as_ref().is_some_and(|i| !i.ipam_type.is_empty());
     if layer3 && own.disable_container_interface {
         return Err(invalid(
             "cannot use IPAM when DisableContainerInterface flag is set",

@@ -281,10 +281,12 @@ pub fn valid_attachments(conf: &PluginConf) -> Result<Vec<(String, String)>, Cni
         #[serde(default)]
         ifname: String,
     }
-    let list: Vec<Attachment> = match conf.raw.get("cni.dev/valid-attachments") {
+    let list: Vec<Attachment> = match rcni_spec::gojson::get(&conf.raw, "cni.dev/valid-attachments")
+    {
         None | Some(serde_json::Value::Null) => Vec::new(),
-        Some(v) => serde_json::from_value(v.clone())
-            .map_err(|e| CniError::invalid_config(format!("cni.dev/valid-attachments: {e}")))?,
+        Some(v) => rcni_spec::gojson::from_value(v).map_err(|e| {
+            CniError::invalid_config(e.within("cni.dev/valid-attachments").to_string())
+        })?,
     };
     Ok(list
         .into_iter()

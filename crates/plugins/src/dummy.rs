@@ -11,7 +11,7 @@ pub struct Dummy;
 
 fn load(args: &CmdArgs) -> Result<PluginConf, CniError> {
     let conf = args.conf()?;
-    if !cl::has_ipam(&conf) {
+    if !cl::has_ipam(&conf) && !args.is_del() {
         return Err(CniError::invalid_config(
             "ipam: dummy interface requires an IPAM configuration",
         ));

@@ -8,7 +8,8 @@ use crate::common::{parse_ip_maybe_cidr, prev_addresses};
 use rcni_ipam::{Allocator, DiskStore, IpamError, Range};
 use rcni_skel::{CmdArgs, Plugin};
 use rcni_spec::args::CniArgs;
-use rcni_spec::config::{from_object_ci, PluginConf};
+use rcni_spec::config::{decode, PluginConf};
+use rcni_spec::gojson;
 use rcni_spec::{version, CniError, CniResult, ErrorCode, IpConfig, Route};
 use serde::Deserialize;
 use serde_json::Value;
@@ -72,7 +73,7 @@ fn parse_range(value: &Value, place: &str) -> Result<Range, CniError> {
         )));
     };
     let raw: RawRange =
-        from_object_ci(map).map_err(|e| CniError::invalid_config(format!("{place}: {}", e.msg)))?;
+        gojson::from_map(map).map_err(|e| CniError::invalid_config(e.within(place).to_string()))?;
     let subnet_text = raw
         .subnet
         .filter(|s| !s.is_empty())
@@ -142,8 +143,8 @@ fn requested_ips(conf: &PluginConf, cni_args: &str) -> Result<Vec<IpAddr>, CniEr
     ] {
         let list: Vec<String> = match value {
             None | Some(Value::Null) => Vec::new(),
-            Some(v) => serde_json::from_value(v.clone())
-                .map_err(|e| CniError::invalid_config(format!("{field}: {e}")))?,
+            Some(v) => gojson::from_value(v)
+                .map_err(|e| CniError::invalid_config(e.within(field).to_string()))?,
         };
         for s in list {
             out.push(
@@ -162,7 +163,7 @@ pub(crate) fn load(conf: &PluginConf, cni_args: &str) -> Result<Config, CniError
         .ipam
         .as_ref()
         .ok_or_else(|| CniError::invalid_config("IPAM config missing 'ipam' key"))?;
-    let section: IpamSection = from_object_ci(&ipam.raw).map_err(|e| e.context("ipam"))?;
+    let section: IpamSection = decode(&ipam.raw).map_err(|e| e.context("ipam"))?;
     let requested = requested_ips(conf, cni_args)?;
 
     let mut range_sets = parse_range_sets(section.ranges.as_ref(), "ipam.ranges")?;
@@ -215,13 +216,19 @@ pub(crate) fn load(conf: &PluginConf, cni_args: &str) -> Result<Config, CniError
         network: conf.name.clone(),
         range_sets,
         routes: section.routes,
-        data_dir: PathBuf::from(if section.data_dir.is_empty() {
-            DEFAULT_DATA_DIR
-        } else {
-            section.data_dir.as_str()
-        }),
+        data_dir: data_dir(&section.data_dir),
         resolv_conf: section.resolv_conf,
         requested,
+    })
+}
+
+/// The store's parent directory: `ipam.dataDir`, or the reference's
+/// default when it is empty.
+fn data_dir(configured: &str) -> PathBuf {
+    PathBuf::from(if configured.is_empty() {
+        DEFAULT_DATA_DIR
+    } else {
+        configured
     })
 }
 
@@ -318,9 +325,17 @@ impl Plugin for HostLocal {
     }
 
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
+        // DEL needs only where the store is: ranges and requested IPs
+        // that ADD would refuse must not keep an address allocated.
         let conf = args.conf()?;
-        let cfg = load(&conf, &args.args)?;
-        let store = open_store(&cfg)?;
+        conf.validate_name()?;
+        let configured = conf
+            .ipam
+            .as_ref()
+            .and_then(|ipam| gojson::get(&ipam.raw, "dataDir"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let store = DiskStore::open(&data_dir(configured), &conf.name).map_err(store_err)?;
         let _lock = store.lock().map_err(store_err)?;
         // The addresses of prevResult, when all of them are this
         // attachment's, are freed without walking the whole store.

@@ -74,8 +74,8 @@ fn conditions_backend(c: &Option<Vec<String>>) -> Option<&'static str> {
 fn parse_mappings(conf: &PluginConf) -> Result<Vec<Mapping>, CniError> {
     let raw: Vec<RawMapping> = match conf.runtime("portMappings") {
         None | Some(serde_json::Value::Null) => Vec::new(),
-        Some(v) => serde_json::from_value(v.clone())
-            .map_err(|e| invalid(format!("runtimeConfig.portMappings: {e}")))?,
+        Some(v) => rcni_spec::gojson::from_value(v)
+            .map_err(|e| invalid(e.within("runtimeConfig.portMappings").to_string()))?,
     };
     raw.into_iter()
         .enumerate()
@@ -287,7 +287,17 @@ impl Plugin for Portmap {
     /// Removes the container's mappings, found by name: this works even
     /// when the runtime leaves the mappings out on DEL.
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
-        let cfg = load(args)?;
+        let cfg = match load(args) {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                // The rules are found by name: what ADD would refuse
+                // (mappings, mark bits, backend keys) is not needed.
+                eprintln!("portmap: DEL: {}; removing the rules by name", e.msg);
+                let conf = args.conf()?;
+                return portmap::del(&conf.name, &args.container_id, None)
+                    .map_err(firewall_err("could not tear down port mappings"));
+            }
+        };
         let empty = Vec::new();
         let pm = cfg.portmap(args, &empty);
         let known = (!cfg.mappings.is_empty() && !cfg.containers.is_empty())

@@ -5,7 +5,8 @@ use crate::common::parse_cidr_keep_host;
 use ipnet::IpNet;
 use rcni_skel::{CmdArgs, Plugin};
 use rcni_spec::args::CniArgs;
-use rcni_spec::config::{from_object_ci, PluginConf};
+use rcni_spec::config::{decode, PluginConf};
+use rcni_spec::gojson;
 use rcni_spec::version;
 use rcni_spec::{CniError, CniResult, Dns, IpConfig, Route};
 use serde::Deserialize;
@@ -47,8 +48,8 @@ struct Config {
 fn string_list(value: Option<&serde_json::Value>, field: &str) -> Result<Vec<String>, CniError> {
     match value {
         None | Some(serde_json::Value::Null) => Ok(Vec::new()),
-        Some(v) => serde_json::from_value(v.clone())
-            .map_err(|e| CniError::invalid_config(format!("invalid {field}: {e}"))),
+        Some(v) => gojson::from_value(v)
+            .map_err(|e| CniError::invalid_config(format!("invalid {}", e.within(field)))),
     }
 }
 
@@ -74,8 +75,7 @@ fn load(conf: &PluginConf, cni_args: &str) -> Result<Config, CniError> {
         .ipam
         .as_ref()
         .ok_or_else(|| CniError::invalid_config("IPAM config missing 'ipam' key"))?;
-    let parsed: StaticIpam =
-        from_object_ci(&ipam.raw).map_err(|e| e.context("invalid ipam config"))?;
+    let parsed: StaticIpam = decode(&ipam.raw).map_err(|e| e.context("invalid ipam config"))?;
     let mut addresses = parsed
         .addresses
         .into_iter()

@@ -26,6 +26,10 @@ struct VlanConf {
 fn load(args: &CmdArgs) -> Result<(rcni_spec::config::PluginConf, VlanConf), CniError> {
     let conf = args.conf()?;
     let own: VlanConf = conf.plugin_fields()?;
+    if args.is_del() {
+        // DEL needs neither the master nor the VLAN ID.
+        return Ok((conf, own));
+    }
     if own.master.is_empty() {
         return Err(CniError::invalid_config(
             "\"master\" field is required. It specifies the host interface name to create the VLAN for",

@@ -31,7 +31,7 @@ const LOCAL_ROUTE_WAIT: Duration = Duration::from_secs(3);
 fn load(args: &CmdArgs) -> Result<(PluginConf, VrfConf), CniError> {
     let conf = args.conf()?;
     let own: VrfConf = conf.plugin_fields()?;
-    if own.vrfname.is_empty() {
+    if own.vrfname.is_empty() && !args.is_del() {
         return Err(CniError::invalid_config(
             "vrfname: configuration is expected to have a valid vrf name",
         ));
@@ -236,6 +236,9 @@ impl Plugin for Vrf {
 
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
         let (_, own) = load(args)?;
+        if own.vrfname.is_empty() {
+            return Ok(());
+        }
         let Some(ns) = open_netns(&args.netns)? else {
             return Ok(());
         };

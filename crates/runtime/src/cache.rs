@@ -7,6 +7,7 @@
 
 use crate::error::RuntimeError;
 use base64::Engine;
+use rcni_spec::gojson;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 use std::io::Write;
@@ -156,8 +157,8 @@ pub fn read(path: &Path) -> Result<Option<Cached>, RuntimeError> {
     };
     let value: Value = serde_json::from_slice(&bytes)
         .map_err(|e| cache_err(path, format!("corrupt cache file: {e}")))?;
-    if value.get("kind").and_then(Value::as_str) == Some(CACHE_V1) {
-        let info: CachedInfo = serde_json::from_value(value)
+    if gojson::get_in(&value, "kind").and_then(Value::as_str) == Some(CACHE_V1) {
+        let info: CachedInfo = gojson::from_value(&value)
             .map_err(|e| cache_err(path, format!("corrupt cache file: {e}")))?;
         return Ok(Some(Cached::V1(Box::new(info))));
     }

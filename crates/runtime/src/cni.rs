@@ -6,7 +6,7 @@ use crate::error::RuntimeError;
 use rcni_skel::invoke::{self, Exec};
 use rcni_skel::Command;
 use rcni_spec::version::{self, VersionInfo};
-use rcni_spec::{names, result, CniError, ErrorCode};
+use rcni_spec::{gojson, names, result, CniError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -347,11 +347,14 @@ impl Cni {
             stdin.as_bytes(),
             &RuntimeConf::default(),
         ) {
-            Ok(out) => serde_json::from_slice(&out).map_err(|e| RuntimeError::Plugin {
-                plugin: plugin_type.to_string(),
-                verb: "version",
-                error: CniError::decode(format!("decoding version info: {e}")),
-            }),
+            Ok(out) => serde_json::from_slice::<Value>(&out)
+                .map_err(|e| e.to_string())
+                .and_then(|v| gojson::from_value(&v).map_err(|e| e.to_string()))
+                .map_err(|e| RuntimeError::Plugin {
+                    plugin: plugin_type.to_string(),
+                    verb: "version",
+                    error: CniError::decode(format!("decoding version info: {e}")),
+                }),
             Err(RuntimeError::Plugin { error, .. })
                 if error.msg.contains("unknown CNI_COMMAND: VERSION") =>
             {

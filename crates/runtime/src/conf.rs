@@ -2,6 +2,7 @@
 
 use crate::error::RuntimeError;
 use rcni_spec::config::NetConfList;
+use rcni_spec::gojson;
 use rcni_spec::CniError;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -18,7 +19,7 @@ pub struct PluginConfig {
 impl PluginConfig {
     /// Checks one plugin's object: it needs a `type` that is a plain name.
     pub fn from_object(raw: Map<String, Value>) -> Result<PluginConfig, CniError> {
-        let plugin_type = match raw.get("type") {
+        let plugin_type = match gojson::get(&raw, "type") {
             Some(Value::String(t)) if !t.is_empty() => t.clone(),
             _ => {
                 return Err(CniError::invalid_config(
@@ -31,7 +32,7 @@ impl PluginConfig {
                 "invalid plugin type {plugin_type:?}: it must be a file name, not a path"
             )));
         }
-        let capabilities = match raw.get("capabilities") {
+        let capabilities = match gojson::get(&raw, "capabilities") {
             Some(Value::Object(caps)) => caps
                 .iter()
                 .filter(|(_, on)| on.as_bool() == Some(true))
@@ -98,15 +99,11 @@ impl NetworkList {
     /// Wraps a single-plugin config (`.conf`) into a one-plugin list.
     pub fn from_single(bytes: &[u8]) -> Result<NetworkList, CniError> {
         let plugin = PluginConfig::from_bytes(bytes)?;
-        let name = plugin
-            .raw
-            .get("name")
+        let name = gojson::get(&plugin.raw, "name")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        let version = plugin
-            .raw
-            .get("cniVersion")
+        let version = gojson::get(&plugin.raw, "cniVersion")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();

@@ -68,12 +68,25 @@ pub struct CmdArgs {
     /// does not run inside the container's own netns.
     pub netns_override: bool,
     pub stdin: Vec<u8>,
+    /// The verb (`CNI_COMMAND`), when it is known.
+    pub command: Option<Command>,
 }
 
 impl CmdArgs {
-    /// Parses stdin as a plugin config.
+    /// Parses stdin as a plugin config. For a DEL, what cannot be decoded
+    /// is left out with a warning (see [`PluginConf::parse_lenient`]): a
+    /// DEL must tear down what it can find whatever the config's values.
     pub fn conf(&self) -> Result<PluginConf, CniError> {
-        PluginConf::parse(&self.stdin)
+        if self.is_del() {
+            PluginConf::parse_lenient(&self.stdin)
+        } else {
+            PluginConf::parse(&self.stdin)
+        }
+    }
+
+    /// Whether this call is a DEL, which validates only what it uses.
+    pub fn is_del(&self) -> bool {
+        self.command == Some(Command::Del)
     }
 
     /// The directories of `CNI_PATH`.
@@ -163,6 +176,7 @@ pub fn from_env(getenv: &dyn Fn(&str) -> Option<String>) -> Result<(String, CmdA
             path: get("CNI_PATH"),
             netns_override: over == "1" || over.eq_ignore_ascii_case("true"),
             stdin: Vec::new(),
+            command: cmd,
         },
     ))
 }

@@ -176,8 +176,7 @@ fn dispatch(
 fn validate_stdin(stdin: &[u8]) -> Result<(), CniError> {
     let value: serde_json::Value = serde_json::from_slice(stdin)
         .map_err(|e| CniError::decode(format!("error unmarshall network config: {e}")))?;
-    let name = value
-        .get("name")
+    let name = rcni_spec::gojson::get_in(&value, "name")
         .and_then(|n| n.as_str())
         .unwrap_or_default();
     if name.is_empty() {

@@ -203,15 +203,18 @@ fn plugin_error(
         };
         return CniError::new(rcni_spec::ErrorCode::UNKNOWN, msg);
     }
-    serde_json::from_slice::<CniError>(stdout).unwrap_or_else(|e| {
-        CniError::new(
-            rcni_spec::ErrorCode::UNKNOWN,
-            format!(
-                "netplugin {name} failed but error parsing its diagnostic message {:?}: {e}",
-                String::from_utf8_lossy(stdout)
-            ),
-        )
-    })
+    serde_json::from_slice::<serde_json::Value>(stdout)
+        .map_err(|e| e.to_string())
+        .and_then(|v| rcni_spec::gojson::from_value::<CniError>(&v).map_err(|e| e.to_string()))
+        .unwrap_or_else(|e| {
+            CniError::new(
+                rcni_spec::ErrorCode::UNKNOWN,
+                format!(
+                    "netplugin {name} failed but error parsing its diagnostic message {:?}: {e}",
+                    String::from_utf8_lossy(stdout)
+                ),
+            )
+        })
 }
 
 /// Parses a plugin's ADD output; an output without `cniVersion` is taken
@@ -223,8 +226,7 @@ pub fn parse_result(conf: &[u8], stdout: &[u8]) -> Result<CniResult, CniError> {
         value = serde_json::json!({});
     }
     if let serde_json::Value::Object(m) = &mut value {
-        let empty = m
-            .get("cniVersion")
+        let empty = rcni_spec::gojson::get(m, "cniVersion")
             .and_then(|v| v.as_str())
             .unwrap_or_default()
             .is_empty();

@@ -3,11 +3,12 @@
 //! so a config survives every round trip unchanged.
 
 use crate::error::CniError;
+use crate::gojson::{self, DecodeError};
 use crate::names::validate_network_name;
 use crate::result;
 use crate::types::{CniResult, Dns};
 use crate::version;
-use serde::de::{self, DeserializeOwned, Visitor};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -24,6 +25,10 @@ pub struct PluginConf {
     pub args: Option<Value>,
     pub prev_result: Option<Value>,
     pub raw: Map<String, Value>,
+    /// Parsed for a DEL: what cannot be decoded is left out (with a
+    /// warning on stderr, the log the runtime keeps) instead of failing,
+    /// so that a DEL tears down what it can find whatever the values.
+    pub lenient: bool,
 }
 
 /// The `ipam` section: its `type` and everything else as given.
@@ -64,25 +69,45 @@ impl PluginConf {
         Self::from_value(value)
     }
 
+    /// As [`PluginConf::parse`], for a DEL: malformed optional sections
+    /// (`runtimeConfig`, `args`, `prevResult`, `dns`, a non-object `ipam`)
+    /// are left out, and so are plugin keys [`PluginConf::plugin_fields`]
+    /// cannot decode.
+    pub fn parse_lenient(stdin: &[u8]) -> Result<PluginConf, CniError> {
+        let value: Value =
+            serde_json::from_slice(stdin).map_err(|e| decode_err("network configuration", e))?;
+        Self::build(value, true)
+    }
+
     /// As [`PluginConf::parse`], from an already parsed value.
     pub fn from_value(value: Value) -> Result<PluginConf, CniError> {
+        Self::build(value, false)
+    }
+
+    fn build(value: Value, lenient: bool) -> Result<PluginConf, CniError> {
         let Value::Object(raw) = value else {
             return Err(CniError::decode(
                 "failed to parse network configuration: not a JSON object",
             ));
         };
-        let known: WellKnown =
-            from_object_ci(&raw).map_err(|e| e.context("network configuration"))?;
-        let ipam = match raw.get("ipam") {
+        let known: WellKnown = if lenient {
+            decode_leaving_out(&raw, "network configuration")?
+        } else {
+            gojson::from_map(&raw).map_err(|e| config_err("network configuration", e))?
+        };
+        let ipam = match gojson::get(&raw, "ipam") {
             None | Some(Value::Null) => None,
             Some(Value::Object(m)) => Some(IpamConf {
-                ipam_type: m
-                    .get("type")
+                ipam_type: gojson::get(m, "type")
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_string(),
                 raw: m.clone(),
             }),
+            Some(_) if lenient => {
+                warn_left_out("ipam", "not an object");
+                None
+            }
             Some(_) => return Err(CniError::invalid_config("field \"ipam\" must be an object")),
         };
         Ok(PluginConf {
@@ -99,6 +124,7 @@ impl PluginConf {
             args: known.args,
             prev_result: known.prev_result,
             raw,
+            lenient,
         })
     }
 
@@ -107,13 +133,18 @@ impl PluginConf {
         validate_network_name(&self.name)
     }
 
-    /// Decodes the plugin-specific keys into `T` (unknown keys ignored, key
-    /// names matched case-insensitively as the reference does).
+    /// Decodes the plugin-specific keys into `T` by Go's rules (see
+    /// [`gojson`]); for a DEL, keys that do not decode are left out.
     pub fn plugin_fields<T: DeserializeOwned>(&self) -> Result<T, CniError> {
-        from_object_ci(&self.raw)
+        if self.lenient {
+            decode_leaving_out(&self.raw, "configuration")
+        } else {
+            decode(&self.raw)
+        }
     }
 
-    /// The previous result, converted to the model; `None` when absent.
+    /// The previous result, converted to the model; `None` when absent
+    /// (and, for a DEL, when it cannot be read).
     pub fn prev_result(&self) -> Result<Option<CniResult>, CniError> {
         match &self.prev_result {
             None | Some(Value::Null) => Ok(None),
@@ -121,24 +152,30 @@ impl PluginConf {
                 let mut v = v.clone();
                 // A prevResult without its own version is in the config's.
                 if let Value::Object(m) = &mut v {
-                    m.entry("cniVersion")
-                        .or_insert_with(|| Value::String(self.cni_version.clone()));
+                    if gojson::get(m, "cniVersion").is_none() {
+                        m.insert("cniVersion".into(), Value::String(self.cni_version.clone()));
+                    }
                 }
-                result::parse(&v)
-                    .map(Some)
-                    .map_err(|e| e.context("could not parse prevResult"))
+                match result::parse(&v) {
+                    Ok(r) => Ok(Some(r)),
+                    Err(e) if self.lenient => {
+                        warn_left_out("prevResult", &e.msg);
+                        Ok(None)
+                    }
+                    Err(e) => Err(e.context("could not parse prevResult")),
+                }
             }
         }
     }
 
     /// `args.cni.<key>` if present.
     pub fn cni_arg(&self, key: &str) -> Option<&Value> {
-        self.args.as_ref()?.get("cni")?.get(key)
+        gojson::get_in(gojson::get_in(self.args.as_ref()?, "cni")?, key)
     }
 
     /// `runtimeConfig.<key>` if present.
     pub fn runtime(&self, key: &str) -> Option<&Value> {
-        self.runtime_config.get(key)
+        gojson::get(&self.runtime_config, key)
     }
 
     /// The config as the JSON object it arrived as.
@@ -162,7 +199,7 @@ pub struct NetConfList {
 
 /// A boolean that may also arrive as the string "true"/"false".
 fn loose_bool(raw: &Map<String, Value>, key: &str) -> Result<bool, CniError> {
-    match raw.get(key) {
+    match gojson::get(raw, key) {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
         Some(Value::String(s)) => match s.to_lowercase().as_str() {
@@ -190,11 +227,11 @@ impl NetConfList {
                 "failed to parse network config list: not a JSON object",
             ));
         };
-        let name = match raw.get("name") {
+        let name = match gojson::get(&raw, "name") {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             _ => return Err(CniError::invalid_config("no name in network config list")),
         };
-        let cni_version = match raw.get("cniVersion") {
+        let cni_version = match gojson::get(&raw, "cniVersion") {
             None | Some(Value::Null) => String::new(),
             Some(Value::String(s)) => s.clone(),
             Some(other) => {
@@ -203,14 +240,14 @@ impl NetConfList {
                 )))
             }
         };
-        let cni_versions: Vec<String> = match raw.get("cniVersions") {
+        let cni_versions: Vec<String> = match gojson::get(&raw, "cniVersions") {
             None | Some(Value::Null) => Vec::new(),
-            Some(v) => serde_json::from_value(v.clone())
+            Some(v) => gojson::from_value(v)
                 .map_err(|e| CniError::invalid_config(format!("invalid cniVersions: {e}")))?,
         };
         let cni_version = choose_version(&cni_version, &cni_versions)?;
         let load_only_inlined_plugins = loose_bool(&raw, "loadOnlyInlinedPlugins")?;
-        let plugins = match raw.get("plugins") {
+        let plugins = match gojson::get(&raw, "plugins") {
             Some(Value::Array(items)) if items.is_empty() => {
                 return Err(CniError::invalid_config("no plugins in list"))
             }
@@ -218,7 +255,7 @@ impl NetConfList {
                 .iter()
                 .enumerate()
                 .map(|(i, p)| match p {
-                    Value::Object(m) => match m.get("type") {
+                    Value::Object(m) => match gojson::get(m, "type") {
                         Some(Value::String(t)) if !t.is_empty() => Ok(m.clone()),
                         _ => Err(CniError::invalid_config(format!(
                             "plugins[{i}]: missing 'type'"
@@ -276,54 +313,43 @@ pub fn choose_version(cni_version: &str, cni_versions: &[String]) -> Result<Stri
         .unwrap_or_else(|| cni_version.to_string()))
 }
 
-/// Collects the field names a `Deserialize` type expects, so keys can be
-/// matched case-insensitively as Go's encoding/json does.
-fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
-    struct Probe<'a>(&'a mut &'static [&'static str]);
-    impl<'de> de::Deserializer<'de> for Probe<'_> {
-        type Error = de::value::Error;
-        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
-            Err(de::Error::custom("field probe"))
-        }
-        fn deserialize_struct<V: Visitor<'de>>(
-            self,
-            _: &'static str,
-            fields: &'static [&'static str],
-            _: V,
-        ) -> Result<V::Value, Self::Error> {
-            *self.0 = fields;
-            Err(de::Error::custom("field probe"))
-        }
-        serde::forward_to_deserialize_any! {
-            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-            bytes byte_buf option unit unit_struct newtype_struct seq tuple
-            tuple_struct map enum identifier ignored_any
-        }
-    }
-    let mut fields: &'static [&'static str] = &[];
-    let _ = T::deserialize(Probe(&mut fields));
-    fields
+/// Decodes `T` from a config object by Go's rules; a value of the wrong
+/// shape is an invalid config (code 7) naming its path.
+pub fn decode<T: DeserializeOwned>(raw: &Map<String, Value>) -> Result<T, CniError> {
+    gojson::from_map(raw).map_err(|e| config_err("configuration", e))
 }
 
-/// Deserializes `T` from an object, renaming keys that match one of `T`'s
-/// fields only up to ASCII case (an exact match always wins).
-pub fn from_object_ci<T: DeserializeOwned>(raw: &Map<String, Value>) -> Result<T, CniError> {
-    let fields = field_names::<T>();
-    let mut fixed = Map::with_capacity(raw.len());
-    for (key, value) in raw {
-        let target = if fields.contains(&key.as_str()) {
-            key.as_str()
-        } else {
-            fields
-                .iter()
-                .copied()
-                .find(|f| f.eq_ignore_ascii_case(key) && !raw.contains_key(*f))
-                .unwrap_or(key.as_str())
-        };
-        fixed.insert(target.to_string(), value.clone());
+fn config_err(what: &str, e: DecodeError) -> CniError {
+    if e.path().is_empty() {
+        CniError::decode(format!("failed to parse {what}: {e}"))
+    } else {
+        CniError::invalid_config(e.to_string())
     }
-    serde_json::from_value(Value::Object(fixed))
-        .map_err(|e| CniError::decode(format!("failed to parse configuration: {e}")))
+}
+
+fn warn_left_out(path: &str, why: &str) {
+    eprintln!("DEL: ignoring {path}: {why}");
+}
+
+/// As [`decode`], leaving out (with a warning) each top-level key whose
+/// value does not decode, until the rest does.
+fn decode_leaving_out<T: DeserializeOwned>(
+    raw: &Map<String, Value>,
+    what: &str,
+) -> Result<T, CniError> {
+    let mut left = std::borrow::Cow::Borrowed(raw);
+    loop {
+        match gojson::from_map(&left) {
+            Ok(v) => return Ok(v),
+            Err(e) => match e.top_key().map(str::to_owned) {
+                Some(key) if left.contains_key(&key) => {
+                    warn_left_out(&e.path(), e.message());
+                    left.to_mut().remove(&key);
+                }
+                _ => return Err(config_err(what, e)),
+            },
+        }
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 pub mod args;
 pub mod config;
 pub mod error;
+pub mod gojson;
 pub mod names;
 pub mod result;
 pub mod types;

@@ -122,21 +122,20 @@ fn shape_of(version: &str) -> Result<Shape, CniError> {
     }
 }
 
-fn decode_err(e: serde_json::Error) -> CniError {
+fn decode_err(e: impl std::fmt::Display) -> CniError {
     CniError::decode(format!("failed to parse CNI result: {e}"))
 }
 
 /// Reads a result of any version (taken from its `cniVersion`; empty means
 /// 0.1.0) into the model, converting up.
 pub fn parse(value: &Value) -> Result<CniResult, CniError> {
-    let version = value
-        .get("cniVersion")
+    let version = crate::gojson::get_in(value, "cniVersion")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
     let mut result = match shape_of(&version)? {
         Shape::V100 => {
-            let w: Wire100 = serde_json::from_value(value.clone()).map_err(decode_err)?;
+            let w: Wire100 = crate::gojson::from_value(value).map_err(decode_err)?;
             CniResult {
                 cni_version: w.cni_version,
                 interfaces: w.interfaces,
@@ -146,11 +145,11 @@ pub fn parse(value: &Value) -> Result<CniResult, CniError> {
             }
         }
         Shape::V040 => {
-            let w: Wire040 = serde_json::from_value(value.clone()).map_err(decode_err)?;
+            let w: Wire040 = crate::gojson::from_value(value).map_err(decode_err)?;
             from_040(w)
         }
         Shape::V020 => {
-            let w: Wire020 = serde_json::from_value(value.clone()).map_err(decode_err)?;
+            let w: Wire020 = crate::gojson::from_value(value).map_err(decode_err)?;
             from_020(w)
         }
     };

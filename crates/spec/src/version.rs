@@ -94,7 +94,9 @@ pub fn config_version(stdin: &[u8]) -> Result<String, CniError> {
         #[serde(rename = "cniVersion", default)]
         cni_version: Option<String>,
     }
-    let probe: Probe = serde_json::from_slice(stdin)
+    let value: serde_json::Value = serde_json::from_slice(stdin)
+        .map_err(|e| CniError::decode(format!("decoding version from network config: {e}")))?;
+    let probe: Probe = crate::gojson::from_value(&value)
         .map_err(|e| CniError::decode(format!("decoding version from network config: {e}")))?;
     Ok(match probe.cni_version {
         Some(v) if !v.is_empty() => v,
