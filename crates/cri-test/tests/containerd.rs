@@ -611,7 +611,7 @@ async fn stop_and_remove(mut client: RuntimeServiceClient<Channel>, pod_sandbox_
         .unwrap_or_else(|e| panic!("RemovePodSandbox {pod_sandbox_id}: {e}"));
 }
 
-/// The pod has eth0 with its address in the bridge's subnet, and TCP to
+/// The pod has lo up and eth0 with its address in the bridge's subnet, and TCP to
 /// its host port, from the host netns to the bridge's address and to
 /// 127.0.0.1, reaches a listener on port 80 inside the pod.
 fn assert_pod_reachable(containerd: &Containerd, pod: &Pod) {
@@ -622,24 +622,19 @@ fn assert_pod_reachable(containerd: &Containerd, pod: &Pod) {
         pod.ip
     );
     let netns = containerd.in_mounts(&pod.netns);
-    let addrs = run(
-        "nsenter",
-        &[
-            &format!("--net={}", netns.display()),
-            "ip",
-            "-o",
-            "-4",
-            "addr",
-            "show",
-            "dev",
-            "eth0",
-        ],
-    );
+    let in_pod = |args: &[&str]| {
+        let net = format!("--net={}", netns.display());
+        run("nsenter", &[&[net.as_str(), "ip", "-o"], args].concat())
+    };
+    let addrs = in_pod(&["-4", "addr", "show", "dev", "eth0"]);
     assert!(
         addrs.contains(&format!("inet {}/24", pod.ip)),
         "{}: eth0 has {addrs}",
         pod.name
     );
+    // containerd's own loopback network, also run by rcni.
+    let lo = in_pod(&["link", "show", "dev", "lo"]);
+    assert!(lo.contains(",UP"), "{}: lo is down: {lo}", pod.name);
     let pod_ns = rcni_net::NetNs::open(&netns).expect("open pod netns");
     let listener = pod_ns
         .run(|| TcpListener::bind(("0.0.0.0", CONTAINER_PORT)))
