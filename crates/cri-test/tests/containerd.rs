@@ -492,14 +492,14 @@ impl Drop for Containerd {
             tail.iter().rev().for_each(|l| eprintln!("{l}"));
         }
         // Killing PID 1 of the namespace kills the shims and pods with it;
-        // `unshare` returns once they are all gone.
-        let _ = rustix::process::kill_process(
-            rustix::process::Pid::from_raw(self.pid as i32).expect("pid"),
-            rustix::process::Signal::KILL,
-        );
-        let deadline = Instant::now() + TIMEOUT;
-        while !matches!(self.unshare.try_wait(), Ok(Some(_))) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
+        // `unshare` returns once they are all gone. Killing `unshare` first
+        // (when containerd's PID is not known yet) kills its child too.
+        if let Some(pid) = rustix::process::Pid::from_raw(self.pid as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            let deadline = Instant::now() + TIMEOUT;
+            while !matches!(self.unshare.try_wait(), Ok(Some(_))) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
         let _ = self.unshare.kill();
         let _ = self.unshare.wait();
