@@ -142,11 +142,13 @@ fn dispatch(
         }
     }
     version::reconcile(conf_version, supported)?;
+    if matches!(command, Command::Add | Command::Del | Command::Check) {
+        check_not_own_netns(&args)?;
+    }
 
     match command {
         Command::Add => {
             let res = plugin.add(&args)?;
-            check_not_own_netns(&args)?;
             let out = match result::render(&res, conf_version) {
                 Ok(out) => out,
                 Err(e) => {
@@ -159,10 +161,7 @@ fn dispatch(
             };
             let _ = writeln!(io.stdout, "{}", to_pretty_json(&out));
         }
-        Command::Del => {
-            plugin.del(&args)?;
-            check_not_own_netns(&args)?;
-        }
+        Command::Del => plugin.del(&args)?,
         Command::Check => plugin.check(&args)?,
         Command::Gc => plugin.gc(&args)?,
         Command::Status => plugin.status(&args)?,
@@ -186,8 +185,11 @@ fn validate_stdin(stdin: &[u8]) -> Result<(), CniError> {
     rcni_spec::names::validate_network_name(name)
 }
 
-/// A plugin run inside the container's own netns would have configured
-/// the wrong side; the reference reports that as code 8.
+/// A plugin run inside the container's own netns would configure (or tear
+/// down) the wrong side: the host. Refused with the reference's code 8
+/// before the plugin touches anything (the reference checks only after the
+/// verb). `stat` only: the path may be anything, e.g. a FIFO, and must not
+/// be opened here.
 fn check_not_own_netns(args: &CmdArgs) -> Result<(), CniError> {
     if args.netns_override || args.netns.is_empty() {
         return Ok(());
@@ -340,6 +342,19 @@ mod tests {
         assert_eq!((code, calls), (0, vec!["GC".to_string()]));
         let (_, out, _, _) = call("STATUS", r#"{"cniVersion":"1.0.0","name":"n"}"#, &[]);
         assert_eq!(error_code(&out), 1);
+    }
+
+    #[test]
+    fn own_netns_is_refused_before_the_plugin_runs() {
+        let own = [("CNI_NETNS", "/proc/self/ns/net")];
+        for verb in ["ADD", "DEL", "CHECK"] {
+            let (code, out, _, calls) = call(verb, r#"{"cniVersion":"1.0.0","name":"n"}"#, &own);
+            assert_eq!((code, error_code(&out)), (1, 8), "{verb}: {out}");
+            assert!(calls.is_empty(), "{verb} reached the plugin");
+        }
+        let over = [own[0], ("CNI_NETNS_OVERRIDE", "1")];
+        let (code, _, _, calls) = call("DEL", r#"{"cniVersion":"1.0.0","name":"n"}"#, &over);
+        assert_eq!((code, calls), (0, vec!["DEL".to_string()]));
     }
 
     #[test]
