@@ -167,3 +167,127 @@ fn own_netns_is_refused_before_anything_is_touched() {
     run_bounded(&call, &conf, LIMIT).ok();
     assert!(!lo_is_up(&host), "the override must let the call through");
 }
+
+/// Item: hangs. A CNI_NETNS that is a FIFO (which a blocking open waits on
+/// forever), a directory, a regular file or another kind of namespace
+/// gets an error at once from every plugin that enters the namespace, and
+/// nothing is left behind; a missing one is an error on ADD and success on
+/// DEL.
+#[test]
+fn netns_that_is_not_a_namespace_answers_at_once() {
+    let host = host_with_eth0();
+    let data = data_dir();
+    let net = unique("bad");
+    let scratch = tempfile::tempdir().unwrap();
+    let fifo = scratch.path().join("fifo");
+    sh("mkfifo", &[fifo.to_str().unwrap()]);
+    let file = scratch.path().join("file");
+    std::fs::write(&file, "not a namespace").unwrap();
+    let missing = scratch.path().join("missing");
+    let before = host.snapshot();
+    let entering = [
+        "bridge",
+        "ptp",
+        "macvlan",
+        "ipvlan",
+        "vlan",
+        "host-device",
+        "dummy",
+        "tap",
+        "loopback",
+        "vrf",
+    ];
+    for (plugin, conf) in confs(&data, &net) {
+        if !entering.contains(&plugin) {
+            continue;
+        }
+        for path in [
+            &fifo,
+            &scratch.path().to_path_buf(),
+            &file,
+            &"/proc/self/ns/mnt".into(),
+        ] {
+            for verb in ["ADD", "CHECK", "DEL"] {
+                let mut call = Call::rcni(plugin, verb, &host, None);
+                call.netns = path.to_string_lossy().into_owned();
+                let (code, msg) = run_bounded(&call, &conf, LIMIT).err();
+                assert_ne!(code, 8, "{plugin} {verb} {path:?}: {msg}");
+                // CHECK may fail earlier, on the missing IPAM record.
+                assert!(
+                    verb == "CHECK" || msg.contains("not a network namespace"),
+                    "{plugin} {verb} {path:?}: {msg}"
+                );
+                assert_eq!(host.snapshot(), before, "{plugin} {verb} {path:?}");
+            }
+        }
+        let mut call = Call::rcni(plugin, "ADD", &host, None);
+        call.netns = missing.to_string_lossy().into_owned();
+        let (_, msg) = run_bounded(&call, &conf, LIMIT).err();
+        assert!(msg.contains("missing"), "{plugin} ADD: {msg}");
+        run_bounded(&call.clone().command("DEL"), &conf, LIMIT).ok();
+        assert_eq!(host.snapshot(), before, "{plugin} with a missing netns");
+    }
+    assert!(allocated_ips(data.path(), &net).is_empty());
+}
+
+/// Item: hangs. FIFOs planted in the host-local store (an address file,
+/// `last_reserved_ip.0`, the lock) neither hang ADD nor DEL; the planted
+/// address is treated as taken and survives.
+#[test]
+fn host_local_store_with_planted_fifos_answers() {
+    let host = Netns::new("sh");
+    let ctr = Netns::new("sc");
+    let data = data_dir();
+    let net = unique("fifo");
+    let store = data.path().join(&net);
+    std::fs::create_dir_all(&store).unwrap();
+    for name in ["lock", "last_reserved_ip.0", "10.97.0.1"] {
+        sh("mkfifo", &[store.join(name).to_str().unwrap()]);
+    }
+    let conf = json!({"cniVersion": "1.0.0", "name": net, "type": "host-local",
+        "ipam": {"type": "host-local", "subnet": "10.97.0.0/24", "rangeStart": "10.97.0.1",
+                 "gateway": "10.97.0.254", "dataDir": data.path().to_str().unwrap()}});
+    let add = Call::rcni("host-local", "ADD", &host, Some(&ctr));
+    let r = run_bounded(&add, &conf, LIMIT).ok();
+    assert_eq!(r["ips"][0]["address"], "10.97.0.2/24");
+    assert_eq!(allocated_ips(data.path(), &net), ["10.97.0.1", "10.97.0.2"]);
+    run_bounded(&add.clone().command("CHECK"), &conf, LIMIT).ok();
+    run_bounded(&add.clone().command("DEL"), &conf, LIMIT).ok();
+    assert_eq!(allocated_ips(data.path(), &net), ["10.97.0.1"]);
+}
+
+/// Item: hangs. Thousands of range sets (each one more store walk per ADD)
+/// are refused at once with code 7 naming `ipam.ranges`; the store is not
+/// touched.
+#[test]
+fn thousands_of_range_sets_are_refused() {
+    let host = Netns::new("rh");
+    let ctr = Netns::new("rc");
+    let data = data_dir();
+    let net = unique("many");
+    let sets: Vec<Value> = (0..4000u32)
+        .map(|i| {
+            let subnet = format!(
+                "10.{}.{}.{}/30",
+                100 + i / 16384,
+                (i / 64) % 256,
+                (i % 64) * 4
+            );
+            json!([{ "subnet": subnet }])
+        })
+        .collect();
+    let conf = json!({"cniVersion": "1.0.0", "name": net, "type": "host-local",
+        "ipam": {"type": "host-local", "ranges": sets, "dataDir": data.path().to_str().unwrap()}});
+    let add = Call::rcni("host-local", "ADD", &host, Some(&ctr));
+    let (code, msg) = run_bounded(&add, &conf, LIMIT).err();
+    assert_eq!(code, 7, "{msg}");
+    assert!(msg.contains("ipam.ranges"), "{msg}");
+    assert!(allocated_ips(data.path(), &net).is_empty());
+    // The limit leaves room for any real network.
+    let few = json!({"cniVersion": "1.0.0", "name": net, "type": "host-local",
+        "ipam": {"type": "host-local", "ranges": sets[..64], "dataDir": data.path().to_str().unwrap()}});
+    let r = run_bounded(&add, &few, LIMIT).ok();
+    assert_eq!(r["ips"].as_array().unwrap().len(), 64);
+    run_bounded(&add.clone().command("DEL"), &few, LIMIT).ok();
+    assert!(allocated_ips(data.path(), &net).is_empty());
+}
