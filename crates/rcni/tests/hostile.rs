@@ -291,3 +291,93 @@ fn thousands_of_range_sets_are_refused() {
     run_bounded(&add.clone().command("DEL"), &few, LIMIT).ok();
     assert!(allocated_ips(data.path(), &net).is_empty());
 }
+
+/// The master of `dev` in `ns`, if any.
+fn master_of(ns: &Netns, dev: &str) -> Option<String> {
+    ns.ip_json(&["link", "show", "dev", dev])[0]["master"]
+        .as_str()
+        .map(String::from)
+}
+
+/// Item: concurrency. Many ADDs race into a fresh bridge network whose pool
+/// is smaller than the crowd, some asking for an address outside it: the
+/// ADDs that fail (pool exhausted, bad `IP`) must not take the bridge away
+/// from the ones that succeed. Every success has its veth on the bridge,
+/// the gateway address is there, and it reaches the gateway; DEL of all
+/// leaves nothing.
+#[test]
+fn failing_adds_keep_the_bridge_of_concurrent_ones() {
+    const CROWD: usize = 40;
+    for round in 0..5 {
+        let host = Netns::new("ch");
+        let data = data_dir();
+        let net = unique("crowd");
+        let ctrs: Vec<Netns> = (0..CROWD).map(|_| Netns::new("cc")).collect();
+        let conf = json!({"cniVersion": "1.0.0", "name": net, "type": "bridge", "bridge": "br-crowd",
+            "isGateway": true,
+            "ipam": {"type": "host-local", "subnet": "10.96.0.0/24", "rangeStart": "10.96.0.10",
+                     "rangeEnd": "10.96.0.29", "dataDir": data.path().to_str().unwrap()}});
+        let calls: Vec<Call> = ctrs
+            .iter()
+            .enumerate()
+            .map(|(i, ctr)| {
+                let call = Call::rcni("bridge", "ADD", &host, Some(ctr)).id(&format!("c{i}"));
+                if i % 7 == 3 {
+                    call.args("IgnoreUnknown=1;IP=10.96.0.200")
+                } else {
+                    call
+                }
+            })
+            .collect();
+        let replies: Vec<Reply> = std::thread::scope(|s| {
+            let running: Vec<_> = calls
+                .iter()
+                .map(|call| s.spawn(|| run_bounded(call, &conf, Duration::from_secs(60))))
+                .collect();
+            running.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let ok: Vec<usize> = (0..CROWD).filter(|i| replies[*i].code == 0).collect();
+        // An ADD with an unmatched `IP` holds a pool address until it gives
+        // up, so a few others may find the pool empty meanwhile.
+        assert!(
+            (10..=20).contains(&ok.len()),
+            "round {round}: {} ADDs succeeded",
+            ok.len()
+        );
+        for (i, reply) in replies.iter().enumerate() {
+            if reply.code != 0 {
+                let (code, msg) = reply.err();
+                assert!(msg.contains("failed to allocate"), "c{i}: {code} {msg}");
+            }
+        }
+        assert!(
+            host.links().contains(&"br-crowd".to_string()),
+            "round {round}: a failed ADD deleted the bridge"
+        );
+        assert!(
+            host.addrs("br-crowd").contains(&"10.96.0.1/24".to_string()),
+            "round {round}: the gateway address is gone"
+        );
+        for &i in &ok {
+            let r = replies[i].json();
+            let veth = r["interfaces"][1]["name"].as_str().unwrap();
+            assert_eq!(
+                master_of(&host, veth).as_deref(),
+                Some("br-crowd"),
+                "round {round}: container {i}'s veth is off the bridge"
+            );
+            assert!(
+                ctrs[i].try_exec(&["ping", "-c1", "-w5", "10.96.0.1"]),
+                "round {round}: container {i} cannot reach the gateway"
+            );
+        }
+        for call in &calls {
+            run_bounded(&call.clone().command("DEL"), &conf, LIMIT).ok();
+        }
+        assert_eq!(host.links(), ["lo", "br-crowd"], "round {round}");
+        for ctr in &ctrs {
+            assert_only_lo(ctr);
+        }
+        assert!(allocated_ips(data.path(), &net).is_empty(), "round {round}");
+    }
+}
