@@ -381,3 +381,72 @@ fn failing_adds_keep_the_bridge_of_concurrent_ones() {
         assert!(allocated_ips(data.path(), &net).is_empty(), "round {round}");
     }
 }
+
+/// The container's routes, both families, without the kernel's own
+/// link-local and multicast entries.
+fn container_routes(ns: &Netns) -> Vec<String> {
+    let mut routes: Vec<String> = ns
+        .routes()
+        .into_iter()
+        .filter(|r| {
+            !r.contains("table local") && !r.contains("fe80::") && !r.starts_with("multicast")
+        })
+        .collect();
+    routes.sort();
+    routes
+}
+
+/// Item: a second network whose IPAM also routes `0.0.0.0/0` and `::/0`
+/// (Multus-style) is added next to the first, as the reference does (two
+/// default routes in IPv4, a multipath one in IPv6), not refused with
+/// "File exists"; each DEL takes its own away.
+#[test]
+fn second_network_with_a_default_route_is_appended() {
+    let conf = |n: u8, data: &tempfile::TempDir| {
+        json!({"cniVersion": "1.0.0", "name": format!("multi{n}"), "type": "ptp",
+            "ipam": {"type": "host-local",
+                     "ranges": [[{"subnet": format!("10.8{n}.0.0/24")}], [{"subnet": format!("fd0{n}::/64")}]],
+                     "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}],
+                     "dataDir": data.path().to_str().unwrap()}})
+    };
+    let mut seen = Vec::new();
+    for reference in [false, true] {
+        let data = data_dir();
+        let conf = |n: u8| conf(n, &data);
+        let host = Netns::new("mh");
+        let ctr = Netns::new("mc");
+        let empty = container_routes(&ctr);
+        let call = |n: u8| {
+            let c = Call::rcni("ptp", "ADD", &host, Some(&ctr)).ifname(&format!("eth{n}"));
+            if reference {
+                c.reference()
+            } else {
+                c
+            }
+        };
+        call(1).run(&conf(1)).ok();
+        call(2).run(&conf(2)).ok();
+        let routes = container_routes(&ctr);
+        let defaults: Vec<&String> = routes.iter().filter(|r| r.starts_with("default")).collect();
+        assert!(
+            defaults.iter().any(|r| r.contains("10.81.0.1"))
+                && defaults.iter().any(|r| r.contains("10.82.0.1")),
+            "{routes:?}"
+        );
+        for gw in ["10.81.0.1", "10.82.0.1"] {
+            assert!(ctr.try_exec(&["ping", "-c1", "-w5", gw]), "{gw}");
+        }
+        seen.push(routes);
+        call(2).command("DEL").run(&conf(2)).ok();
+        let after = container_routes(&ctr);
+        assert!(
+            after.iter().all(|r| !r.contains("eth2"))
+                && after.iter().any(|r| r.starts_with("default via 10.81.0.1")),
+            "{after:?}"
+        );
+        call(1).command("DEL").run(&conf(1)).ok();
+        assert_eq!(container_routes(&ctr), empty);
+        assert_only_lo(&ctr);
+    }
+    assert_eq!(seen[0], seen[1], "rcni's routes, then the reference's");
+}
