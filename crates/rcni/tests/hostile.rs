@@ -450,3 +450,39 @@ fn second_network_with_a_default_route_is_appended() {
     }
     assert_eq!(seen[0], seen[1], "rcni's routes, then the reference's");
 }
+
+/// Item: `%` in a link name. The kernel takes `eth%d` as a template and
+/// names the link `eth0`, so the plugin could not find it again (the
+/// reference then fails and leaves the link in the container). CNI_IFNAME
+/// with `%` is refused up front (code 4), and a bridge name with `%` before
+/// anything is made; nothing is left anywhere.
+#[test]
+fn percent_in_ifname_is_refused_and_leaves_nothing() {
+    let host = host_with_eth0();
+    let ctr = Netns::new("pc");
+    let data = data_dir();
+    let net = unique("pct");
+    let before = host.snapshot();
+    for (plugin, conf) in confs(&data, &net) {
+        let conf = match plugin {
+            "macvlan" | "ipvlan" | "vlan" => with(conf, "master", json!("eth0p")),
+            _ => conf,
+        };
+        let (code, msg) = Call::rcni(plugin, "ADD", &host, Some(&ctr))
+            .ifname("eth%d")
+            .run(&conf)
+            .err();
+        assert_eq!(code, 4, "{plugin}: {msg}");
+        assert!(msg.contains('%'), "{plugin}: {msg}");
+        assert_only_lo(&ctr);
+        assert_eq!(host.snapshot(), before, "{plugin}");
+    }
+    let conf = json!({"cniVersion": "1.0.0", "name": net, "type": "bridge", "bridge": "br%d",
+        "ipam": {"type": "host-local", "subnet": "10.97.0.0/24", "dataDir": data.path().to_str().unwrap()}});
+    Call::rcni("bridge", "ADD", &host, Some(&ctr))
+        .run(&conf)
+        .err();
+    assert_only_lo(&ctr);
+    assert_eq!(host.snapshot(), before, "bridge named br%d");
+    assert!(allocated_ips(data.path(), &net).is_empty());
+}
