@@ -486,3 +486,55 @@ fn percent_in_ifname_is_refused_and_leaves_nothing() {
     assert_eq!(host.snapshot(), before, "bridge named br%d");
     assert!(allocated_ips(data.path(), &net).is_empty());
 }
+
+/// Item: host-device paths. `pciBusID` and `runtimeConfig.deviceID` must
+/// be device names (a PCI address, an auxiliary device) and `kernelpath` a
+/// plain path under /sys/devices, never a way to climb elsewhere in sysfs
+/// with `..`: code 7 naming the field, and the host's devices stay.
+#[test]
+fn host_device_paths_must_name_devices() {
+    let host = host_with_eth0();
+    let ctr = Netns::new("dc");
+    let data = data_dir();
+    let net = unique("hdp");
+    let before = host.snapshot();
+    let base = json!({"cniVersion": "1.0.0", "name": net, "type": "host-device",
+        "ipam": {"type": "host-local", "subnet": "10.97.0.0/24", "dataDir": data.path().to_str().unwrap()}});
+    let cases = [
+        (
+            "pciBusID",
+            json!({"pciBusID": "../../../class/net/eth0/device"}),
+        ),
+        (
+            "pciBusID",
+            json!({"pciBusID": "0000:00:05.0/../../../../class/net/eth0"}),
+        ),
+        (
+            "kernelpath",
+            json!({"kernelpath": "/sys/devices/../class/net/eth0"}),
+        ),
+        (
+            "runtimeConfig.deviceID",
+            json!({"runtimeConfig": {"deviceID": "../../../class/net/eth0"}}),
+        ),
+    ];
+    for (field, extra) in cases {
+        let mut conf = base.clone();
+        for (k, v) in extra.as_object().unwrap() {
+            conf[k] = v.clone();
+        }
+        for verb in ["ADD", "DEL"] {
+            if verb == "DEL" && field != "pciBusID" {
+                continue;
+            }
+            let (code, msg) = Call::rcni("host-device", verb, &host, Some(&ctr))
+                .run(&conf)
+                .err();
+            assert_eq!(code, 7, "{verb} {extra}: {msg}");
+            assert!(msg.starts_with(field), "{verb} {extra}: {msg}");
+            assert_eq!(host.snapshot(), before, "{extra}");
+            assert_only_lo(&ctr);
+        }
+    }
+    assert!(allocated_ips(data.path(), &net).is_empty());
+}
