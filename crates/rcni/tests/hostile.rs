@@ -538,3 +538,67 @@ fn host_device_paths_must_name_devices() {
     }
     assert!(allocated_ips(data.path(), &net).is_empty());
 }
+
+/// Runs `call` with `stdin` under an address-space limit of `limit_mib`,
+/// so that a call that tries to use more fails instead of passing.
+fn run_with_memory_limit(call: &Call, stdin: &[u8], limit_mib: u64) -> Reply {
+    let inner = call.process();
+    let mut cmd = std::process::Command::new("prlimit");
+    cmd.arg(format!("--as={}", limit_mib << 20))
+        .arg("--")
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .env_clear();
+    for (k, v) in inner.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.to_vec();
+    // The plugin stops reading at its limit: write from a thread and
+    // ignore the broken pipe.
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&stdin);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    Reply {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Item: memory. A 50 MB JSON document on stdin (the reference peaks at
+/// about 170 MiB on it, rcni used to reach 3.6 GiB) is refused with code 7
+/// after reading at most 4 MiB, within a 128 MiB address space; a large but
+/// legal config (over 500 KB) still works.
+#[test]
+fn oversized_config_is_refused_within_bounded_memory() {
+    let host = Netns::new("zh");
+    let ctr = Netns::new("zc");
+    let data = data_dir();
+    let net = unique("big");
+    let add = Call::rcni("host-local", "ADD", &host, Some(&ctr));
+    let mut huge = b"[".to_vec();
+    huge.extend(std::iter::repeat_n(b"0,".as_slice(), 25_000_000).flatten());
+    huge.extend(b"0]");
+    let (code, msg) = run_with_memory_limit(&add, &huge, 128).err();
+    assert_eq!(code, 7, "{msg}");
+    assert!(msg.contains("larger than 4 MiB"), "{msg}");
+
+    let padding: Vec<Value> = (0..100_000).map(|i| json!(i)).collect();
+    let conf = json!({"cniVersion": "1.0.0", "name": net, "type": "host-local", "padding": padding,
+        "ipam": {"type": "host-local", "subnet": "10.97.0.0/24", "dataDir": data.path().to_str().unwrap()}});
+    let large = conf.to_string().into_bytes();
+    assert!(large.len() > 500_000, "{}", large.len());
+    let r = run_bounded(&add, &conf, LIMIT).ok();
+    assert_eq!(r["ips"][0]["address"], "10.97.0.2/24");
+    run_bounded(&add.clone().command("DEL"), &conf, LIMIT).ok();
+    assert!(allocated_ips(data.path(), &net).is_empty());
+}

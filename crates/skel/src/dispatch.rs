@@ -123,8 +123,15 @@ fn dispatch(
     }
 
     io.stdin
+        .take(MAX_STDIN + 1)
         .read_to_end(&mut args.stdin)
         .map_err(|e| CniError::io(format!("error reading from stdin: {e}")))?;
+    if args.stdin.len() as u64 > MAX_STDIN {
+        return Err(CniError::invalid_config(format!(
+            "the network config on stdin is larger than {} MiB",
+            MAX_STDIN >> 20
+        )));
+    }
     validate_stdin(&args.stdin)?;
     *conf_version = version::config_version(&args.stdin)?;
 
@@ -170,19 +177,26 @@ fn dispatch(
     Ok(())
 }
 
+/// The most stdin that is read: far beyond any real config (a few KiB,
+/// with a prevResult), and a bound on the memory a call can be made to use.
+pub const MAX_STDIN: u64 = 4 << 20;
+
 /// What the reference checks of every config before the verb: valid JSON
-/// with a valid `name`.
+/// with a valid `name`. Only the name is decoded (the rest is skipped, not
+/// built), so a huge document costs no more than reading it.
 fn validate_stdin(stdin: &[u8]) -> Result<(), CniError> {
-    let value: serde_json::Value = serde_json::from_slice(stdin)
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        name: Option<String>,
+    }
+    let probe: Probe = serde_json::from_slice(stdin)
         .map_err(|e| CniError::decode(format!("error unmarshall network config: {e}")))?;
-    let name = value
-        .get("name")
-        .and_then(|n| n.as_str())
-        .unwrap_or_default();
+    let name = probe.name.unwrap_or_default();
     if name.is_empty() {
         return Err(CniError::invalid_config("missing network name"));
     }
-    rcni_spec::names::validate_network_name(name)
+    rcni_spec::names::validate_network_name(&name)
 }
 
 /// A plugin run inside the container's own netns would configure (or tear
