@@ -602,3 +602,108 @@ fn oversized_config_is_refused_within_bounded_memory() {
     run_bounded(&add.clone().command("DEL"), &conf, LIMIT).ok();
     assert!(allocated_ips(data.path(), &net).is_empty());
 }
+
+/// Item: shared objects under failure. ADDs race into one bridge network
+/// whose pool is smaller than the crowd (so some fail and roll back) while
+/// others are killed (SIGKILL) at random points. Every ADD that succeeded
+/// still has its veth on the bridge, the gateway address and reachability;
+/// then DEL of every attachment (as the runtime does for the killed ones)
+/// and a GC leave only the bridge, no address taken, no container link.
+#[test]
+fn racing_failing_and_killed_adds_lose_no_shared_object() {
+    const CROWD: usize = 24;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    let mut state = seed;
+    let mut random = move |below: u64| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) % below
+    };
+    for round in 0..3 {
+        let host = Netns::new("kh");
+        let data = data_dir();
+        let net = unique("kill");
+        let ctrs: Vec<Netns> = (0..CROWD).map(|_| Netns::new("kc")).collect();
+        let conf = json!({"cniVersion": "1.1.0", "name": net, "type": "bridge", "bridge": "br-kill",
+            "isGateway": true,
+            "ipam": {"type": "host-local", "subnet": "10.95.0.0/24", "rangeStart": "10.95.0.10",
+                     "rangeEnd": "10.95.0.21", "dataDir": data.path().to_str().unwrap()}});
+        let calls: Vec<Call> = ctrs
+            .iter()
+            .enumerate()
+            .map(|(i, ctr)| Call::rcni("bridge", "ADD", &host, Some(ctr)).id(&format!("k{i}")))
+            .collect();
+        // Every third call is killed after 0-40 ms.
+        let kill_after: Vec<Option<Duration>> = (0..CROWD)
+            .map(|i| (i % 3 == 1).then(|| Duration::from_millis(random(40))))
+            .collect();
+        let conf_ref = &conf;
+        let outcomes: Vec<Option<Reply>> = std::thread::scope(|s| {
+            let running: Vec<_> = calls
+                .iter()
+                .zip(&kill_after)
+                .map(|(call, kill)| {
+                    s.spawn(move || match kill {
+                        None => Some(run_bounded(call, conf_ref, Duration::from_secs(60))),
+                        Some(delay) => {
+                            let mut child = call.process().spawn().unwrap();
+                            let _ = child
+                                .stdin
+                                .take()
+                                .unwrap()
+                                .write_all(conf_ref.to_string().as_bytes());
+                            std::thread::sleep(*delay);
+                            let _ = child.kill();
+                            let _ = child.wait();
+                            None
+                        }
+                    })
+                })
+                .collect();
+            running.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let context = format!("seed {seed} round {round}");
+        assert!(
+            host.links().contains(&"br-kill".to_string()),
+            "{context}: the bridge is gone"
+        );
+        let succeeded: Vec<usize> = (0..CROWD)
+            .filter(|i| outcomes[*i].as_ref().is_some_and(|r| r.code == 0))
+            .collect();
+        assert!(!succeeded.is_empty(), "{context}: no ADD succeeded");
+        assert!(
+            host.addrs("br-kill").contains(&"10.95.0.1/24".to_string()),
+            "{context}: the gateway address is gone"
+        );
+        for &i in &succeeded {
+            let r = outcomes[i].as_ref().unwrap().json();
+            let veth = r["interfaces"][1]["name"].as_str().unwrap();
+            assert_eq!(
+                master_of(&host, veth).as_deref(),
+                Some("br-kill"),
+                "{context}: k{i}'s veth is off the bridge"
+            );
+            assert!(
+                ctrs[i].try_exec(&["ping", "-c1", "-w5", "10.95.0.1"]),
+                "{context}: k{i} cannot reach the gateway"
+            );
+        }
+        for call in &calls {
+            run_bounded(&call.clone().command("DEL"), &conf, LIMIT).ok();
+        }
+        let mut gc = Call::rcni("bridge", "GC", &host, None);
+        gc.container_id.clear();
+        gc.ifname.clear();
+        let gc_conf = with(conf.clone(), "cni.dev/valid-attachments", json!([]));
+        run_bounded(&gc, &gc_conf, LIMIT).ok();
+        assert_eq!(host.links(), ["lo", "br-kill"], "{context}");
+        for ctr in &ctrs {
+            assert_only_lo(ctr);
+        }
+        assert!(allocated_ips(data.path(), &net).is_empty(), "{context}");
+    }
+}
