@@ -30,7 +30,7 @@ pub fn parse_resolv_conf(path: &Path) -> Result<ResolvConf, IpamError> {
         Mode::empty(),
     )
     .map(std::fs::File::from)
-    .map_err(|e| std::io::Error::from(e));
+    .map_err(std::io::Error::from);
     let mut data = Vec::new();
     file.and_then(|f| f.take(MAX_RESOLV_CONF).read_to_end(&mut data))
         .map_err(error)?;

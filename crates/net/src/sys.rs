@@ -75,19 +75,6 @@ pub(crate) fn tun_set_value(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ifreq_has_the_kernels_size() {
-        assert_eq!(size_of::<IfReqFlags>(), 40);
-        assert_eq!(size_of::<IfReqFlags>(), size_of::<libc::ifreq>());
-        let r = IfReqFlags::new("tap0", 2);
-        assert_eq!(&r.name[..5], b"tap0\0");
-    }
-}
-
 /// `NS_GET_NSTYPE` (`_IO(0xb7, 0x3)`, linux/nsfs.h): the `CLONE_NEW*` flag
 /// of the namespace an nsfs file refers to.
 const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
@@ -101,5 +88,18 @@ pub(crate) fn is_network_namespace(ns: BorrowedFd<'_>) -> io::Result<bool> {
         Err(io::Error::last_os_error())
     } else {
         Ok(rc == libc::CLONE_NEWNET)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ifreq_has_the_kernels_size() {
+        assert_eq!(size_of::<IfReqFlags>(), 40);
+        assert_eq!(size_of::<IfReqFlags>(), size_of::<libc::ifreq>());
+        let r = IfReqFlags::new("tap0", 2);
+        assert_eq!(&r.name[..5], b"tap0\0");
     }
 }
