@@ -268,6 +268,21 @@ fn allocate(
     id: &str,
     ifname: &str,
 ) -> Result<Vec<IpConfig>, CniError> {
+    // A requested address outside every range set is refused before any
+    // address is taken: holding one meanwhile would make concurrent ADDs
+    // find the pool exhausted.
+    let unmatched: Vec<String> = cfg
+        .requested
+        .iter()
+        .filter(|ip| !cfg.range_sets.iter().flatten().any(|r| r.contains(**ip)))
+        .map(IpAddr::to_string)
+        .collect();
+    if !unmatched.is_empty() {
+        return Err(CniError::invalid_config(format!(
+            "failed to allocate all requested IPs: {}",
+            unmatched.join(" ")
+        )));
+    }
     let mut pending = cfg.requested.clone();
     let mut ips = Vec::new();
     let release_taken = |count: usize| {
