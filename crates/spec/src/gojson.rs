@@ -24,6 +24,48 @@ pub fn from_map<T: DeserializeOwned>(map: &Map<String, Value>) -> Result<T, Deco
     T::deserialize(GoMap(map))
 }
 
+/// The top-level `field` of a JSON object document by Go's rule, read
+/// without building the rest (the other values are skipped as they are
+/// parsed), so a probe of a huge document costs no more than reading it.
+/// `None` when absent or `null`.
+pub fn field_from_slice<T: DeserializeOwned>(
+    bytes: &[u8],
+    field: &str,
+) -> Result<Option<T>, serde_json::Error> {
+    struct Probe<'f, T>(&'f str, std::marker::PhantomData<T>);
+    impl<'de, T: DeserializeOwned> DeserializeSeed<'de> for Probe<'_, T> {
+        type Value = Option<T>;
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<T>, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    impl<'de, T: DeserializeOwned> Visitor<'de> for Probe<'_, T> {
+        type Value = Option<T>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
+            let mut found = None;
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if fold_eq(&key, self.0) {
+                    // As Go: every spelling is assigned in turn, and a
+                    // null leaves what an earlier one set.
+                    if let Some(v) = map.next_value::<Option<T>>()? {
+                        found = Some(v);
+                    }
+                } else {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let found = Probe(field, std::marker::PhantomData).deserialize(&mut de)?;
+    de.end()?;
+    Ok(found)
+}
+
 /// The value a Go struct field named `field` would receive from `map`:
 /// the last key equal to `field` up to case.
 pub fn get<'a>(map: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
@@ -592,6 +634,22 @@ mod tests {
         assert_eq!(kept.mtu, 1400);
         let runtime: Runtime = from_value(&json!({"portMappings": null})).unwrap();
         assert!(runtime.port_mappings.is_empty());
+    }
+
+    #[test]
+    fn one_field_is_read_without_the_rest() {
+        let doc = br#"{"NAME": "a", "x": [1, {"name": "inner"}], "Name": "b", "name": null}"#;
+        assert_eq!(
+            field_from_slice::<String>(doc, "name").unwrap(),
+            Some("b".into())
+        );
+        assert_eq!(
+            field_from_slice::<String>(br#"{"x": 1}"#, "name").unwrap(),
+            None
+        );
+        assert!(field_from_slice::<String>(br#"{"name": 5}"#, "name").is_err());
+        assert!(field_from_slice::<String>(br#"[1]"#, "name").is_err());
+        assert!(field_from_slice::<String>(br#"{"name": "a"} x"#, "name").is_err());
     }
 
     #[test]
