@@ -3,6 +3,7 @@
 
 use crate::error::FirewallError;
 use crate::run::{installed, run};
+use crate::script::has_control;
 
 /// IPv4 (`iptables`) or IPv6 (`ip6tables`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,10 +132,17 @@ impl Batch {
         s
     }
 
-    /// Applies the batch (one exec); nothing to do runs nothing.
+    /// Applies the batch (one exec); nothing to do runs nothing. A line
+    /// with a control character (a line break would start a rule or a
+    /// table of its own) is refused and nothing runs.
     pub fn apply(&self, family: Family, table: &str) -> Result<(), FirewallError> {
         if self.is_empty() {
             return Ok(());
+        }
+        if let Some(bad) = self.lines.iter().find(|l| has_control(l)) {
+            return Err(FirewallError::Config(format!(
+                "refusing an iptables-restore line with a control character: {bad:?}"
+            )));
         }
         run(
             &family.tool("-restore"),
@@ -188,5 +196,11 @@ mod tests {
             Batch::default().apply(Family::V4, "nat").is_ok(),
             "an empty batch runs nothing"
         );
+        let mut injected = Batch::default();
+        injected.push("-A X -s 10.0.0.1\nCOMMIT\n*filter\n-A INPUT -j ACCEPT");
+        assert!(matches!(
+            injected.apply(Family::V4, "nat"),
+            Err(FirewallError::Config(_))
+        ));
     }
 }

@@ -100,7 +100,9 @@ pub fn apply(script: &str) -> Result<(), FirewallError> {
     run("nft", &["-f", "-"], Some(script)).map(|_| ())
 }
 
-/// Quotes a string for an nft script.
+/// Quotes a string for an nft script; quotes and control characters are
+/// dropped, as nothing may end the string or the line.
 pub fn quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', ""))
+    let inner: String = s.chars().filter(|c| *c != '"' && !c.is_control()).collect();
+    format!("\"{inner}\"")
 }

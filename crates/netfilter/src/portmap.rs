@@ -24,6 +24,7 @@ use crate::error::FirewallError;
 use crate::iptables::{self, Batch, Family, Table};
 use crate::names::{chain_name_with_prefix, go_quote, hash_with_prefix};
 use crate::nftables::{self, quote, NftDeletion};
+use crate::script::{ChainName, Conditions};
 use crate::Backend;
 use ipnet::IpNet;
 use std::net::IpAddr;
@@ -66,10 +67,10 @@ pub struct PortMap<'a> {
     pub mappings: &'a [Mapping],
     pub snat: bool,
     pub mark_bit: u8,
-    pub external_set_mark_chain: Option<&'a str>,
+    pub external_set_mark_chain: Option<&'a ChainName>,
     pub masq_all: bool,
-    pub conditions_v4: &'a [String],
-    pub conditions_v6: &'a [String],
+    pub conditions_v4: &'a Conditions,
+    pub conditions_v6: &'a Conditions,
 }
 
 impl PortMap<'_> {
@@ -92,6 +93,14 @@ impl PortMap<'_> {
     fn mark(&self) -> String {
         let v = 1u32 << self.mark_bit;
         format!("{v:#x}/{v:#x}")
+    }
+
+    fn conditions(&self, v6: bool) -> &Conditions {
+        if v6 {
+            self.conditions_v6
+        } else {
+            self.conditions_v4
+        }
     }
 
     /// The mappings that apply to a container address of this family.
@@ -167,12 +176,7 @@ pub fn iptables_add_batch(pm: &PortMap<'_>, container: IpNet, table: &Table) -> 
     }
     b.push(format!(":{chain} - [0:0]"));
     let comment = iptables::quote(&pm.comment());
-    let conditions = if v6 {
-        pm.conditions_v6
-    } else {
-        pm.conditions_v4
-    }
-    .join(" ");
+    let conditions = pm.conditions(v6).as_str();
     let mut protocols: Vec<&str> = pm.applicable(v6).map(|m| m.protocol.as_str()).collect();
     protocols.sort_unstable();
     protocols.dedup();
@@ -189,13 +193,15 @@ pub fn iptables_add_batch(pm: &PortMap<'_>, container: IpNet, table: &Table) -> 
             );
             if !conditions.is_empty() {
                 rule.push(' ');
-                rule.push_str(&conditions);
+                rule.push_str(conditions);
             }
             rule.push_str(&format!(" -j {chain}"));
             b.push(rule);
         }
     }
-    let setmark = pm.external_set_mark_chain.unwrap_or(SETMARK_CHAIN);
+    let setmark = pm
+        .external_set_mark_chain
+        .map_or(SETMARK_CHAIN, ChainName::as_str);
     for m in pm.applicable(v6) {
         let mut base = format!("-p {} --dport {}", m.protocol, m.host_port);
         if let Some(ip) = m.host_ip.filter(|ip| !ip.is_unspecified()) {
@@ -232,7 +238,7 @@ fn ready_marker(family: Family, pm: &PortMap<'_>) -> Option<std::path::PathBuf> 
     let ns = std::fs::metadata("/proc/self/ns/net").ok()?.ino();
     let fam = if family == Family::V4 { "v4" } else { "v6" };
     let mark = match pm.external_set_mark_chain {
-        Some(chain) => format!("ext-{chain}"),
+        Some(chain) => format!("ext-{}", chain.as_str()),
         None => format!("bit{}", pm.mark_bit),
     };
     Some(std::path::PathBuf::from(format!(
@@ -294,12 +300,7 @@ pub fn nft_add_script(pm: &PortMap<'_>, container: IpNet) -> String {
     let v6 = container.addr().is_ipv6();
     let ipx = if v6 { "ip6" } else { "ip" };
     let t = format!("{ipx} {NFT_TABLE}");
-    let conditions = if v6 {
-        pm.conditions_v6
-    } else {
-        pm.conditions_v4
-    }
-    .join(" ");
+    let conditions = pm.conditions(v6).as_str();
     let c = quote(pm.container_id);
     let mut s = format!("add table {t} {{ comment \"CNI portmap plugin\"; }}\n");
     for chain in ["hostports", "hostip_hostports", "hostports_all"] {
@@ -657,6 +658,8 @@ mod tests {
         ]
     }
 
+    static NO_CONDITIONS: Conditions = Conditions::none();
+
     fn pm(m: &[Mapping]) -> PortMap<'_> {
         PortMap {
             network: "net",
@@ -666,8 +669,8 @@ mod tests {
             mark_bit: 13,
             external_set_mark_chain: None,
             masq_all: false,
-            conditions_v4: &[],
-            conditions_v6: &[],
+            conditions_v4: &NO_CONDITIONS,
+            conditions_v6: &NO_CONDITIONS,
         }
     }
 

@@ -7,6 +7,7 @@ use crate::common::{kernel_err, valid_attachments};
 use ipnet::IpNet;
 use rcni_net::Handle;
 use rcni_netfilter::portmap::{self, Mapping, PortMap};
+use rcni_netfilter::script::{ChainName, Conditions};
 use rcni_netfilter::Backend;
 use rcni_skel::{CmdArgs, Plugin};
 use rcni_spec::config::PluginConf;
@@ -54,6 +55,9 @@ struct Config {
     backend: Backend,
     mappings: Vec<Mapping>,
     mark_bit: u8,
+    conditions_v4: Conditions,
+    conditions_v6: Conditions,
+    set_mark_chain: Option<ChainName>,
     containers: Vec<IpNet>,
     prev: Option<CniResult>,
 }
@@ -172,6 +176,24 @@ fn load(args: &CmdArgs) -> Result<Config, CniError> {
             backend.name()
         )));
     }
+    // Validated here, once, for the script they go into: the types cannot
+    // be built otherwise.
+    let conditions = |c: &Option<Vec<String>>, field: &str| {
+        let tokens = c.as_deref().unwrap_or_default();
+        match backend {
+            Backend::Iptables => Conditions::iptables(field, tokens),
+            Backend::Nftables => Conditions::nftables(field, tokens),
+        }
+        .map_err(|e| invalid(e.to_string()))
+    };
+    let conditions_v4 = conditions(&own.conditions_v4, "conditionsV4")?;
+    let conditions_v6 = conditions(&own.conditions_v6, "conditionsV6")?;
+    let set_mark_chain = own
+        .external_set_mark_chain
+        .as_deref()
+        .map(|c| ChainName::new("externalSetMarkChain", c))
+        .transpose()
+        .map_err(|e| invalid(e.to_string()))?;
     let mappings = parse_mappings(&conf)?;
     let prev = conf.prev_result()?;
     let containers = prev
@@ -184,23 +206,26 @@ fn load(args: &CmdArgs) -> Result<Config, CniError> {
         backend,
         mappings,
         mark_bit: bit as u8,
+        conditions_v4,
+        conditions_v6,
+        set_mark_chain,
         containers,
         prev,
     })
 }
 
 impl Config {
-    fn portmap<'a>(&'a self, args: &'a CmdArgs, empty: &'a [String]) -> PortMap<'a> {
+    fn portmap<'a>(&'a self, args: &'a CmdArgs) -> PortMap<'a> {
         PortMap {
             network: &self.conf.name,
             container_id: &args.container_id,
             mappings: &self.mappings,
             snat: self.own.snat.unwrap_or(true),
             mark_bit: self.mark_bit,
-            external_set_mark_chain: self.own.external_set_mark_chain.as_deref(),
+            external_set_mark_chain: self.set_mark_chain.as_ref(),
             masq_all: self.own.masq_all,
-            conditions_v4: self.own.conditions_v4.as_deref().unwrap_or(empty),
-            conditions_v6: self.own.conditions_v6.as_deref().unwrap_or(empty),
+            conditions_v4: &self.conditions_v4,
+            conditions_v6: &self.conditions_v6,
         }
     }
 }
@@ -266,8 +291,7 @@ impl Plugin for Portmap {
         cfg.backend
             .ensure_available()
             .map_err(|e| invalid(format!("backend: {e}")))?;
-        let empty = Vec::new();
-        let pm = cfg.portmap(args, &empty);
+        let pm = cfg.portmap(args);
         let result = portmap::add(cfg.backend, &pm, &cfg.containers)
             .map_err(firewall_err("unable to set up port mappings"))
             .and_then(
@@ -288,8 +312,7 @@ impl Plugin for Portmap {
     /// when the runtime leaves the mappings out on DEL.
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
         let cfg = load(args)?;
-        let empty = Vec::new();
-        let pm = cfg.portmap(args, &empty);
+        let pm = cfg.portmap(args);
         let known = (!cfg.mappings.is_empty() && !cfg.containers.is_empty())
             .then_some((&pm, cfg.containers.as_slice()));
         portmap::del(&cfg.conf.name, &args.container_id, known)
@@ -304,8 +327,7 @@ impl Plugin for Portmap {
         if cfg.mappings.is_empty() {
             return Ok(());
         }
-        let empty = Vec::new();
-        portmap::check(cfg.backend, &cfg.portmap(args, &empty), &cfg.containers)
+        portmap::check(cfg.backend, &cfg.portmap(args), &cfg.containers)
             .map_err(firewall_err("port mappings"))
     }
 
@@ -363,6 +385,18 @@ mod tests {
                 "conditionsV4",
             ),
             (r#"{"name":"n","backend":"ebtables"}"#, "backend"),
+            (
+                r#"{"name":"n","backend":"iptables","conditionsV4":["-s","10.0.0.0/8\nCOMMIT"]}"#,
+                "conditionsV4[1]",
+            ),
+            (
+                r#"{"name":"n","backend":"nftables","conditionsV6":["ip6 saddr ::1 ; add table inet x"]}"#,
+                "conditionsV6[0]",
+            ),
+            (
+                r#"{"name":"n","backend":"iptables","externalSetMarkChain":"X\n-A INPUT -j ACCEPT"}"#,
+                "externalSetMarkChain",
+            ),
         ];
         for (conf, needle) in cases {
             let e = load(&args(conf)).err().unwrap();

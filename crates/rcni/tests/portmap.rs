@@ -632,3 +632,87 @@ fn del_reads_the_table_only_when_it_must() {
         assert!(allocated_ips(w.data.path(), &w.net).is_empty());
     }
 }
+
+/// Config strings that would start rules or tables of their own in the
+/// iptables-restore or nft script (line breaks, `;`, a path in the mark
+/// chain) are refused with code 7 naming the field, and leave nothing:
+/// no extra rule in the filter table, no extra nft table, no file outside
+/// /run/rcni. A token with spaces stays one argument.
+#[test]
+fn config_strings_cannot_inject_rules() {
+    let w = World::new();
+    let ctr = Netns::new("pi");
+    let escape = format!("/run/{}", unique("rcni-escape"));
+    let cases = [
+        (
+            "iptables",
+            "conditionsV4",
+            json!(["-s 10.250.0.0/16\nCOMMIT\n*filter\n-A INPUT -s 10.250.66.66/32 -j ACCEPT\nCOMMIT\n*nat"]),
+            "conditionsV4[0]",
+        ),
+        (
+            "iptables",
+            "conditionsV4",
+            json!(["-s", "10.250.0.0/16\nCOMMIT\n*filter\n-A INPUT -s 10.250.66.66/32 -j ACCEPT\nCOMMIT\n*nat"]),
+            "conditionsV4[1]",
+        ),
+        (
+            "iptables",
+            "externalSetMarkChain",
+            json!(format!("X\n-A INPUT -s 10.250.66.66/32 -j ACCEPT/../../..{escape}/x")),
+            "externalSetMarkChain",
+        ),
+        (
+            "nftables",
+            "conditionsV4",
+            json!(["ip saddr 10.250.0.0/16 ; add table inet relinjected ; #"]),
+            "conditionsV4[0]",
+        ),
+        (
+            "nftables",
+            "conditionsV6",
+            json!(["ip6 saddr fd00::/8\nadd table inet relinjected\n"]),
+            "conditionsV6[0]",
+        ),
+    ];
+    let prev = Call::rcni("bridge", "ADD", &w.host, Some(&ctr))
+        .run(&w.bridge_conf("1.0.0"))
+        .ok();
+    for (backend, key, value, field) in cases {
+        let mut pm = mappings(backend, json!({}));
+        pm[key] = value;
+        pm["cniVersion"] = json!("1.0.0");
+        pm["name"] = json!(w.net);
+        pm["type"] = json!("portmap");
+        pm["prevResult"] = prev.clone();
+        let (code, msg) = Call::rcni("portmap", "ADD", &w.host, Some(&ctr))
+            .run(&pm)
+            .err();
+        assert_eq!(code, 7, "{backend} {key}: {msg}");
+        assert!(msg.contains(field), "{backend} {key}: {msg}");
+        let filter = w.host.exec(&["iptables-save", "-t", "filter"]);
+        assert!(!filter.contains("10.250.66.66"), "{filter}");
+        let nft = w.nft_ruleset();
+        assert!(!nft.contains("relinjected"), "{nft}");
+        assert!(!std::path::Path::new(&escape).exists());
+        assert!(!w.iptables_nat().contains("CNI-DN-"));
+        assert!(!nft.contains("comment \"ctr1\""), "{nft}");
+    }
+    Call::rcni("bridge", "DEL", &w.host, Some(&ctr))
+        .run(&w.bridge_conf("1.0.0"))
+        .ok();
+    // A token with spaces is one argument, as it is for the reference.
+    let ctr = Netns::new("pj");
+    let pm = mappings(
+        "iptables",
+        json!({"conditionsV4": ["-m", "comment", "--comment", "two \"quoted\" words"]}),
+    );
+    let (br, pm) = w.attach(&ctr, "1.0.0", pm, false);
+    let nat = w.iptables_nat();
+    assert!(
+        nat.contains(r#"--comment "two \"quoted\" words" -j CNI-DN-"#),
+        "{nat}"
+    );
+    w.detach(&ctr, &br, &pm, false);
+    assert!(!w.iptables_nat().contains("CNI-DN-"));
+}
