@@ -5,7 +5,10 @@
 //! added with `nft -f`: their expressions are the tool's business.)
 
 use crate::error::Result;
-use crate::nfnetlink::{attributes, Conn, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
+use crate::nfnetlink::{attributes, Conn, EINTR, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
+
+/// How often a dump interrupted by a concurrent change is tried.
+const DUMP_ATTEMPTS: usize = 5;
 use std::cell::RefCell;
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -134,15 +137,27 @@ pub fn list_rules(family: NfFamily, table: &str, chain: Option<&str>) -> Result<
         attrs.extend(string_attr(NFTA_RULE_CHAIN, c));
     }
     let op = format!("list the rules of nf_tables table {table}");
-    let dump = match with_conn(|conn| {
-        conn.exchange(
-            NFT_MSG_GETRULE,
-            NLM_F_REQUEST | NLM_F_DUMP,
-            family as u8,
-            &attrs,
-            &op,
-        )
-    }) {
+    let dump_once = || {
+        with_conn(|conn| {
+            conn.exchange(
+                NFT_MSG_GETRULE,
+                NLM_F_REQUEST | NLM_F_DUMP,
+                family as u8,
+                &attrs,
+                &op,
+            )
+        })
+    };
+    // A dump that a concurrent change interrupted may miss rules: retry
+    // (as the reference's netlinksafe does, 5 times).
+    let mut attempt = dump_once();
+    for _ in 1..DUMP_ATTEMPTS {
+        match &attempt {
+            Err(e) if e.errno() == Some(EINTR) => attempt = dump_once(),
+            _ => break,
+        }
+    }
+    let dump = match attempt {
         Ok(d) => d,
         Err(e) if e.is_not_found() => return Ok(Vec::new()),
         Err(e) => return Err(e),

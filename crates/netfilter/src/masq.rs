@@ -221,13 +221,15 @@ fn nft_teardown(o: &Owner<'_>) -> Result<(), FirewallError> {
         return Ok(());
     }
     let prefix = instance_hash(o);
-    let rules = nftables::list_rules("inet", NFT_TABLE, NFT_CHAIN)?;
-    let handles: Vec<u64> = rules
-        .iter()
-        .filter(|r| r.comment.starts_with(&prefix))
-        .map(|r| r.handle)
-        .collect();
-    nft_delete(&handles)
+    nftables::locked(|| {
+        let rules = nftables::list_rules("inet", NFT_TABLE, NFT_CHAIN)?;
+        let handles: Vec<u64> = rules
+            .iter()
+            .filter(|r| r.comment.starts_with(&prefix))
+            .map(|r| r.handle)
+            .collect();
+        nft_delete(&handles)
+    })
 }
 
 /// Removes an attachment's masquerading from both backends (each one
@@ -275,13 +277,15 @@ pub fn gc(network: &str, valid: &[(String, String)]) -> Result<(), FirewallError
             })
             .collect();
         let prefix = network_hash(network);
-        let rules = nftables::list_rules("inet", NFT_TABLE, NFT_CHAIN)?;
-        let stale: Vec<u64> = rules
-            .iter()
-            .filter(|r| r.comment.starts_with(&prefix) && !keep.contains(&r.comment))
-            .map(|r| r.handle)
-            .collect();
-        nft_delete(&stale)?;
+        nftables::locked(|| {
+            let rules = nftables::list_rules("inet", NFT_TABLE, NFT_CHAIN)?;
+            let stale: Vec<u64> = rules
+                .iter()
+                .filter(|r| r.comment.starts_with(&prefix) && !keep.contains(&r.comment))
+                .map(|r| r.handle)
+                .collect();
+            nft_delete(&stale)
+        })?;
     }
     if iptables::supported() {
         // The iptables layout names chains by network and container only.

@@ -92,12 +92,77 @@ pub fn delete(family: &str, table: &str, what: &[NftDeletion]) -> Result<(), Fir
     rcni_net::nf_tables::delete(nf, table, what).map_err(netlink_err)
 }
 
-/// Applies an nft script atomically (one exec).
+/// Applies an nft script atomically (one exec), under [`locked`].
 pub fn apply(script: &str) -> Result<(), FirewallError> {
     if script.trim().is_empty() {
         return Ok(());
     }
-    run("nft", &["-f", "-"], Some(script)).map(|_| ())
+    locked(|| run("nft", &["-f", "-"], Some(script)).map(|_| ()))
+}
+
+/// How long a call waits for another rcni process's nftables change.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Depth of [`locked`] in this process, so that nested calls do not wait
+/// for themselves.
+static LOCK_DEPTH: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+
+/// Runs `f` holding rcni's nftables lock of this network namespace (an
+/// flock on `/run/rcni/nftables-ns<inode>.lock`). Every change rcni makes
+/// to its tables, and every read that decides what to delete, happens
+/// under it: a DEL that lists a table and then deletes what it found (a
+/// rule, an attachment chain it saw as emptied) must not interleave with
+/// another ADD or DEL of the same tables.
+pub fn locked<T>(f: impl FnOnce() -> Result<T, FirewallError>) -> Result<T, FirewallError> {
+    use std::os::unix::fs::MetadataExt;
+    let nested = {
+        let mut depth = LOCK_DEPTH.lock().unwrap_or_else(|p| p.into_inner());
+        *depth += 1;
+        *depth > 1
+    };
+    let release = || {
+        let mut depth = LOCK_DEPTH.lock().unwrap_or_else(|p| p.into_inner());
+        *depth -= 1;
+    };
+    if nested {
+        let out = f();
+        release();
+        return out;
+    }
+    let unavailable = |e: std::io::Error| {
+        release();
+        FirewallError::Unavailable(format!("cannot take the nftables lock: {e}"))
+    };
+    let ns = std::fs::metadata("/proc/self/ns/net")
+        .map_err(unavailable)?
+        .ino();
+    let dir = std::path::Path::new("/run/rcni");
+    std::fs::create_dir_all(dir).map_err(unavailable)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(format!("nftables-ns{ns}.lock")))
+        .map_err(unavailable)?;
+    let start = std::time::Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(2))
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(unavailable(std::io::Error::other(
+                    "another rcni process held it for 10 s",
+                )))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(unavailable(e)),
+        }
+    }
+    let out = f();
+    drop(file);
+    release();
+    out
 }
 
 /// Quotes a string for an nft script; quotes and control characters are

@@ -517,9 +517,13 @@ pub fn del(
     }
     if nftables::supported() {
         for family in ["ip", "ip6"] {
-            let table = nftables::list_table(family, NFT_TABLE)?;
-            let what = nft_forget(&table, network, container_id, false);
-            nftables::delete(family, NFT_TABLE, &what)?;
+            // Listing and deleting under the lock: a concurrent DEL must not
+            // see this attachment's note and keep the chain for it.
+            nftables::locked(|| {
+                let table = nftables::list_table(family, NFT_TABLE)?;
+                let what = nft_forget(&table, network, container_id, false);
+                nftables::delete(family, NFT_TABLE, &what)
+            })?;
         }
     }
     Ok(())
@@ -581,26 +585,31 @@ pub fn gc(network: &str, valid: &[String]) -> Result<(), FirewallError> {
         iptables_gc(network, valid)?;
     }
     if nftables::supported() {
-        let attachments = nft_attachments_chain(network);
         for family in ["ip", "ip6"] {
-            let mut what = Vec::new();
-            let table = nftables::list_table(family, NFT_TABLE)?;
-            let stale: Vec<&str> = table
-                .rules_of(&attachments)
-                .map(|r| r.comment.as_str())
-                .filter(|id| !valid.iter().any(|v| v == id))
-                .collect();
-            let mut forgotten = table.clone();
-            for id in stale {
-                let shared = nft_claimed_elsewhere(&table, network, id);
-                what.extend(nft_forget(&forgotten, network, id, shared));
-                // Later ids must not delete the same rules again.
-                forgotten.rules.retain(|r| r.comment != id);
-            }
-            nftables::delete(family, NFT_TABLE, &what)?;
+            nftables::locked(|| nft_gc(family, network, valid))?;
         }
     }
     Ok(())
+}
+
+/// The nftables side of [`gc`] for one family.
+fn nft_gc(family: &str, network: &str, valid: &[String]) -> Result<(), FirewallError> {
+    let attachments = nft_attachments_chain(network);
+    let mut what = Vec::new();
+    let table = nftables::list_table(family, NFT_TABLE)?;
+    let stale: Vec<&str> = table
+        .rules_of(&attachments)
+        .map(|r| r.comment.as_str())
+        .filter(|id| !valid.iter().any(|v| v == id))
+        .collect();
+    let mut forgotten = table.clone();
+    for id in stale {
+        let shared = nft_claimed_elsewhere(&table, network, id);
+        what.extend(nft_forget(&forgotten, network, id, shared));
+        // Later ids must not delete the same rules again.
+        forgotten.rules.retain(|r| r.comment != id);
+    }
+    nftables::delete(family, NFT_TABLE, &what)
 }
 
 /// The iptables side of [`gc`]: the DNAT rules' comments name the network.

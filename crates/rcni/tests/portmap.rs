@@ -716,3 +716,43 @@ fn config_strings_cannot_inject_rules() {
     w.detach(&ctr, &br, &pm, false);
     assert!(!w.iptables_nat().contains("CNI-DN-"));
 }
+
+/// Many ADDs at once and then many DELs at once on nftables (the way a
+/// node starts and stops pods): every call succeeds and afterwards the
+/// table holds no rule of those containers and no attachment chain.
+#[test]
+fn concurrent_adds_and_dels_leave_nothing_on_nftables() {
+    const PODS: usize = 40;
+    let w = World::new();
+    let ctr = Netns::new("pk");
+    let conf = |i: usize| {
+        json!({"cniVersion": "1.0.0", "name": w.net, "type": "portmap", "backend": "nftables",
+            "prevResult": {"cniVersion": "1.0.0",
+                "interfaces": [{"name": "eth0", "sandbox": ctr.path()}],
+                "ips": [{"interface": 0, "address": format!("10.97.{}.{}/16", i / 200, i % 200 + 2)}]},
+            "runtimeConfig": {"portMappings": [{"hostPort": 20000 + i, "containerPort": 80, "protocol": "tcp"}]}})
+    };
+    for round in 0..3 {
+        for command in ["ADD", "DEL"] {
+            std::thread::scope(|s| {
+                for i in 0..PODS {
+                    let call =
+                        Call::rcni("portmap", command, &w.host, Some(&ctr)).id(&format!("k{i}"));
+                    let conf = conf(i);
+                    s.spawn(move || call.run(&conf).ok());
+                }
+            });
+            if command == "ADD" {
+                let nft = w.nft_ruleset();
+                assert_eq!(
+                    nft.matches("dnat to 10.97.").count(),
+                    PODS,
+                    "round {round}: {nft}"
+                );
+            }
+        }
+        let nft = w.nft_ruleset();
+        assert!(!nft.contains("rcni_attachments"), "round {round}: {nft}");
+        assert!(!nft.contains("comment \"k"), "round {round}: {nft}");
+    }
+}
