@@ -158,6 +158,27 @@ pub fn quote(comment: &str) -> String {
     format!("\"{}\"", comment.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// The comment of a rule in its `iptables-save` form (quotes included,
+/// as [`quote`] writes it), if it has one.
+pub fn comment_of(rule: &str) -> Option<&str> {
+    let start = rule.find(" --comment \"")? + " --comment ".len();
+    let mut escaped = false;
+    for (i, c) in rule[start + 1..].char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => return Some(&rule[start..start + 1 + i + 1]),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The chain a rule jumps to (`-j CHAIN` at its end).
+pub fn jump_target(rule: &str) -> Option<&str> {
+    rule.rsplit_once(" -j ").map(|(_, chain)| chain)
+}
+
 /// Turns an `-A CHAIN spec` line into the `-D CHAIN spec` that deletes it.
 pub fn delete_line(rule: &str) -> String {
     format!("-D {}", &rule[3..])
@@ -176,6 +197,12 @@ mod tests {
         assert_eq!(t.rules_of("POSTROUTING").count(), 1);
         assert_eq!(t.rules_of("CNI-abc").count(), 1);
         assert!(t.has_chain("CNI-abc"));
+        let jump = t.rules_of("POSTROUTING").next().unwrap();
+        assert_eq!(
+            comment_of(jump),
+            Some(quote(r#"name: "n" id: "c""#).as_str())
+        );
+        assert_eq!(jump_target(jump), Some("CNI-abc"));
         let d = delete_line(t.rules_of("CNI-abc").next().unwrap());
         assert_eq!(d, "-D CNI-abc -d 10.0.0.0/24 -j ACCEPT");
     }

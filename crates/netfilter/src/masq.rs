@@ -14,15 +14,13 @@
 
 use crate::error::FirewallError;
 use crate::iptables::{self, Batch, Family};
-use crate::names::{chain_name, comment, hash_with_prefix};
+use crate::names::{chain_name, comment, hash_with_prefix, NFT_COMMENT_MAX};
 use crate::nftables::{self, quote};
 use crate::Backend;
 use ipnet::IpNet;
 
 const NFT_TABLE: &str = "cni_plugins_masquerade";
 const NFT_CHAIN: &str = "masq_checks";
-/// nft's longest comment.
-const NFT_COMMENT_MAX: usize = 128;
 
 /// The attachment the rules belong to.
 #[derive(Debug, Clone, Copy)]
@@ -147,18 +145,51 @@ pub fn setup(backend: Backend, ips: &[IpNet], o: &Owner<'_>) -> Result<(), Firew
     }
 }
 
-/// The iptables batch that removes the chain `chain` and every jump to it.
-fn iptables_remove_chain(table: &iptables::Table, chain: &str) -> Batch {
+/// The iptables batch that removes an attachment's jumps to `chain` (and
+/// the chain once nothing else jumps to it). A jump is the attachment's
+/// when it carries its comment and, when its addresses are known
+/// (`known`) and some such jump has one of them as source, that source:
+/// the chain is named after network and container only, so two interfaces
+/// of a container share it, and so do two attachments whose network name
+/// and container ID concatenate to the same string (`relnet`+`x1`,
+/// `relne`+`tx1`). Without addresses, or with addresses no jump has (a
+/// prevResult that does not describe the rules), every jump with the
+/// comment is the attachment's, as the reference's layout cannot tell
+/// the interfaces apart.
+fn iptables_remove_own(
+    table: &iptables::Table,
+    chain: &str,
+    quoted_comment: &str,
+    known: &[&IpNet],
+) -> Batch {
     let mut b = Batch::default();
-    let jump = format!(" -j {chain}");
-    for rule in table
-        .rules
+    let c = format!(" --comment {quoted_comment} ");
+    let mut sources: Vec<String> = known
         .iter()
-        .filter(|r| r.ends_with(&jump) || r.contains(&format!("{jump} ")))
-    {
-        b.push(iptables::delete_line(rule));
+        .map(|n| {
+            format!(
+                "-s {}/{} ",
+                n.addr(),
+                if n.addr().is_ipv4() { 32 } else { 128 }
+            )
+        })
+        .collect();
+    let jump = format!(" -j {chain}");
+    let jumps = || table.rules.iter().filter(|r| r.ends_with(&jump));
+    if !jumps().any(|r| r.contains(&c) && sources.iter().any(|s| r.contains(s))) {
+        sources.clear();
     }
-    if table.has_chain(chain) {
+    let mut others_left = false;
+    for rule in jumps() {
+        let own =
+            rule.contains(&c) && (sources.is_empty() || sources.iter().any(|s| rule.contains(s)));
+        if own {
+            b.push(iptables::delete_line(rule));
+        } else {
+            others_left = true;
+        }
+    }
+    if table.has_chain(chain) && !others_left {
         b.push(format!(":{chain} - [0:0]"));
         b.push(format!("-X {chain}"));
     }
@@ -199,7 +230,8 @@ fn iptables_teardown(o: &Owner<'_>, known: &[IpNet]) -> Result<(), FirewallError
             continue;
         }
         let table = iptables::save(family, "nat")?;
-        iptables_remove_chain(&table, &chain).apply(family, "nat")?;
+        let c = iptables::quote(&comment(o.network, o.container_id));
+        iptables_remove_own(&table, &chain, &c, &mine).apply(family, "nat")?;
     }
     Ok(())
 }
@@ -288,32 +320,36 @@ pub fn gc(network: &str, valid: &[(String, String)]) -> Result<(), FirewallError
         })?;
     }
     if iptables::supported() {
-        // The iptables layout names chains by network and container only.
+        // The iptables layout names chains by network and container only,
+        // and the comments may be cut: an attachment is known by its
+        // whole comment.
         let keep: Vec<String> = valid
             .iter()
-            .map(|(id, _)| chain_name(network, id))
+            .map(|(id, _)| iptables::quote(&comment(network, id)))
             .collect();
-        let marker = iptables::quote(&format!("name: {} id: ", crate::names::go_quote(network)));
-        let marker = marker.trim_end_matches('"').to_string();
+        let prefix = iptables::quote(&format!("name: {} id: ", crate::names::go_quote(network)));
+        let prefix = prefix.trim_end_matches('"');
         for family in [Family::V4, Family::V6] {
             let table = iptables::save(family, "nat")?;
-            let mut batch = Batch::default();
-            let mut stale_chains: Vec<String> = Vec::new();
+            let mut stale: Vec<(&str, &str)> = Vec::new();
             for rule in table.rules_of("POSTROUTING") {
-                if !rule.contains(&marker) {
+                let (Some(c), Some(chain)) =
+                    (iptables::comment_of(rule), iptables::jump_target(rule))
+                else {
                     continue;
-                }
-                if let Some(chain) = rule.rsplit(" -j ").next().filter(|c| c.starts_with("CNI-")) {
-                    if !keep.iter().any(|k| k == chain) && !stale_chains.iter().any(|s| s == chain)
-                    {
-                        stale_chains.push(chain.to_string());
-                    }
+                };
+                if c.starts_with(prefix)
+                    && !keep.iter().any(|k| k == c)
+                    && !stale.contains(&(c, chain))
+                {
+                    stale.push((c, chain));
                 }
             }
-            for chain in &stale_chains {
+            let mut batch = Batch::default();
+            for (c, chain) in stale {
                 batch
                     .lines
-                    .extend(iptables_remove_chain(&table, chain).lines);
+                    .extend(iptables_remove_own(&table, chain, c, &[]).lines);
             }
             batch.apply(family, "nat")?;
         }
@@ -366,18 +402,34 @@ mod tests {
     }
 
     #[test]
-    fn removing_a_chain_deletes_its_jumps() {
-        let table = iptables::Table::parse(
-            ":POSTROUTING ACCEPT [0:0]\n:CNI-x - [0:0]\n-A POSTROUTING -s 10.0.0.2/32 -m comment --comment \"c\" -j CNI-x\n-A POSTROUTING -j OTHER\n",
+    fn removing_a_chain_keeps_jumps_of_other_attachments() {
+        let own = iptables::quote(&comment("relnet", "x1"));
+        let other = iptables::quote(&comment("relne", "tx1"));
+        let chain = chain_name("relnet", "x1");
+        assert_eq!(
+            chain,
+            chain_name("relne", "tx1"),
+            "the reference's hash collides"
         );
-        let b = iptables_remove_chain(&table, "CNI-x");
+        let table = iptables::Table::parse(&format!(
+            ":POSTROUTING ACCEPT [0:0]\n:{chain} - [0:0]\n\
+             -A POSTROUTING -s 10.0.0.2/32 -m comment --comment {own} -j {chain}\n\
+             -A POSTROUTING -s 10.0.0.3/32 -m comment --comment {own} -j {chain}\n\
+             -A POSTROUTING -s 10.0.1.2/32 -m comment --comment {other} -j {chain}\n"
+        ));
+        let b = iptables_remove_own(&table, &chain, &own, &[]);
+        assert_eq!(
+            b.lines.len(),
+            2,
+            "only the own jumps, the chain stays: {b:?}"
+        );
+        let eth1: IpNet = "10.0.0.3/24".parse().unwrap();
+        let b = iptables_remove_own(&table, &chain, &own, &[&eth1]);
         assert_eq!(
             b.lines,
-            [
-                "-D POSTROUTING -s 10.0.0.2/32 -m comment --comment \"c\" -j CNI-x",
-                ":CNI-x - [0:0]",
-                "-X CNI-x"
-            ]
+            [format!(
+                "-D POSTROUTING -s 10.0.0.3/32 -m comment --comment {own} -j {chain}"
+            )]
         );
     }
 }

@@ -22,7 +22,7 @@
 
 use crate::error::FirewallError;
 use crate::iptables::{self, Batch, Family, Table};
-use crate::names::{chain_name_with_prefix, go_quote, hash_with_prefix};
+use crate::names::{chain_name_with_prefix, dnat_comment, hash_with_prefix, nft_container_comment};
 use crate::nftables::{self, quote, NftDeletion};
 use crate::script::{ChainName, Conditions};
 use crate::Backend;
@@ -76,18 +76,6 @@ pub struct PortMap<'a> {
 impl PortMap<'_> {
     fn dnat_chain(&self) -> String {
         chain_name_with_prefix(self.network, self.container_id, "DN-")
-    }
-
-    fn comment(&self) -> String {
-        let mut c = format!(
-            "dnat name: \"{}\" id: \"{}\"",
-            self.network, self.container_id
-        );
-        if c.len() > 255 {
-            c.truncate(253);
-            c.push_str("...");
-        }
-        c
     }
 
     fn mark(&self) -> String {
@@ -168,14 +156,14 @@ pub fn iptables_add_batch(pm: &PortMap<'_>, container: IpNet, table: &Table) -> 
     }
     // The container's own chain and its entry rules are rewritten whole.
     let chain = pm.dnat_chain();
-    for rule in table
-        .rules_of(TOP_DNAT_CHAIN)
-        .filter(|r| r.ends_with(&format!("-j {chain}")))
-    {
+    let comment = iptables::quote(&dnat_comment(pm.network, pm.container_id));
+    for rule in table.rules_of(TOP_DNAT_CHAIN).filter(|r| {
+        iptables::jump_target(r) == Some(chain.as_str())
+            && iptables::comment_of(r) == Some(comment.as_str())
+    }) {
         b.push(iptables::delete_line(rule));
     }
     b.push(format!(":{chain} - [0:0]"));
-    let comment = iptables::quote(&pm.comment());
     let conditions = pm.conditions(v6).as_str();
     let mut protocols: Vec<&str> = pm.applicable(v6).map(|m| m.protocol.as_str()).collect();
     protocols.sort_unstable();
@@ -268,8 +256,12 @@ fn shared_chains_present(pm: &PortMap<'_>) -> Table {
 }
 
 /// The batch that removes the container's chains (and the old SNAT chain
-/// of older reference versions), leaving the shared chains in place.
+/// of older reference versions), leaving the shared chains in place. Only
+/// entry rules with the attachment's comment go, and a chain only once
+/// nothing else jumps to it: the chain name hashes network name and
+/// container ID concatenated, which two attachments can share.
 pub fn iptables_del_batch(network: &str, container_id: &str, table: &Table) -> Batch {
+    let own = iptables::quote(&dnat_comment(network, container_id));
     let mut b = Batch::default();
     for (entry, chain) in [
         (
@@ -281,16 +273,30 @@ pub fn iptables_del_batch(network: &str, container_id: &str, table: &Table) -> B
             chain_name_with_prefix(network, container_id, "SN-"),
         ),
     ] {
-        for rule in table
-            .rules_of(entry)
-            .filter(|r| r.ends_with(&format!("-j {chain}")))
-        {
+        b.lines
+            .extend(iptables_remove_entries(table, entry, &chain, &own).lines);
+    }
+    b
+}
+
+/// Deletes the rules of `entry` that jump to `chain` with the comment
+/// `quoted_comment`, then the chain if no other rule jumps to it.
+fn iptables_remove_entries(table: &Table, entry: &str, chain: &str, quoted_comment: &str) -> Batch {
+    let mut b = Batch::default();
+    let mut others_left = false;
+    for rule in table
+        .rules_of(entry)
+        .filter(|r| iptables::jump_target(r) == Some(chain))
+    {
+        if iptables::comment_of(rule) == Some(quoted_comment) {
             b.push(iptables::delete_line(rule));
+        } else {
+            others_left = true;
         }
-        if table.has_chain(&chain) {
-            b.push(format!(":{chain} - [0:0]"));
-            b.push(format!("-X {chain}"));
-        }
+    }
+    if table.has_chain(chain) && !others_left {
+        b.push(format!(":{chain} - [0:0]"));
+        b.push(format!("-X {chain}"));
     }
     b
 }
@@ -301,7 +307,7 @@ pub fn nft_add_script(pm: &PortMap<'_>, container: IpNet) -> String {
     let ipx = if v6 { "ip6" } else { "ip" };
     let t = format!("{ipx} {NFT_TABLE}");
     let conditions = pm.conditions(v6).as_str();
-    let c = quote(pm.container_id);
+    let c = quote(&nft_container_comment(pm.container_id));
     let mut s = format!("add table {t} {{ comment \"CNI portmap plugin\"; }}\n");
     for chain in ["hostports", "hostip_hostports", "hostports_all"] {
         s.push_str(&format!("add chain {t} {chain}\n"));
@@ -420,6 +426,7 @@ fn nft_forget(
     keep_mappings: bool,
 ) -> Vec<NftDeletion> {
     let attachments = nft_attachments_chain(network);
+    let own = nft_container_comment(container_id);
     let mut out = Vec::new();
     let mut delete = |rule: &nftables::ListedRule| {
         out.push(NftDeletion::Rule {
@@ -435,14 +442,14 @@ fn nft_forget(
     for chain in chains {
         table
             .rules_of(chain)
-            .filter(|r| r.comment == container_id)
+            .filter(|r| r.comment == own)
             .for_each(&mut delete);
     }
     let mut notes = table.rules_of(&attachments).peekable();
     let had_notes = notes.peek().is_some();
     let mut others_left = false;
     for rule in notes {
-        if rule.comment == container_id {
+        if rule.comment == own {
             delete(rule);
         } else {
             others_left = true;
@@ -454,11 +461,12 @@ fn nft_forget(
     out
 }
 
-/// Whether a network other than `network` notes `container_id`.
-fn nft_claimed_elsewhere(table: &nftables::ListedTable, network: &str, container_id: &str) -> bool {
+/// Whether a network other than `network` notes the container commented
+/// `comment`.
+fn nft_claimed_elsewhere(table: &nftables::ListedTable, network: &str, comment: &str) -> bool {
     let own = nft_attachments_chain(network);
     table.rules.iter().any(|r| {
-        r.chain.starts_with(NFT_ATTACHMENTS_PREFIX) && r.chain != own && r.comment == container_id
+        r.chain.starts_with(NFT_ATTACHMENTS_PREFIX) && r.chain != own && r.comment == comment
     })
 }
 
@@ -567,7 +575,7 @@ pub fn check(
                 let want = pm.applicable(c.addr().is_ipv6()).count();
                 let have = nftables::list_rules(family, NFT_TABLE, "hostports")?
                     .iter()
-                    .filter(|r| r.comment == pm.container_id)
+                    .filter(|r| r.comment == nft_container_comment(pm.container_id))
                     .count();
                 if have < want {
                     return missing("missing hostport rules in \"hostports\" chain".into());
@@ -600,7 +608,7 @@ fn nft_gc(family: &str, network: &str, valid: &[String]) -> Result<(), FirewallE
     let stale: Vec<&str> = table
         .rules_of(&attachments)
         .map(|r| r.comment.as_str())
-        .filter(|id| !valid.iter().any(|v| v == id))
+        .filter(|c| !valid.iter().any(|v| nft_container_comment(v) == *c))
         .collect();
     let mut forgotten = table.clone();
     for id in stale {
@@ -612,34 +620,33 @@ fn nft_gc(family: &str, network: &str, valid: &[String]) -> Result<(), FirewallE
     nftables::delete(family, NFT_TABLE, &what)
 }
 
-/// The iptables side of [`gc`]: the DNAT rules' comments name the network.
+/// The iptables side of [`gc`]: the DNAT entry rules' comments name the
+/// network and the container (cut for long IDs, so compared whole).
 fn iptables_gc(network: &str, valid: &[String]) -> Result<(), FirewallError> {
-    let marker = format!("dnat name: {} id: ", go_quote(network));
-    let marker = iptables::quote(&marker);
-    let marker = marker.trim_end_matches('"');
+    let keep: Vec<String> = valid
+        .iter()
+        .map(|id| iptables::quote(&dnat_comment(network, id)))
+        .collect();
+    let prefix = iptables::quote(&format!("dnat name: \"{network}\" id: "));
+    let prefix = prefix.trim_end_matches('"');
     for family in [Family::V4, Family::V6] {
         let table = iptables::save(family, "nat")?;
-        let mut batch = Batch::default();
-        let mut seen: Vec<String> = Vec::new();
+        let mut stale: Vec<(&str, &str)> = Vec::new();
         for rule in table.rules_of(TOP_DNAT_CHAIN) {
-            let Some(at) = rule.find(marker) else {
+            let (Some(c), Some(chain)) = (iptables::comment_of(rule), iptables::jump_target(rule))
+            else {
                 continue;
             };
-            let rest = &rule[at + marker.len()..];
-            // rest starts with \"<id>\"" ...
-            let id: String = rest
-                .trim_start_matches("\\\"")
-                .split("\\\"")
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            if id.is_empty() || valid.contains(&id) || seen.contains(&id) {
-                continue;
+            if c.starts_with(prefix) && !keep.iter().any(|k| k == c) && !stale.contains(&(c, chain))
+            {
+                stale.push((c, chain));
             }
-            seen.push(id.clone());
+        }
+        let mut batch = Batch::default();
+        for (c, chain) in stale {
             batch
                 .lines
-                .extend(iptables_del_batch(network, &id, &table).lines);
+                .extend(iptables_remove_entries(&table, TOP_DNAT_CHAIN, chain, c).lines);
         }
         batch.apply(family, "nat")?;
     }

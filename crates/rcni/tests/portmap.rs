@@ -756,3 +756,73 @@ fn concurrent_adds_and_dels_leave_nothing_on_nftables() {
         assert!(!nft.contains("comment \"k"), "round {round}: {nft}");
     }
 }
+
+/// Container IDs longer than a firewall comment (valid by the spec):
+/// bridge with ipMasq and portmap work on both backends, GC keeps them
+/// while they are valid, and DEL leaves nothing.
+#[test]
+fn container_ids_longer_than_a_comment_work() {
+    for backend in ["iptables", "nftables"] {
+        let w = World::new();
+        let ctr = Netns::new("pl");
+        let id = format!("L{}", "x".repeat(1099));
+        let mut br = w.bridge_conf("1.1.0");
+        br["ipMasq"] = json!(true);
+        br["ipMasqBackend"] = json!(backend);
+        let prev = Call::rcni("bridge", "ADD", &w.host, Some(&ctr))
+            .id(&id)
+            .run(&br)
+            .ok();
+        let mut pm = mappings(backend, json!({}));
+        pm["cniVersion"] = json!("1.1.0");
+        pm["name"] = json!(w.net);
+        pm["type"] = json!("portmap");
+        pm["prevResult"] = prev.clone();
+        Call::rcni("portmap", "ADD", &w.host, Some(&ctr))
+            .id(&id)
+            .run(&pm)
+            .ok();
+        serve(&ctr, 80, "long", 10);
+        let valid = json!([{"containerID": id, "ifname": "eth0"}]);
+        for (plugin, conf) in [("portmap", &pm), ("bridge", &br)] {
+            let mut gc = conf.clone();
+            gc.as_object_mut().unwrap().remove("prevResult");
+            gc["cni.dev/valid-attachments"] = valid.clone();
+            let mut call = Call::rcni(plugin, "GC", &w.host, None);
+            call.container_id.clear();
+            call.ifname.clear();
+            call.run(&gc).ok();
+        }
+        assert_eq!(
+            tcp_get(&w.outside, "203.0.113.1:8080").as_deref(),
+            Some("long"),
+            "{backend}: GC dropped a valid long-ID mapping"
+        );
+        let (nat, nft) = (w.iptables_nat(), w.nft_ruleset());
+        match backend {
+            "iptables" => assert!(
+                nat.contains("-A POSTROUTING -s 10.96.0.2/32") && nat.contains("CNI-DN-"),
+                "{nat}"
+            ),
+            _ => assert!(nft.contains("id: Lxxx") && nft.contains("dnat to"), "{nft}"),
+        }
+        Call::rcni("portmap", "DEL", &w.host, Some(&ctr))
+            .id(&id)
+            .run(&pm)
+            .ok();
+        Call::rcni("bridge", "DEL", &w.host, Some(&ctr))
+            .id(&id)
+            .run(&with(br, "prevResult", prev))
+            .ok();
+        let (nat, nft) = (w.iptables_nat(), w.nft_ruleset());
+        assert!(
+            !nat.contains("CNI-DN-") && !nat.contains("name: "),
+            "{backend}: {nat}"
+        );
+        assert!(
+            !nft.contains("xxxx") && !nft.contains("rcni_attachments"),
+            "{backend}: {nft}"
+        );
+        assert!(allocated_ips(w.data.path(), &w.net).is_empty());
+    }
+}
