@@ -62,6 +62,25 @@ pub fn nat_chains_may_exist(family: Family, chains: &[&str]) -> bool {
         .any(|c| chain_exists(nf, "nat", c).unwrap_or(true))
 }
 
+/// Whether each `(chain, target)` of `jumps` is a rule of the `nat` table
+/// that jumps from `chain` to `target`: answered over netlink for the
+/// nf_tables flavour (no process). The legacy flavour cannot be asked
+/// without a process and answers yes; a failed probe answers no.
+pub fn nat_jumps_present(family: Family, jumps: &[(&str, &str)]) -> bool {
+    use rcni_net::nf_tables::{list_rules, NfFamily};
+    if !uses_nf_tables() {
+        return true;
+    }
+    let nf = match family {
+        Family::V4 => NfFamily::Ipv4,
+        Family::V6 => NfFamily::Ipv6,
+    };
+    jumps.iter().all(|(chain, target)| {
+        list_rules(nf, "nat", Some(chain))
+            .is_ok_and(|rules| rules.iter().any(|r| r.jumps_to.as_deref() == Some(*target)))
+    })
+}
+
 /// One table as `iptables-save` prints it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Table {

@@ -235,6 +235,15 @@ fn ready_marker(family: Family, pm: &PortMap<'_>) -> Option<std::path::PathBuf> 
     )))
 }
 
+/// The jumps from the built-in chains into the shared chains.
+fn entry_jumps(pm: &PortMap<'_>) -> Vec<(&'static str, &'static str)> {
+    let mut jumps = vec![("PREROUTING", TOP_DNAT_CHAIN), ("OUTPUT", TOP_DNAT_CHAIN)];
+    if pm.snat && pm.external_set_mark_chain.is_none() {
+        jumps.push(("POSTROUTING", MASQ_CHAIN));
+    }
+    jumps
+}
+
 /// A table that has the shared chains and their rules, as the fast path
 /// assumes.
 fn shared_chains_present(pm: &PortMap<'_>) -> Table {
@@ -387,9 +396,14 @@ pub fn add(backend: Backend, pm: &PortMap<'_>, containers: &[IpNet]) -> Result<(
                 // Fast path: the shared chains were set up by an earlier
                 // call in this netns, so one iptables-restore does it. If
                 // they are gone (a firewall reload), the batch fails and
-                // the slow path reads the table first.
+                // the slow path reads the table first; if only the jumps
+                // from the built-in chains are gone (a flush of those),
+                // the netlink probe sees it and the slow path restores
+                // them.
                 let marker = ready_marker(family, pm);
-                if marker.as_ref().is_some_and(|m| m.exists()) {
+                if marker.as_ref().is_some_and(|m| m.exists())
+                    && iptables::nat_jumps_present(family, &entry_jumps(pm))
+                {
                     let assumed = shared_chains_present(pm);
                     if iptables_add_batch(pm, *c, &assumed)
                         .apply(family, "nat")

@@ -826,3 +826,61 @@ fn container_ids_longer_than_a_comment_work() {
         assert!(allocated_ips(w.data.path(), &w.net).is_empty());
     }
 }
+
+/// A firewall flush of the nat built-in chains drops the jumps into the
+/// shared chains; the next ADD (iptables) puts them back, as the
+/// reference does, so host ports work again.
+#[test]
+fn add_after_a_nat_flush_restores_the_entry_jumps() {
+    let w = World::new();
+    let (first, second) = (Netns::new("pf"), Netns::new("ps"));
+    let br = w.bridge_conf("1.0.0");
+    let mut attached = Vec::new();
+    for (id, ns, port) in [("first", &first, 8080), ("second", &second, 8081)] {
+        let prev = Call::rcni("bridge", "ADD", &w.host, Some(ns))
+            .id(id)
+            .run(&br)
+            .ok();
+        let pm = json!({"cniVersion": "1.0.0", "name": w.net, "type": "portmap", "backend": "iptables", "prevResult": prev,
+            "runtimeConfig": {"portMappings": [{"hostPort": port, "containerPort": 80, "protocol": "tcp"}]}});
+        Call::rcni("portmap", "ADD", &w.host, Some(ns))
+            .id(id)
+            .run(&pm)
+            .ok();
+        attached.push((id, ns, pm));
+        if id == "first" {
+            for chain in ["PREROUTING", "OUTPUT", "POSTROUTING"] {
+                w.host.exec(&["iptables", "-t", "nat", "-F", chain]);
+            }
+        }
+    }
+    serve(&second, 80, "second", 10);
+    assert_eq!(
+        tcp_get(&w.outside, "203.0.113.1:8081").as_deref(),
+        Some("second")
+    );
+    assert_eq!(
+        tcp_get(&w.host, "127.0.0.1:8081").as_deref(),
+        Some("second"),
+        "hairpin from the host needs the masquerade jump"
+    );
+    let nat = w.iptables_nat();
+    for needle in [
+        "-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT",
+        "-A OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT",
+        "-j CNI-HOSTPORT-MASQ",
+    ] {
+        assert_eq!(nat.matches(needle).count(), 1, "{needle}: {nat}");
+    }
+    for (id, ns, pm) in &attached {
+        Call::rcni("portmap", "DEL", &w.host, Some(ns))
+            .id(id)
+            .run(pm)
+            .ok();
+        Call::rcni("bridge", "DEL", &w.host, Some(ns))
+            .id(id)
+            .run(&br)
+            .ok();
+    }
+    assert!(!w.iptables_nat().contains("CNI-DN-"));
+}
