@@ -9,9 +9,10 @@
 //!   first in `POSTROUTING`, masquerades marked packets.
 //! - nftables: table `ip`/`ip6 cni_hostport`; `prerouting`/`output`
 //!   jump to `hostports_all` only for local destinations (`fib daddr type
-//!   local`), DNAT rules in `hostports` and masquerading in
-//!   `masquerading`, every per-container rule commented with the
-//!   container ID. The reference's comment does not name the network, so
+//!   local`), DNAT rules in `hostports` (each carrying its network's
+//!   `conditionsV4`/`V6`, as the entry rules are shared by all networks)
+//!   and masquerading in `masquerading`, every per-container rule
+//!   commented with the container ID. The reference's comment does not name the network, so
 //!   rcni also notes each attachment as a no-op rule (commented with the
 //!   container ID) in a chain of the network's own, `rcni_attachments_<hash>`,
 //!   that nothing jumps to: it lets GC, which works per network, find the
@@ -315,7 +316,12 @@ pub fn nft_add_script(pm: &PortMap<'_>, container: IpNet) -> String {
     let v6 = container.addr().is_ipv6();
     let ipx = if v6 { "ip6" } else { "ip" };
     let t = format!("{ipx} {NFT_TABLE}");
-    let conditions = pm.conditions(v6).as_str();
+    // The entry rules are shared by every network and rewritten by each
+    // ADD, so a network's conditions go on its own DNAT rules.
+    let cond = match pm.conditions(v6).as_str() {
+        "" => String::new(),
+        conditions => format!("{conditions} "),
+    };
     let c = quote(&nft_container_comment(pm.container_id));
     let mut s = format!("add table {t} {{ comment \"CNI portmap plugin\"; }}\n");
     for chain in ["hostports", "hostip_hostports", "hostports_all"] {
@@ -332,13 +338,8 @@ pub fn nft_add_script(pm: &PortMap<'_>, container: IpNet) -> String {
             "add chain {t} {chain} {{ type nat hook {hook} priority -100; }}\n"
         ));
         s.push_str(&format!("flush chain {t} {chain}\n"));
-        let cond = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("{conditions} ")
-        };
         s.push_str(&format!(
-            "add rule {t} {chain} {cond}fib daddr type local jump hostports_all\n"
+            "add rule {t} {chain} fib daddr type local jump hostports_all\n"
         ));
     }
     if pm.snat {
@@ -355,7 +356,7 @@ pub fn nft_add_script(pm: &PortMap<'_>, container: IpNet) -> String {
             None => String::new(),
         };
         s.push_str(&format!(
-            "add rule {t} hostports {dst}{} dport {} dnat to {} comment {c}\n",
+            "add rule {t} hostports {cond}{dst}{} dport {} dnat to {} comment {c}\n",
             m.protocol,
             m.host_port,
             ip_port(container.addr(), m.container_port)
@@ -776,5 +777,20 @@ mod tests {
         ));
         assert!(s.contains("hostports ip daddr 203.0.113.1 udp dport 8053 dnat to 10.88.0.5:53"));
         assert!(s.contains("masquerading ip saddr 127.0.0.1 ip daddr 10.88.0.5 masquerade"));
+        let cond = Conditions::nftables("conditionsV4", &["ip saddr 192.0.2.0/24".into()]).unwrap();
+        let s = nft_add_script(
+            &PortMap {
+                conditions_v4: &cond,
+                ..pm(&m)
+            },
+            "10.88.0.5/16".parse().unwrap(),
+        );
+        assert!(
+            s.contains(
+                "add rule ip cni_hostport prerouting fib daddr type local jump hostports_all"
+            ),
+            "the shared entry rules carry no network's conditions"
+        );
+        assert!(s.contains("hostports ip saddr 192.0.2.0/24 tcp dport 8080 dnat to 10.88.0.5:80"));
     }
 }

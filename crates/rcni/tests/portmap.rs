@@ -884,3 +884,66 @@ fn add_after_a_nat_flush_restores_the_entry_jumps() {
     }
     assert!(!w.iptables_nat().contains("CNI-DN-"));
 }
+
+/// On nftables the entry rules are shared by all networks: an ADD on
+/// another network must not drop this network's conditionsV4.
+#[test]
+fn nft_conditions_survive_another_networks_add() {
+    let w = World::new();
+    let (a, b) = (Netns::new("pa"), Netns::new("pb"));
+    let br = w.bridge_conf("1.0.0");
+    let mut attached = Vec::new();
+    // Network A only maps traffic from 192.0.2.0/24, not from the outside
+    // namespace (203.0.113.2); network B has no conditions.
+    for (id, ns, net, port, conditions) in [
+        (
+            "a",
+            &a,
+            w.net.clone(),
+            8080,
+            json!(["ip saddr 192.0.2.0/24"]),
+        ),
+        ("b", &b, unique("pmb"), 8081, json!(null)),
+    ] {
+        let prev = Call::rcni("bridge", "ADD", &w.host, Some(ns))
+            .id(id)
+            .run(&br)
+            .ok();
+        let mut pm = json!({"cniVersion": "1.0.0", "name": net, "type": "portmap", "backend": "nftables", "prevResult": prev,
+            "runtimeConfig": {"portMappings": [{"hostPort": port, "containerPort": 80, "protocol": "tcp"}]}});
+        if !conditions.is_null() {
+            pm["conditionsV4"] = conditions;
+        }
+        Call::rcni("portmap", "ADD", &w.host, Some(ns))
+            .id(id)
+            .run(&pm)
+            .ok();
+        serve(ns, 80, id, 10);
+        attached.push((id, ns, pm));
+    }
+    assert_eq!(
+        tcp_get(&w.outside, "203.0.113.1:8081").as_deref(),
+        Some("b")
+    );
+    assert_eq!(
+        tcp_get(&w.outside, "203.0.113.1:8080"),
+        None,
+        "network a's condition was dropped: {}",
+        w.nft_ruleset()
+    );
+    for (id, ns, pm) in &attached {
+        Call::rcni("portmap", "DEL", &w.host, Some(ns))
+            .id(id)
+            .run(pm)
+            .ok();
+        Call::rcni("bridge", "DEL", &w.host, Some(ns))
+            .id(id)
+            .run(&br)
+            .ok();
+    }
+    let nft = w.nft_ruleset();
+    assert!(
+        !nft.contains("dnat to") && !nft.contains("rcni_attachments"),
+        "{nft}"
+    );
+}
