@@ -196,6 +196,12 @@ fn iptables_remove_own(
     b
 }
 
+/// The source address of a POSTROUTING jump (`-s <ip>/<len>`).
+fn source_of(rule: &str) -> Option<IpNet> {
+    let (_, rest) = rule.split_once(" -s ")?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
 /// The batch that removes the rules of `ips` (one family) without reading
 /// the table first: right when the jumps from POSTROUTING are exactly one
 /// per address, as setup makes them; otherwise iptables-restore refuses the
@@ -295,8 +301,17 @@ pub fn teardown_known(o: &Owner<'_>, known: &[IpNet]) -> Result<(), FirewallErro
 }
 
 /// Removes the masquerading of every attachment of `network` that is not
-/// in `valid` (container ID, ifname), on both backends.
-pub fn gc(network: &str, valid: &[(String, String)]) -> Result<(), FirewallError> {
+/// in `valid` (container ID, ifname), on both backends. nftables rules name
+/// the interface; iptables rules (the reference's layout) name only the
+/// container, so when the caller knows which addresses the network's IPAM
+/// still holds (`held`, after IPAM's own GC), an iptables rule for an
+/// address outside them goes too: IPAM released it because its
+/// attachment (container ID and interface) is not valid.
+pub fn gc(
+    network: &str,
+    valid: &[(String, String)],
+    held: Option<&[std::net::IpAddr]>,
+) -> Result<(), FirewallError> {
     if nftables::supported() {
         let keep: Vec<String> = valid
             .iter()
@@ -331,25 +346,37 @@ pub fn gc(network: &str, valid: &[(String, String)]) -> Result<(), FirewallError
         let prefix = prefix.trim_end_matches('"');
         for family in [Family::V4, Family::V6] {
             let table = iptables::save(family, "nat")?;
-            let mut stale: Vec<(&str, &str)> = Vec::new();
+            // (comment, chain) of stale attachments: every jump goes, or,
+            // for a valid container, the jumps from released addresses.
+            let mut stale: Vec<(&str, &str, Vec<IpNet>)> = Vec::new();
             for rule in table.rules_of("POSTROUTING") {
                 let (Some(c), Some(chain)) =
                     (iptables::comment_of(rule), iptables::jump_target(rule))
                 else {
                     continue;
                 };
-                if c.starts_with(prefix)
-                    && !keep.iter().any(|k| k == c)
-                    && !stale.contains(&(c, chain))
+                if !c.starts_with(prefix) {
+                    continue;
+                }
+                let released = match (keep.iter().any(|k| k == c), held, source_of(rule)) {
+                    (false, _, _) => None,
+                    (true, Some(held), Some(src)) if !held.contains(&src.addr()) => Some(src),
+                    (true, _, _) => continue,
+                };
+                match stale
+                    .iter_mut()
+                    .find(|(sc, sch, _)| *sc == c && *sch == chain)
                 {
-                    stale.push((c, chain));
+                    Some((_, _, sources)) => sources.extend(released),
+                    None => stale.push((c, chain, released.into_iter().collect())),
                 }
             }
             let mut batch = Batch::default();
-            for (c, chain) in stale {
+            for (c, chain, sources) in &stale {
+                let sources: Vec<&IpNet> = sources.iter().collect();
                 batch
                     .lines
-                    .extend(iptables_remove_own(&table, chain, c, &[]).lines);
+                    .extend(iptables_remove_own(&table, chain, c, &sources).lines);
             }
             batch.apply(family, "nat")?;
         }

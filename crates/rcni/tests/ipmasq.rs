@@ -379,3 +379,44 @@ fn del_of_a_second_interface_keeps_eth0s_masquerading() {
         assert!(!w.nft_masq_rules().contains("id: "), "{backend}");
     }
 }
+
+/// GC and host-local agree on what an attachment is (container ID and
+/// interface): a valid container with another interface name is not this
+/// attachment, so its address is released and its masquerading goes too.
+#[test]
+fn gc_treats_another_ifname_as_another_attachment() {
+    for backend in ["iptables", "nftables"] {
+        let w = World::new();
+        let ctr = Netns::new("mc");
+        let data = data_dir();
+        let net = unique("mq");
+        let mut c = conf(&net, data.path(), Some(backend));
+        c["cniVersion"] = json!("1.1.0");
+        Call::rcni("ptp", "ADD", &w.host, Some(&ctr)).run(&c).ok();
+        let mut call = Call::rcni("ptp", "GC", &w.host, None);
+        call.container_id.clear();
+        call.ifname.clear();
+        for (ifname, kept) in [("eth0", true), ("eth9", false)] {
+            let gc = with(
+                c.clone(),
+                "cni.dev/valid-attachments",
+                json!([{"containerID": "ctr1", "ifname": ifname}]),
+            );
+            call.run(&gc).ok();
+            assert_eq!(
+                allocated_ips(data.path(), &net).is_empty(),
+                !kept,
+                "{backend} {ifname}"
+            );
+            assert_eq!(masq_present(&w, backend, &net), kept, "{backend} {ifname}");
+            let nat = w.iptables_nat();
+            assert_eq!(
+                nat.contains("-s 10.66.0.2/32"),
+                kept && backend == "iptables",
+                "{nat}"
+            );
+        }
+        Call::rcni("ptp", "DEL", &w.host, Some(&ctr)).run(&c).ok();
+        assert!(!w.iptables_nat().contains("CNI-"), "{backend}");
+    }
+}
