@@ -112,57 +112,59 @@ static LOCK_DEPTH: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
 /// to its tables, and every read that decides what to delete, happens
 /// under it: a DEL that lists a table and then deletes what it found (a
 /// rule, an attachment chain it saw as emptied) must not interleave with
-/// another ADD or DEL of the same tables.
+/// another ADD or DEL of the same tables. Where the lock file cannot be
+/// made (no writable /run), `f` runs unlocked, as before the lock existed.
 pub fn locked<T>(f: impl FnOnce() -> Result<T, FirewallError>) -> Result<T, FirewallError> {
-    use std::os::unix::fs::MetadataExt;
     let nested = {
         let mut depth = LOCK_DEPTH.lock().unwrap_or_else(|p| p.into_inner());
         *depth += 1;
         *depth > 1
     };
-    let release = || {
-        let mut depth = LOCK_DEPTH.lock().unwrap_or_else(|p| p.into_inner());
-        *depth -= 1;
+    let out = if nested {
+        f()
+    } else {
+        match open_lock_file() {
+            Ok(file) => wait_for(&file).and_then(|()| f()),
+            Err(e) => {
+                eprintln!("rcni: nftables changes run unlocked: cannot open the lock file: {e}");
+                f()
+            }
+        }
     };
-    if nested {
-        let out = f();
-        release();
-        return out;
-    }
-    let unavailable = |e: std::io::Error| {
-        release();
-        FirewallError::Unavailable(format!("cannot take the nftables lock: {e}"))
-    };
-    let ns = std::fs::metadata("/proc/self/ns/net")
-        .map_err(unavailable)?
-        .ino();
+    *LOCK_DEPTH.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+    out
+}
+
+fn open_lock_file() -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::MetadataExt;
+    let ns = std::fs::metadata("/proc/self/ns/net")?.ino();
     let dir = std::path::Path::new("/run/rcni");
-    std::fs::create_dir_all(dir).map_err(unavailable)?;
-    let file = std::fs::OpenOptions::new()
+    std::fs::create_dir_all(dir)?;
+    std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(dir.join(format!("nftables-ns{ns}.lock")))
-        .map_err(unavailable)?;
+}
+
+/// Takes the flock of `file` (released when it is closed), waiting at most
+/// [`LOCK_WAIT`]: a call never hangs on another that does.
+fn wait_for(file: &std::fs::File) -> Result<(), FirewallError> {
     let start = std::time::Instant::now();
     loop {
         match file.try_lock() {
-            Ok(()) => break,
+            Ok(()) => return Ok(()),
             Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_WAIT => {
                 std::thread::sleep(std::time::Duration::from_millis(2))
             }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(unavailable(std::io::Error::other(
-                    "another rcni process held it for 10 s",
+            Err(e) => {
+                return Err(FirewallError::Unavailable(format!(
+                    "cannot take the nftables lock within {} s: {e}",
+                    LOCK_WAIT.as_secs()
                 )))
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(unavailable(e)),
         }
     }
-    let out = f();
-    drop(file);
-    release();
-    out
 }
 
 /// Quotes a string for an nft script; quotes and control characters are
