@@ -272,33 +272,31 @@ fn shared_chains_present(pm: &PortMap<'_>) -> Table {
 /// container ID concatenated, which two attachments can share.
 pub fn iptables_del_batch(network: &str, container_id: &str, table: &Table) -> Batch {
     let own = iptables::quote(&dnat_comment(network, container_id));
-    let mut b = Batch::default();
-    for (entry, chain) in [
-        (
-            TOP_DNAT_CHAIN,
-            chain_name_with_prefix(network, container_id, "DN-"),
-        ),
-        (
-            OLD_SNAT_CHAIN,
-            chain_name_with_prefix(network, container_id, "SN-"),
-        ),
-    ] {
-        b.lines
-            .extend(iptables_remove_entries(table, entry, &chain, &own).lines);
-    }
+    let dnat = chain_name_with_prefix(network, container_id, "DN-");
+    let snat = chain_name_with_prefix(network, container_id, "SN-");
+    let mut b = iptables_remove_entries(table, TOP_DNAT_CHAIN, &dnat, Some(&own));
+    // Older references' SNAT entries are not commented as the DNAT ones.
+    b.lines
+        .extend(iptables_remove_entries(table, OLD_SNAT_CHAIN, &snat, None).lines);
     b
 }
 
-/// Deletes the rules of `entry` that jump to `chain` with the comment
-/// `quoted_comment`, then the chain if no other rule jumps to it.
-fn iptables_remove_entries(table: &Table, entry: &str, chain: &str, quoted_comment: &str) -> Batch {
+/// Deletes the rules of `entry` that jump to `chain` (with the comment
+/// `quoted_comment`, when given), then the chain if no other rule jumps
+/// to it.
+fn iptables_remove_entries(
+    table: &Table,
+    entry: &str,
+    chain: &str,
+    quoted_comment: Option<&str>,
+) -> Batch {
     let mut b = Batch::default();
     let mut others_left = false;
     for rule in table
         .rules_of(entry)
         .filter(|r| iptables::jump_target(r) == Some(chain))
     {
-        if iptables::comment_of(rule) == Some(quoted_comment) {
+        if quoted_comment.is_none_or(|c| iptables::comment_of(rule) == Some(c)) {
             b.push(iptables::delete_line(rule));
         } else {
             others_left = true;
@@ -661,7 +659,7 @@ fn iptables_gc(network: &str, valid: &[String]) -> Result<(), FirewallError> {
         for (c, chain) in stale {
             batch
                 .lines
-                .extend(iptables_remove_entries(&table, TOP_DNAT_CHAIN, chain, c).lines);
+                .extend(iptables_remove_entries(&table, TOP_DNAT_CHAIN, chain, Some(c)).lines);
         }
         batch.apply(family, "nat")?;
     }
@@ -763,6 +761,33 @@ mod tests {
             .lines
             .iter()
             .all(|l| !l.contains("SETMARK - [0:0]") && !l.starts_with("-A PREROUTING")));
+    }
+
+    #[test]
+    fn del_keeps_the_entries_of_an_attachment_sharing_the_chain() {
+        let dn = chain_name_with_prefix("relnet", "x1", "DN-");
+        assert_eq!(dn, chain_name_with_prefix("relne", "tx1", "DN-"));
+        let entry = |net: &str, id: &str| {
+            format!(
+                "-A {TOP_DNAT_CHAIN} -p tcp -m comment --comment {} -m multiport --dports 80 -j {dn}",
+                iptables::quote(&dnat_comment(net, id))
+            )
+        };
+        let table = Table::parse(&format!(
+            ":{TOP_DNAT_CHAIN} - [0:0]\n:{dn} - [0:0]\n{}\n{}\n",
+            entry("relnet", "x1"),
+            entry("relne", "tx1")
+        ));
+        let b = iptables_del_batch("relnet", "x1", &table);
+        assert_eq!(b.lines, [iptables::delete_line(&entry("relnet", "x1"))]);
+        let alone = Table::parse(&format!(
+            ":{TOP_DNAT_CHAIN} - [0:0]\n:{dn} - [0:0]\n{}\n",
+            entry("relne", "tx1")
+        ));
+        assert_eq!(
+            iptables_del_batch("relne", "tx1", &alone).lines.last(),
+            Some(&format!("-X {dn}"))
+        );
     }
 
     #[test]
