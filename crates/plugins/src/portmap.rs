@@ -58,6 +58,10 @@ struct Config {
     conditions_v4: Conditions,
     conditions_v6: Conditions,
     set_mark_chain: Option<ChainName>,
+    /// Why a value for the scripts was refused. ADD and CHECK fail with it;
+    /// DEL goes on without those values, which no rule can hold since ADD
+    /// refused them, so a runtime's DEL of a failed ADD succeeds.
+    script_error: Option<CniError>,
     containers: Vec<IpNet>,
     prev: Option<CniResult>,
 }
@@ -184,16 +188,25 @@ fn load(args: &CmdArgs) -> Result<Config, CniError> {
             Backend::Iptables => Conditions::iptables(field, tokens),
             Backend::Nftables => Conditions::nftables(field, tokens),
         }
-        .map_err(|e| invalid(e.to_string()))
     };
-    let conditions_v4 = conditions(&own.conditions_v4, "conditionsV4")?;
-    let conditions_v6 = conditions(&own.conditions_v6, "conditionsV6")?;
-    let set_mark_chain = own
-        .external_set_mark_chain
-        .as_deref()
-        .map(|c| ChainName::new("externalSetMarkChain", c))
-        .transpose()
-        .map_err(|e| invalid(e.to_string()))?;
+    let script_values = conditions(&own.conditions_v4, "conditionsV4").and_then(|v4| {
+        let v6 = conditions(&own.conditions_v6, "conditionsV6")?;
+        let chain = own
+            .external_set_mark_chain
+            .as_deref()
+            .map(|c| ChainName::new("externalSetMarkChain", c))
+            .transpose()?;
+        Ok((v4, v6, chain))
+    });
+    let (conditions_v4, conditions_v6, set_mark_chain, script_error) = match script_values {
+        Ok((v4, v6, chain)) => (v4, v6, chain, None),
+        Err(e) => (
+            Conditions::none(),
+            Conditions::none(),
+            None,
+            Some(invalid(e.to_string())),
+        ),
+    };
     let mappings = parse_mappings(&conf)?;
     let prev = conf.prev_result()?;
     let containers = prev
@@ -209,12 +222,21 @@ fn load(args: &CmdArgs) -> Result<Config, CniError> {
         conditions_v4,
         conditions_v6,
         set_mark_chain,
+        script_error,
         containers,
         prev,
     })
 }
 
 impl Config {
+    /// The config, or the error of a value refused for the scripts.
+    fn strict(mut self) -> Result<Config, CniError> {
+        match self.script_error.take() {
+            Some(e) => Err(e),
+            None => Ok(self),
+        }
+    }
+
     fn portmap<'a>(&'a self, args: &'a CmdArgs) -> PortMap<'a> {
         PortMap {
             network: &self.conf.name,
@@ -280,7 +302,7 @@ impl Plugin for Portmap {
     }
 
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
-        let cfg = load(args)?;
+        let cfg = load(args)?.strict()?;
         let prev = cfg
             .prev
             .clone()
@@ -313,14 +335,15 @@ impl Plugin for Portmap {
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
         let cfg = load(args)?;
         let pm = cfg.portmap(args);
-        let known = (!cfg.mappings.is_empty() && !cfg.containers.is_empty())
-            .then_some((&pm, cfg.containers.as_slice()));
+        let known =
+            (!cfg.mappings.is_empty() && !cfg.containers.is_empty() && cfg.script_error.is_none())
+                .then_some((&pm, cfg.containers.as_slice()));
         portmap::del(&cfg.conf.name, &args.container_id, known)
             .map_err(firewall_err("could not tear down port mappings"))
     }
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
-        let cfg = load(args)?;
+        let cfg = load(args)?.strict()?;
         if cfg.prev.is_none() {
             return Err(invalid("Required prevResult missing"));
         }
@@ -399,7 +422,7 @@ mod tests {
             ),
         ];
         for (conf, needle) in cases {
-            let e = load(&args(conf)).err().unwrap();
+            let e = load(&args(conf)).and_then(Config::strict).err().unwrap();
             assert_eq!(e.code, 7, "{conf}");
             assert!(e.msg.contains(needle), "{conf}: {}", e.msg);
         }

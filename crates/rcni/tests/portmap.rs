@@ -690,6 +690,10 @@ fn config_strings_cannot_inject_rules() {
             .err();
         assert_eq!(code, 7, "{backend} {key}: {msg}");
         assert!(msg.contains(field), "{backend} {key}: {msg}");
+        // The runtime's DEL of the failed ADD succeeds.
+        Call::rcni("portmap", "DEL", &w.host, Some(&ctr))
+            .run(&pm)
+            .ok();
         let filter = w.host.exec(&["iptables-save", "-t", "filter"]);
         assert!(!filter.contains("10.250.66.66"), "{filter}");
         let nft = w.nft_ruleset();
