@@ -49,17 +49,23 @@ pub fn uses_nf_tables() -> bool {
 /// "maybe" otherwise or when the probe fails, so callers then read the
 /// table as before.
 pub fn nat_chains_may_exist(family: Family, chains: &[&str]) -> bool {
+    chains
+        .iter()
+        .any(|c| nat_chain_exists(family, c).unwrap_or(true))
+}
+
+/// Whether `chain` exists in the `nat` table of `family`, when that can be
+/// told without a process (the nf_tables flavour, over netlink).
+pub fn nat_chain_exists(family: Family, chain: &str) -> Option<bool> {
     use rcni_net::nf_tables::{chain_exists, NfFamily};
     if !uses_nf_tables() {
-        return true;
+        return None;
     }
     let nf = match family {
         Family::V4 => NfFamily::Ipv4,
         Family::V6 => NfFamily::Ipv6,
     };
-    chains
-        .iter()
-        .any(|c| chain_exists(nf, "nat", c).unwrap_or(true))
+    chain_exists(nf, "nat", chain).ok()
 }
 
 /// Whether each `(chain, target)` of `jumps` is a rule of the `nat` table

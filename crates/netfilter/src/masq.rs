@@ -65,8 +65,11 @@ fn family_of(net: &IpNet) -> Family {
 }
 
 /// The iptables batch that sets up masquerading for the addresses of one
-/// family.
-pub fn iptables_setup_batch(ips: &[IpNet], o: &Owner<'_>, family: Family) -> Batch {
+/// family. When the chain already exists (`shared`: another interface of
+/// the container, or another attachment whose network name and container
+/// ID concatenate to the same string), it is not flushed: the addresses'
+/// own-subnet exceptions go first in it, next to the other's.
+pub fn iptables_setup_batch(ips: &[IpNet], o: &Owner<'_>, family: Family, shared: bool) -> Batch {
     let chain = chain_name(o.network, o.container_id);
     let c = iptables::quote(&comment(o.network, o.container_id));
     let multicast = if family == Family::V4 {
@@ -79,16 +82,19 @@ pub fn iptables_setup_batch(ips: &[IpNet], o: &Owner<'_>, family: Family) -> Bat
     if mine.is_empty() {
         return b;
     }
-    b.push(format!(":{chain} - [0:0]"));
-    for net in &mine {
+    if shared {
+        for net in &mine {
+            b.push(format!("-I {chain} 1 {}", own_subnet_rule(net, &c)));
+        }
+    } else {
+        b.push(format!(":{chain} - [0:0]"));
+        for net in &mine {
+            b.push(format!("-A {chain} {}", own_subnet_rule(net, &c)));
+        }
         b.push(format!(
-            "-A {chain} -d {} -m comment --comment {c} -j ACCEPT",
-            net.trunc()
+            "-A {chain} ! -d {multicast} -m comment --comment {c} -j MASQUERADE"
         ));
     }
-    b.push(format!(
-        "-A {chain} ! -d {multicast} -m comment --comment {c} -j MASQUERADE"
-    ));
     for net in &mine {
         b.push(format!(
             "-A POSTROUTING -s {} -m comment --comment {c} -j {chain}",
@@ -96,6 +102,15 @@ pub fn iptables_setup_batch(ips: &[IpNet], o: &Owner<'_>, family: Family) -> Bat
         ));
     }
     b
+}
+
+/// The rule (without `-A CHAIN`) that keeps traffic to the address's own
+/// subnet unmasqueraded.
+fn own_subnet_rule(net: &IpNet, quoted_comment: &str) -> String {
+    format!(
+        "-d {} -m comment --comment {quoted_comment} -j ACCEPT",
+        net.trunc()
+    )
 }
 
 /// The nft script that sets up masquerading for `ips`.
@@ -137,7 +152,9 @@ pub fn setup(backend: Backend, ips: &[IpNet], o: &Owner<'_>) -> Result<(), Firew
     match backend {
         Backend::Iptables => {
             for family in [Family::V4, Family::V6] {
-                iptables_setup_batch(ips, o, family).apply(family, "nat")?;
+                let chain = chain_name(o.network, o.container_id);
+                let shared = iptables::nat_chain_exists(family, &chain) == Some(true);
+                iptables_setup_batch(ips, o, family, shared).apply(family, "nat")?;
             }
             Ok(())
         }
@@ -189,7 +206,19 @@ fn iptables_remove_own(
             others_left = true;
         }
     }
-    if table.has_chain(chain) && !others_left {
+    if !table.has_chain(chain) {
+        return b;
+    }
+    if others_left {
+        // One copy of each own-subnet exception of the removed addresses
+        // (a shared setup inserts its own copy).
+        for net in known.iter().filter(|_| !sources.is_empty()) {
+            let rule = format!("-A {chain} {}", own_subnet_rule(net, quoted_comment));
+            if table.rules_of(chain).any(|r| *r == rule) {
+                b.push(iptables::delete_line(&rule));
+            }
+        }
+    } else {
         b.push(format!(":{chain} - [0:0]"));
         b.push(format!("-X {chain}"));
     }
@@ -403,7 +432,7 @@ mod tests {
             "fd00::5/64".parse().unwrap(),
         ];
         let chain = chain_name("mynet", "c1");
-        let v4 = iptables_setup_batch(&ips, &owner(), Family::V4);
+        let v4 = iptables_setup_batch(&ips, &owner(), Family::V4, false);
         let c = r#""name: \"mynet\" id: \"c1\"""#;
         assert_eq!(
             v4.lines,
@@ -414,9 +443,18 @@ mod tests {
                 format!("-A POSTROUTING -s 10.1.0.5 -m comment --comment {c} -j {chain}"),
             ]
         );
-        let v6 = iptables_setup_batch(&ips, &owner(), Family::V6);
+        let v6 = iptables_setup_batch(&ips, &owner(), Family::V6, false);
         assert!(v6.lines[2].contains("! -d ff00::/8"));
-        assert!(iptables_setup_batch(&ips[..1], &owner(), Family::V6).is_empty());
+        assert!(iptables_setup_batch(&ips[..1], &owner(), Family::V6, false).is_empty());
+        let shared = iptables_setup_batch(&ips[..1], &owner(), Family::V4, true);
+        assert_eq!(
+            shared.lines,
+            [
+                format!("-I {chain} 1 -d 10.1.0.0/24 -m comment --comment {c} -j ACCEPT"),
+                format!("-A POSTROUTING -s 10.1.0.5 -m comment --comment {c} -j {chain}"),
+            ],
+            "a chain in use is not flushed"
+        );
     }
 
     #[test]

@@ -324,6 +324,11 @@ fn del_keeps_the_masquerading_of_a_colliding_attachment() {
             let nat = w.iptables_nat();
             assert!(nat.contains("-A POSTROUTING -s 10.67.0.2/32"), "{nat}");
             assert!(!nat.contains("-s 10.66.0.2/32"), "{nat}");
+            let chain = chain_for("relne", "tx1");
+            assert!(
+                nat.contains(&format!("-A {chain} -d 10.67.0.0/24")),
+                "{nat}"
+            );
         } else {
             let rules = w.nft_masq_rules();
             assert!(rules.contains("net: relne, if: eth0, id: tx1"), "{rules}");
@@ -369,6 +374,14 @@ fn del_of_a_second_interface_keeps_eth0s_masquerading() {
             let nat = w.iptables_nat();
             assert!(nat.contains("-A POSTROUTING -s 10.66.0.2/32"), "{nat}");
             assert!(!nat.contains("-s 10.68.0.2/32"), "{nat}");
+            // eth1's ADD did not flush the shared chain, and its DEL took
+            // only its own subnet's exception.
+            let chain = chain_for(&net, "ctr1");
+            assert!(
+                nat.contains(&format!("-A {chain} -d 10.66.0.0/24")),
+                "{nat}"
+            );
+            assert!(!nat.contains("-d 10.68.0.0/24"), "{nat}");
         } else {
             let rules = w.nft_masq_rules();
             assert!(rules.contains("if: eth0, id: ctr1"), "{rules}");
