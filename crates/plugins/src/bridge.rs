@@ -743,7 +743,8 @@ impl Plugin for Bridge {
             ipam_forward(Command::Gc, &cfg.conf, args)?;
             if cfg.own.ip_masq {
                 let valid = valid_attachments(&cfg.conf)?;
-                masq::gc(&cfg.conf.name, &valid)
+                let held = crate::host_local::held_addresses(&cfg.conf);
+                masq::gc(&cfg.conf.name, &valid, held.as_deref())
                     .map_err(|e| CniError::internal(format!("IP masquerading GC: {e}")))?;
             }
         }

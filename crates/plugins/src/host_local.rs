@@ -267,6 +267,28 @@ fn open_store(cfg: &Config) -> Result<DiskStore, CniError> {
     DiskStore::open(&cfg.data_dir, &cfg.network).map_err(store_err)
 }
 
+/// The addresses the store of `conf`'s network holds, when its IPAM is
+/// host-local and the store can be read. A main plugin's GC, run after
+/// IPAM's, drops the firewall rules of the addresses host-local released,
+/// so that both agree on which attachments (container ID and interface)
+/// are gone.
+pub(crate) fn held_addresses(conf: &PluginConf) -> Option<Vec<IpAddr>> {
+    if conf.ipam.as_ref()?.ipam_type != "host-local" {
+        return None;
+    }
+    let cfg = load(conf, "").ok()?;
+    let store = open_store(&cfg).ok()?;
+    let _lock = store.lock().ok()?;
+    Some(
+        store
+            .allocations()
+            .ok()?
+            .into_iter()
+            .map(|a| a.ip)
+            .collect(),
+    )
+}
+
 /// Allocates one address per range set, honouring requested IPs; on any
 /// failure releases what this call took.
 fn allocate(
