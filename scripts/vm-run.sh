@@ -41,7 +41,7 @@ kernel=$(kernel)
 [[ -d /lib/modules/${kernel#/boot/vmlinuz-} ]] || fail "no modules for $kernel in /lib/modules"
 
 if ! command -v vng >/dev/null; then
-  venv=${RCNI_VM_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/rcni-vm/venv}
+  venv=${RCNI_VM_VENV:-${XDG_CACHE_HOME:-~/.cache}/rcni-vm/venv}
   if [[ ! -x $venv/bin/vng ]]; then
     echo "vm-run: installing virtme-ng into $venv" >&2
     { python3 -m venv "$venv" && "$venv/bin/pip" install -q virtme-ng; } >&2 ||
