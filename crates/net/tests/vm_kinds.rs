@@ -1,11 +1,7 @@
 //! Link kinds this machine's kernel lacks (dummy, 8021q, ipvlan, vrf,
 //! bridge VLAN filtering). Ignored by default so that they never pass
-//! silently here; run them under a full distribution kernel:
-//!
-//! ```text
-//! cargo test -p rcni-net --test vm_kinds --no-run
-//! ../shared/vmtest/run -- cargo test -p rcni-net --test vm_kinds -- --ignored
-//! ```
+//! silently here; scripts/vm-tests.sh runs them under a full distribution
+//! kernel.
 
 #![allow(clippy::unwrap_used)]
 
@@ -27,7 +23,7 @@ fn parent(h: &mut Handle) -> u32 {
 }
 
 #[test]
-#[ignore = "needs the dummy module: run under ../shared/vmtest/run"]
+#[ignore = "needs the dummy module: run by scripts/vm-tests.sh"]
 fn dummy_in_another_namespace() {
     let (a, b) = (TestNs::new(), TestNs::new());
     let (mut ha, mut hb) = (a.handle(), b.handle());
@@ -54,7 +50,7 @@ fn dummy_in_another_namespace() {
 }
 
 #[test]
-#[ignore = "needs the 8021q module: run under ../shared/vmtest/run"]
+#[ignore = "needs the 8021q module: run by scripts/vm-tests.sh"]
 fn vlan_on_a_parent_into_another_namespace() {
     let (host, cont) = (TestNs::new(), TestNs::new());
     let (mut hh, mut hc) = (host.handle(), cont.handle());
@@ -89,7 +85,7 @@ fn vlan_on_a_parent_into_another_namespace() {
 }
 
 #[test]
-#[ignore = "needs the ipvlan module: run under ../shared/vmtest/run"]
+#[ignore = "needs the ipvlan module: run by scripts/vm-tests.sh"]
 fn ipvlan_modes_and_flags() {
     let (host, cont) = (TestNs::new(), TestNs::new());
     let (mut hh, mut hc) = (host.handle(), cont.handle());
@@ -122,7 +118,7 @@ fn ipvlan_modes_and_flags() {
 }
 
 #[test]
-#[ignore = "needs the vrf module: run under ../shared/vmtest/run"]
+#[ignore = "needs the vrf module: run by scripts/vm-tests.sh"]
 fn vrf_with_a_port_and_a_route() {
     let a = TestNs::new();
     let mut ha = a.handle();
@@ -158,7 +154,7 @@ fn vrf_with_a_port_and_a_route() {
 }
 
 #[test]
-#[ignore = "needs CONFIG_BRIDGE_VLAN_FILTERING: run under ../shared/vmtest/run"]
+#[ignore = "needs CONFIG_BRIDGE_VLAN_FILTERING: run by scripts/vm-tests.sh"]
 fn bridge_with_vlan_filtering() {
     let a = TestNs::new();
     let mut ha = a.handle();
