@@ -11,11 +11,11 @@
 //! - [`script`]: config values validated for the scripts they go into.
 
 pub mod error;
+pub mod hostport;
 pub mod iptables;
 pub mod masq;
-pub mod names;
-pub mod nftables;
-pub mod portmap;
+pub mod nft;
+pub mod rule_names;
 mod run;
 pub mod script;
 pub mod spoofcheck;
@@ -39,7 +39,7 @@ impl Backend {
             Some(other) => Err(FirewallError::Config(format!(
                 "{field}: unknown backend {other:?} (expected \"iptables\" or \"nftables\")"
             ))),
-            None if !iptables::supported() && nftables::supported() => Ok(Backend::Nftables),
+            None if !iptables::supported() && nft::supported() => Ok(Backend::Nftables),
             None => Ok(Backend::Iptables),
         }
     }
@@ -48,7 +48,7 @@ impl Backend {
     pub fn ensure_available(self) -> Result<(), FirewallError> {
         let ok = match self {
             Backend::Iptables => iptables::supported(),
-            Backend::Nftables => nftables::supported(),
+            Backend::Nftables => nft::supported(),
         };
         if ok {
             Ok(())

@@ -14,8 +14,8 @@
 
 use crate::error::FirewallError;
 use crate::iptables::{self, Batch, Family};
-use crate::names::{chain_name, comment, hash_with_prefix, NFT_COMMENT_MAX};
-use crate::nftables::{self, quote};
+use crate::nft::{self, quote};
+use crate::rule_names::{chain_name, comment, hash_with_prefix, NFT_COMMENT_MAX};
 use crate::Backend;
 use ipnet::IpNet;
 
@@ -158,7 +158,7 @@ pub fn setup(backend: Backend, ips: &[IpNet], o: &Owner<'_>) -> Result<(), Firew
             }
             Ok(())
         }
-        Backend::Nftables => nftables::apply(&nft_setup_script(ips, o)),
+        Backend::Nftables => nft::apply(&nft_setup_script(ips, o)),
     }
 }
 
@@ -273,23 +273,23 @@ fn iptables_teardown(o: &Owner<'_>, known: &[IpNet]) -> Result<(), FirewallError
 
 /// Deletes rules of the masquerading chain by handle (one transaction).
 fn nft_delete(handles: &[u64]) -> Result<(), FirewallError> {
-    let what: Vec<nftables::NftDeletion> = handles
+    let what: Vec<nft::NftDeletion> = handles
         .iter()
-        .map(|h| nftables::NftDeletion::Rule {
+        .map(|h| nft::NftDeletion::Rule {
             chain: NFT_CHAIN.to_string(),
             handle: *h,
         })
         .collect();
-    nftables::delete("inet", NFT_TABLE, &what)
+    nft::delete("inet", NFT_TABLE, &what)
 }
 
 fn nft_teardown(o: &Owner<'_>) -> Result<(), FirewallError> {
-    if !nftables::table_may_exist("inet", NFT_TABLE) {
+    if !nft::table_may_exist("inet", NFT_TABLE) {
         return Ok(());
     }
     let prefix = instance_hash(o);
-    nftables::locked(|| {
-        let rules = nftables::list_rules("inet", NFT_TABLE, NFT_CHAIN)?;
+    nft::locked(|| {
+        let rules = nft::list_rules("inet", NFT_TABLE, NFT_CHAIN)?;
         let handles: Vec<u64> = rules
             .iter()
             .filter(|r| r.comment.starts_with(&prefix))
@@ -314,7 +314,7 @@ pub fn teardown_known(o: &Owner<'_>, known: &[IpNet]) -> Result<(), FirewallErro
             errors.push(e.to_string());
         }
     }
-    if nftables::supported() {
+    if nft::supported() {
         if let Err(e) = nft_teardown(o) {
             errors.push(e.to_string());
         }
@@ -341,7 +341,7 @@ pub fn gc(
     valid: &[(String, String)],
     held: Option<&[std::net::IpAddr]>,
 ) -> Result<(), FirewallError> {
-    if nftables::supported() {
+    if nft::supported() {
         let keep: Vec<String> = valid
             .iter()
             .map(|(id, ifname)| {
@@ -353,8 +353,8 @@ pub fn gc(
             })
             .collect();
         let prefix = network_hash(network);
-        nftables::locked(|| {
-            let rules = nftables::list_rules("inet", NFT_TABLE, NFT_CHAIN)?;
+        nft::locked(|| {
+            let rules = nft::list_rules("inet", NFT_TABLE, NFT_CHAIN)?;
             let stale: Vec<u64> = rules
                 .iter()
                 .filter(|r| r.comment.starts_with(&prefix) && !keep.contains(&r.comment))
@@ -371,7 +371,10 @@ pub fn gc(
             .iter()
             .map(|(id, _)| iptables::quote(&comment(network, id)))
             .collect();
-        let prefix = iptables::quote(&format!("name: {} id: ", crate::names::go_quote(network)));
+        let prefix = iptables::quote(&format!(
+            "name: {} id: ",
+            crate::rule_names::go_quote(network)
+        ));
         let prefix = prefix.trim_end_matches('"');
         for family in [Family::V4, Family::V6] {
             let table = iptables::save(family, "nat")?;

@@ -23,8 +23,10 @@
 
 use crate::error::FirewallError;
 use crate::iptables::{self, Batch, Family, Table};
-use crate::names::{chain_name_with_prefix, dnat_comment, hash_with_prefix, nft_container_comment};
-use crate::nftables::{self, quote, NftDeletion};
+use crate::nft::{self, quote, NftDeletion};
+use crate::rule_names::{
+    chain_name_with_prefix, dnat_comment, hash_with_prefix, nft_container_comment,
+};
 use crate::script::{ChainName, Conditions};
 use crate::Backend;
 use ipnet::IpNet;
@@ -423,7 +425,7 @@ pub fn add(backend: Backend, pm: &PortMap<'_>, containers: &[IpNet]) -> Result<(
         }
         Backend::Nftables => {
             let script: String = containers.iter().map(|c| nft_add_script(pm, *c)).collect();
-            nftables::apply(&script)
+            nft::apply(&script)
         }
     }
 }
@@ -433,7 +435,7 @@ pub fn add(backend: Backend, pm: &PortMap<'_>, containers: &[IpNet]) -> Result<(
 /// when `keep_mappings` (another network still claims the same container
 /// ID, and the rules cannot be told apart).
 fn nft_forget(
-    table: &nftables::ListedTable,
+    table: &nft::ListedTable,
     network: &str,
     container_id: &str,
     keep_mappings: bool,
@@ -441,7 +443,7 @@ fn nft_forget(
     let attachments = nft_attachments_chain(network);
     let own = nft_container_comment(container_id);
     let mut out = Vec::new();
-    let mut delete = |rule: &nftables::ListedRule| {
+    let mut delete = |rule: &nft::ListedRule| {
         out.push(NftDeletion::Rule {
             chain: rule.chain.clone(),
             handle: rule.handle,
@@ -476,7 +478,7 @@ fn nft_forget(
 
 /// Whether a network other than `network` notes the container commented
 /// `comment`.
-fn nft_claimed_elsewhere(table: &nftables::ListedTable, network: &str, comment: &str) -> bool {
+fn nft_claimed_elsewhere(table: &nft::ListedTable, network: &str, comment: &str) -> bool {
     let own = nft_attachments_chain(network);
     table.rules.iter().any(|r| {
         r.chain.starts_with(NFT_ATTACHMENTS_PREFIX) && r.chain != own && r.comment == comment
@@ -536,14 +538,14 @@ pub fn del(
             iptables_del_batch(network, container_id, &table).apply(family, "nat")?;
         }
     }
-    if nftables::supported() {
+    if nft::supported() {
         for family in ["ip", "ip6"] {
             // Listing and deleting under the lock: a concurrent DEL must not
             // see this attachment's note and keep the chain for it.
-            nftables::locked(|| {
-                let table = nftables::list_table(family, NFT_TABLE)?;
+            nft::locked(|| {
+                let table = nft::list_table(family, NFT_TABLE)?;
                 let what = nft_forget(&table, network, container_id, false);
-                nftables::delete(family, NFT_TABLE, &what)
+                nft::delete(family, NFT_TABLE, &what)
             })?;
         }
     }
@@ -586,7 +588,7 @@ pub fn check(
             for c in containers {
                 let family = if c.addr().is_ipv4() { "ip" } else { "ip6" };
                 let want = pm.applicable(c.addr().is_ipv6()).count();
-                let have = nftables::list_rules(family, NFT_TABLE, "hostports")?
+                let have = nft::list_rules(family, NFT_TABLE, "hostports")?
                     .iter()
                     .filter(|r| r.comment == nft_container_comment(pm.container_id))
                     .count();
@@ -605,9 +607,9 @@ pub fn gc(network: &str, valid: &[String]) -> Result<(), FirewallError> {
     if iptables::supported() {
         iptables_gc(network, valid)?;
     }
-    if nftables::supported() {
+    if nft::supported() {
         for family in ["ip", "ip6"] {
-            nftables::locked(|| nft_gc(family, network, valid))?;
+            nft::locked(|| nft_gc(family, network, valid))?;
         }
     }
     Ok(())
@@ -617,7 +619,7 @@ pub fn gc(network: &str, valid: &[String]) -> Result<(), FirewallError> {
 fn nft_gc(family: &str, network: &str, valid: &[String]) -> Result<(), FirewallError> {
     let attachments = nft_attachments_chain(network);
     let mut what = Vec::new();
-    let table = nftables::list_table(family, NFT_TABLE)?;
+    let table = nft::list_table(family, NFT_TABLE)?;
     let stale: Vec<&str> = table
         .rules_of(&attachments)
         .map(|r| r.comment.as_str())
@@ -630,7 +632,7 @@ fn nft_gc(family: &str, network: &str, valid: &[String]) -> Result<(), FirewallE
         // Later ids must not delete the same rules again.
         forgotten.rules.retain(|r| r.comment != id);
     }
-    nftables::delete(family, NFT_TABLE, &what)
+    nft::delete(family, NFT_TABLE, &what)
 }
 
 /// The iptables side of [`gc`]: the DNAT entry rules' comments name the
