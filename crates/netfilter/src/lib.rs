@@ -22,6 +22,51 @@ pub mod spoofcheck;
 
 pub use error::FirewallError;
 
+use std::net::IpAddr;
+
+/// An IP family. Both backends keep one table per family where the
+/// reference's layout does: iptables (`iptables`/`ip6tables`) and
+/// nftables (`ip`/`ip6` tables, e.g. portmap's `cni_hostport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub const BOTH: [Family; 2] = [Family::V4, Family::V6];
+
+    pub fn of(ip: IpAddr) -> Family {
+        if ip.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        }
+    }
+
+    pub fn is_v6(self) -> bool {
+        self == Family::V6
+    }
+
+    /// nftables' word for the family: its table family, and the keyword of
+    /// its address matches (`ip saddr`, `ip6 daddr`).
+    pub fn nft_keyword(self) -> &'static str {
+        match self {
+            Family::V4 => "ip",
+            Family::V6 => "ip6",
+        }
+    }
+}
+
+impl From<Family> for nft::NfFamily {
+    fn from(family: Family) -> nft::NfFamily {
+        match family {
+            Family::V4 => nft::NfFamily::Ipv4,
+            Family::V6 => nft::NfFamily::Ipv6,
+        }
+    }
+}
+
 /// Which firewall a plugin writes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -10,31 +10,19 @@ pub fn supported() -> bool {
     installed("nft")
 }
 
-fn nf_family(family: &str) -> Option<rcni_net::nf_tables::NfFamily> {
-    use rcni_net::nf_tables::NfFamily;
-    Some(match family {
-        "inet" => NfFamily::Inet,
-        "ip" => NfFamily::Ipv4,
-        "ip6" => NfFamily::Ipv6,
-        "bridge" => NfFamily::Bridge,
-        _ => return None,
-    })
-}
-
 /// Whether the table `family name` may exist (a netlink probe, no
 /// process; "maybe" when the probe fails).
-pub fn table_may_exist(family: &str, name: &str) -> bool {
-    nf_family(family).is_none_or(|nf| rcni_net::nf_tables::table_exists(nf, name).unwrap_or(true))
+pub fn table_may_exist(family: NfFamily, name: &str) -> bool {
+    rcni_net::nf_tables::table_exists(family, name).unwrap_or(true)
 }
 
 /// Whether the chain `chain` of `family table` may exist (as
 /// [`table_may_exist`]).
-pub fn chain_may_exist(family: &str, table: &str, chain: &str) -> bool {
-    nf_family(family)
-        .is_none_or(|nf| rcni_net::nf_tables::chain_exists(nf, table, chain).unwrap_or(true))
+pub fn chain_may_exist(family: NfFamily, table: &str, chain: &str) -> bool {
+    rcni_net::nf_tables::chain_exists(family, table, chain).unwrap_or(true)
 }
 
-pub use rcni_net::nf_tables::{NftDeletion, NftRule as ListedRule};
+pub use rcni_net::nf_tables::{NfFamily, NftDeletion, NftRule as ListedRule};
 
 fn netlink_err(e: rcni_net::NetError) -> FirewallError {
     FirewallError::Tool {
@@ -58,38 +46,27 @@ impl ListedTable {
 
 /// The rules of a whole table, read over netlink (no process); an absent
 /// table has none.
-pub fn list_table(family: &str, table: &str) -> Result<ListedTable, FirewallError> {
-    let Some(nf) = nf_family(family) else {
-        return Ok(ListedTable::default());
-    };
+pub fn list_table(family: NfFamily, table: &str) -> Result<ListedTable, FirewallError> {
     Ok(ListedTable {
-        rules: rcni_net::nf_tables::list_rules(nf, table, None).map_err(netlink_err)?,
+        rules: rcni_net::nf_tables::list_rules(family, table, None).map_err(netlink_err)?,
     })
 }
 
 /// The rules of one chain; an absent table or chain has none.
 pub fn list_rules(
-    family: &str,
+    family: NfFamily,
     table: &str,
     chain: &str,
 ) -> Result<Vec<ListedRule>, FirewallError> {
-    let Some(nf) = nf_family(family) else {
-        return Ok(Vec::new());
-    };
-    rcni_net::nf_tables::list_rules(nf, table, Some(chain)).map_err(netlink_err)
+    rcni_net::nf_tables::list_rules(family, table, Some(chain)).map_err(netlink_err)
 }
 
 /// Deletes rules and chains of one table in one transaction, over netlink.
-pub fn delete(family: &str, table: &str, what: &[NftDeletion]) -> Result<(), FirewallError> {
-    let Some(nf) = nf_family(family) else {
-        return Err(FirewallError::Config(format!(
-            "unknown nft family {family}"
-        )));
-    };
+pub fn delete(family: NfFamily, table: &str, what: &[NftDeletion]) -> Result<(), FirewallError> {
     if what.is_empty() {
         return Ok(());
     }
-    rcni_net::nf_tables::delete(nf, table, what).map_err(netlink_err)
+    rcni_net::nf_tables::delete(family, table, what).map_err(netlink_err)
 }
 
 /// Applies an nft script atomically (one exec), under [`locked`].

@@ -22,13 +22,13 @@
 //! CVE-2025-67499 was DNAT of transit traffic).
 
 use crate::error::FirewallError;
-use crate::iptables::{self, Batch, Family, Table};
+use crate::iptables::{self, Batch, Table};
 use crate::nft::{self, quote, NftDeletion};
 use crate::rule_names::{
     chain_name_with_prefix, dnat_comment, hash_with_prefix, nft_container_comment,
 };
 use crate::script::{ChainName, Conditions};
-use crate::Backend;
+use crate::{Backend, Family};
 use ipnet::IpNet;
 use std::net::IpAddr;
 
@@ -99,14 +99,6 @@ impl PortMap<'_> {
         self.mappings
             .iter()
             .filter(move |m| m.host_ip.is_none_or(|ip| ip.is_ipv6() == v6))
-    }
-}
-
-fn family_of(ip: IpAddr) -> Family {
-    if ip.is_ipv4() {
-        Family::V4
-    } else {
-        Family::V6
     }
 }
 
@@ -314,7 +306,7 @@ fn iptables_remove_entries(
 /// The nft script for one container address.
 pub fn nft_add_script(pm: &PortMap<'_>, container: IpNet) -> String {
     let v6 = container.addr().is_ipv6();
-    let ipx = if v6 { "ip6" } else { "ip" };
+    let ipx = Family::of(container.addr()).nft_keyword();
     let t = format!("{ipx} {NFT_TABLE}");
     // The entry rules are shared by every network and rewritten by each
     // ADD, so a network's conditions go on its own DNAT rules.
@@ -393,7 +385,7 @@ pub fn add(backend: Backend, pm: &PortMap<'_>, containers: &[IpNet]) -> Result<(
     match backend {
         Backend::Iptables => {
             for c in containers {
-                let family = family_of(c.addr());
+                let family = Family::of(c.addr());
                 // Fast path: the shared chains were set up by an earlier
                 // call in this netns, so one iptables-restore does it. If
                 // they are gone (a firewall reload), the batch fails and
@@ -515,12 +507,12 @@ pub fn del(
     if iptables::supported() {
         let dnat = chain_name_with_prefix(network, container_id, "DN-");
         let snat = chain_name_with_prefix(network, container_id, "SN-");
-        for family in [Family::V4, Family::V6] {
+        for family in Family::BOTH {
             if !iptables::nat_chains_may_exist(family, &[&dnat, &snat]) {
                 continue;
             }
             let mine = known.and_then(|(pm, containers)| {
-                let c = containers.iter().find(|c| family_of(c.addr()) == family)?;
+                let c = containers.iter().find(|c| Family::of(c.addr()) == family)?;
                 Some((pm, *c))
             });
             if let Some((pm, container)) = mine {
@@ -539,13 +531,13 @@ pub fn del(
         }
     }
     if nft::supported() {
-        for family in ["ip", "ip6"] {
+        for family in Family::BOTH {
             // Listing and deleting under the lock: a concurrent DEL must not
             // see this attachment's note and keep the chain for it.
             nft::locked(|| {
-                let table = nft::list_table(family, NFT_TABLE)?;
+                let table = nft::list_table(family.into(), NFT_TABLE)?;
                 let what = nft_forget(&table, network, container_id, false);
-                nft::delete(family, NFT_TABLE, &what)
+                nft::delete(family.into(), NFT_TABLE, &what)
             })?;
         }
     }
@@ -562,7 +554,7 @@ pub fn check(
     match backend {
         Backend::Iptables => {
             for c in containers {
-                let table = iptables::save(family_of(c.addr()), "nat")?;
+                let table = iptables::save(Family::of(c.addr()), "nat")?;
                 let chain = pm.dnat_chain();
                 if !table.has_chain(&chain) {
                     return missing(format!("chain {chain} not found in iptables table nat"));
@@ -586,9 +578,9 @@ pub fn check(
         }
         Backend::Nftables => {
             for c in containers {
-                let family = if c.addr().is_ipv4() { "ip" } else { "ip6" };
+                let family = Family::of(c.addr());
                 let want = pm.applicable(c.addr().is_ipv6()).count();
-                let have = nft::list_rules(family, NFT_TABLE, "hostports")?
+                let have = nft::list_rules(family.into(), NFT_TABLE, "hostports")?
                     .iter()
                     .filter(|r| r.comment == nft_container_comment(pm.container_id))
                     .count();
@@ -608,7 +600,7 @@ pub fn gc(network: &str, valid: &[String]) -> Result<(), FirewallError> {
         iptables_gc(network, valid)?;
     }
     if nft::supported() {
-        for family in ["ip", "ip6"] {
+        for family in Family::BOTH {
             nft::locked(|| nft_gc(family, network, valid))?;
         }
     }
@@ -616,10 +608,10 @@ pub fn gc(network: &str, valid: &[String]) -> Result<(), FirewallError> {
 }
 
 /// The nftables side of [`gc`] for one family.
-fn nft_gc(family: &str, network: &str, valid: &[String]) -> Result<(), FirewallError> {
+fn nft_gc(family: Family, network: &str, valid: &[String]) -> Result<(), FirewallError> {
     let attachments = nft_attachments_chain(network);
     let mut what = Vec::new();
-    let table = nft::list_table(family, NFT_TABLE)?;
+    let table = nft::list_table(family.into(), NFT_TABLE)?;
     let stale: Vec<&str> = table
         .rules_of(&attachments)
         .map(|r| r.comment.as_str())
@@ -632,7 +624,7 @@ fn nft_gc(family: &str, network: &str, valid: &[String]) -> Result<(), FirewallE
         // Later ids must not delete the same rules again.
         forgotten.rules.retain(|r| r.comment != id);
     }
-    nft::delete(family, NFT_TABLE, &what)
+    nft::delete(family.into(), NFT_TABLE, &what)
 }
 
 /// The iptables side of [`gc`]: the DNAT entry rules' comments name the
@@ -644,7 +636,7 @@ fn iptables_gc(network: &str, valid: &[String]) -> Result<(), FirewallError> {
         .collect();
     let prefix = iptables::quote(&format!("dnat name: \"{network}\" id: "));
     let prefix = prefix.trim_end_matches('"');
-    for family in [Family::V4, Family::V6] {
+    for family in Family::BOTH {
         let table = iptables::save(family, "nat")?;
         let mut stale: Vec<(&str, &str)> = Vec::new();
         for rule in table.rules_of(TOP_DNAT_CHAIN) {

@@ -13,10 +13,10 @@
 //! up when the netns is gone) and tries both backends.
 
 use crate::error::FirewallError;
-use crate::iptables::{self, Batch, Family};
-use crate::nft::{self, quote};
+use crate::iptables::{self, Batch};
+use crate::nft::{self, quote, NfFamily};
 use crate::rule_names::{chain_name, comment, hash_with_prefix, NFT_COMMENT_MAX};
-use crate::Backend;
+use crate::{Backend, Family};
 use ipnet::IpNet;
 
 const NFT_TABLE: &str = "cni_plugins_masquerade";
@@ -56,14 +56,6 @@ pub fn nft_comment(o: &Owner<'_>) -> String {
     c
 }
 
-fn family_of(net: &IpNet) -> Family {
-    if net.addr().is_ipv4() {
-        Family::V4
-    } else {
-        Family::V6
-    }
-}
-
 /// The iptables batch that sets up masquerading for the addresses of one
 /// family. When the chain already exists (`shared`: another interface of
 /// the container, or another attachment whose network name and container
@@ -77,7 +69,10 @@ pub fn iptables_setup_batch(ips: &[IpNet], o: &Owner<'_>, family: Family, shared
     } else {
         "ff00::/8"
     };
-    let mine: Vec<&IpNet> = ips.iter().filter(|n| family_of(n) == family).collect();
+    let mine: Vec<&IpNet> = ips
+        .iter()
+        .filter(|n| Family::of(n.addr()) == family)
+        .collect();
     let mut b = Batch::default();
     if mine.is_empty() {
         return b;
@@ -136,7 +131,7 @@ pub fn nft_setup_script(ips: &[IpNet], o: &Owner<'_>) -> String {
     s.push_str(&format!("add rule {t} postrouting goto {NFT_CHAIN}\n"));
     let c = quote(&nft_comment(o));
     for net in ips {
-        let ip = if net.addr().is_ipv4() { "ip" } else { "ip6" };
+        let ip = Family::of(net.addr()).nft_keyword();
         s.push_str(&format!(
             "add rule {t} {NFT_CHAIN} {ip} saddr == {} {ip} daddr != {} masquerade comment {c}\n",
             net.addr(),
@@ -151,7 +146,7 @@ pub fn nft_setup_script(ips: &[IpNet], o: &Owner<'_>) -> String {
 pub fn setup(backend: Backend, ips: &[IpNet], o: &Owner<'_>) -> Result<(), FirewallError> {
     match backend {
         Backend::Iptables => {
-            for family in [Family::V4, Family::V6] {
+            for family in Family::BOTH {
                 let chain = chain_name(o.network, o.container_id);
                 let shared = iptables::nat_chain_exists(family, &chain) == Some(true);
                 iptables_setup_batch(ips, o, family, shared).apply(family, "nat")?;
@@ -251,12 +246,15 @@ fn iptables_known_teardown_batch(ips: &[&IpNet], o: &Owner<'_>, chain: &str) -> 
 
 fn iptables_teardown(o: &Owner<'_>, known: &[IpNet]) -> Result<(), FirewallError> {
     let chain = chain_name(o.network, o.container_id);
-    for family in [Family::V4, Family::V6] {
+    for family in Family::BOTH {
         // The rules jump to the chain: no chain, nothing to remove.
         if !iptables::nat_chains_may_exist(family, &[&chain]) {
             continue;
         }
-        let mine: Vec<&IpNet> = known.iter().filter(|n| family_of(n) == family).collect();
+        let mine: Vec<&IpNet> = known
+            .iter()
+            .filter(|n| Family::of(n.addr()) == family)
+            .collect();
         if !mine.is_empty()
             && iptables_known_teardown_batch(&mine, o, &chain)
                 .apply(family, "nat")
@@ -280,16 +278,16 @@ fn nft_delete(handles: &[u64]) -> Result<(), FirewallError> {
             handle: *h,
         })
         .collect();
-    nft::delete("inet", NFT_TABLE, &what)
+    nft::delete(NfFamily::Inet, NFT_TABLE, &what)
 }
 
 fn nft_teardown(o: &Owner<'_>) -> Result<(), FirewallError> {
-    if !nft::table_may_exist("inet", NFT_TABLE) {
+    if !nft::table_may_exist(NfFamily::Inet, NFT_TABLE) {
         return Ok(());
     }
     let prefix = instance_hash(o);
     nft::locked(|| {
-        let rules = nft::list_rules("inet", NFT_TABLE, NFT_CHAIN)?;
+        let rules = nft::list_rules(NfFamily::Inet, NFT_TABLE, NFT_CHAIN)?;
         let handles: Vec<u64> = rules
             .iter()
             .filter(|r| r.comment.starts_with(&prefix))
@@ -354,7 +352,7 @@ pub fn gc(
             .collect();
         let prefix = network_hash(network);
         nft::locked(|| {
-            let rules = nft::list_rules("inet", NFT_TABLE, NFT_CHAIN)?;
+            let rules = nft::list_rules(NfFamily::Inet, NFT_TABLE, NFT_CHAIN)?;
             let stale: Vec<u64> = rules
                 .iter()
                 .filter(|r| r.comment.starts_with(&prefix) && !keep.contains(&r.comment))
@@ -376,7 +374,7 @@ pub fn gc(
             crate::rule_names::go_quote(network)
         ));
         let prefix = prefix.trim_end_matches('"');
-        for family in [Family::V4, Family::V6] {
+        for family in Family::BOTH {
             let table = iptables::save(family, "nat")?;
             // (comment, chain) of stale attachments: every jump goes, or,
             // for a valid container, the jumps from released addresses.
