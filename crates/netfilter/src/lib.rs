@@ -14,6 +14,7 @@ pub mod error;
 pub mod hostport;
 pub mod iptables;
 pub mod masq;
+mod netns_state;
 pub mod nft;
 pub mod rule_names;
 mod run;

@@ -85,7 +85,7 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 static LOCK_DEPTH: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
 
 /// Runs `f` holding rcni's nftables lock of this network namespace (an
-/// flock on `/run/rcni/nftables-ns<inode>.lock`). Every change rcni makes
+/// flock on a file of [`crate::netns_state`]). Every change rcni makes
 /// to its tables, and every read that decides what to delete, happens
 /// under it: a DEL that lists a table and then deletes what it found (a
 /// rule, an attachment chain it saw as emptied) must not interleave with
@@ -100,7 +100,7 @@ pub fn locked<T>(f: impl FnOnce() -> Result<T, FirewallError>) -> Result<T, Fire
     let out = if nested {
         f()
     } else {
-        match open_lock_file() {
+        match crate::netns_state::nftables_lock_file() {
             Ok(file) => wait_for(&file).and_then(|()| f()),
             Err(e) => {
                 eprintln!("rcni: nftables changes run unlocked: cannot open the lock file: {e}");
@@ -110,18 +110,6 @@ pub fn locked<T>(f: impl FnOnce() -> Result<T, FirewallError>) -> Result<T, Fire
     };
     *LOCK_DEPTH.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
     out
-}
-
-fn open_lock_file() -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::MetadataExt;
-    let ns = std::fs::metadata("/proc/self/ns/net")?.ino();
-    let dir = std::path::Path::new("/run/rcni");
-    std::fs::create_dir_all(dir)?;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join(format!("nftables-ns{ns}.lock")))
 }
 
 /// Takes the flock of `file` (released when it is closed), waiting at most

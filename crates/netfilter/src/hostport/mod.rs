@@ -23,6 +23,7 @@
 
 use crate::error::FirewallError;
 use crate::iptables::{self, Batch, Table};
+use crate::netns_state::Marker;
 use crate::nft::{self, quote, NftDeletion};
 use crate::rule_names::{
     chain_name_with_prefix, dnat_comment, hash_with_prefix, nft_container_comment,
@@ -213,23 +214,6 @@ pub fn iptables_add_batch(pm: &PortMap<'_>, container: IpNet, table: &Table) -> 
     b
 }
 
-/// Where rcni notes that the shared portmap chains exist in this network
-/// namespace for this family and mark (keyed by the netns inode, since
-/// /run is shared by every namespace of the node).
-fn ready_marker(family: Family, pm: &PortMap<'_>) -> Option<std::path::PathBuf> {
-    use std::os::unix::fs::MetadataExt;
-    let ns = std::fs::metadata("/proc/self/ns/net").ok()?.ino();
-    let fam = if family == Family::V4 { "v4" } else { "v6" };
-    let mark = match pm.external_set_mark_chain {
-        Some(chain) => format!("ext-{}", chain.as_str()),
-        None => format!("bit{}", pm.mark_bit),
-    };
-    Some(std::path::PathBuf::from(format!(
-        "/run/rcni/portmap-iptables-{fam}-{mark}-snat{}-ns{ns}",
-        u8::from(pm.snat)
-    )))
-}
-
 /// The jumps from the built-in chains into the shared chains.
 fn entry_jumps(pm: &PortMap<'_>) -> Vec<(&'static str, &'static str)> {
     let mut jumps = vec![("PREROUTING", TOP_DNAT_CHAIN), ("OUTPUT", TOP_DNAT_CHAIN)];
@@ -393,8 +377,13 @@ pub fn add(backend: Backend, pm: &PortMap<'_>, containers: &[IpNet]) -> Result<(
                 // from the built-in chains are gone (a flush of those),
                 // the netlink probe sees it and the slow path restores
                 // them.
-                let marker = ready_marker(family, pm);
-                if marker.as_ref().is_some_and(|m| m.exists())
+                let marker = Marker::hostport_iptables_ready(
+                    family,
+                    pm.external_set_mark_chain,
+                    pm.mark_bit,
+                    pm.snat,
+                );
+                if marker.as_ref().is_some_and(Marker::is_set)
                     && iptables::nat_jumps_present(family, &entry_jumps(pm))
                 {
                     let assumed = shared_chains_present(pm);
@@ -408,9 +397,7 @@ pub fn add(backend: Backend, pm: &PortMap<'_>, containers: &[IpNet]) -> Result<(
                 let table = iptables::save(family, "nat")?;
                 iptables_add_batch(pm, *c, &table).apply(family, "nat")?;
                 if let Some(m) = marker {
-                    let _ =
-                        std::fs::create_dir_all(m.parent().unwrap_or(std::path::Path::new("/run")));
-                    let _ = std::fs::write(&m, b"");
+                    m.set();
                 }
             }
             Ok(())
