@@ -1,26 +1,17 @@
 //! IP masquerading for a container's addresses (`ipMasq` of bridge and
-//! ptp), laid out exactly as the reference does on both backends:
-//!
-//! - iptables (nat): chain `CNI-<hash(net+id)>` holding `-d <subnet> -j
-//!   ACCEPT` and `! -d <multicast> -j MASQUERADE`, jumped to from
-//!   `POSTROUTING -s <ip>`; every rule commented `name: "<net>" id: "<id>"`.
-//! - nftables: table `inet cni_plugins_masquerade`, base chain
-//!   `postrouting` (returns for multicast, then goes to `masq_checks`),
-//!   one rule per address in `masq_checks` commented
-//!   `<h16(net)>-<h16(ifname:id)>, net: ..., if: ..., id: ...`.
+//! ptp), laid out exactly as the reference does on both backends
+//! ([`iptables`], [`nftables`]); this module holds the attachment the rules
+//! belong to ([`Owner`]) and picks the backend.
 //!
 //! Teardown does not need the container's addresses (so DEL still cleans
 //! up when the netns is gone) and tries both backends.
 
-use crate::error::FirewallError;
-use crate::iptables::{self, Batch};
-use crate::nft::{self, quote, NfFamily};
-use crate::rule_names::{chain_name, comment, hash_with_prefix, NFT_COMMENT_MAX};
-use crate::{Backend, Family};
-use ipnet::IpNet;
+mod iptables;
+mod nftables;
 
-const NFT_TABLE: &str = "cni_plugins_masquerade";
-const NFT_CHAIN: &str = "masq_checks";
+use crate::error::FirewallError;
+use crate::Backend;
+use ipnet::IpNet;
 
 /// The attachment the rules belong to.
 #[derive(Debug, Clone, Copy)]
@@ -30,271 +21,13 @@ pub struct Owner<'a> {
     pub container_id: &'a str,
 }
 
-fn network_hash(network: &str) -> String {
-    hash_with_prefix(16, "", network)
-}
-
-fn instance_hash(o: &Owner<'_>) -> String {
-    format!(
-        "{}-{}",
-        network_hash(o.network),
-        hash_with_prefix(16, "", &format!("{}:{}", o.ifname, o.container_id))
-    )
-}
-
-/// The nftables comment of an attachment's rules.
-pub fn nft_comment(o: &Owner<'_>) -> String {
-    let strip = |s: &str| s.replace('"', "");
-    let mut c = format!(
-        "{}, net: {}, if: {}, id: {}",
-        instance_hash(o),
-        strip(o.network),
-        strip(o.ifname),
-        strip(o.container_id)
-    );
-    c.truncate(NFT_COMMENT_MAX);
-    c
-}
-
-/// The iptables batch that sets up masquerading for the addresses of one
-/// family. When the chain already exists (`shared`: another interface of
-/// the container, or another attachment whose network name and container
-/// ID concatenate to the same string), it is not flushed: the addresses'
-/// own-subnet exceptions go first in it, next to the other's.
-pub fn iptables_setup_batch(ips: &[IpNet], o: &Owner<'_>, family: Family, shared: bool) -> Batch {
-    let chain = chain_name(o.network, o.container_id);
-    let c = iptables::quote(&comment(o.network, o.container_id));
-    let multicast = if family == Family::V4 {
-        "224.0.0.0/4"
-    } else {
-        "ff00::/8"
-    };
-    let mine: Vec<&IpNet> = ips
-        .iter()
-        .filter(|n| Family::of(n.addr()) == family)
-        .collect();
-    let mut b = Batch::default();
-    if mine.is_empty() {
-        return b;
-    }
-    if shared {
-        for net in &mine {
-            b.push(format!("-I {chain} 1 {}", own_subnet_rule(net, &c)));
-        }
-    } else {
-        b.push(format!(":{chain} - [0:0]"));
-        for net in &mine {
-            b.push(format!("-A {chain} {}", own_subnet_rule(net, &c)));
-        }
-        b.push(format!(
-            "-A {chain} ! -d {multicast} -m comment --comment {c} -j MASQUERADE"
-        ));
-    }
-    for net in &mine {
-        b.push(format!(
-            "-A POSTROUTING -s {} -m comment --comment {c} -j {chain}",
-            net.addr()
-        ));
-    }
-    b
-}
-
-/// The rule (without `-A CHAIN`) that keeps traffic to the address's own
-/// subnet unmasqueraded.
-fn own_subnet_rule(net: &IpNet, quoted_comment: &str) -> String {
-    format!(
-        "-d {} -m comment --comment {quoted_comment} -j ACCEPT",
-        net.trunc()
-    )
-}
-
-/// The nft script that sets up masquerading for `ips`.
-pub fn nft_setup_script(ips: &[IpNet], o: &Owner<'_>) -> String {
-    let t = format!("inet {NFT_TABLE}");
-    let mut s = String::new();
-    s.push_str(&format!(
-        "add table {t} {{ comment \"Masquerading for plugins from github.com/containernetworking/plugins\"; }}\n"
-    ));
-    s.push_str(&format!(
-        "add chain {t} {NFT_CHAIN} {{ comment \"Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet\"; }}\n"
-    ));
-    s.push_str(&format!(
-        "add chain {t} postrouting {{ type nat hook postrouting priority srcnat; }}\n"
-    ));
-    s.push_str(&format!("flush chain {t} postrouting\n"));
-    s.push_str(&format!(
-        "add rule {t} postrouting ip daddr == 224.0.0.0/4 return\n"
-    ));
-    s.push_str(&format!(
-        "add rule {t} postrouting ip6 daddr == ff00::/8 return\n"
-    ));
-    s.push_str(&format!("add rule {t} postrouting goto {NFT_CHAIN}\n"));
-    let c = quote(&nft_comment(o));
-    for net in ips {
-        let ip = Family::of(net.addr()).nft_keyword();
-        s.push_str(&format!(
-            "add rule {t} {NFT_CHAIN} {ip} saddr == {} {ip} daddr != {} masquerade comment {c}\n",
-            net.addr(),
-            net.trunc()
-        ));
-    }
-    s
-}
-
 /// Sets up masquerading for `ips` (one batch per IP family on iptables,
 /// one transaction on nftables).
 pub fn setup(backend: Backend, ips: &[IpNet], o: &Owner<'_>) -> Result<(), FirewallError> {
     match backend {
-        Backend::Iptables => {
-            for family in Family::BOTH {
-                let chain = chain_name(o.network, o.container_id);
-                let shared = iptables::nat_chain_exists(family, &chain) == Some(true);
-                iptables_setup_batch(ips, o, family, shared).apply(family, "nat")?;
-            }
-            Ok(())
-        }
-        Backend::Nftables => nft::apply(&nft_setup_script(ips, o)),
+        Backend::Iptables => iptables::setup(ips, o),
+        Backend::Nftables => nftables::setup(ips, o),
     }
-}
-
-/// The iptables batch that removes an attachment's jumps to `chain` (and
-/// the chain once nothing else jumps to it). A jump is the attachment's
-/// when it carries its comment and, when its addresses are known
-/// (`known`) and some such jump has one of them as source, that source:
-/// the chain is named after network and container only, so two interfaces
-/// of a container share it, and so do two attachments whose network name
-/// and container ID concatenate to the same string (`relnet`+`x1`,
-/// `relne`+`tx1`). Without addresses, or with addresses no jump has (a
-/// prevResult that does not describe the rules), every jump with the
-/// comment is the attachment's, as the reference's layout cannot tell
-/// the interfaces apart.
-fn iptables_remove_own(
-    table: &iptables::Table,
-    chain: &str,
-    quoted_comment: &str,
-    known: &[&IpNet],
-) -> Batch {
-    let mut b = Batch::default();
-    let c = format!(" --comment {quoted_comment} ");
-    let mut sources: Vec<String> = known
-        .iter()
-        .map(|n| {
-            format!(
-                "-s {}/{} ",
-                n.addr(),
-                if n.addr().is_ipv4() { 32 } else { 128 }
-            )
-        })
-        .collect();
-    let jump = format!(" -j {chain}");
-    let jumps = || table.rules.iter().filter(|r| r.ends_with(&jump));
-    if !jumps().any(|r| r.contains(&c) && sources.iter().any(|s| r.contains(s))) {
-        sources.clear();
-    }
-    let mut others_left = false;
-    for rule in jumps() {
-        let own =
-            rule.contains(&c) && (sources.is_empty() || sources.iter().any(|s| rule.contains(s)));
-        if own {
-            b.push(iptables::delete_line(rule));
-        } else {
-            others_left = true;
-        }
-    }
-    if !table.has_chain(chain) {
-        return b;
-    }
-    if others_left {
-        // One copy of each own-subnet exception of the removed addresses
-        // (a shared setup inserts its own copy).
-        for net in known.iter().filter(|_| !sources.is_empty()) {
-            let rule = format!("-A {chain} {}", own_subnet_rule(net, quoted_comment));
-            if table.rules_of(chain).any(|r| *r == rule) {
-                b.push(iptables::delete_line(&rule));
-            }
-        }
-    } else {
-        b.push(format!(":{chain} - [0:0]"));
-        b.push(format!("-X {chain}"));
-    }
-    b
-}
-
-/// The source address of a POSTROUTING jump (`-s <ip>/<len>`).
-fn source_of(rule: &str) -> Option<IpNet> {
-    let (_, rest) = rule.split_once(" -s ")?;
-    rest.split_whitespace().next()?.parse().ok()
-}
-
-/// The batch that removes the rules of `ips` (one family) without reading
-/// the table first: right when the jumps from POSTROUTING are exactly one
-/// per address, as setup makes them; otherwise iptables-restore refuses the
-/// whole batch and nothing changes.
-fn iptables_known_teardown_batch(ips: &[&IpNet], o: &Owner<'_>, chain: &str) -> Batch {
-    let c = iptables::quote(&comment(o.network, o.container_id));
-    let mut b = Batch::default();
-    for net in ips {
-        b.push(format!(
-            "-D POSTROUTING -s {} -m comment --comment {c} -j {chain}",
-            net.addr()
-        ));
-    }
-    b.push(format!(":{chain} - [0:0]"));
-    b.push(format!("-X {chain}"));
-    b
-}
-
-fn iptables_teardown(o: &Owner<'_>, known: &[IpNet]) -> Result<(), FirewallError> {
-    let chain = chain_name(o.network, o.container_id);
-    for family in Family::BOTH {
-        // The rules jump to the chain: no chain, nothing to remove.
-        if !iptables::nat_chains_may_exist(family, &[&chain]) {
-            continue;
-        }
-        let mine: Vec<&IpNet> = known
-            .iter()
-            .filter(|n| Family::of(n.addr()) == family)
-            .collect();
-        if !mine.is_empty()
-            && iptables_known_teardown_batch(&mine, o, &chain)
-                .apply(family, "nat")
-                .is_ok()
-        {
-            continue;
-        }
-        let table = iptables::save(family, "nat")?;
-        let c = iptables::quote(&comment(o.network, o.container_id));
-        iptables_remove_own(&table, &chain, &c, &mine).apply(family, "nat")?;
-    }
-    Ok(())
-}
-
-/// Deletes rules of the masquerading chain by handle (one transaction).
-fn nft_delete(handles: &[u64]) -> Result<(), FirewallError> {
-    let what: Vec<nft::NftDeletion> = handles
-        .iter()
-        .map(|h| nft::NftDeletion::Rule {
-            chain: NFT_CHAIN.to_string(),
-            handle: *h,
-        })
-        .collect();
-    nft::delete(NfFamily::Inet, NFT_TABLE, &what)
-}
-
-fn nft_teardown(o: &Owner<'_>) -> Result<(), FirewallError> {
-    if !nft::table_may_exist(NfFamily::Inet, NFT_TABLE) {
-        return Ok(());
-    }
-    let prefix = instance_hash(o);
-    nft::locked(|| {
-        let rules = nft::list_rules(NfFamily::Inet, NFT_TABLE, NFT_CHAIN)?;
-        let handles: Vec<u64> = rules
-            .iter()
-            .filter(|r| r.comment.starts_with(&prefix))
-            .map(|r| r.handle)
-            .collect();
-        nft_delete(&handles)
-    })
 }
 
 /// Removes an attachment's masquerading from both backends (each one
@@ -307,13 +40,13 @@ pub fn teardown(o: &Owner<'_>) -> Result<(), FirewallError> {
 /// them (a DEL's prevResult): iptables then needs no `iptables-save`.
 pub fn teardown_known(o: &Owner<'_>, known: &[IpNet]) -> Result<(), FirewallError> {
     let mut errors = Vec::new();
-    if iptables::supported() {
-        if let Err(e) = iptables_teardown(o, known) {
+    if crate::iptables::supported() {
+        if let Err(e) = iptables::teardown(o, known) {
             errors.push(e.to_string());
         }
     }
-    if nft::supported() {
-        if let Err(e) = nft_teardown(o) {
+    if crate::nft::supported() {
+        if let Err(e) = nftables::teardown(o) {
             errors.push(e.to_string());
         }
     }
@@ -339,163 +72,25 @@ pub fn gc(
     valid: &[(String, String)],
     held: Option<&[std::net::IpAddr]>,
 ) -> Result<(), FirewallError> {
-    if nft::supported() {
-        let keep: Vec<String> = valid
-            .iter()
-            .map(|(id, ifname)| {
-                nft_comment(&Owner {
-                    network,
-                    ifname,
-                    container_id: id,
-                })
-            })
-            .collect();
-        let prefix = network_hash(network);
-        nft::locked(|| {
-            let rules = nft::list_rules(NfFamily::Inet, NFT_TABLE, NFT_CHAIN)?;
-            let stale: Vec<u64> = rules
-                .iter()
-                .filter(|r| r.comment.starts_with(&prefix) && !keep.contains(&r.comment))
-                .map(|r| r.handle)
-                .collect();
-            nft_delete(&stale)
-        })?;
+    if crate::nft::supported() {
+        nftables::gc(network, valid)?;
     }
-    if iptables::supported() {
-        // The iptables layout names chains by network and container only,
-        // and the comments may be cut: an attachment is known by its
-        // whole comment.
-        let keep: Vec<String> = valid
-            .iter()
-            .map(|(id, _)| iptables::quote(&comment(network, id)))
-            .collect();
-        let prefix = iptables::quote(&format!(
-            "name: {} id: ",
-            crate::rule_names::go_quote(network)
-        ));
-        let prefix = prefix.trim_end_matches('"');
-        for family in Family::BOTH {
-            let table = iptables::save(family, "nat")?;
-            // (comment, chain) of stale attachments: every jump goes, or,
-            // for a valid container, the jumps from released addresses.
-            let mut stale: Vec<(&str, &str, Vec<IpNet>)> = Vec::new();
-            for rule in table.rules_of("POSTROUTING") {
-                let (Some(c), Some(chain)) =
-                    (iptables::comment_of(rule), iptables::jump_target(rule))
-                else {
-                    continue;
-                };
-                if !c.starts_with(prefix) {
-                    continue;
-                }
-                let released = match (keep.iter().any(|k| k == c), held, source_of(rule)) {
-                    (false, _, _) => None,
-                    (true, Some(held), Some(src)) if !held.contains(&src.addr()) => Some(src),
-                    (true, _, _) => continue,
-                };
-                match stale
-                    .iter_mut()
-                    .find(|(sc, sch, _)| *sc == c && *sch == chain)
-                {
-                    Some((_, _, sources)) => sources.extend(released),
-                    None => stale.push((c, chain, released.into_iter().collect())),
-                }
-            }
-            let mut batch = Batch::default();
-            for (c, chain, sources) in &stale {
-                let sources: Vec<&IpNet> = sources.iter().collect();
-                batch
-                    .lines
-                    .extend(iptables_remove_own(&table, chain, c, &sources).lines);
-            }
-            batch.apply(family, "nat")?;
-        }
+    if crate::iptables::supported() {
+        iptables::gc(network, valid, held)?;
     }
     Ok(())
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    //! What the backends' tests share.
     use super::*;
 
-    fn owner() -> Owner<'static> {
+    pub(super) fn owner() -> Owner<'static> {
         Owner {
             network: "mynet",
             ifname: "eth0",
             container_id: "c1",
         }
-    }
-
-    #[test]
-    fn iptables_layout_matches_the_reference() {
-        let ips: Vec<IpNet> = vec![
-            "10.1.0.5/24".parse().unwrap(),
-            "fd00::5/64".parse().unwrap(),
-        ];
-        let chain = chain_name("mynet", "c1");
-        let v4 = iptables_setup_batch(&ips, &owner(), Family::V4, false);
-        let c = r#""name: \"mynet\" id: \"c1\"""#;
-        assert_eq!(
-            v4.lines,
-            [
-                format!(":{chain} - [0:0]"),
-                format!("-A {chain} -d 10.1.0.0/24 -m comment --comment {c} -j ACCEPT"),
-                format!("-A {chain} ! -d 224.0.0.0/4 -m comment --comment {c} -j MASQUERADE"),
-                format!("-A POSTROUTING -s 10.1.0.5 -m comment --comment {c} -j {chain}"),
-            ]
-        );
-        let v6 = iptables_setup_batch(&ips, &owner(), Family::V6, false);
-        assert!(v6.lines[2].contains("! -d ff00::/8"));
-        assert!(iptables_setup_batch(&ips[..1], &owner(), Family::V6, false).is_empty());
-        let shared = iptables_setup_batch(&ips[..1], &owner(), Family::V4, true);
-        assert_eq!(
-            shared.lines,
-            [
-                format!("-I {chain} 1 -d 10.1.0.0/24 -m comment --comment {c} -j ACCEPT"),
-                format!("-A POSTROUTING -s 10.1.0.5 -m comment --comment {c} -j {chain}"),
-            ],
-            "a chain in use is not flushed"
-        );
-    }
-
-    #[test]
-    fn nft_comment_and_script() {
-        let c = nft_comment(&owner());
-        assert!(c.starts_with(&format!("{}-", hash_with_prefix(16, "", "mynet"))));
-        assert!(c.ends_with(", net: mynet, if: eth0, id: c1"));
-        let s = nft_setup_script(&["10.1.0.5/24".parse().unwrap()], &owner());
-        assert!(s.contains("add rule inet cni_plugins_masquerade masq_checks ip saddr == 10.1.0.5 ip daddr != 10.1.0.0/24 masquerade comment"));
-    }
-
-    #[test]
-    fn removing_a_chain_keeps_jumps_of_other_attachments() {
-        let own = iptables::quote(&comment("relnet", "x1"));
-        let other = iptables::quote(&comment("relne", "tx1"));
-        let chain = chain_name("relnet", "x1");
-        assert_eq!(
-            chain,
-            chain_name("relne", "tx1"),
-            "the reference's hash collides"
-        );
-        let table = iptables::Table::parse(&format!(
-            ":POSTROUTING ACCEPT [0:0]\n:{chain} - [0:0]\n\
-             -A POSTROUTING -s 10.0.0.2/32 -m comment --comment {own} -j {chain}\n\
-             -A POSTROUTING -s 10.0.0.3/32 -m comment --comment {own} -j {chain}\n\
-             -A POSTROUTING -s 10.0.1.2/32 -m comment --comment {other} -j {chain}\n"
-        ));
-        let b = iptables_remove_own(&table, &chain, &own, &[]);
-        assert_eq!(
-            b.lines.len(),
-            2,
-            "only the own jumps, the chain stays: {b:?}"
-        );
-        let eth1: IpNet = "10.0.0.3/24".parse().unwrap();
-        let b = iptables_remove_own(&table, &chain, &own, &[&eth1]);
-        assert_eq!(
-            b.lines,
-            [format!(
-                "-D POSTROUTING -s 10.0.0.3/32 -m comment --comment {own} -j {chain}"
-            )]
-        );
     }
 }
