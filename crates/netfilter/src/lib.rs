@@ -21,7 +21,7 @@ mod run;
 pub mod script;
 pub mod spoofcheck;
 
-pub use error::FirewallError;
+pub use error::{ErrorKind, FirewallError};
 
 use std::net::IpAddr;
 

@@ -123,7 +123,7 @@ fn wait_for(file: &std::fs::File) -> Result<(), FirewallError> {
                 std::thread::sleep(std::time::Duration::from_millis(2))
             }
             Err(e) => {
-                return Err(FirewallError::Unavailable(format!(
+                return Err(FirewallError::Io(format!(
                     "cannot take the nftables lock within {} s: {e}",
                     LOCK_WAIT.as_secs()
                 )))

@@ -6,7 +6,7 @@
 //! (`CNI-HOSTPORT-SETMARK`) and DNATs; `CNI-HOSTPORT-MASQ`, jumped to first
 //! in `POSTROUTING`, masquerades marked packets.
 
-use super::{ip_port, not_in_place, PortMap};
+use super::{ip_port, PortMap};
 use crate::error::FirewallError;
 use crate::iptables::{self, Batch, Table};
 use crate::netns_state::Marker;
@@ -287,7 +287,7 @@ pub(super) fn check(pm: &PortMap<'_>, containers: &[IpNet]) -> Result<(), Firewa
         let table = iptables::save(Family::of(c.addr()), "nat")?;
         let chain = pm.dnat_chain();
         if !table.has_chain(&chain) {
-            return Err(not_in_place(format!(
+            return Err(FirewallError::NotInPlace(format!(
                 "chain {chain} not found in iptables table nat"
             )));
         }
@@ -295,7 +295,7 @@ pub(super) fn check(pm: &PortMap<'_>, containers: &[IpNet]) -> Result<(), Firewa
             .rules_of(TOP_DNAT_CHAIN)
             .any(|r| r.ends_with(&format!("-j {chain}")))
         {
-            return Err(not_in_place(format!(
+            return Err(FirewallError::NotInPlace(format!(
                 "no rule in {TOP_DNAT_CHAIN} jumps to {chain}"
             )));
         }
@@ -305,7 +305,9 @@ pub(super) fn check(pm: &PortMap<'_>, containers: &[IpNet]) -> Result<(), Firewa
             .filter(|r| r.contains("-j DNAT"))
             .count();
         if dnats < want {
-            return Err(not_in_place(format!("missing DNAT rules in {chain}")));
+            return Err(FirewallError::NotInPlace(format!(
+                "missing DNAT rules in {chain}"
+            )));
         }
     }
     Ok(())

@@ -112,11 +112,6 @@ pub fn check(
     }
 }
 
-/// The error of a CHECK that finds rules missing.
-fn not_in_place(what: String) -> FirewallError {
-    FirewallError::Config(what)
-}
-
 /// Removes the mappings of attachments of `network` whose container is
 /// not in `valid`, on both backends.
 pub fn gc(network: &str, valid: &[String]) -> Result<(), FirewallError> {

@@ -10,7 +10,7 @@
 //! GC, which works per network, find the network's attachments in the same
 //! place and lifetime as their rules.
 
-use super::{ip_port, not_in_place, PortMap};
+use super::{ip_port, PortMap};
 use crate::error::FirewallError;
 use crate::nft::{self, quote, NftDeletion};
 use crate::rule_names::{hash_with_prefix, nft_container_comment};
@@ -190,7 +190,7 @@ pub(super) fn check(pm: &PortMap<'_>, containers: &[IpNet]) -> Result<(), Firewa
             .filter(|r| r.comment == nft_container_comment(pm.container_id))
             .count();
         if have < want {
-            return Err(not_in_place(
+            return Err(FirewallError::NotInPlace(
                 "missing hostport rules in \"hostports\" chain".into(),
             ));
         }

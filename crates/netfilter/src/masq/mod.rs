@@ -41,21 +41,17 @@ pub fn teardown(o: &Owner<'_>) -> Result<(), FirewallError> {
 pub fn teardown_known(o: &Owner<'_>, known: &[IpNet]) -> Result<(), FirewallError> {
     let mut errors = Vec::new();
     if crate::iptables::supported() {
-        if let Err(e) = iptables::teardown(o, known) {
-            errors.push(e.to_string());
-        }
+        errors.extend(iptables::teardown(o, known).err());
     }
     if crate::nft::supported() {
-        if let Err(e) = nftables::teardown(o) {
-            errors.push(e.to_string());
-        }
+        errors.extend(nftables::teardown(o).err());
     }
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(FirewallError::Tool {
-            program: "ipmasq teardown".into(),
-            message: errors.join("; "),
+        Err(FirewallError::Several {
+            what: "ipmasq teardown",
+            errors,
         })
     }
 }
