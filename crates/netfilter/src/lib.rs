@@ -1,14 +1,26 @@
 //! rcni's firewall layer, shared by every plugin that writes rules.
 //!
-//! - [`names`]: the reference's chain names, hashes and comments, so rules
-//!   made by either implementation are found by the other.
+//! What the plugins call, one module per job, each laid out as the
+//! reference does so either implementation finds and removes the other's
+//! rules; each keeps its backend-neutral model and the choice of backend in
+//! `mod.rs`, and one file per backend:
+//! - [`hostport`]: portmap's DNAT and masquerade rules.
+//! - [`masq`]: IP masquerading for bridge and ptp (`ipMasq`), teardown
+//!   trying both backends, and GC.
+//! - [`spoofcheck`]: bridge's `macspoofchk` (nftables only).
+//!
+//! What those are built on:
 //! - [`iptables`]: read with one `iptables-save`, write with one
 //!   `iptables-restore --noflush` per table per call.
-//! - [`nftables`]: one `nft -f -` transaction per call, only in rcni's
-//!   (the reference's) own tables.
-//! - [`masq`]: IP masquerading for bridge and ptp (`ipMasq`), on either
-//!   backend, with teardown trying both and GC.
-//! - [`script`]: config values validated for the scripts they go into.
+//! - [`nft`]: rules added with one `nft -f -` transaction per call, reads
+//!   and deletions over netlink, only in rcni's (the reference's) own
+//!   tables, all under one lock per network namespace ([`nft::locked`]).
+//! - [`script`]: the only way a config value reaches an iptables-restore or
+//!   nft script: types built by validating it for that script.
+//! - [`rule_names`]: the reference's chain names, hashes and comments.
+//! - `netns_state`: where rcni keeps per-namespace files (under /run/rcni)
+//!   and how they are named.
+//! - [`error`]: [`FirewallError`] and its [`ErrorKind`].
 
 pub mod error;
 pub mod hostport;

@@ -1,6 +1,8 @@
-//! nftables: rules are added with one `nft -f -` transaction per change;
-//! reads and deletions go over netlink (`rcni_net::nf_tables`), with no
-//! process. Only ever in rcni's (the reference's) own tables.
+//! nftables, as rcni drives it: rules are added with one `nft -f -`
+//! transaction per change; reads and deletions go over netlink
+//! (`rcni_net::nf_tables`), with no process. Only ever in rcni's (the
+//! reference's) own tables, and under one lock per network namespace
+//! ([`locked`]).
 
 use crate::error::FirewallError;
 use crate::run::{installed, run};
@@ -85,7 +87,7 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 static LOCK_DEPTH: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
 
 /// Runs `f` holding rcni's nftables lock of this network namespace (an
-/// flock on a file of [`crate::netns_state`]). Every change rcni makes
+/// flock on a file of `netns_state`). Every change rcni makes
 /// to its tables, and every read that decides what to delete, happens
 /// under it: a DEL that lists a table and then deletes what it found (a
 /// rule, an attachment chain it saw as emptied) must not interleave with

@@ -1,8 +1,8 @@
 //! Port mappings (the portmap plugin's rules), laid out as the reference
 //! does so that either implementation removes the other's. This module
 //! holds what both backends share (the validated [`Mapping`]s and
-//! [`PortMap`]) and picks the backend; the layouts are in [`iptables`] and
-//! [`nftables`]. DEL and GC clean up on both backends, where they work.
+//! [`PortMap`]) and picks the backend; the layouts are in `iptables.rs` and
+//! `nftables.rs`. DEL and GC clean up on both backends, where they work.
 //!
 //! Only traffic addressed to the node itself is translated (the reference's
 //! CVE-2025-67499 was DNAT of transit traffic).

@@ -1,6 +1,6 @@
 //! IP masquerading for a container's addresses (`ipMasq` of bridge and
 //! ptp), laid out exactly as the reference does on both backends
-//! ([`iptables`], [`nftables`]); this module holds the attachment the rules
+//! (`iptables.rs`, `nftables.rs`); this module holds the attachment the rules
 //! belong to ([`Owner`]) and picks the backend.
 //!
 //! Teardown does not need the container's addresses (so DEL still cleans
