@@ -57,10 +57,6 @@ impl Family {
         }
     }
 
-    pub fn is_v6(self) -> bool {
-        self == Family::V6
-    }
-
     /// nftables' word for the family: its table family, and the keyword of
     /// its address matches (`ip saddr`, `ip6 daddr`).
     pub fn nft_keyword(self) -> &'static str {

@@ -105,15 +105,7 @@ pub(super) fn add_batch(pm: &PortMap<'_>, container: IpNet, table: &Table) -> Ba
             base.push_str(&format!(" -d {ip}"));
         }
         if pm.snat {
-            let masq_src = if pm.masq_all {
-                if v6 {
-                    "::/0".to_string()
-                } else {
-                    "0.0.0.0/0".to_string()
-                }
-            } else {
-                container.to_string()
-            };
+            let masq_src = pm.masq_source(v6, container.to_string());
             b.push(format!("-A {chain} {base} -s {masq_src} -j {setmark}"));
             if !v6 && !pm.masq_all {
                 b.push(format!("-A {chain} {base} -s 127.0.0.1 -j {setmark}"));

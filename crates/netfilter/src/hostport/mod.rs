@@ -59,6 +59,16 @@ impl PortMap<'_> {
         }
     }
 
+    /// The source address the masquerade rules match: any with `masqAll`,
+    /// else `own` (the container's, as the backend writes it).
+    fn masq_source(&self, v6: bool, own: String) -> String {
+        match (self.masq_all, v6) {
+            (false, _) => own,
+            (true, false) => "0.0.0.0/0".into(),
+            (true, true) => "::/0".into(),
+        }
+    }
+
     /// The mappings that apply to a container address of this family.
     fn applicable<'b>(&'b self, v6: bool) -> impl Iterator<Item = &'b Mapping> + 'b {
         self.mappings

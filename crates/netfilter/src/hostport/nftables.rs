@@ -79,15 +79,7 @@ pub(super) fn add_script(pm: &PortMap<'_>, container: IpNet) -> String {
         ));
     }
     if pm.snat {
-        let src = if pm.masq_all {
-            if v6 {
-                "::/0".to_string()
-            } else {
-                "0.0.0.0/0".to_string()
-            }
-        } else {
-            container.addr().to_string()
-        };
+        let src = pm.masq_source(v6, container.addr().to_string());
         s.push_str(&format!(
             "add rule {t} masquerading {ipx} saddr {src} {ipx} daddr {} masquerade comment {c}\n",
             container.addr()
