@@ -26,7 +26,7 @@ const MULTIPORT_MAX: usize = 15;
 /// The iptables batch for one container address, given the table as it
 /// is now (shared chains are created only when missing).
 pub(super) fn add_batch(pm: &PortMap<'_>, container: IpNet, table: &Table) -> Batch {
-    let v6 = container.addr().is_ipv6();
+    let family = Family::of(container.addr());
     let mut b = Batch::default();
     let has_rule = |chain: &str, needle: &str| table.rules_of(chain).any(|r| r.contains(needle));
     let mark = pm.mark();
@@ -73,13 +73,13 @@ pub(super) fn add_batch(pm: &PortMap<'_>, container: IpNet, table: &Table) -> Ba
         b.push(iptables::delete_line(rule));
     }
     b.push(format!(":{chain} - [0:0]"));
-    let conditions = pm.conditions(v6).as_str();
-    let mut protocols: Vec<&str> = pm.applicable(v6).map(|m| m.protocol.as_str()).collect();
+    let conditions = pm.conditions(family).as_str();
+    let mut protocols: Vec<&str> = pm.applicable(family).map(|m| m.protocol.as_str()).collect();
     protocols.sort_unstable();
     protocols.dedup();
     for proto in protocols {
         let ports: Vec<String> = pm
-            .applicable(v6)
+            .applicable(family)
             .filter(|m| m.protocol == proto)
             .map(|m| m.host_port.to_string())
             .collect();
@@ -99,15 +99,15 @@ pub(super) fn add_batch(pm: &PortMap<'_>, container: IpNet, table: &Table) -> Ba
     let setmark = pm
         .external_set_mark_chain
         .map_or(SETMARK_CHAIN, ChainName::as_str);
-    for m in pm.applicable(v6) {
+    for m in pm.applicable(family) {
         let mut base = format!("-p {} --dport {}", m.protocol, m.host_port);
         if let Some(ip) = m.host_ip.filter(|ip| !ip.is_unspecified()) {
             base.push_str(&format!(" -d {ip}"));
         }
         if pm.snat {
-            let masq_src = pm.masq_source(v6, container.to_string());
+            let masq_src = pm.masq_source(family, container.to_string());
             b.push(format!("-A {chain} {base} -s {masq_src} -j {setmark}"));
-            if !v6 && !pm.masq_all {
+            if family == Family::V4 && !pm.masq_all {
                 b.push(format!("-A {chain} {base} -s 127.0.0.1 -j {setmark}"));
             }
         }
@@ -260,7 +260,7 @@ pub(super) fn del(
         });
         if let Some((pm, container)) = mine {
             // Older references' SNAT chain is not in the known layout.
-            if pm.applicable(container.addr().is_ipv6()).next().is_some()
+            if pm.applicable(family).next().is_some()
                 && !iptables::nat_chains_may_exist(family, &[&snat])
                 && known_del_batch(pm, container).apply(family, "nat").is_ok()
             {
@@ -276,7 +276,8 @@ pub(super) fn del(
 /// Whether the container's mappings are in place (CHECK).
 pub(super) fn check(pm: &PortMap<'_>, containers: &[IpNet]) -> Result<(), FirewallError> {
     for c in containers {
-        let table = iptables::save(Family::of(c.addr()), "nat")?;
+        let family = Family::of(c.addr());
+        let table = iptables::save(family, "nat")?;
         let chain = pm.dnat_chain();
         if !table.has_chain(&chain) {
             return Err(FirewallError::NotInPlace(format!(
@@ -291,7 +292,7 @@ pub(super) fn check(pm: &PortMap<'_>, containers: &[IpNet]) -> Result<(), Firewa
                 "no rule in {TOP_DNAT_CHAIN} jumps to {chain}"
             )));
         }
-        let want = pm.applicable(c.addr().is_ipv6()).count();
+        let want = pm.applicable(family).count();
         let dnats = table
             .rules_of(&chain)
             .filter(|r| r.contains("-j DNAT"))

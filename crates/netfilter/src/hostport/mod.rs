@@ -13,7 +13,7 @@ mod nftables;
 use crate::error::FirewallError;
 use crate::rule_names::chain_name_with_prefix;
 use crate::script::{ChainName, Conditions};
-use crate::Backend;
+use crate::{Backend, Family};
 use ipnet::IpNet;
 use std::net::IpAddr;
 
@@ -51,29 +51,28 @@ impl PortMap<'_> {
         format!("{v:#x}/{v:#x}")
     }
 
-    fn conditions(&self, v6: bool) -> &Conditions {
-        if v6 {
-            self.conditions_v6
-        } else {
-            self.conditions_v4
+    fn conditions(&self, family: Family) -> &Conditions {
+        match family {
+            Family::V4 => self.conditions_v4,
+            Family::V6 => self.conditions_v6,
         }
     }
 
     /// The source address the masquerade rules match: any with `masqAll`,
     /// else `own` (the container's, as the backend writes it).
-    fn masq_source(&self, v6: bool, own: String) -> String {
-        match (self.masq_all, v6) {
+    fn masq_source(&self, family: Family, own: String) -> String {
+        match (self.masq_all, family) {
             (false, _) => own,
-            (true, false) => "0.0.0.0/0".into(),
-            (true, true) => "::/0".into(),
+            (true, Family::V4) => "0.0.0.0/0".into(),
+            (true, Family::V6) => "::/0".into(),
         }
     }
 
     /// The mappings that apply to a container address of this family.
-    fn applicable<'b>(&'b self, v6: bool) -> impl Iterator<Item = &'b Mapping> + 'b {
+    fn applicable<'b>(&'b self, family: Family) -> impl Iterator<Item = &'b Mapping> + 'b {
         self.mappings
             .iter()
-            .filter(move |m| m.host_ip.is_none_or(|ip| ip.is_ipv6() == v6))
+            .filter(move |m| m.host_ip.is_none_or(|ip| Family::of(ip) == family))
     }
 }
 

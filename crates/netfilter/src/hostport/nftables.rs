@@ -29,12 +29,12 @@ fn attachments_chain(network: &str) -> String {
 
 /// The nft script for one container address.
 pub(super) fn add_script(pm: &PortMap<'_>, container: IpNet) -> String {
-    let v6 = container.addr().is_ipv6();
-    let ipx = Family::of(container.addr()).nft_keyword();
+    let family = Family::of(container.addr());
+    let ipx = family.nft_keyword();
     let t = format!("{ipx} {TABLE}");
     // The entry rules are shared by every network and rewritten by each
     // ADD, so a network's conditions go on its own DNAT rules.
-    let cond = match pm.conditions(v6).as_str() {
+    let cond = match pm.conditions(family).as_str() {
         "" => String::new(),
         conditions => format!("{conditions} "),
     };
@@ -66,7 +66,7 @@ pub(super) fn add_script(pm: &PortMap<'_>, container: IpNet) -> String {
     let attachments = attachments_chain(pm.network);
     s.push_str(&format!("add chain {t} {attachments}\n"));
     s.push_str(&format!("add rule {t} {attachments} return comment {c}\n"));
-    for m in pm.applicable(v6) {
+    for m in pm.applicable(family) {
         let dst = match m.host_ip.filter(|ip| !ip.is_unspecified()) {
             Some(ip) => format!("{ipx} daddr {ip} "),
             None => String::new(),
@@ -79,12 +79,12 @@ pub(super) fn add_script(pm: &PortMap<'_>, container: IpNet) -> String {
         ));
     }
     if pm.snat {
-        let src = pm.masq_source(v6, container.addr().to_string());
+        let src = pm.masq_source(family, container.addr().to_string());
         s.push_str(&format!(
             "add rule {t} masquerading {ipx} saddr {src} {ipx} daddr {} masquerade comment {c}\n",
             container.addr()
         ));
-        if !v6 && !pm.masq_all {
+        if family == Family::V4 && !pm.masq_all {
             s.push_str(&format!(
                 "add rule {t} masquerading ip saddr 127.0.0.1 ip daddr {} masquerade comment {c}\n",
                 container.addr()
@@ -176,7 +176,7 @@ pub(super) fn del(network: &str, container_id: &str) -> Result<(), FirewallError
 pub(super) fn check(pm: &PortMap<'_>, containers: &[IpNet]) -> Result<(), FirewallError> {
     for c in containers {
         let family = Family::of(c.addr());
-        let want = pm.applicable(c.addr().is_ipv6()).count();
+        let want = pm.applicable(family).count();
         let have = nft::list_rules(family.into(), TABLE, "hostports")?
             .iter()
             .filter(|r| r.comment == nft_container_comment(pm.container_id))
