@@ -20,6 +20,7 @@ mod addr;
 mod bridge;
 pub mod conntrack;
 mod error;
+mod framing;
 mod link;
 mod netns;
 pub mod nf_tables;
