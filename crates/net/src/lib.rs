@@ -22,6 +22,8 @@ pub mod conntrack;
 mod error;
 mod framing;
 mod link;
+mod link_ops;
+mod mac;
 mod netns;
 pub mod nf_tables;
 mod nfnetlink;
@@ -38,9 +40,10 @@ pub use addr::{
 pub use bridge::PortVlan;
 pub use error::{NetError, Result, EADDRNOTAVAIL, EEXIST, EINTR, ENODEV, ENOENT, ESRCH};
 pub use link::{
-    format_mac, parse_mac, random_veth_name, IpVlanFlag, IpVlanMode, Link, LinkKind, LinkOptions,
-    MacVlanMode, VethSpec, IFNAMSIZ_MAX,
+    IpVlanFlag, IpVlanMode, Link, LinkKind, LinkOptions, MacVlanMode, VethSpec, IFNAMSIZ_MAX,
 };
+pub use link_ops::random_veth_name;
+pub use mac::{format_mac, parse_mac};
 pub use netns::NetNs;
 pub use route::{
     IpFamily, Route, RTN_LOCAL, RTN_UNICAST, RTPROT_BOOT, RTPROT_KERNEL, RTPROT_STATIC,
