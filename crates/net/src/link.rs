@@ -24,12 +24,9 @@ pub struct Link {
     pub index: u32,
     /// Interface name.
     pub name: String,
-    /// `IFLA_INFO_KIND`: `veth`, `bridge`, `dummy`, `macvlan`, ... (`None`
-    /// for physical devices and `lo`).
-    pub kind: Option<String>,
-    /// Kind-specific settings as the kernel reports them, for the kinds
-    /// [`LinkKind`] describes (veth has none).
-    pub info: Option<LinkKind>,
+    /// `IFLA_INFO_KIND` with the kind-specific settings the kernel reports
+    /// (`None` for physical devices and `lo`).
+    pub kind: Option<LinkKind>,
     /// Hardware address (6 bytes for Ethernet-like links).
     pub mac: Option<Vec<u8>>,
     /// MTU.
@@ -58,7 +55,6 @@ impl Link {
             index: msg.header.index,
             name: String::new(),
             kind: None,
-            info: None,
             mac: None,
             mtu: 0,
             admin_up: msg.header.flags.contains(LinkFlags::Up),
@@ -69,6 +65,7 @@ impl Link {
             link_netnsid: None,
             alias: None,
         };
+        let mut kind = None;
         let mut data = None;
         for attr in &msg.attributes {
             match attr {
@@ -83,7 +80,7 @@ impl Link {
                 LinkAttribute::LinkInfo(infos) => {
                     for info in infos {
                         match info {
-                            LinkInfo::Kind(k) => link.kind = Some(k.to_string()),
+                            LinkInfo::Kind(k) => kind = Some(k.to_string()),
                             LinkInfo::Data(d) => data = Some(d),
                             _ => {}
                         }
@@ -92,7 +89,7 @@ impl Link {
                 _ => {}
             }
         }
-        link.info = LinkKind::from_kernel(link.kind.as_deref(), data, link.link);
+        link.kind = kind.map(|k| LinkKind::from_kernel(k, data, link.link));
         link
     }
 
@@ -255,8 +252,9 @@ impl fmt::Display for IpVlanFlag {
     }
 }
 
-/// The kinds of link [`Handle::create_link`] makes, with their parameters.
-/// Also what [`Link::info`] reports back.
+/// A link's kind with its parameters: what [`Link::kind`] reports, and
+/// (except [`LinkKind::Veth`] and [`LinkKind::Other`]) what
+/// [`Handle::create_link`](crate::Handle::create_link) makes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkKind {
     /// A bridge; `vlan_filtering` sets `IFLA_BR_VLAN_FILTERING` (only sent
@@ -299,6 +297,13 @@ pub enum LinkKind {
         /// Routing table id.
         table: u32,
     },
+    /// One end of a veth pair (made with
+    /// [`Handle::create_veth`](crate::Handle::create_veth)).
+    Veth,
+    /// A kind rcni does not model (`tun`, `bond`, `vxlan`, ...), by the
+    /// kernel's name; also a modelled kind whose settings the kernel did
+    /// not report.
+    Other(String),
 }
 
 impl LinkKind {
@@ -311,6 +316,24 @@ impl LinkKind {
             LinkKind::IpVlan { .. } => InfoKind::IpVlan,
             LinkKind::Vlan { .. } => InfoKind::Vlan,
             LinkKind::Vrf { .. } => InfoKind::Vrf,
+            LinkKind::Veth => InfoKind::Veth,
+            LinkKind::Other(name) => InfoKind::Other(name.clone()),
+        }
+    }
+
+    /// The kernel's name of the kind (`IFLA_INFO_KIND`), as `ip -d link`
+    /// shows it and error messages name it.
+    pub fn name(&self) -> &str {
+        match self {
+            LinkKind::Bridge { .. } => "bridge",
+            LinkKind::Dummy => "dummy",
+            LinkKind::Ifb => "ifb",
+            LinkKind::MacVlan { .. } => "macvlan",
+            LinkKind::IpVlan { .. } => "ipvlan",
+            LinkKind::Vlan { .. } => "vlan",
+            LinkKind::Vrf { .. } => "vrf",
+            LinkKind::Veth => "veth",
+            LinkKind::Other(name) => name,
         }
     }
 
@@ -329,7 +352,7 @@ impl LinkKind {
             LinkKind::Bridge { vlan_filtering } => {
                 vlan_filtering.then(|| InfoData::Bridge(vec![InfoBridge::VlanFiltering(true)]))
             }
-            LinkKind::Dummy | LinkKind::Ifb => None,
+            LinkKind::Dummy | LinkKind::Ifb | LinkKind::Veth | LinkKind::Other(_) => None,
             LinkKind::MacVlan {
                 mode, bc_queue_len, ..
             } => {
@@ -362,9 +385,15 @@ impl LinkKind {
     }
 
     /// Rebuilds the description from a dumped link.
-    fn from_kernel(kind: Option<&str>, data: Option<&InfoData>, link: Option<u32>) -> Option<Self> {
+    fn from_kernel(kind: String, data: Option<&InfoData>, link: Option<u32>) -> Self {
+        Self::modelled(&kind, data, link).unwrap_or(LinkKind::Other(kind))
+    }
+
+    /// The kinds rcni models, with their settings.
+    fn modelled(kind: &str, data: Option<&InfoData>, link: Option<u32>) -> Option<Self> {
         let master = link.unwrap_or(0);
-        Some(match (kind?, data) {
+        Some(match (kind, data) {
+            ("veth", _) => LinkKind::Veth,
             ("dummy", _) => LinkKind::Dummy,
             ("ifb", _) => LinkKind::Ifb,
             ("bridge", d) => LinkKind::Bridge {
@@ -538,6 +567,23 @@ mod tests {
     }
 
     #[test]
+    fn unmodelled_kinds_keep_their_name() {
+        for (kind, want) in [
+            (InfoKind::Veth, LinkKind::Veth),
+            (InfoKind::Other("tun".into()), LinkKind::Other("tun".into())),
+            // A vlan whose id the kernel did not report.
+            (InfoKind::Vlan, LinkKind::Other("vlan".into())),
+        ] {
+            let mut msg = message(3);
+            msg.attributes.push(info(kind, None));
+            let link = Link::from_message(&roundtrip(&msg));
+            assert_eq!(link.kind, Some(want));
+        }
+        assert_eq!(Link::from_message(&roundtrip(&message(1))).kind, None);
+        assert_eq!(LinkKind::Other("tun".into()).name(), "tun");
+    }
+
+    #[test]
     fn kinds_encode_and_decode() {
         let kinds = [
             LinkKind::Bridge {
@@ -576,10 +622,10 @@ mod tests {
             assert_eq!(link.mac6(), Some([2, 0, 0, 0, 0, 9]));
             assert_eq!(link.mac_string(), "02:00:00:00:00:09");
             assert_eq!(
-                link.kind.as_deref(),
+                link.kind.as_ref().map(LinkKind::name),
                 Some(kind.info_kind().to_string().as_str())
             );
-            assert_eq!(link.info.as_ref(), Some(&kind), "{kind:?}");
+            assert_eq!(link.kind.as_ref(), Some(&kind), "{kind:?}");
         }
     }
 }

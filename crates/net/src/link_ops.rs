@@ -154,7 +154,7 @@ impl Handle {
 
     /// Creates a link of another kind. Fails with `EEXIST` when the name is
     /// taken (in the target namespace), `EOPNOTSUPP` when the kernel lacks
-    /// the kind's module.
+    /// the kind's module. A veth pair needs [`Handle::create_veth`].
     pub fn create_link(
         &mut self,
         name: &str,
@@ -162,6 +162,11 @@ impl Handle {
         opts: &LinkOptions<'_>,
     ) -> Result<()> {
         check_name(name)?;
+        if *kind == LinkKind::Veth {
+            return Err(NetError::InvalidArgument(
+                "a veth pair is made with create_veth".into(),
+            ));
+        }
         let msg = new_link_message(name, kind, opts);
         self.new_link(msg, &format!("create {} link {name}", kind.info_kind()))
     }
@@ -368,6 +373,16 @@ mod tests {
             .chars()
             .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         assert_ne!(a, random_veth_name());
+    }
+
+    #[test]
+    fn veth_pairs_are_not_made_by_create_link() {
+        // Refused before anything is sent.
+        let err = Handle::new()
+            .unwrap()
+            .create_link("x0", &LinkKind::Veth, &LinkOptions::default())
+            .unwrap_err();
+        assert!(matches!(err, NetError::InvalidArgument(_)), "{err}");
     }
 
     #[test]

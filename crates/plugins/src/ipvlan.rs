@@ -89,7 +89,7 @@ impl Plugin for IpVlan {
         let own: IpVlanConf = conf.plugin_fields()?;
         let want = parse_mode(&own.mode)?;
         cl::check("ipvlan", &conf, args, Some("ipvlan"), |link| {
-            match &link.info {
+            match &link.kind {
                 Some(LinkKind::IpVlan { mode, .. }) if *mode != want => Err(CniError::internal(
                     format!("Container IPVlan mode {mode} does not match expected value: {want}"),
                 )),

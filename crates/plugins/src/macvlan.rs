@@ -86,7 +86,7 @@ impl Plugin for MacVlan {
             &conf,
             args,
             Some("macvlan"),
-            |link| match &link.info {
+            |link| match &link.kind {
                 Some(LinkKind::MacVlan { mode, .. }) if *mode != want => Err(CniError::internal(
                     format!("container macvlan mode {mode} does not match expected value: {want}"),
                 )),
