@@ -3,7 +3,6 @@
 //! of a new link, and their netlink encoding and decoding. The operations
 //! are in [`crate::link_ops`].
 
-use crate::error::{NetError, Result};
 use crate::mac::format_mac;
 use crate::netns::NetNs;
 use netlink_packet_route::link::{
@@ -12,7 +11,6 @@ use netlink_packet_route::link::{
 };
 use std::fmt;
 use std::os::fd::AsRawFd;
-use std::str::FromStr;
 
 /// Longest interface name the kernel accepts (`IFNAMSIZ` - 1).
 pub const IFNAMSIZ_MAX: usize = 15;
@@ -104,8 +102,7 @@ impl Link {
     }
 }
 
-/// Macvlan modes (`IFLA_MACVLAN_MODE`). Parses the CNI config strings:
-/// `""`/`bridge`, `private`, `vepa`, `passthru`.
+/// Macvlan modes (`IFLA_MACVLAN_MODE`), shown by their `ip link` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MacVlanMode {
     /// Frames between macvlans of one parent are dropped.
@@ -119,23 +116,6 @@ pub enum MacVlanMode {
     Passthru,
     /// Source-MAC based (not settable from CNI configs).
     Source,
-}
-
-impl FromStr for MacVlanMode {
-    type Err = NetError;
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(match s {
-            "" | "bridge" => MacVlanMode::Bridge,
-            "private" => MacVlanMode::Private,
-            "vepa" => MacVlanMode::Vepa,
-            "passthru" => MacVlanMode::Passthru,
-            other => {
-                return Err(NetError::InvalidArgument(format!(
-                    "unknown macvlan mode: {other:?}"
-                )))
-            }
-        })
-    }
 }
 
 impl fmt::Display for MacVlanMode {
@@ -175,7 +155,7 @@ impl MacVlanMode {
     }
 }
 
-/// Ipvlan modes (`IFLA_IPVLAN_MODE`). Parses `""`/`l2`, `l3`, `l3s`.
+/// Ipvlan modes (`IFLA_IPVLAN_MODE`), shown by their `ip link` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IpVlanMode {
     /// Layer 2 (the default).
@@ -185,22 +165,6 @@ pub enum IpVlanMode {
     L3,
     /// Layer 3 with netfilter on the slave ("l3s").
     L3s,
-}
-
-impl FromStr for IpVlanMode {
-    type Err = NetError;
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(match s {
-            "" | "l2" => IpVlanMode::L2,
-            "l3" => IpVlanMode::L3,
-            "l3s" => IpVlanMode::L3s,
-            other => {
-                return Err(NetError::InvalidArgument(format!(
-                    "unknown ipvlan mode: {other:?}"
-                )))
-            }
-        })
-    }
 }
 
 impl fmt::Display for IpVlanMode {
@@ -213,8 +177,7 @@ impl fmt::Display for IpVlanMode {
     }
 }
 
-/// Ipvlan flags (`IFLA_IPVLAN_FLAGS`). Parses `""`/`bridge`, `private`,
-/// `vepa`.
+/// Ipvlan flags (`IFLA_IPVLAN_FLAGS`), shown by their `ip link` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IpVlanFlag {
     /// Slaves of one parent talk to each other (the default, flags 0).
@@ -224,22 +187,6 @@ pub enum IpVlanFlag {
     Private,
     /// `IPVLAN_F_VEPA`.
     Vepa,
-}
-
-impl FromStr for IpVlanFlag {
-    type Err = NetError;
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(match s {
-            "" | "bridge" => IpVlanFlag::Bridge,
-            "private" => IpVlanFlag::Private,
-            "vepa" => IpVlanFlag::Vepa,
-            other => {
-                return Err(NetError::InvalidArgument(format!(
-                    "unknown ipvlan flag: {other:?}"
-                )))
-            }
-        })
-    }
 }
 
 impl fmt::Display for IpVlanFlag {
@@ -542,23 +489,6 @@ pub(crate) fn new_link_message(name: &str, kind: &LinkKind, opts: &LinkOptions<'
 mod tests {
     use super::*;
     use netlink_packet_core::{Emitable, Parseable};
-
-    #[test]
-    fn modes_parse_like_the_reference() {
-        assert_eq!("".parse::<MacVlanMode>().unwrap(), MacVlanMode::Bridge);
-        assert_eq!(
-            "passthru".parse::<MacVlanMode>().unwrap(),
-            MacVlanMode::Passthru
-        );
-        assert!("passthrough".parse::<MacVlanMode>().is_err());
-        assert_eq!("".parse::<IpVlanMode>().unwrap(), IpVlanMode::L2);
-        assert_eq!("l3s".parse::<IpVlanMode>().unwrap(), IpVlanMode::L3s);
-        assert!("L3".parse::<IpVlanMode>().is_err());
-        assert_eq!("vepa".parse::<IpVlanFlag>().unwrap(), IpVlanFlag::Vepa);
-        for m in ["bridge", "private", "vepa", "passthru"] {
-            assert_eq!(m.parse::<MacVlanMode>().unwrap().to_string(), m);
-        }
-    }
 
     fn roundtrip(msg: &LinkMessage) -> LinkMessage {
         let mut buf = vec![0u8; msg.buffer_len()];

@@ -11,6 +11,7 @@ pub mod host_local;
 pub mod ipvlan;
 pub mod loopback;
 pub mod macvlan;
+pub mod modes;
 pub mod portmap;
 pub mod ptp;
 pub mod static_ipam;
