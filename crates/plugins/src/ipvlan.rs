@@ -30,7 +30,7 @@ impl Plugin for IpVlan {
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
         let conf = args.conf()?;
         let own: IpVlanConf = conf.plugin_fields()?;
-        let mode = crate::modes::ipvlan_mode(&own.mode)?;
+        let mode = crate::link_modes::ipvlan_mode(&own.mode)?;
         let prev = conf.prev_result()?;
         let mut master_name = own.master.clone();
         if master_name.is_empty() {
@@ -82,7 +82,7 @@ impl Plugin for IpVlan {
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
         let conf = args.conf()?;
         let own: IpVlanConf = conf.plugin_fields()?;
-        let want = crate::modes::ipvlan_mode(&own.mode)?;
+        let want = crate::link_modes::ipvlan_mode(&own.mode)?;
         cl::check("ipvlan", &conf, args, Some("ipvlan"), |link| {
             match &link.kind {
                 Some(LinkKind::IpVlan { mode, .. }) if *mode != want => Err(CniError::internal(

@@ -35,7 +35,7 @@ impl Plugin for MacVlan {
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
         let conf = args.conf()?;
         let own: MacVlanConf = conf.plugin_fields()?;
-        let mode = crate::modes::macvlan_mode(&own.mode)?;
+        let mode = crate::link_modes::macvlan_mode(&own.mode)?;
         let mac = configured_mac(&conf, &own.mac, &args.args)?;
         let ns = cl::require_netns(args)?;
         let master = cl::find_master(&own.master, &ns, own.link_in_container, true)?;
@@ -75,7 +75,7 @@ impl Plugin for MacVlan {
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
         let conf = args.conf()?;
         let own: MacVlanConf = conf.plugin_fields()?;
-        let want = crate::modes::macvlan_mode(&own.mode)?;
+        let want = crate::link_modes::macvlan_mode(&own.mode)?;
         cl::check(
             "macvlan",
             &conf,
