@@ -17,7 +17,7 @@
 #![warn(missing_docs)]
 
 mod addr;
-mod bridge;
+mod bridge_vlan;
 pub mod conntrack;
 mod error;
 mod framing;
@@ -37,7 +37,7 @@ pub use addr::{
     Address, IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_NOPREFIXROUTE, IFA_F_PERMANENT, IFA_F_SECONDARY,
     IFA_F_TENTATIVE,
 };
-pub use bridge::PortVlan;
+pub use bridge_vlan::PortVlan;
 pub use error::{NetError, Result, EADDRNOTAVAIL, EEXIST, EINTR, ENODEV, ENOENT, ESRCH};
 pub use link::{
     IpVlanFlag, IpVlanMode, Link, LinkKind, LinkOptions, MacVlanMode, VethSpec, IFNAMSIZ_MAX,
