@@ -41,8 +41,8 @@ fn dummy_in_another_namespace() {
     .unwrap();
     assert!(ha.link_by_name("dummy0").unwrap().is_none());
     let d = hb.find_link("dummy0").unwrap();
-    assert_eq!(d.kind.as_deref(), Some("dummy"));
-    assert_eq!(d.info, Some(LinkKind::Dummy));
+    assert_eq!(d.kind.as_ref().map(LinkKind::name), Some("dummy"));
+    assert_eq!(d.kind, Some(LinkKind::Dummy));
     assert_eq!((d.mtu, d.mac6()), (9000, Some([2, 0, 0, 0, 0, 0x42])));
     assert!(d.admin_up);
     hb.add_address(d.index, net("10.55.0.1/24")).unwrap();
@@ -67,8 +67,8 @@ fn vlan_on_a_parent_into_another_namespace() {
     )
     .unwrap();
     let v = hc.find_link("vl42tmp").unwrap();
-    assert_eq!(v.kind.as_deref(), Some("vlan"));
-    assert_eq!(v.info, Some(kind));
+    assert_eq!(v.kind.as_ref().map(LinkKind::name), Some("vlan"));
+    assert_eq!(v.kind, Some(kind));
     assert!(v.link_netnsid.is_some());
     hc.set_name(v.index, "eth0.42").unwrap();
     // Local one too, the id read back.
@@ -79,7 +79,7 @@ fn vlan_on_a_parent_into_another_namespace() {
     )
     .unwrap();
     assert_eq!(
-        hh.find_link("uplink.7").unwrap().info,
+        hh.find_link("uplink.7").unwrap().kind,
         Some(LinkKind::Vlan { master: p, id: 7 })
     );
 }
@@ -105,8 +105,8 @@ fn ipvlan_modes_and_flags() {
     )
     .unwrap();
     let l = hc.find_link("ipv0").unwrap();
-    assert_eq!(l.kind.as_deref(), Some("ipvlan"));
-    assert_eq!(l.info, Some(kind));
+    assert_eq!(l.kind.as_ref().map(LinkKind::name), Some("ipvlan"));
+    assert_eq!(l.kind, Some(kind));
     let l2 = LinkKind::IpVlan {
         master: p,
         mode: IpVlanMode::L2,
@@ -114,7 +114,7 @@ fn ipvlan_modes_and_flags() {
     };
     hh.create_link("ipv1", &l2, &LinkOptions::default())
         .unwrap();
-    assert_eq!(hh.find_link("ipv1").unwrap().info, Some(l2));
+    assert_eq!(hh.find_link("ipv1").unwrap().kind, Some(l2));
 }
 
 #[test]
@@ -132,7 +132,7 @@ fn vrf_with_a_port_and_a_route() {
     )
     .unwrap();
     let vrf = ha.find_link("vrf0").unwrap();
-    assert_eq!(vrf.info, Some(LinkKind::Vrf { table: 1001 }));
+    assert_eq!(vrf.kind, Some(LinkKind::Vrf { table: 1001 }));
     let p = parent(&mut ha);
     ha.set_master(p, Some(vrf.index)).unwrap();
     ha.set_up(p).unwrap();
@@ -163,5 +163,5 @@ fn bridge_with_vlan_filtering() {
     };
     ha.create_link("br0", &kind, &LinkOptions::default())
         .unwrap();
-    assert_eq!(ha.find_link("br0").unwrap().info, Some(kind));
+    assert_eq!(ha.find_link("br0").unwrap().kind, Some(kind));
 }
