@@ -4,7 +4,9 @@
 //! the addresses of attachments the runtime no longer knows, and STATUS
 //! reports an exhausted or unwritable store.
 
-use crate::common::{parse_ip_maybe_cidr, prev_addresses};
+use crate::attachments::prev_addresses;
+use crate::cidr::parse_ip_maybe_cidr;
+use crate::error::Context;
 use rcni_ipam::{Allocator, DiskStore, IpamError, Range};
 use rcni_skel::{CmdArgs, Plugin};
 use rcni_spec::args::CniArgs;
@@ -78,7 +80,7 @@ fn parse_range(value: &Value, place: &str) -> Result<Range, CniError> {
         .subnet
         .filter(|s| !s.is_empty())
         .ok_or_else(|| CniError::invalid_config(format!("{place}.subnet is missing")))?;
-    let subnet = crate::common::parse_cidr_keep_host(&subnet_text).ok_or_else(|| {
+    let subnet = crate::cidr::parse_cidr_keep_host(&subnet_text).ok_or_else(|| {
         CniError::invalid_config(format!("{place}.subnet: invalid CIDR {subnet_text:?}"))
     })?;
     let ip = |field: &str, v: Option<String>| -> Result<Option<IpAddr>, CniError> {
@@ -264,7 +266,7 @@ fn store_err(e: IpamError) -> CniError {
 }
 
 fn open_store(cfg: &Config) -> Result<DiskStore, CniError> {
-    DiskStore::open(&cfg.data_dir, &cfg.network).map_err(store_err)
+    DiskStore::open(&cfg.data_dir, &cfg.network).cni()
 }
 
 /// The addresses the store of `conf`'s network holds, when its IPAM is
@@ -362,8 +364,7 @@ impl Plugin for HostLocal {
         let dns = if cfg.resolv_conf.is_empty() {
             Default::default()
         } else {
-            let r = rcni_ipam::parse_resolv_conf(std::path::Path::new(&cfg.resolv_conf))
-                .map_err(store_err)?;
+            let r = rcni_ipam::parse_resolv_conf(std::path::Path::new(&cfg.resolv_conf)).cni()?;
             rcni_spec::Dns {
                 nameservers: r.nameservers,
                 domain: r.domain,
@@ -393,8 +394,8 @@ impl Plugin for HostLocal {
             .and_then(|ipam| gojson::get(&ipam.raw, "dataDir"))
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let store = DiskStore::open(&data_dir(configured), &conf.name).map_err(store_err)?;
-        let _lock = store.lock().map_err(store_err)?;
+        let store = DiskStore::open(&data_dir(configured), &conf.name).cni()?;
+        let _lock = store.lock().cni()?;
         // The addresses of prevResult, when all of them are this
         // attachment's, are freed without walking the whole store.
         let known: Vec<IpAddr> = prev_addresses(&conf, &args.ifname)
@@ -403,12 +404,12 @@ impl Plugin for HostLocal {
             .collect();
         if store
             .release_known(&args.container_id, &args.ifname, &known)
-            .map_err(store_err)?
+            .cni()?
             .is_none()
         {
             store
                 .release_by_id(&args.container_id, &args.ifname)
-                .map_err(store_err)?;
+                .cni()?;
         }
         Ok(())
     }
@@ -419,13 +420,13 @@ impl Plugin for HostLocal {
         let store = open_store(&cfg)?;
         if store
             .get_by_id(&args.container_id, &args.ifname)
-            .map_err(store_err)?
+            .cni()?
             .is_empty()
         {
-            return Err(CniError::internal(format!(
+            return Err(fail!(
                 "host-local: Failed to find address added by container {}",
                 args.container_id
-            )));
+            ));
         }
         Ok(())
     }
@@ -435,15 +436,15 @@ impl Plugin for HostLocal {
     fn gc(&self, args: &CmdArgs) -> Result<(), CniError> {
         let conf = args.conf()?;
         let cfg = load(&conf, &args.args)?;
-        let valid = crate::common::valid_attachments(&conf)?;
+        let valid = crate::attachments::valid_attachments(&conf)?;
         let store = open_store(&cfg)?;
-        let _lock = store.lock().map_err(store_err)?;
-        for alloc in store.allocations().map_err(store_err)? {
+        let _lock = store.lock().cni()?;
+        for alloc in store.allocations().cni()? {
             let keep = valid.iter().any(|(id, ifname)| {
                 *id == alloc.container_id && (alloc.ifname.is_empty() || *ifname == alloc.ifname)
             });
             if !keep {
-                store.release(alloc.ip).map_err(store_err)?;
+                store.release(alloc.ip).cni()?;
             }
         }
         Ok(())
@@ -461,10 +462,7 @@ impl Plugin for HostLocal {
             .check_writable()
             .map_err(|e| unavailable(format!("host-local store is not writable: {e}")))?;
         for (idx, set) in cfg.range_sets.iter().enumerate() {
-            if !Allocator::new(set, &store, idx)
-                .has_free()
-                .map_err(store_err)?
-            {
+            if !Allocator::new(set, &store, idx).has_free().cni()? {
                 return Err(unavailable(format!("range set {idx} is exhausted")));
             }
         }

@@ -48,17 +48,17 @@ impl Plugin for IpVlan {
                 }
             }
         }
-        let ns = cl::require_netns(args)?;
+        let ns = crate::container::require_netns(args)?;
         let master = cl::find_master(&master_name, &ns, own.link_in_container, true)?;
         let mtu = cl::check_mtu(own.mtu, &master)?;
         let addressing = match prev {
-            Some(prev) if !cl::has_ipam(&conf) && !prev.ips.is_empty() => {
+            Some(prev) if !crate::ipam::has_ipam(&conf) && !prev.ips.is_empty() => {
                 Addressing::Previous(prev)
             }
             _ => Addressing::Ipam,
         };
         if matches!(addressing, Addressing::Ipam) {
-            crate::common::ipam_type(&conf)?;
+            crate::ipam::ipam_type(&conf)?;
         }
         let kind = LinkKind::IpVlan {
             master: master.index,
@@ -81,7 +81,7 @@ impl Plugin for IpVlan {
     }
 
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
-        cl::del(&args.conf()?, args)
+        cl::del("ipvlan", &args.conf()?, args)
     }
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {

@@ -1,7 +1,7 @@
 //! `static` IPAM: hands out the addresses written in the config (or given
 //! by the runtime), with routes and DNS. It keeps no state.
 
-use crate::common::parse_cidr_keep_host;
+use crate::cidr::parse_cidr_keep_host;
 use ipnet::IpNet;
 use rcni_skel::{CmdArgs, Plugin};
 use rcni_spec::args::CniArgs;
@@ -187,11 +187,11 @@ impl Plugin for Static {
             match found {
                 Some(ip) if want.gateway.is_none() || ip.gateway == want.gateway => {}
                 _ => {
-                    return Err(CniError::internal(format!(
+                    return Err(fail!(
                         "static: Failed to match addr {} on interface {}",
                         want.address.addr(),
                         args.ifname
-                    )))
+                    ))
                 }
             }
         }

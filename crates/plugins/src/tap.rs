@@ -3,8 +3,9 @@
 //! optionally a port of a bridge in the container, with addresses from
 //! IPAM or none.
 
-use crate::common::{configured_mac, kernel_err};
 use crate::container_link::{self as cl, Addressing};
+use crate::error::Context;
+use crate::mac::configured_mac;
 use rcni_net::{Handle, NetNs, TapSpec};
 use rcni_skel::{CmdArgs, Plugin};
 use rcni_spec::{CniError, CniResult, Interface};
@@ -48,15 +49,15 @@ fn create(
     };
     rcni_net::create_tap(ns, &spec).map_err(|e| {
         if spec.selinux_context.is_some() {
-            CniError::internal(format!("selinuxContext: failed to create tap: {e}"))
+            fail!("selinuxContext: failed to create tap: {e}")
         } else {
-            CniError::internal(format!("failed to create tap: {e}"))
+            fail!("failed to create tap: {e}")
         }
     })?;
-    let mut ctr = Handle::new_in(ns).map_err(kernel_err("open netlink in the container"))?;
+    let mut ctr = Handle::new_in(ns).context("open netlink in the container")?;
     let index = ctr
         .find_link(&tmp_name)
-        .map_err(kernel_err("look up the new tap"))?
+        .context("look up the new tap")?
         .index;
     let configured = (|| {
         if own.mtu != 0 {
@@ -66,14 +67,14 @@ fn create(
         }
         if let Some(mac) = mac {
             ctr.set_mac(index, mac)
-                .map_err(|e| CniError::internal(format!("failed to set the tap's MAC: {e}")))?;
+                .context("failed to set the tap's MAC")?;
         }
         ctr.set_name(index, ifname)
-            .map_err(|e| CniError::internal(format!("failed to rename tap to {ifname:?}: {e}")))?;
+            .context(format!("failed to rename tap to {ifname:?}"))?;
         if !own.bridge.is_empty() {
             let bridge = ctr
                 .link_by_name(&own.bridge)
-                .map_err(kernel_err("look up the bridge"))?
+                .context("look up the bridge")?
                 .filter(|l| l.kind.as_deref() == Some("bridge"))
                 .ok_or_else(|| {
                     CniError::invalid_config(format!(
@@ -81,18 +82,16 @@ fn create(
                         own.bridge
                     ))
                 })?;
-            ctr.set_master(index, Some(bridge.index)).map_err(|e| {
-                CniError::internal(format!(
-                    "failed to set tap {ifname} as a port of bridge {}: {e}",
-                    own.bridge
-                ))
-            })?;
+            ctr.set_master(index, Some(bridge.index)).context(format!(
+                "failed to set tap {ifname} as a port of bridge {}",
+                own.bridge
+            ))?;
         }
         ctr.set_up(index)
-            .map_err(|e| CniError::internal(format!("failed to set tap interface up: {e}")))?;
+            .context("failed to set tap interface up")?;
         ctr.link_by_index(index)
-            .map_err(kernel_err("look up the tap"))?
-            .ok_or_else(|| CniError::internal(format!("failed to refetch tap {ifname:?}")))
+            .context("look up the tap")?
+            .ok_or_else(|| fail!("failed to refetch tap {ifname:?}"))
     })();
     match configured {
         Ok(link) => Ok(Interface {
@@ -123,7 +122,7 @@ impl Plugin for Tap {
             )));
         }
         let mac = configured_mac(&conf, &own.mac, &args.args)?;
-        let ns = cl::require_netns(args)?;
+        let ns = crate::container::require_netns(args)?;
         let iface = create(&own, mac, &args.ifname, &ns)?;
         cl::address(
             &conf,
@@ -136,7 +135,7 @@ impl Plugin for Tap {
     }
 
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
-        cl::del(&args.conf()?, args)
+        cl::del("tap", &args.conf()?, args)
     }
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {

@@ -4,8 +4,8 @@
 //! move into the VRF's table; IPv6 addresses the kernel drops on enslaving
 //! are put back.
 
-use crate::common::{kernel_err, open_netns};
-use crate::container_link as cl;
+use crate::container::open_netns;
+use crate::error::Context;
 use rcni_net::{Handle, Link, LinkKind, LinkOptions, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN};
 use rcni_skel::{CmdArgs, Plugin};
 use rcni_spec::config::PluginConf;
@@ -42,10 +42,7 @@ fn load(args: &CmdArgs) -> Result<(PluginConf, VrfConf), CniError> {
 /// The VRF named `name`, if there is a link of that name (which must be a
 /// VRF), with its table.
 fn find_vrf(nl: &mut Handle, name: &str) -> Result<Option<(Link, u32)>, CniError> {
-    let Some(link) = nl
-        .link_by_name(name)
-        .map_err(kernel_err("look up the VRF"))?
-    else {
+    let Some(link) = nl.link_by_name(name).context("look up the VRF")? else {
         return Ok(None);
     };
     match link.info {
@@ -60,7 +57,7 @@ fn find_vrf(nl: &mut Handle, name: &str) -> Result<Option<(Link, u32)>, CniError
 fn free_table(nl: &mut Handle) -> Result<u32, CniError> {
     let taken: Vec<u32> = nl
         .links()
-        .map_err(kernel_err("list links"))?
+        .context("list links")?
         .into_iter()
         .filter_map(|l| match l.info {
             Some(LinkKind::Vrf { table }) => Some(table),
@@ -76,7 +73,7 @@ fn free_table(nl: &mut Handle) -> Result<u32, CniError> {
 fn members(nl: &mut Handle, vrf: u32) -> Result<Vec<Link>, CniError> {
     Ok(nl
         .links()
-        .map_err(kernel_err("list links"))?
+        .context("list links")?
         .into_iter()
         .filter(|l| l.master == Some(vrf))
         .collect())
@@ -87,8 +84,8 @@ fn members(nl: &mut Handle, vrf: u32) -> Result<Vec<Link>, CniError> {
 fn enslave(nl: &mut Handle, ifname: &str, vrf: &Link, table: u32) -> Result<(), CniError> {
     let link = nl
         .link_by_name(ifname)
-        .map_err(kernel_err("look up the interface"))?
-        .ok_or_else(|| CniError::internal(format!("could not get link by name {ifname}")))?;
+        .context("look up the interface")?
+        .ok_or_else(|| fail!("could not get link by name {ifname}"))?;
     if let Some(master) = link.master {
         let name = nl
             .link_by_index(master)
@@ -96,47 +93,39 @@ fn enslave(nl: &mut Handle, ifname: &str, vrf: &Link, table: u32) -> Result<(), 
             .flatten()
             .map(|m| m.name)
             .unwrap_or_else(|| master.to_string());
-        return Err(CniError::internal(format!(
-            "interface {ifname} has already a master set: {name}"
-        )));
+        return Err(fail!("interface {ifname} has already a master set: {name}"));
     }
     let global_v6: Vec<_> = nl
         .addresses(Some(link.index))
-        .map_err(kernel_err("list addresses"))?
+        .context("list addresses")?
         .into_iter()
         .filter(|a| a.net.addr().is_ipv6() && a.scope == RT_SCOPE_UNIVERSE)
         .collect();
     let routes: Vec<_> = nl
         .routes(None, Some(RT_TABLE_MAIN))
-        .map_err(kernel_err("list routes"))?
+        .context("list routes")?
         .into_iter()
         .filter(|r| r.oif == Some(link.index) && r.scope == RT_SCOPE_UNIVERSE)
         .collect();
-    nl.set_master(link.index, Some(vrf.index)).map_err(|e| {
-        CniError::internal(format!(
-            "could not set vrf {} as master of {ifname}: {e}",
-            vrf.name
-        ))
-    })?;
-    let now: Vec<_> = nl
-        .addresses(Some(link.index))
-        .map_err(kernel_err("list addresses"))?;
+    nl.set_master(link.index, Some(vrf.index)).context(format!(
+        "could not set vrf {} as master of {ifname}",
+        vrf.name
+    ))?;
+    let now: Vec<_> = nl.addresses(Some(link.index)).context("list addresses")?;
     for addr in global_v6
         .iter()
         .filter(|a| !now.iter().any(|n| n.net == a.net))
     {
-        nl.add_address(link.index, addr.net).map_err(|e| {
-            CniError::internal(format!(
-                "could not restore address {} to {ifname} @ {}: {e}",
-                addr.net, vrf.name
-            ))
-        })?;
+        nl.add_address(link.index, addr.net).context(format!(
+            "could not restore address {} to {ifname} @ {}",
+            addr.net, vrf.name
+        ))?;
         wait_for_local_route(nl, addr.net.addr(), table)?;
     }
     for mut route in routes {
         route.table = table;
         nl.replace_route(&route)
-            .map_err(|e| CniError::internal(format!("could not add route '{}': {e}", route.dst)))?;
+            .context(format!("could not add route '{}'", route.dst))?;
     }
     Ok(())
 }
@@ -147,9 +136,7 @@ fn wait_for_local_route(nl: &mut Handle, ip: std::net::IpAddr, table: u32) -> Re
     let deadline = std::time::Instant::now() + LOCAL_ROUTE_WAIT;
     let mut pause = Duration::from_millis(10);
     loop {
-        let routes = nl
-            .routes(None, Some(table))
-            .map_err(kernel_err("list routes"))?;
+        let routes = nl.routes(None, Some(table)).context("list routes")?;
         if routes
             .iter()
             .any(|r| r.dst.addr() == ip && r.dst.prefix_len() == r.dst.max_prefix_len())
@@ -157,9 +144,9 @@ fn wait_for_local_route(nl: &mut Handle, ip: std::net::IpAddr, table: u32) -> Re
             return Ok(());
         }
         if std::time::Instant::now() >= deadline {
-            return Err(CniError::internal(format!(
+            return Err(fail!(
                 "failed getting local/host addresses for {ip} in table {table}"
-            )));
+            ));
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(200));
@@ -180,8 +167,8 @@ impl Plugin for Vrf {
         let prev = conf.prev_result()?.ok_or_else(|| {
             CniError::invalid_config("prevResult: missing prevResult from earlier plugin")
         })?;
-        let ns = cl::require_netns(args)?;
-        let mut nl = Handle::new_in(&ns).map_err(kernel_err("open netlink in the container"))?;
+        let ns = crate::container::require_netns(args)?;
+        let mut nl = Handle::new_in(&ns).context("open netlink in the container")?;
         let (vrf, table, created) = match find_vrf(&mut nl, &own.vrfname)? {
             Some((_, table)) if own.table != 0 && table != own.table => {
                 return Err(CniError::invalid_config(format!(
@@ -203,18 +190,10 @@ impl Plugin for Vrf {
                         ..LinkOptions::default()
                     },
                 )
-                .map_err(|e| {
-                    CniError::internal(format!("could not add VRF {}: {e}", own.vrfname))
-                })?;
-                let vrf = nl
-                    .find_link(&own.vrfname)
-                    .map_err(kernel_err("look up the new VRF"))?;
-                nl.set_up(vrf.index).map_err(|e| {
-                    CniError::internal(format!(
-                        "could not set link up for VRF {}: {e}",
-                        own.vrfname
-                    ))
-                })?;
+                .context(format!("could not add VRF {}", own.vrfname))?;
+                let vrf = nl.find_link(&own.vrfname).context("look up the new VRF")?;
+                nl.set_up(vrf.index)
+                    .context(format!("could not set link up for VRF {}", own.vrfname))?;
                 (vrf, table, true)
             }
         };
@@ -242,33 +221,24 @@ impl Plugin for Vrf {
         let Some(ns) = open_netns(&args.netns)? else {
             return Ok(());
         };
-        let mut nl = Handle::new_in(&ns).map_err(kernel_err("open netlink in the container"))?;
+        let mut nl = Handle::new_in(&ns).context("open netlink in the container")?;
         let Some((vrf, _)) = find_vrf(&mut nl, &own.vrfname)? else {
             return Ok(());
         };
         if let Some(link) = nl
             .link_by_name(&args.ifname)
-            .map_err(kernel_err("look up the interface"))?
+            .context("look up the interface")?
             .filter(|l| l.master == Some(vrf.index))
         {
-            nl.set_master(link.index, None).map_err(|e| {
-                CniError::internal(format!(
-                    "could not release {} from its VRF: {e}",
-                    args.ifname
-                ))
-            })?;
+            nl.set_master(link.index, None)
+                .context(format!("could not release {} from its VRF", args.ifname))?;
         }
         if members(&mut nl, vrf.index)?.is_empty() {
             match nl.delete_link(vrf.index) {
                 Ok(()) => {}
                 // Another DEL removed it first.
                 Err(e) if e.is_not_found() => {}
-                Err(e) => {
-                    return Err(CniError::internal(format!(
-                        "could not delete VRF {}: {e}",
-                        own.vrfname
-                    )))
-                }
+                Err(e) => return Err(fail!("could not delete VRF {}: {e}", own.vrfname)),
             }
         }
         Ok(())
@@ -281,18 +251,19 @@ impl Plugin for Vrf {
                 "prevResult: missing prevResult from earlier plugin",
             ));
         }
-        let ns = cl::require_netns(args)?;
-        let mut nl = Handle::new_in(&ns).map_err(kernel_err("open netlink in the container"))?;
+        let ns = crate::container::require_netns(args)?;
+        let mut nl = Handle::new_in(&ns).context("open netlink in the container")?;
         let (vrf, _) = find_vrf(&mut nl, &own.vrfname)?
-            .ok_or_else(|| CniError::internal(format!("VRF {} not found", own.vrfname)))?;
+            .ok_or_else(|| fail!("VRF {} not found", own.vrfname))?;
         if !members(&mut nl, vrf.index)?
             .iter()
             .any(|l| l.name == args.ifname)
         {
-            return Err(CniError::internal(format!(
+            return Err(fail!(
                 "failed to find {} associated to vrf {}",
-                args.ifname, own.vrfname
-            )));
+                args.ifname,
+                own.vrfname
+            ));
         }
         Ok(())
     }
