@@ -316,13 +316,13 @@ fn ensure_address(host: &mut Handle, link: &Link, gw: IpNet, force: bool) -> Res
         .into_iter()
         .map(|a| (a.net, a.scope))
         .collect();
-    // reference text
-    let plan = plan_gateway_address(&existing, gw, force).map_err(|_| {
-        fail!(
+    let Ok(plan) = plan_gateway_address(&existing, gw, force) else {
+        // reference text
+        return Err(fail!(
             "{:?} already has an IP address different from {gw}",
             link.name
-        )
-    })?;
+        ));
+    };
     for old in plan.remove {
         host.delete_address(link.index, old)
             .context("remove the bridge's old address")?;
@@ -755,5 +755,98 @@ mod tests {
             first_host(&"fd00::7/64".parse().unwrap()),
             Some("fd00::1".parse().unwrap())
         );
+    }
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn gateway_address_conflicts() {
+        let gw = net("10.1.0.1/24");
+        let v4 = [(net("10.9.0.1/16"), 0)];
+        // A different IPv4 address conflicts; forceAddress replaces it.
+        assert_eq!(
+            plan_gateway_address(&v4, gw, false),
+            Err(net("10.9.0.1/16"))
+        );
+        assert_eq!(
+            plan_gateway_address(&v4, gw, true),
+            Ok(AddressPlan {
+                remove: vec![net("10.9.0.1/16")],
+                add: true
+            })
+        );
+        // Already there: nothing to do.
+        let present = [(gw, 0)];
+        assert_eq!(
+            plan_gateway_address(&present, gw, false),
+            Ok(AddressPlan {
+                remove: vec![],
+                add: false
+            })
+        );
+        // IPv6: only an overlapping global address conflicts; link-local
+        // and other subnets stay.
+        let gw6 = net("fd00:1::1/64");
+        let v6 = [
+            (net("fe80::1/64"), 253),
+            (net("fd00:2::1/64"), 0),
+            (net("fd00:1::9/64"), 0),
+        ];
+        assert_eq!(
+            plan_gateway_address(&v6, gw6, false),
+            Err(net("fd00:1::9/64"))
+        );
+        // The other family never conflicts.
+        assert_eq!(
+            plan_gateway_address(&v4, gw6, false),
+            Ok(AddressPlan {
+                remove: vec![],
+                add: true
+            })
+        );
+    }
+
+    fn conf(json: &str) -> BridgeConf {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn ipam_result(ips: &[(&str, Option<&str>)]) -> CniResult {
+        CniResult {
+            ips: ips
+                .iter()
+                .map(|(a, gw)| rcni_spec::IpConfig {
+                    interface: None,
+                    address: net(a),
+                    gateway: gw.map(|g| g.parse().unwrap()),
+                })
+                .collect(),
+            ..CniResult::default()
+        }
+    }
+
+    #[test]
+    fn gateways_and_default_routes() {
+        let own = conf(r#"{"isGateway":true,"isDefaultGateway":true}"#);
+        let mut result = ipam_result(&[("10.1.0.5/24", None), ("fd00::5/64", Some("fd00::fe"))]);
+        let gws = gateways(&mut result, &own);
+        assert_eq!(gws, [net("10.1.0.1/24"), net("fd00::fe/64")]);
+        assert!(result.ips.iter().all(|ip| ip.interface == Some(2)));
+        let defaults: Vec<String> = result
+            .routes
+            .iter()
+            .map(|r| format!("{} via {:?}", r.dst, r.gw))
+            .collect();
+        assert_eq!(
+            defaults,
+            ["0.0.0.0/0 via Some(10.1.0.1)", "::/0 via Some(fd00::fe)"]
+        );
+
+        // Without isGateway: no gateway invented, nothing on the bridge.
+        let mut plain = ipam_result(&[("10.1.0.5/24", None)]);
+        assert!(gateways(&mut plain, &conf("{}")).is_empty());
+        assert_eq!(plain.ips[0].gateway, None);
+        assert!(plain.routes.is_empty());
     }
 }

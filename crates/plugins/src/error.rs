@@ -14,7 +14,7 @@ use rcni_ipam::IpamError;
 use rcni_net::NetError;
 use rcni_netfilter::FirewallError;
 use rcni_spec::gojson::DecodeError;
-use rcni_spec::CniError;
+use rcni_spec::{CniError, ErrorCode};
 use std::fmt::Display;
 
 /// An internal failure (code 999, the reference's code for whatever has
@@ -102,6 +102,9 @@ pub trait Context<T> {
     /// As [`Context::context`], but the config is at fault (code 7):
     /// `what` names the field.
     fn invalid_context(self, what: impl Display) -> Result<T, CniError>;
+    /// As [`Context::context`], with the CNI code set by the caller (50
+    /// for a plugin that cannot serve, say).
+    fn context_code(self, code: u32, what: impl Display) -> Result<T, CniError>;
     /// The error as a CNI error, message unchanged.
     fn cni(self) -> Result<T, CniError>;
 }
@@ -112,7 +115,11 @@ impl<T, E: IntoCniError> Context<T> for Result<T, E> {
     }
 
     fn invalid_context(self, what: impl Display) -> Result<T, CniError> {
-        self.map_err(|e| CniError::invalid_config(format!("{what}: {e}")))
+        self.context_code(ErrorCode::INVALID_CONFIG, what)
+    }
+
+    fn context_code(self, code: u32, what: impl Display) -> Result<T, CniError> {
+        self.map_err(|e| CniError::new(code, format!("{what}: {e}")))
     }
 
     fn cni(self) -> Result<T, CniError> {

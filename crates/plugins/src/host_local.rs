@@ -7,7 +7,7 @@
 use crate::attachments::prev_addresses;
 use crate::cidr::parse_ip_maybe_cidr;
 use crate::error::Context;
-use rcni_ipam::{Allocator, DiskStore, IpamError, Range};
+use rcni_ipam::{Allocator, DiskStore, Range};
 use rcni_skel::{CmdArgs, Plugin};
 use rcni_spec::args::CniArgs;
 use rcni_spec::config::{decode, PluginConf};
@@ -74,8 +74,7 @@ fn parse_range(value: &Value, place: &str) -> Result<Range, CniError> {
             "{place}: a range must be an object"
         )));
     };
-    let raw: RawRange =
-        gojson::from_map(map).map_err(|e| CniError::invalid_config(e.within(place).to_string()))?;
+    let raw: RawRange = gojson::from_map(map).map_err(|e| e.within(place)).cni()?;
     let subnet_text = raw
         .subnet
         .filter(|s| !s.is_empty())
@@ -86,9 +85,10 @@ fn parse_range(value: &Value, place: &str) -> Result<Range, CniError> {
     let ip = |field: &str, v: Option<String>| -> Result<Option<IpAddr>, CniError> {
         match v.filter(|s| !s.is_empty()) {
             None => Ok(None),
-            Some(s) => s.parse().map(Some).map_err(|_| {
-                CniError::invalid_config(format!("{place}.{field}: invalid IP {s:?}"))
-            }),
+            Some(s) => match s.parse() {
+                Ok(ip) => Ok(Some(ip)),
+                Err(_) => Err(invalid!("{place}.{field}: invalid IP {s:?}")),
+            },
         }
     };
     Ok(Range {
@@ -145,8 +145,7 @@ fn requested_ips(conf: &PluginConf, cni_args: &str) -> Result<Vec<IpAddr>, CniEr
     ] {
         let list: Vec<String> = match value {
             None | Some(Value::Null) => Vec::new(),
-            Some(v) => gojson::from_value(v)
-                .map_err(|e| CniError::invalid_config(e.within(field).to_string()))?,
+            Some(v) => gojson::from_value(v).map_err(|e| e.within(field)).cni()?,
         };
         for s in list {
             out.push(
@@ -185,7 +184,7 @@ pub(crate) fn load(conf: &PluginConf, cni_args: &str) -> Result<Config, CniError
         .ipam
         .as_ref()
         .ok_or_else(|| CniError::invalid_config("IPAM config missing 'ipam' key"))?;
-    let section: IpamSection = decode(&ipam.raw).map_err(|e| e.context("ipam"))?;
+    let section: IpamSection = decode(&ipam.raw).context("ipam")?;
     let requested = requested_ips(conf, cni_args)?;
 
     let mut range_sets = parse_range_sets(section.ranges.as_ref(), "ipam.ranges")?;
@@ -212,8 +211,7 @@ pub(crate) fn load(conf: &PluginConf, cni_args: &str) -> Result<Config, CniError
     }
     check_range_limits(&range_sets)?;
     for (i, set) in range_sets.iter_mut().enumerate() {
-        rcni_ipam::canonicalize_set(set)
-            .map_err(|e| CniError::invalid_config(format!("invalid range set {i}: {e}")))?;
+        rcni_ipam::canonicalize_set(set).invalid_context(format!("invalid range set {i}"))?;
     }
     let v4 = range_sets
         .iter()
@@ -253,16 +251,6 @@ fn data_dir(configured: &str) -> PathBuf {
     } else {
         configured
     })
-}
-
-fn store_err(e: IpamError) -> CniError {
-    if e.is_config() {
-        return CniError::invalid_config(e.to_string());
-    }
-    if e.is_io() {
-        return CniError::io(e.to_string());
-    }
-    CniError::internal(e.to_string())
 }
 
 fn open_store(cfg: &Config) -> Result<DiskStore, CniError> {
@@ -334,11 +322,8 @@ fn allocate(
             }),
             Err(e) => {
                 release_taken(idx);
-                let err = store_err(e);
-                return Err(CniError {
-                    msg: format!("failed to allocate for range {idx}: {}", err.msg),
-                    ..err
-                });
+                // reference text
+                return Err(e).context(format!("failed to allocate for range {idx}"));
             }
         }
     }
@@ -455,15 +440,17 @@ impl Plugin for HostLocal {
     fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
         let conf = args.conf()?;
         let cfg = load(&conf, &args.args)?;
-        let unavailable = |msg: String| CniError::new(ErrorCode::PLUGIN_NOT_AVAILABLE, msg);
-        let store =
-            open_store(&cfg).map_err(|e| unavailable(format!("host-local store unusable: {e}")))?;
+        const UNAVAILABLE: u32 = ErrorCode::PLUGIN_NOT_AVAILABLE;
+        let store = open_store(&cfg).context_code(UNAVAILABLE, "host-local store unusable")?;
         store
             .check_writable()
-            .map_err(|e| unavailable(format!("host-local store is not writable: {e}")))?;
+            .context_code(UNAVAILABLE, "host-local store is not writable")?;
         for (idx, set) in cfg.range_sets.iter().enumerate() {
             if !Allocator::new(set, &store, idx).has_free().cni()? {
-                return Err(unavailable(format!("range set {idx} is exhausted")));
+                return Err(CniError::new(
+                    UNAVAILABLE,
+                    format!("range set {idx} is exhausted"),
+                ));
             }
         }
         Ok(())

@@ -24,7 +24,8 @@ struct IpVlanConf {
 
 fn parse_mode(mode: &str) -> Result<IpVlanMode, CniError> {
     mode.parse()
-        .map_err(|_| CniError::invalid_config(format!("mode: unknown ipvlan mode: {mode:?}")))
+        .ok()
+        .ok_or_else(|| invalid!("mode: unknown ipvlan mode: {mode:?}"))
 }
 
 impl Plugin for IpVlan {

@@ -1,9 +1,8 @@
 //! `loopback`: sets `lo` up in the container (whatever CNI_IFNAME says),
 //! reports it, and sets it down again on DEL.
 
-use crate::container::open_netns;
+use crate::container::{handle_in, open_netns};
 use crate::error::Context;
-use rcni_net::Handle;
 use rcni_skel::{CmdArgs, Plugin};
 use rcni_spec::{CniError, CniResult, Interface, IpConfig};
 
@@ -20,11 +19,8 @@ impl Plugin for Loopback {
         let conf = args.conf()?;
         let prev = conf.prev_result()?;
         let ns = open_netns(&args.netns)?.ok_or_else(|| missing_netns(&args.netns))?;
-        let mut nl = Handle::new_in(&ns).context("open netlink in the container")?;
-        let lo = nl
-            .link_by_name(LO)
-            .context("look up lo")?
-            .ok_or_else(|| CniError::internal("no lo in the container"))?;
+        let mut nl = handle_in(&ns)?;
+        let lo = nl.find_link(LO).context("look up lo")?;
         nl.set_up(lo.index).context("set lo up")?;
         let addrs = nl.addresses(Some(lo.index)).context("list lo addresses")?;
         if let Some(bad) = addrs.iter().find(|a| !a.net.addr().is_loopback()) {
@@ -62,7 +58,7 @@ impl Plugin for Loopback {
         let Some(ns) = open_netns(&args.netns)? else {
             return Ok(());
         };
-        let mut nl = Handle::new_in(&ns).context("open netlink in the container")?;
+        let mut nl = handle_in(&ns)?;
         if let Some(lo) = nl.link_by_name(LO).context("look up lo")? {
             nl.set_down(lo.index).context("set lo down")?;
         }
@@ -71,7 +67,7 @@ impl Plugin for Loopback {
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
         let ns = open_netns(&args.netns)?.ok_or_else(|| missing_netns(&args.netns))?;
-        let mut nl = Handle::new_in(&ns).context("open netlink in the container")?;
+        let mut nl = handle_in(&ns)?;
         match nl.link_by_name(LO).context("look up lo")? {
             Some(lo) if lo.admin_up => Ok(()),
             _ => Err(CniError::internal("loopback interface is down")),

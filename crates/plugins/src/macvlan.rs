@@ -29,7 +29,8 @@ struct MacVlanConf {
 
 fn parse_mode(mode: &str) -> Result<MacVlanMode, CniError> {
     mode.parse()
-        .map_err(|_| CniError::invalid_config(format!("mode: unknown macvlan mode: {mode:?}")))
+        .ok()
+        .ok_or_else(|| invalid!("mode: unknown macvlan mode: {mode:?}"))
 }
 
 impl Plugin for MacVlan {

@@ -49,10 +49,7 @@ fn setup_container(
     result: &CniResult,
 ) -> Result<(), CniError> {
     iface::configure(nl, ns, ifname, result)?;
-    let link = nl
-        .link_by_name(ifname)
-        .context("look up the container veth")?
-        .ok_or_else(|| fail!("failed to look up {ifname:?}"))?;
+    let link = nl.find_link(ifname).context("look up the container veth")?;
     for ip in &result.ips {
         let Some(gw) = ip.gateway else { continue };
         let subnet = ip.address.trunc();
@@ -61,7 +58,7 @@ fn setup_container(
         match nl.delete_route(&auto) {
             Ok(()) => {}
             Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(fail!("failed to delete route {subnet}: {e}")),
+            Err(e) => return Err(e).context(format!("failed to delete route {subnet}")),
         }
         let mut to_gw = KernelRoute::new(host_prefix(gw));
         to_gw.oif = Some(link.index);
@@ -92,7 +89,7 @@ fn setup_host(host: &mut Handle, host_index: u32, result: &CniResult) -> Result<
         match host.add_route(&route) {
             Ok(()) => {}
             Err(e) if e.is_exists() => {}
-            Err(e) => return Err(fail!("failed to add route on host: {e}")),
+            Err(e) => return Err(e).context("failed to add route on host"),
         }
     }
     Ok(())

@@ -2,6 +2,7 @@
 //! by the runtime), with routes and DNS. It keeps no state.
 
 use crate::cidr::parse_cidr_keep_host;
+use crate::error::Context;
 use ipnet::IpNet;
 use rcni_skel::{CmdArgs, Plugin};
 use rcni_spec::args::CniArgs;
@@ -48,8 +49,7 @@ struct Config {
 fn string_list(value: Option<&serde_json::Value>, field: &str) -> Result<Vec<String>, CniError> {
     match value {
         None | Some(serde_json::Value::Null) => Ok(Vec::new()),
-        Some(v) => gojson::from_value(v)
-            .map_err(|e| CniError::invalid_config(format!("invalid {}", e.within(field)))),
+        Some(v) => gojson::from_value(v).map_err(|e| e.within(field)).cni(),
     }
 }
 
@@ -75,7 +75,7 @@ fn load(conf: &PluginConf, cni_args: &str) -> Result<Config, CniError> {
         .ipam
         .as_ref()
         .ok_or_else(|| CniError::invalid_config("IPAM config missing 'ipam' key"))?;
-    let parsed: StaticIpam = decode(&ipam.raw).map_err(|e| e.context("invalid ipam config"))?;
+    let parsed: StaticIpam = decode(&ipam.raw).context("invalid ipam config")?;
     let mut addresses = parsed
         .addresses
         .into_iter()
@@ -107,9 +107,9 @@ fn load(conf: &PluginConf, cni_args: &str) -> Result<Config, CniError> {
     }
     if let Some(gws) = env.get("GATEWAY").filter(|s| !s.is_empty()) {
         for item in gws.split(',') {
-            let gw: IpAddr = item.trim().parse().map_err(|_| {
-                CniError::invalid_config(format!("invalid gateway address: {item}"))
-            })?;
+            let Ok(gw) = item.trim().parse::<IpAddr>() else {
+                return Err(invalid!("invalid gateway address: {item}"));
+            };
             for a in addresses.iter_mut().filter(|a| a.address.contains(&gw)) {
                 a.gateway = Some(gw);
             }

@@ -3,9 +3,11 @@
 //! optionally a port of a bridge in the container, with addresses from
 //! IPAM or none.
 
+use crate::container::handle_in;
 use crate::container_link::{self as cl, Addressing};
 use crate::error::Context;
 use crate::mac::configured_mac;
+use crate::undo::Undo;
 use rcni_net::{Handle, NetNs, TapSpec};
 use rcni_skel::{CmdArgs, Plugin};
 use rcni_spec::{CniError, CniResult, Interface};
@@ -47,64 +49,61 @@ fn create(
         group: own.group,
         selinux_context: (!own.selinux_context.is_empty()).then(|| own.selinux_context.clone()),
     };
-    rcni_net::create_tap(ns, &spec).map_err(|e| {
-        if spec.selinux_context.is_some() {
-            fail!("selinuxContext: failed to create tap: {e}")
-        } else {
-            fail!("failed to create tap: {e}")
-        }
+    rcni_net::create_tap(ns, &spec).context(if spec.selinux_context.is_some() {
+        "selinuxContext: failed to create tap"
+    } else {
+        "failed to create tap"
     })?;
-    let mut ctr = Handle::new_in(ns).context("open netlink in the container")?;
+    let mut ctr = handle_in(ns)?;
     let index = ctr
         .find_link(&tmp_name)
         .context("look up the new tap")?
         .index;
-    let configured = (|| {
-        if own.mtu != 0 {
-            ctr.set_mtu(index, own.mtu as u32).map_err(|e| {
-                CniError::invalid_config(format!("mtu: failed to set MTU {}: {e}", own.mtu))
-            })?;
-        }
-        if let Some(mac) = mac {
-            ctr.set_mac(index, mac)
-                .context("failed to set the tap's MAC")?;
-        }
-        ctr.set_name(index, ifname)
-            .context(format!("failed to rename tap to {ifname:?}"))?;
-        if !own.bridge.is_empty() {
-            let bridge = ctr
-                .link_by_name(&own.bridge)
-                .context("look up the bridge")?
-                .filter(|l| l.kind.as_deref() == Some("bridge"))
-                .ok_or_else(|| {
-                    CniError::invalid_config(format!(
-                        "bridge: failed to get bridge {:?} in the container netns",
-                        own.bridge
-                    ))
-                })?;
-            ctr.set_master(index, Some(bridge.index)).context(format!(
-                "failed to set tap {ifname} as a port of bridge {}",
-                own.bridge
-            ))?;
-        }
-        ctr.set_up(index)
-            .context("failed to set tap interface up")?;
-        ctr.link_by_index(index)
-            .context("look up the tap")?
-            .ok_or_else(|| fail!("failed to refetch tap {ifname:?}"))
-    })();
-    match configured {
-        Ok(link) => Ok(Interface {
-            name: ifname.to_string(),
-            mac: link.mac_string(),
-            sandbox: ns.path().to_string_lossy().into_owned(),
-            ..Interface::default()
-        }),
-        Err(e) => {
+    // Deleted by index: the tap is renamed on the way.
+    let tap = Undo::new(|| {
+        if let Ok(mut ctr) = Handle::new_in(ns) {
             let _ = ctr.delete_link(index);
-            Err(e)
         }
+    });
+    if own.mtu != 0 {
+        ctr.set_mtu(index, own.mtu as u32)
+            .invalid_context(format!("mtu: failed to set MTU {}", own.mtu))?;
     }
+    if let Some(mac) = mac {
+        ctr.set_mac(index, mac)
+            .context("failed to set the tap's MAC")?;
+    }
+    ctr.set_name(index, ifname)
+        .context(format!("failed to rename tap to {ifname:?}"))?;
+    if !own.bridge.is_empty() {
+        let bridge = ctr
+            .link_by_name(&own.bridge)
+            .context("look up the bridge")?
+            .filter(|l| l.kind.as_deref() == Some("bridge"))
+            .ok_or_else(|| {
+                CniError::invalid_config(format!(
+                    "bridge: failed to get bridge {:?} in the container netns",
+                    own.bridge
+                ))
+            })?;
+        ctr.set_master(index, Some(bridge.index)).context(format!(
+            "failed to set tap {ifname} as a port of bridge {}",
+            own.bridge
+        ))?;
+    }
+    ctr.set_up(index)
+        .context("failed to set tap interface up")?;
+    let link = ctr
+        .link_by_index(index)
+        .context("look up the tap")?
+        .ok_or_else(|| fail!("failed to refetch tap {ifname:?}"))?;
+    tap.keep();
+    Ok(Interface {
+        name: ifname.to_string(),
+        mac: link.mac_string(),
+        sandbox: ns.path().to_string_lossy().into_owned(),
+        ..Interface::default()
+    })
 }
 
 impl Plugin for Tap {

@@ -4,7 +4,7 @@
 //! move into the VRF's table; IPv6 addresses the kernel drops on enslaving
 //! are put back.
 
-use crate::container::open_netns;
+use crate::container::{handle_in, open_netns};
 use crate::error::Context;
 use rcni_net::{Handle, Link, LinkKind, LinkOptions, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN};
 use rcni_skel::{CmdArgs, Plugin};
@@ -64,9 +64,13 @@ fn free_table(nl: &mut Handle) -> Result<u32, CniError> {
             _ => None,
         })
         .collect();
-    (1..u32::MAX)
-        .find(|t| !taken.contains(t) && !RESERVED_TABLES.contains(t))
-        .ok_or_else(|| CniError::internal("failed to find an available routing table id"))
+    // reference text
+    lowest_free_table(&taken).ok_or_else(|| fail!("failed to find an available routing table id"))
+}
+
+/// The lowest table that is neither `taken` nor reserved.
+fn lowest_free_table(taken: &[u32]) -> Option<u32> {
+    (1..u32::MAX).find(|t| !taken.contains(t) && !RESERVED_TABLES.contains(t))
 }
 
 /// The links enslaved to `vrf`.
@@ -82,10 +86,10 @@ fn members(nl: &mut Handle, vrf: u32) -> Result<Vec<Link>, CniError> {
 /// Enslaves `ifname` to the VRF, restores its global IPv6 addresses and
 /// moves its main-table routes into `table`.
 fn enslave(nl: &mut Handle, ifname: &str, vrf: &Link, table: u32) -> Result<(), CniError> {
+    // reference text
     let link = nl
-        .link_by_name(ifname)
-        .context("look up the interface")?
-        .ok_or_else(|| fail!("could not get link by name {ifname}"))?;
+        .find_link(ifname)
+        .context(format!("could not get link by name {ifname}"))?;
     if let Some(master) = link.master {
         let name = nl
             .link_by_index(master)
@@ -168,7 +172,7 @@ impl Plugin for Vrf {
             CniError::invalid_config("prevResult: missing prevResult from earlier plugin")
         })?;
         let ns = crate::container::require_netns(args)?;
-        let mut nl = Handle::new_in(&ns).context("open netlink in the container")?;
+        let mut nl = handle_in(&ns)?;
         let (vrf, table, created) = match find_vrf(&mut nl, &own.vrfname)? {
             Some((_, table)) if own.table != 0 && table != own.table => {
                 return Err(CniError::invalid_config(format!(
@@ -221,7 +225,7 @@ impl Plugin for Vrf {
         let Some(ns) = open_netns(&args.netns)? else {
             return Ok(());
         };
-        let mut nl = Handle::new_in(&ns).context("open netlink in the container")?;
+        let mut nl = handle_in(&ns)?;
         let Some((vrf, _)) = find_vrf(&mut nl, &own.vrfname)? else {
             return Ok(());
         };
@@ -238,7 +242,7 @@ impl Plugin for Vrf {
                 Ok(()) => {}
                 // Another DEL removed it first.
                 Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(fail!("could not delete VRF {}: {e}", own.vrfname)),
+                Err(e) => return Err(e).context(format!("could not delete VRF {}", own.vrfname)),
             }
         }
         Ok(())
@@ -252,7 +256,7 @@ impl Plugin for Vrf {
             ));
         }
         let ns = crate::container::require_netns(args)?;
-        let mut nl = Handle::new_in(&ns).context("open netlink in the container")?;
+        let mut nl = handle_in(&ns)?;
         let (vrf, _) = find_vrf(&mut nl, &own.vrfname)?
             .ok_or_else(|| fail!("VRF {} not found", own.vrfname))?;
         if !members(&mut nl, vrf.index)?
@@ -266,5 +270,18 @@ impl Plugin for Vrf {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lowest_table_neither_taken_nor_reserved() {
+        assert_eq!(lowest_free_table(&[]), Some(1));
+        assert_eq!(lowest_free_table(&[1, 2, 4]), Some(3));
+        let below_reserved: Vec<u32> = (1..253).collect();
+        assert_eq!(lowest_free_table(&below_reserved), Some(256));
     }
 }
