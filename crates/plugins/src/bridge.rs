@@ -688,11 +688,11 @@ impl Plugin for Bridge {
         }
         let peer = link
             .link
-            .ok_or_else(|| CniError::internal("the container veth has no peer"))?;
+            .ok_or_else(|| fail!("the container veth has no peer"))?;
         let host_veth = host
             .link_by_index(peer)
             .context("look up the container veth's peer")?
-            .ok_or_else(|| CniError::internal("the container veth's peer is gone"))?;
+            .ok_or_else(|| fail!("the container veth's peer is gone"))?;
         if host_veth.master != Some(br.index) {
             return Err(fail!(
                 "{} is not connected to bridge {}",

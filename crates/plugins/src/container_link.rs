@@ -1,8 +1,9 @@
 //! What the plugins that put one link in the container (macvlan, ipvlan,
-//! vlan, dummy) share: finding the master, creating the link under a
-//! temporary name and renaming it to `CNI_IFNAME` inside the container,
-//! addressing it from IPAM, and the CHECK of such a link. Every step of
-//! ADD is undone when a later one fails.
+//! vlan, dummy, tap, host-device) share: finding the master, creating the
+//! link under a temporary name and renaming it to `CNI_IFNAME` inside the
+//! container, addressing it from IPAM or a previous result, its DEL, and
+//! the CHECK of such a link (ptp's CHECK too). Every step of ADD is undone
+//! when a later one fails.
 
 use crate::container::{delete_link, handle_in, require_netns, undo_link};
 use crate::error::{Context, Teardown};
@@ -72,9 +73,7 @@ pub fn find_master(
         .context("look up the master")?
         .ok_or_else(|| {
             let place = if in_container { "container" } else { "host" };
-            CniError::invalid_config(format!(
-                "master: failed to lookup master {name:?}: no such link in the {place} netns"
-            ))
+            invalid!("master: failed to lookup master {name:?}: no such link in the {place} netns")
         })?;
     Ok(Master {
         name,
@@ -86,10 +85,10 @@ pub fn find_master(
 /// `mtu` must not exceed the master's (0 keeps the kernel's default).
 pub fn check_mtu(mtu: i64, master: &Master) -> Result<Option<u32>, CniError> {
     if mtu < 0 || mtu > i64::from(master.mtu) {
-        return Err(CniError::invalid_config(format!(
+        return Err(invalid!(
             "mtu: invalid MTU {mtu}, must be [0, master MTU({})]",
             master.mtu
-        )));
+        ));
     }
     Ok((mtu != 0).then_some(mtu as u32))
 }
@@ -205,7 +204,7 @@ pub fn configure(
         Addressing::Previous(prev) => (None, prev),
     };
     if lease.is_some() && result.ips.is_empty() {
-        return Err(CniError::internal("IPAM plugin returned missing IP config"));
+        return Err(fail!("IPAM plugin returned missing IP config"));
     }
     result.interfaces = vec![iface];
     for ip in &mut result.ips {
@@ -262,9 +261,9 @@ pub fn check(
 ) -> Result<(), CniError> {
     let ns = require_netns(args)?;
     forward_if_any(Command::Check, conf, args)?;
-    let prev = conf.prev_result()?.ok_or_else(|| {
-        CniError::invalid_config(format!("{plugin}: Required prevResult missing"))
-    })?;
+    let prev = conf
+        .prev_result()?
+        .ok_or_else(|| invalid!("{plugin}: Required prevResult missing"))?;
     let iface = prev
         .interfaces
         .iter()

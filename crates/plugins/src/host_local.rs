@@ -70,18 +70,15 @@ struct RawRange {
 
 fn parse_range(value: &Value, place: &str) -> Result<Range, CniError> {
     let Value::Object(map) = value else {
-        return Err(CniError::invalid_config(format!(
-            "{place}: a range must be an object"
-        )));
+        return Err(invalid!("{place}: a range must be an object"));
     };
     let raw: RawRange = gojson::from_map(map).map_err(|e| e.within(place)).cni()?;
     let subnet_text = raw
         .subnet
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| CniError::invalid_config(format!("{place}.subnet is missing")))?;
-    let subnet = crate::cidr::parse_cidr_keep_host(&subnet_text).ok_or_else(|| {
-        CniError::invalid_config(format!("{place}.subnet: invalid CIDR {subnet_text:?}"))
-    })?;
+        .ok_or_else(|| invalid!("{place}.subnet is missing"))?;
+    let subnet = crate::cidr::parse_cidr_keep_host(&subnet_text)
+        .ok_or_else(|| invalid!("{place}.subnet: invalid CIDR {subnet_text:?}"))?;
     let ip = |field: &str, v: Option<String>| -> Result<Option<IpAddr>, CniError> {
         match v.filter(|s| !s.is_empty()) {
             None => Ok(None),
@@ -102,9 +99,7 @@ fn parse_range(value: &Value, place: &str) -> Result<Range, CniError> {
 /// Decodes one range set from JSON, naming its place on failure.
 fn parse_range_set(value: &Value, place: &str) -> Result<Vec<Range>, CniError> {
     let Value::Array(items) = value else {
-        return Err(CniError::invalid_config(format!(
-            "{place}: a range set must be a list of ranges"
-        )));
+        return Err(invalid!("{place}: a range set must be a list of ranges"));
     };
     items
         .iter()
@@ -121,9 +116,7 @@ fn parse_range_sets(value: Option<&Value>, place: &str) -> Result<Vec<Vec<Range>
             .enumerate()
             .map(|(i, set)| parse_range_set(set, &format!("{place}[{i}]")))
             .collect(),
-        Some(_) => Err(CniError::invalid_config(format!(
-            "{place} must be a list of range sets"
-        ))),
+        Some(_) => Err(invalid!("{place} must be a list of range sets")),
     }
 }
 
@@ -148,11 +141,7 @@ fn requested_ips(conf: &PluginConf, cni_args: &str) -> Result<Vec<IpAddr>, CniEr
             Some(v) => gojson::from_value(v).map_err(|e| e.within(field)).cni()?,
         };
         for s in list {
-            out.push(
-                parse_ip_maybe_cidr(&s).ok_or_else(|| {
-                    CniError::invalid_config(format!("{field}: invalid IP {s:?}"))
-                })?,
-            );
+            out.push(parse_ip_maybe_cidr(&s).ok_or_else(|| invalid!("{field}: invalid IP {s:?}"))?);
         }
     }
     Ok(out)
@@ -169,11 +158,11 @@ const MAX_RANGES: usize = 1024;
 fn check_range_limits(range_sets: &[Vec<Range>]) -> Result<(), CniError> {
     let ranges: usize = range_sets.iter().map(Vec::len).sum();
     if range_sets.len() > MAX_RANGE_SETS || ranges > MAX_RANGES {
-        return Err(CniError::invalid_config(format!(
+        return Err(invalid!(
             "ipam.ranges: {} range sets with {ranges} ranges in all (with runtimeConfig.ipRanges); \
              at most {MAX_RANGE_SETS} range sets and {MAX_RANGES} ranges are supported",
             range_sets.len()
-        )));
+        ));
     }
     Ok(())
 }
@@ -219,17 +208,15 @@ pub(crate) fn load(conf: &PluginConf, cni_args: &str) -> Result<Config, CniError
         .count();
     let v6 = range_sets.len() - v4;
     if (v4 > 1 || v6 > 1) && !version::at_least(&conf.cni_version, "0.3.0")? {
-        return Err(CniError::invalid_config(format!(
+        return Err(invalid!(
             "CNI version {} does not support more than 1 address per family",
             conf.cni_version
-        )));
+        ));
     }
     for i in 0..range_sets.len() {
         for j in i + 1..range_sets.len() {
             if rcni_ipam::sets_overlap(&range_sets[i], &range_sets[j]) {
-                return Err(CniError::invalid_config(format!(
-                    "range set {i} overlaps with {j}"
-                )));
+                return Err(invalid!("range set {i} overlaps with {j}"));
             }
         }
     }
@@ -297,10 +284,10 @@ fn allocate(
         .map(IpAddr::to_string)
         .collect();
     if !unmatched.is_empty() {
-        return Err(CniError::invalid_config(format!(
+        return Err(invalid!(
             "failed to allocate all requested IPs: {}",
             unmatched.join(" ")
-        )));
+        ));
     }
     let mut pending = cfg.requested.clone();
     let mut ips = Vec::new();
@@ -330,10 +317,10 @@ fn allocate(
     if !pending.is_empty() {
         release_taken(cfg.range_sets.len());
         let list: Vec<String> = pending.iter().map(IpAddr::to_string).collect();
-        return Err(CniError::invalid_config(format!(
+        return Err(invalid!(
             "failed to allocate all requested IPs: {}",
             list.join(" ")
-        )));
+        ));
     }
     Ok(ips)
 }

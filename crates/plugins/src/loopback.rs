@@ -70,7 +70,7 @@ impl Plugin for Loopback {
         let mut nl = handle_in(&ns)?;
         match nl.link_by_name(LO).context("look up lo")? {
             Some(lo) if lo.admin_up => Ok(()),
-            _ => Err(CniError::internal("loopback interface is down")),
+            _ => Err(fail!("loopback interface is down")),
         }
     }
 }

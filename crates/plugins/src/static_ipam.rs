@@ -62,9 +62,7 @@ fn parse_override(list: &[String], field: &str) -> Result<Vec<Address>, CniError
                     gateway: None,
                 })
                 .ok_or_else(|| {
-                    CniError::invalid_config(format!(
-                        "an entry in the '{field}' field is NOT in CIDR notation, got: '{s}'"
-                    ))
+                    invalid!("an entry in the '{field}' field is NOT in CIDR notation, got: '{s}'")
                 })
         })
         .collect()
@@ -82,10 +80,10 @@ fn load(conf: &PluginConf, cni_args: &str) -> Result<Config, CniError> {
         .enumerate()
         .map(|(i, a)| {
             let address = parse_cidr_keep_host(&a.address).ok_or_else(|| {
-                CniError::invalid_config(format!(
+                invalid!(
                     "the 'address' field is expected to be in CIDR notation, got: '{}' (ipam.addresses[{i}])",
                     a.address
-                ))
+                )
             })?;
             Ok(Address { address, gateway: a.gateway })
         })
@@ -95,9 +93,7 @@ fn load(conf: &PluginConf, cni_args: &str) -> Result<Config, CniError> {
     if let Some(ips) = env.get("IP").filter(|s| !s.is_empty()) {
         for item in ips.split(',').map(str::trim) {
             let address = parse_cidr_keep_host(item).ok_or_else(|| {
-                CniError::invalid_config(format!(
-                    "the 'ip' field is expected to be in CIDR notation, got: '{item}'"
-                ))
+                invalid!("the 'ip' field is expected to be in CIDR notation, got: '{item}'")
             })?;
             addresses.push(Address {
                 address,
@@ -130,10 +126,10 @@ fn load(conf: &PluginConf, cni_args: &str) -> Result<Config, CniError> {
         .count();
     let v6 = addresses.len() - v4;
     if (v4 > 1 || v6 > 1) && !version::at_least(&conf.cni_version, "0.3.0")? {
-        return Err(CniError::invalid_config(format!(
+        return Err(invalid!(
             "CNI version {} does not support more than 1 address per family",
             conf.cni_version
-        )));
+        ));
     }
     Ok(Config {
         addresses,

@@ -81,10 +81,10 @@ fn create(
             .context("look up the bridge")?
             .filter(|l| l.kind.as_deref() == Some("bridge"))
             .ok_or_else(|| {
-                CniError::invalid_config(format!(
+                invalid!(
                     "bridge: failed to get bridge {:?} in the container netns",
                     own.bridge
-                ))
+                )
             })?;
         ctr.set_master(index, Some(bridge.index)).context(format!(
             "failed to set tap {ifname} as a port of bridge {}",
@@ -115,10 +115,7 @@ impl Plugin for Tap {
         let conf = args.conf()?;
         let own: TapConf = conf.plugin_fields()?;
         if own.mtu < 0 || own.mtu > i64::from(u16::MAX) {
-            return Err(CniError::invalid_config(format!(
-                "mtu: invalid MTU {}",
-                own.mtu
-            )));
+            return Err(invalid!("mtu: invalid MTU {}", own.mtu));
         }
         let mac = configured_mac(&conf, &own.mac, &args.args)?;
         let ns = crate::container::require_netns(args)?;

@@ -36,10 +36,10 @@ fn load(args: &CmdArgs) -> Result<(rcni_spec::config::PluginConf, VlanConf), Cni
         ));
     }
     if !(0..=MAX_VLAN_ID).contains(&own.vlan_id) {
-        return Err(CniError::invalid_config(format!(
+        return Err(invalid!(
             "vlanId: invalid VLAN ID {} (must be between 0 and {MAX_VLAN_ID} inclusive)",
             own.vlan_id
-        )));
+        ));
     }
     Ok((conf, own))
 }

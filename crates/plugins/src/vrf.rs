@@ -47,9 +47,7 @@ fn find_vrf(nl: &mut Handle, name: &str) -> Result<Option<(Link, u32)>, CniError
     };
     match link.info {
         Some(LinkKind::Vrf { table }) => Ok(Some((link, table))),
-        _ => Err(CniError::invalid_config(format!(
-            "vrfname: link {name} exists and is not a VRF"
-        ))),
+        _ => Err(invalid!("vrfname: link {name} exists and is not a VRF")),
     }
 }
 
@@ -175,10 +173,10 @@ impl Plugin for Vrf {
         let mut nl = handle_in(&ns)?;
         let (vrf, table, created) = match find_vrf(&mut nl, &own.vrfname)? {
             Some((_, table)) if own.table != 0 && table != own.table => {
-                return Err(CniError::invalid_config(format!(
+                return Err(invalid!(
                     "table: VRF {} already exist with different routing table {table}",
                     own.vrfname
-                )))
+                ))
             }
             Some((vrf, table)) => (vrf, table, false),
             None => {
