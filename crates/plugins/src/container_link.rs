@@ -185,7 +185,7 @@ pub fn configure(
     addressing: Addressing,
     notify: bool,
 ) -> Result<CniResult, CniError> {
-    let mut ctr = ns.map(|ns| handle_in(ns)).transpose()?;
+    let mut ctr = ns.map(handle_in).transpose()?;
     let (lease, mut result) = match addressing {
         Addressing::None => {
             if let Some(ctr) = ctr.as_mut() {
