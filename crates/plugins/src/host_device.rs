@@ -258,46 +258,49 @@ fn move_in(host: &mut Handle, dev: &Link, ctr_ns: &NetNs, ifname: &str) -> Resul
     let name = dev.name.as_str();
     host.set_netns(dev.index, &temp_ns)
         .context(format!("failed to move {name:?} to tempNS"))?;
-    let mut temp = Handle::new_in(&temp_ns).context("open netlink in tempNS")?;
-    let moved = (|| {
-        let index = temp
-            .find_link(name)
-            .context(format!("failed to find {name:?} in tempNS"))?
-            .index;
-        temp.set_name(index, ifname).context(format!(
-            "failed to rename host device {name:?} to {ifname:?}"
-        ))?;
-        temp.set_alias(index, name)
-            .context(format!("failed to set alias to {name:?}"))?;
-        temp.set_netns(index, ctr_ns).context(format!(
-            "failed to move {ifname:?} (host: {name:?}) to container NS"
-        ))?;
-        let mut ctr = handle_in(ctr_ns)?;
-        let link = ctr
-            .find_link(ifname)
-            .context(format!("failed to find {ifname:?} in container NS"))?;
-        if let Err(e) = ctr.set_up(link.index) {
-            let _ = ctr.set_netns(link.index, &temp_ns);
-            return Err(e).context(format!("failed to set {ifname:?} up"));
-        }
-        Ok(link)
-    })();
-    if moved.is_err() {
-        // Whatever name it has now in tempNS, it goes home as `name`.
-        for now in [ifname, name] {
-            if let Ok(Some(l)) = temp.link_by_name(now) {
-                let _ = temp.set_name(l.index, name);
-                let _ = temp.set_alias(l.index, "");
-                let _ = temp.set_netns(l.index, &host_ns);
+    // Whatever name it has by then in tempNS, a device that does not make
+    // it into the container goes home as `name`, up if it was.
+    let home = Undo::new(|| {
+        if let Ok(mut temp) = Handle::new_in(&temp_ns) {
+            for now in [ifname, name] {
+                if let Ok(Some(l)) = temp.link_by_name(now) {
+                    let _ = temp.set_name(l.index, name);
+                    let _ = temp.set_alias(l.index, "");
+                    let _ = temp.set_netns(l.index, &host_ns);
+                }
             }
         }
         if dev.admin_up {
-            if let Ok(Some(l)) = host.link_by_name(name) {
-                let _ = host.set_up(l.index);
+            if let Ok(mut host) = Handle::new() {
+                if let Ok(Some(l)) = host.link_by_name(name) {
+                    let _ = host.set_up(l.index);
+                }
             }
         }
+    });
+    let mut temp = Handle::new_in(&temp_ns).context("open netlink in tempNS")?;
+    let index = temp
+        .find_link(name)
+        .context(format!("failed to find {name:?} in tempNS"))?
+        .index;
+    temp.set_name(index, ifname).context(format!(
+        "failed to rename host device {name:?} to {ifname:?}"
+    ))?;
+    temp.set_alias(index, name)
+        .context(format!("failed to set alias to {name:?}"))?;
+    temp.set_netns(index, ctr_ns).context(format!(
+        "failed to move {ifname:?} (host: {name:?}) to container NS"
+    ))?;
+    let mut ctr = handle_in(ctr_ns)?;
+    let link = ctr
+        .find_link(ifname)
+        .context(format!("failed to find {ifname:?} in container NS"))?;
+    if let Err(e) = ctr.set_up(link.index) {
+        let _ = ctr.set_netns(link.index, &temp_ns);
+        return Err(e).context(format!("failed to set {ifname:?} up"));
     }
-    moved
+    home.keep();
+    Ok(link)
 }
 
 /// Moves the container's `ifname` back to the host under the name in its
@@ -324,21 +327,24 @@ fn move_out(ctr_ns: &NetNs, ifname: &str) -> Result<(), CniError> {
         .find_link(ifname)
         .context(format!("failed to find {ifname:?} in tempNS"))?
         .index;
-    let back = (|| {
-        temp.set_name(index, &host_name).context(format!(
-            "failed to rename device {ifname:?} to {host_name:?}"
-        ))?;
-        temp.set_alias(index, "")
-            .context(format!("failed to unset alias of {host_name:?}"))?;
-        temp.set_netns(index, &host_ns)
-            .context(format!("failed to move {host_name:?} to hostNS"))
-    })();
-    if back.is_err() {
-        let _ = temp.set_name(index, ifname);
-        let _ = temp.set_alias(index, &host_name);
-        let _ = temp.set_netns(index, ctr_ns);
-    }
-    back
+    // A device that does not make it home goes back into the container
+    // as it was, so that a later DEL can try again.
+    let to_container = Undo::new(|| {
+        if let Ok(mut temp) = Handle::new_in(&temp_ns) {
+            let _ = temp.set_name(index, ifname);
+            let _ = temp.set_alias(index, &host_name);
+            let _ = temp.set_netns(index, ctr_ns);
+        }
+    });
+    temp.set_name(index, &host_name).context(format!(
+        "failed to rename device {ifname:?} to {host_name:?}"
+    ))?;
+    temp.set_alias(index, "")
+        .context(format!("failed to unset alias of {host_name:?}"))?;
+    temp.set_netns(index, &host_ns)
+        .context(format!("failed to move {host_name:?} to hostNS"))?;
+    to_container.keep();
+    Ok(())
 }
 
 struct Config {
