@@ -91,8 +91,8 @@ impl Plugin for IpVlan {
         let want = parse_mode(&own.mode)?;
         cl::check("ipvlan", &conf, args, Some("ipvlan"), |link| {
             match &link.info {
-                Some(LinkKind::IpVlan { mode, .. }) if *mode != want => Err(CniError::internal(
-                    format!("Container IPVlan mode {mode} does not match expected value: {want}"),
+                Some(LinkKind::IpVlan { mode, .. }) if *mode != want => Err(fail!(
+                    "Container IPVlan mode {mode} does not match expected value: {want}"
                 )),
                 _ => Ok(()),
             }

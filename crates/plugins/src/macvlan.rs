@@ -88,8 +88,8 @@ impl Plugin for MacVlan {
             args,
             Some("macvlan"),
             |link| match &link.info {
-                Some(LinkKind::MacVlan { mode, .. }) if *mode != want => Err(CniError::internal(
-                    format!("container macvlan mode {mode} does not match expected value: {want}"),
+                Some(LinkKind::MacVlan { mode, .. }) if *mode != want => Err(fail!(
+                    "container macvlan mode {mode} does not match expected value: {want}"
                 )),
                 _ => Ok(()),
             },
