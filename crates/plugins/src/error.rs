@@ -54,15 +54,17 @@ impl IntoCniError for NetError {
     }
 }
 
-/// A firewall value or backend the config asks for that cannot work is
-/// the config's fault (7); a tool that ran and failed is internal (999).
+/// A firewall value the config asks for that cannot work is the config's
+/// fault (7); missing or failing tools are internal (999), as in the
+/// reference (a backend the config names but the host lacks is reported
+/// as 7 where the config is read, with `invalid_context`).
 impl IntoCniError for FirewallError {
     fn into_cni(self) -> CniError {
         match self {
-            FirewallError::Config(_) | FirewallError::Unavailable(_) => {
-                CniError::invalid_config(self.to_string())
+            FirewallError::Config(_) => CniError::invalid_config(self.to_string()),
+            FirewallError::Unavailable(_) | FirewallError::Tool { .. } => {
+                CniError::internal(self.to_string())
             }
-            FirewallError::Tool { .. } => CniError::internal(self.to_string()),
         }
     }
 }
@@ -173,6 +175,8 @@ mod tests {
         );
         let fw: Result<(), FirewallError> = Err(FirewallError::Config("bad".into()));
         assert_eq!(fw.cni().unwrap_err().code, 7);
+        let gone: Result<(), FirewallError> = Err(FirewallError::Unavailable("no nft".into()));
+        assert_eq!(gone.cni().unwrap_err().code, 999);
         let io: Result<(), std::io::Error> = Err(std::io::Error::other("disk"));
         assert_eq!(io.context("write").unwrap_err().code, 5);
         let field: Result<(), std::io::Error> = Err(std::io::Error::other("gone"));

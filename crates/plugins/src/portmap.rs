@@ -13,7 +13,7 @@ use rcni_netfilter::script::{ChainName, Conditions};
 use rcni_netfilter::Backend;
 use rcni_skel::{CmdArgs, Plugin};
 use rcni_spec::config::PluginConf;
-use rcni_spec::{CniError, CniResult};
+use rcni_spec::{CniError, CniResult, ErrorCode};
 use serde::Deserialize;
 use std::net::IpAddr;
 
@@ -350,7 +350,10 @@ impl Plugin for Portmap {
         if cfg.mappings.is_empty() {
             return Ok(());
         }
-        portmap::check(cfg.backend, &cfg.portmap(args), &cfg.containers).context("port mappings")
+        // Rules not as ADD left them are not a config error, whatever the
+        // firewall layer calls them.
+        portmap::check(cfg.backend, &cfg.portmap(args), &cfg.containers)
+            .context_code(ErrorCode::INTERNAL, "port mappings")
     }
 
     fn gc(&self, args: &CmdArgs) -> Result<(), CniError> {
