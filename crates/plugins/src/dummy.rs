@@ -11,7 +11,7 @@ pub struct Dummy;
 
 fn load(args: &CmdArgs) -> Result<PluginConf, CniError> {
     let conf = args.conf()?;
-    if !cl::has_ipam(&conf) && !args.is_del() {
+    if !crate::ipam::has_ipam(&conf) && !args.is_del() {
         return Err(CniError::invalid_config(
             "ipam: dummy interface requires an IPAM configuration",
         ));
@@ -26,7 +26,7 @@ impl Plugin for Dummy {
 
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
         let conf = load(args)?;
-        let ns = cl::require_netns(args)?;
+        let ns = crate::container::require_netns(args)?;
         let iface = cl::create(
             &LinkKind::Dummy,
             "dummy",
@@ -39,7 +39,7 @@ impl Plugin for Dummy {
     }
 
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
-        cl::del(&load(args)?, args)
+        cl::del("dummy", &load(args)?, args)
     }
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
@@ -48,10 +48,7 @@ impl Plugin for Dummy {
             if link.admin_up {
                 Ok(())
             } else {
-                Err(CniError::internal(format!(
-                    "Interface {} is down",
-                    link.name
-                )))
+                Err(fail!("Interface {} is down", link.name))
             }
         })
     }

@@ -43,17 +43,17 @@ impl Plugin for IpVlan {
                 }
             }
         }
-        let ns = cl::require_netns(args)?;
+        let ns = crate::container::require_netns(args)?;
         let master = cl::find_master(&master_name, &ns, own.link_in_container, true)?;
         let mtu = cl::check_mtu(own.mtu, &master)?;
         let addressing = match prev {
-            Some(prev) if !cl::has_ipam(&conf) && !prev.ips.is_empty() => {
+            Some(prev) if !crate::ipam::has_ipam(&conf) && !prev.ips.is_empty() => {
                 Addressing::Previous(prev)
             }
             _ => Addressing::Ipam,
         };
         if matches!(addressing, Addressing::Ipam) {
-            crate::common::ipam_type(&conf)?;
+            crate::ipam::ipam_type(&conf)?;
         }
         let kind = LinkKind::IpVlan {
             master: master.index,
@@ -76,7 +76,7 @@ impl Plugin for IpVlan {
     }
 
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
-        cl::del(&args.conf()?, args)
+        cl::del("ipvlan", &args.conf()?, args)
     }
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
@@ -85,8 +85,8 @@ impl Plugin for IpVlan {
         let want = crate::link_modes::ipvlan_mode(&own.mode)?;
         cl::check("ipvlan", &conf, args, Some("ipvlan"), |link| {
             match &link.kind {
-                Some(LinkKind::IpVlan { mode, .. }) if *mode != want => Err(CniError::internal(
-                    format!("Container IPVlan mode {mode} does not match expected value: {want}"),
+                Some(LinkKind::IpVlan { mode, .. }) if *mode != want => Err(fail!(
+                    "Container IPVlan mode {mode} does not match expected value: {want}"
                 )),
                 _ => Ok(()),
             }

@@ -2,8 +2,8 @@
 //! the container with its own MAC address; addresses from IPAM, or none
 //! (`ipam: {}`, layer 2 only).
 
-use crate::common::configured_mac;
 use crate::container_link::{self as cl, Addressing};
+use crate::mac::configured_mac;
 use rcni_net::{LinkKind, LinkOptions};
 use rcni_skel::{CmdArgs, Plugin};
 use rcni_spec::{CniError, CniResult};
@@ -37,7 +37,7 @@ impl Plugin for MacVlan {
         let own: MacVlanConf = conf.plugin_fields()?;
         let mode = crate::link_modes::macvlan_mode(&own.mode)?;
         let mac = configured_mac(&conf, &own.mac, &args.args)?;
-        let ns = cl::require_netns(args)?;
+        let ns = crate::container::require_netns(args)?;
         let master = cl::find_master(&own.master, &ns, own.link_in_container, true)?;
         let mtu = cl::check_mtu(own.mtu, &master)?;
         let kind = LinkKind::MacVlan {
@@ -69,7 +69,7 @@ impl Plugin for MacVlan {
     }
 
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
-        cl::del(&args.conf()?, args)
+        cl::del("macvlan", &args.conf()?, args)
     }
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
@@ -82,8 +82,8 @@ impl Plugin for MacVlan {
             args,
             Some("macvlan"),
             |link| match &link.kind {
-                Some(LinkKind::MacVlan { mode, .. }) if *mode != want => Err(CniError::internal(
-                    format!("container macvlan mode {mode} does not match expected value: {want}"),
+                Some(LinkKind::MacVlan { mode, .. }) if *mode != want => Err(fail!(
+                    "container macvlan mode {mode} does not match expected value: {want}"
                 )),
                 _ => Ok(()),
             },

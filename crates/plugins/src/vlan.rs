@@ -36,10 +36,10 @@ fn load(args: &CmdArgs) -> Result<(rcni_spec::config::PluginConf, VlanConf), Cni
         ));
     }
     if !(0..=MAX_VLAN_ID).contains(&own.vlan_id) {
-        return Err(CniError::invalid_config(format!(
+        return Err(invalid!(
             "vlanId: invalid VLAN ID {} (must be between 0 and {MAX_VLAN_ID} inclusive)",
             own.vlan_id
-        )));
+        ));
     }
     Ok((conf, own))
 }
@@ -51,8 +51,8 @@ impl Plugin for Vlan {
 
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
         let (conf, own) = load(args)?;
-        crate::common::ipam_type(&conf)?;
-        let ns = cl::require_netns(args)?;
+        crate::ipam::ipam_type(&conf)?;
+        let ns = crate::container::require_netns(args)?;
         let master = cl::find_master(&own.master, &ns, own.link_in_container, false)?;
         let mtu = cl::check_mtu(own.mtu, &master)?;
         let kind = LinkKind::Vlan {
@@ -76,18 +76,16 @@ impl Plugin for Vlan {
 
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
         let (conf, _) = load(args)?;
-        cl::del(&conf, args)
+        cl::del("vlan", &conf, args)
     }
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
         let (conf, own) = load(args)?;
         cl::check("vlan", &conf, args, Some("vlan"), |link| match &link.kind {
-            Some(LinkKind::Vlan { id, .. }) if i64::from(*id) != own.vlan_id => {
-                Err(CniError::internal(format!(
-                    "vlan: container VLAN ID {id} does not match expected value: {}",
-                    own.vlan_id
-                )))
-            }
+            Some(LinkKind::Vlan { id, .. }) if i64::from(*id) != own.vlan_id => Err(fail!(
+                "vlan: container VLAN ID {id} does not match expected value: {}",
+                own.vlan_id
+            )),
             _ => Ok(()),
         })
     }
