@@ -4,6 +4,9 @@ use crate::measure::{PodRun, Results};
 use crate::Settings;
 use std::fmt::Write as _;
 
+/// How the rows of the Podman-chain scenario name it.
+const PODMAN_CHAIN: &str = "Podman's chain (bridge + host-local + portmap + firewall + tuning)";
+
 fn sorted(v: &[f64]) -> Vec<f64> {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));
@@ -222,7 +225,13 @@ pub fn write(s: &Settings, r: &Results) -> std::io::Result<()> {
     );
     let _ = writeln!(
         out,
-        "- Spec version 1.0.0 (the newest Debian's reference speaks)\n"
+        "- {PODMAN_CHAIN}: the conflist `podman network create` writes (spec version 0.4.0, the \
+         firewall backend set instead of Podman's `\"\"`), {} pods per implementation",
+        r.podman.first().map_or(0, |run| run.add_ms.len())
+    );
+    let _ = writeln!(
+        out,
+        "- Spec version 1.0.0 (the newest Debian's reference speaks) for the other scenarios\n"
     );
 
     let _ = writeln!(
@@ -328,6 +337,23 @@ pub fn write(s: &Settings, r: &Results) -> std::io::Result<()> {
             );
         }
     }
+    let theirs = find(&r.podman, "reference (iptables)");
+    for label in ["rcni (iptables)", "rcni (nftables)"] {
+        if let (Some(ours), Some(theirs)) = (find(&r.podman, label), theirs) {
+            for (what, ours, theirs) in [
+                ("ADD, median", median(&ours.add_ms), median(&theirs.add_ms)),
+                (
+                    "ADD, p95",
+                    quantile(&ours.add_ms, 0.95),
+                    quantile(&theirs.add_ms, 0.95),
+                ),
+                ("DEL, median", median(&ours.del_ms), median(&theirs.del_ms)),
+            ] {
+                let metric = format!("{PODMAN_CHAIN} {what}, {label}");
+                row(&mut out, &metric, ours, theirs, "ms", None);
+            }
+        }
+    }
     for what in [
         "ptp VERSION",
         "bridge VERSION",
@@ -366,7 +392,11 @@ pub fn write(s: &Settings, r: &Results) -> std::io::Result<()> {
         out,
         "| run | ADD near pod 1 | ADD near the last pod | growth | target |\n|---|---|---|---|---|"
     );
-    for (scenario, runs) in [("ptp", &r.ptp), ("bridge+portmap", &r.bridge)] {
+    for (scenario, runs) in [
+        ("ptp", &r.ptp),
+        ("bridge+portmap", &r.bridge),
+        ("Podman's chain", &r.podman),
+    ] {
         for run in runs.iter() {
             let first = at_pod(&run.add_ms, 5);
             let last = at_pod(&run.add_ms, run.add_ms.len().saturating_sub(5));
