@@ -138,12 +138,13 @@ impl Podman {
 
     fn podman_command(&self, args: &[&str]) -> Result<String, String> {
         let target = self.holder.pid.to_string();
-        let conf = self.dir.path().join("containers.conf");
-        let storage = self.dir.path().join("storage.conf");
-        let conf = format!("CONTAINERS_CONF={}", conf.display());
-        let storage = format!("CONTAINERS_STORAGE_CONF={}", storage.display());
+        let d = self.dir.path().display();
+        let conf = format!("CONTAINERS_CONF={d}/containers.conf");
+        let storage = format!("CONTAINERS_STORAGE_CONF={d}/storage.conf");
+        // Where `podman import` stages the tarball (else the machine's /var/tmp).
+        let tmp = format!("TMPDIR={d}/tmp");
         let mut cmd = vec![
-            "--target", &target, "--mount", "--net", "--pid", "--", "env", &conf, &storage,
+            "--target", &target, "--mount", "--net", "--pid", "--", "env", &conf, &storage, &tmp,
             "podman",
         ];
         cmd.extend_from_slice(args);
