@@ -3,6 +3,7 @@
 use crate::call_log::{CallLog, Facts};
 use crate::cmd::{self, CmdArgs, Command};
 use rcni_spec::result::{self, to_pretty_json};
+use rcni_spec::schema::Schema;
 use rcni_spec::version::{self, VersionInfo};
 use rcni_spec::{CniError, CniResult, ErrorCode};
 use std::io::{Read, Write};
@@ -39,6 +40,10 @@ pub trait Plugin {
     }
     fn status(&self, _args: &CmdArgs) -> Result<(), CniError> {
         Ok(())
+    }
+    /// The keys the plugin reads, for `rcni help` and `rcni check-config`.
+    fn schema(&self) -> Option<&'static Schema> {
+        None
     }
 }
 
