@@ -79,16 +79,26 @@ impl Schema {
     /// The known key nearest to a misspelt one, if it is near enough to
     /// be the likely intent (`ipMasqq` → `ipMasq`).
     pub fn closest(&self, key: &str) -> Option<&'static str> {
-        let lower = key.to_ascii_lowercase();
-        self.keys
-            .iter()
-            .map(|k| k.name)
-            .chain(COMMON_KEYS.iter().copied())
-            .map(|known| (edit_distance(&lower, &known.to_ascii_lowercase()), known))
-            .filter(|(d, known)| *d <= 2.max(known.len() / 4))
-            .min_by_key(|(d, _)| *d)
-            .map(|(_, known)| known)
+        nearest(
+            key,
+            self.keys
+                .iter()
+                .map(|k| k.name)
+                .chain(COMMON_KEYS.iter().copied()),
+        )
     }
+}
+
+/// Of `candidates`, the one nearest to `key` up to case, if near enough
+/// to be what was meant: within two edits, or a quarter of its length.
+pub fn nearest<'a>(key: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let lower = key.to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .map(|known| (edit_distance(&lower, &known.to_ascii_lowercase()), known))
+        .filter(|(d, known)| *d <= 2.max(known.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, known)| known)
 }
 
 /// Levenshtein distance, for typo hints on short key names.
