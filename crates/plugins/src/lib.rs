@@ -8,6 +8,8 @@
 //! link from an IPAM result), [`container`] (the container's netns and
 //! link), [`veth`], [`mac`], [`cidr`], [`masquerade`], [`attachments`], and
 //! [`container_link`] (the plugins that put one new link in the container).
+//! Each plugin declares its keys in a `SCHEMA` next to the struct it
+//! decodes them with; [`offline`] runs its validation for `check-config`.
 
 #[macro_use]
 pub mod error;
@@ -28,6 +30,7 @@ pub mod loopback;
 pub mod mac;
 pub mod macvlan;
 pub mod masquerade;
+pub mod offline;
 pub mod portmap;
 pub mod ptp;
 pub mod static_ipam;
