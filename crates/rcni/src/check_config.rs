@@ -214,7 +214,13 @@ fn check_plugin(
     if let Err(e) = (schema.check)(&conf) {
         report.add(Level::Error, at, e.msg);
     }
-    check_capabilities(raw, schema, at, report);
+    // The IPAM plugin reads some capabilities itself (host-local: ips).
+    let ipam_schema = conf
+        .ipam
+        .as_ref()
+        .and_then(|i| rcni_plugins::lookup(&i.ipam_type))
+        .and_then(|p| p.schema());
+    check_capabilities(raw, schema, ipam_schema, at, report);
     if let Some(ipam) = &conf.ipam {
         check_ipam(&conf, &ipam.ipam_type, &ipam.raw, at, report);
     }
@@ -256,7 +262,13 @@ fn check_ipam(
 /// Declared capabilities: a name no rcni plugin reads is most likely a
 /// typo (the runtime then never passes that value); one that only other
 /// plugins read is ignored by this one.
-fn check_capabilities(raw: &Map<String, Value>, schema: &Schema, at: &str, report: &mut Report) {
+fn check_capabilities(
+    raw: &Map<String, Value>,
+    schema: &Schema,
+    ipam: Option<&Schema>,
+    at: &str,
+    report: &mut Report,
+) {
     let Some(Value::Object(caps)) = gojson::get(raw, "capabilities") else {
         return;
     };
@@ -266,7 +278,12 @@ fn check_capabilities(raw: &Map<String, Value>, schema: &Schema, at: &str, repor
         .flat_map(|s| s.capabilities.iter().copied())
         .collect();
     for (name, on) in caps {
-        if on != &Value::Bool(true) || schema.capabilities.contains(&name.as_str()) {
+        let read = schema
+            .capabilities
+            .iter()
+            .chain(ipam.map_or(&[][..], |i| i.capabilities))
+            .any(|c| c == name);
+        if on != &Value::Bool(true) || read {
             continue;
         }
         if all.contains(&name.as_str()) {

@@ -86,6 +86,17 @@ fn every_readme_example_passes() {
         let Ok(serde_json::Value::Object(mut plugin)) = serde_json::from_str(example) else {
             continue;
         };
+        // An IPAM plugin's row shows its `ipam` section: put it under ptp.
+        if matches!(
+            plugin.get("type").and_then(|t| t.as_str()),
+            Some("host-local" | "static" | "dhcp")
+        ) {
+            let ipam = serde_json::Value::Object(plugin);
+            plugin = serde_json::json!({"type": "ptp", "ipam": ipam})
+                .as_object()
+                .unwrap()
+                .clone();
+        }
         plugin.insert("cniVersion".into(), "1.0.0".into());
         plugin.insert("name".into(), format!("example{n}").into());
         let path = dir.path().join(format!("{n:02}-row.conf"));
