@@ -30,6 +30,7 @@ pub mod macvlan;
 pub mod masquerade;
 pub mod portmap;
 pub mod ptp;
+pub mod sbr;
 pub mod static_ipam;
 pub mod tap;
 pub mod undo;
@@ -55,6 +56,7 @@ pub fn all() -> &'static [&'static dyn Plugin] {
         &host_device::HostDevice,
         &tap::Tap,
         &vrf::Vrf,
+        &sbr::Sbr,
     ]
 }
 
