@@ -324,7 +324,10 @@ fn tidy(
     let mut steps = Teardown::new("sbr");
     let mut emptied = Vec::new();
     for rule in rules.iter().filter(|r| {
-        table.is_none_or(|t| r.table == t) && r.src.is_some_and(|s| addresses.contains(&s.addr()))
+        table.is_none_or(|t| r.table == t)
+            && r.src.is_some_and(|s| {
+                s.prefix_len() == s.max_prefix_len() && addresses.contains(&s.addr())
+            })
     }) {
         match nl.delete_rule(rule) {
             Ok(()) => emptied.push(rule.table),
@@ -337,8 +340,9 @@ fn tidy(
         emptied.sort_unstable();
         emptied.dedup();
         for t in emptied {
-            // Only tables of sbr's own, which no other rule uses any more.
-            if t == 0 || (253..=255).contains(&t) || left.iter().any(|r| r.table == t) {
+            // Only tables sbr could have picked, which no other rule uses
+            // any more.
+            if t < FIRST_TABLE || (253..=255).contains(&t) || left.iter().any(|r| r.table == t) {
                 continue;
             }
             steps.step(empty_table(nl, t, link.index, true));

@@ -2,6 +2,8 @@
 //! `ip rule`, `ip route show table T` and traffic that the host only
 //! answers when it arrives through the interface of its source address.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;
