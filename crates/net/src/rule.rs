@@ -1,7 +1,7 @@
 //! Policy routing rules (`ip rule`).
 
 use crate::error::Result;
-use crate::route::IpFamily;
+use crate::route::{address_family, families, IpFamily};
 use crate::socket::Handle;
 use ipnet::IpNet;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
@@ -41,10 +41,7 @@ impl Rule {
     fn to_message(&self) -> RuleMessage {
         let mut msg = RuleMessage::default();
         msg.header = RuleHeader {
-            family: match self.family {
-                IpFamily::V4 => AddressFamily::Inet,
-                IpFamily::V6 => AddressFamily::Inet6,
-            },
+            family: address_family(self.family),
             src_len: self.src.map_or(0, |s| s.prefix_len()),
             table: u8::try_from(self.table).unwrap_or(0),
             action: RuleAction::ToTable,
@@ -96,18 +93,10 @@ impl Rule {
 impl Handle {
     /// The rules of a family (or both), as `ip rule` lists them.
     pub fn rules(&mut self, family: Option<IpFamily>) -> Result<Vec<Rule>> {
-        let families: &[IpFamily] = match family {
-            Some(IpFamily::V4) => &[IpFamily::V4],
-            Some(IpFamily::V6) => &[IpFamily::V6],
-            None => &[IpFamily::V4, IpFamily::V6],
-        };
         let mut out = Vec::new();
-        for fam in families {
+        for fam in families(family) {
             let mut req = RuleMessage::default();
-            req.header.family = match fam {
-                IpFamily::V4 => AddressFamily::Inet,
-                IpFamily::V6 => AddressFamily::Inet6,
-            };
+            req.header.family = address_family(*fam);
             let replies = self.dump(RouteNetlinkMessage::GetRule(req), "list rules")?;
             out.extend(replies.iter().filter_map(|m| match m {
                 RouteNetlinkMessage::NewRule(r) => Rule::from_message(r),
