@@ -124,42 +124,13 @@ fn addresses_of<'a>(prev: &'a CniResult, ifname: &str) -> Vec<&'a IpConfig> {
         .collect()
 }
 
-/// The source prefix of a rule: the single address.
-fn host(ip: IpAddr) -> IpNet {
-    IpNet::from(ip)
-}
-
-/// Opens the container and takes its lock; the lock lasts as long as the
-/// returned namespace.
+/// Takes the container's lock, which lasts as long as the returned
+/// namespace, and opens netlink there.
 fn locked(ns: NetNs) -> Result<(NetNs, Handle), CniError> {
     ns.lock_exclusive(LOCK_WAIT)
         .context("lock the container's netns")?;
     let nl = handle_in(&ns)?;
     Ok((ns, nl))
-}
-
-/// What an ADD changed, for its undo.
-#[derive(Default)]
-struct Applied {
-    rules: Vec<Rule>,
-    tables: Vec<u32>,
-    removed_from_main: Vec<Route>,
-    link: u32,
-}
-
-impl Applied {
-    /// Reverts every change, best effort (the ADD fails anyway).
-    fn revert(&self, nl: &mut Handle) {
-        for rule in &self.rules {
-            let _ = nl.delete_rule(rule);
-        }
-        for &table in &self.tables {
-            let _ = empty_table(nl, table, self.link, false);
-        }
-        for route in &self.removed_from_main {
-            let _ = nl.add_route(route);
-        }
-    }
 }
 
 /// The first table from `from` on that no rule looks up and no route is in.
@@ -183,95 +154,154 @@ fn goes_with(route: &Route, ip: &IpConfig) -> bool {
         || (route.prefsrc.is_none() && route.gateway.is_none())
 }
 
-fn add_rules(
-    nl: &mut Handle,
-    ips: &[&IpConfig],
-    table: u32,
-    applied: &mut Applied,
-) -> Result<(), CniError> {
-    for ip in ips {
-        let rule = Rule::from_source(host(ip.address.addr()), table);
-        nl.add_rule(&rule).context("failed to add rule")?;
-        applied.rules.push(rule);
-    }
-    Ok(())
+/// Routes in the order they can be added: a gateway must be reachable
+/// when its route is added.
+fn gateways_last(routes: &mut [Route]) {
+    routes.sort_by_key(|r| r.gateway.is_some());
 }
 
-/// Tables of their own for each address, the link's routes moved there.
-fn route_by_source(
-    nl: &mut Handle,
-    ifname: &str,
-    ips: &[&IpConfig],
-    settings: &Settings,
-    applied: &mut Applied,
-) -> Result<(), CniError> {
-    let rules = nl.rules(None).context("failed to list all rules")?;
-    let all_routes = nl.routes(None, None).context("failed to list all routes")?;
-    let link = nl
-        .find_link(ifname)
-        .context(format!("cannot find network interface {ifname}"))?;
-    applied.link = link.index;
-    let link_routes: Vec<Route> = all_routes
-        .iter()
-        .filter(|r| r.table == RT_TABLE_MAIN && r.oif == Some(link.index))
-        .cloned()
-        .collect();
-    let mut table = free_table(FIRST_TABLE, &rules, &all_routes, &[]);
-    for ip in ips {
-        add_rules(nl, std::slice::from_ref(ip), table, applied)?;
-        applied.tables.push(table);
-        let gateway = match IpFamily::of(ip.address.addr()) {
-            IpFamily::V4 => settings.gateway_v4,
-            IpFamily::V6 => settings.gateway_v6,
+/// An ADD's changes in the container, and their undo: dropped without
+/// [`Changes::keep`], it removes the rules and the routes of the tables
+/// it made and puts back what it took from the main table.
+struct Changes<'a> {
+    nl: &'a mut Handle,
+    link: u32,
+    rules: Vec<Rule>,
+    tables: Vec<u32>,
+    removed_from_main: Vec<Route>,
+    kept: bool,
+}
+
+impl<'a> Changes<'a> {
+    fn new(nl: &'a mut Handle) -> Changes<'a> {
+        Changes {
+            nl,
+            link: 0,
+            rules: Vec::new(),
+            tables: Vec::new(),
+            removed_from_main: Vec::new(),
+            kept: false,
         }
-        .or(ip.gateway);
-        if let Some(gw) = gateway {
-            let any = match gw {
-                IpAddr::V4(_) => IpNet::V4(Default::default()),
-                IpAddr::V6(_) => IpNet::V6(Default::default()),
-            };
-            let mut default = Route::new(any)
-                .with_gateway(gw)
-                .with_oif(link.index)
-                .with_table(table);
-            default.protocol = OWN_ROUTE_PROTOCOL;
-            nl.add_route(&default)
-                .context(format!("failed to add default route to {gw}"))?;
-        }
-        for route in link_routes.iter().filter(|r| goes_with(r, ip)) {
-            let moved = route.clone().with_table(table);
-            nl.replace_route(&moved).context("failed to readd route")?;
-        }
-        table = free_table(table + 1, &rules, &all_routes, &applied.tables);
     }
-    if settings.add_source_hints {
-        // The subnets stay reachable through the main table from whatever
-        // source the kernel picks; other routes of the link leave it.
+
+    /// The ADD succeeded.
+    fn keep(mut self) {
+        self.kept = true;
+    }
+
+    /// "from ip lookup `table`" for each address.
+    fn add_rules(&mut self, ips: &[&IpConfig], table: u32) -> Result<(), CniError> {
         for ip in ips {
-            let subnet = Route::new(ip.address.trunc())
-                .with_oif(link.index)
-                .with_prefsrc(ip.address.addr())
-                .with_scope(RT_SCOPE_LINK);
-            if let Err(e) = nl.replace_route(&subnet) {
-                eprintln!("sbr: cannot add the subnet route {}: {e}", ip.address);
+            let rule = Rule::from_source(IpNet::from(ip.address.addr()), table);
+            self.nl.add_rule(&rule).context("failed to add rule")?;
+            self.rules.push(rule);
+        }
+        Ok(())
+    }
+
+    /// Tables of their own for each address, the link's routes moved there.
+    fn route_by_source(
+        &mut self,
+        ifname: &str,
+        ips: &[&IpConfig],
+        settings: &Settings,
+    ) -> Result<(), CniError> {
+        let rules = self.nl.rules(None).context("failed to list all rules")?;
+        let all_routes = self
+            .nl
+            .routes(None, None)
+            .context("failed to list all routes")?;
+        let link = self
+            .nl
+            .find_link(ifname)
+            .context(format!("cannot find network interface {ifname}"))?;
+        self.link = link.index;
+        let link_routes: Vec<Route> = all_routes
+            .iter()
+            .filter(|r| r.table == RT_TABLE_MAIN && r.oif == Some(link.index))
+            .cloned()
+            .collect();
+        let mut table = free_table(FIRST_TABLE, &rules, &all_routes, &[]);
+        for ip in ips {
+            self.add_rules(std::slice::from_ref(ip), table)?;
+            self.tables.push(table);
+            let gateway = match IpFamily::of(ip.address.addr()) {
+                IpFamily::V4 => settings.gateway_v4,
+                IpFamily::V6 => settings.gateway_v6,
+            }
+            .or(ip.gateway);
+            if let Some(gw) = gateway {
+                let any = match gw {
+                    IpAddr::V4(_) => IpNet::V4(Default::default()),
+                    IpAddr::V6(_) => IpNet::V6(Default::default()),
+                };
+                let mut default = Route::new(any)
+                    .with_gateway(gw)
+                    .with_oif(link.index)
+                    .with_table(table);
+                default.protocol = OWN_ROUTE_PROTOCOL;
+                self.nl
+                    .add_route(&default)
+                    .context(format!("failed to add default route to {gw}"))?;
+            }
+            // Replace: the main table's default route may be the one just
+            // added.
+            for route in link_routes.iter().filter(|r| goes_with(r, ip)) {
+                let moved = route.clone().with_table(table);
+                self.nl
+                    .replace_route(&moved)
+                    .context("failed to readd route")?;
+            }
+            table = free_table(table + 1, &rules, &all_routes, &self.tables);
+        }
+        if settings.add_source_hints {
+            // The subnets stay reachable through the main table from
+            // whatever source the kernel picks; other routes of the link
+            // leave it.
+            for ip in ips {
+                let subnet = Route::new(ip.address.trunc())
+                    .with_oif(link.index)
+                    .with_prefsrc(ip.address.addr())
+                    .with_scope(RT_SCOPE_LINK);
+                if let Err(e) = self.nl.replace_route(&subnet) {
+                    eprintln!("sbr: cannot add the subnet route {}: {e}", ip.address);
+                }
+            }
+            for route in link_routes.iter().filter(|r| r.scope != RT_SCOPE_LINK) {
+                match self.nl.delete_route(route) {
+                    Ok(()) => self.removed_from_main.push(route.clone()),
+                    Err(e) => eprintln!("sbr: cannot delete route {}: {e}", route.dst),
+                }
+            }
+        } else {
+            for route in &link_routes {
+                match self.nl.delete_route(route) {
+                    Ok(()) => self.removed_from_main.push(route.clone()),
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e).context("failed to delete route"),
+                }
             }
         }
-        for route in link_routes.iter().filter(|r| r.scope != RT_SCOPE_LINK) {
-            match nl.delete_route(route) {
-                Ok(()) => applied.removed_from_main.push(route.clone()),
-                Err(e) => eprintln!("sbr: cannot delete route {}: {e}", route.dst),
-            }
+        Ok(())
+    }
+}
+
+impl Drop for Changes<'_> {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
         }
-    } else {
-        for route in &link_routes {
-            match nl.delete_route(route) {
-                Ok(()) => applied.removed_from_main.push(route.clone()),
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(e).context("failed to delete route"),
-            }
+        for rule in &self.rules {
+            let _ = self.nl.delete_rule(rule);
+        }
+        for &table in &self.tables {
+            let _ = empty_table(self.nl, table, self.link, false);
+        }
+        gateways_last(&mut self.removed_from_main);
+        for route in &self.removed_from_main {
+            let _ = self.nl.add_route(route);
         }
     }
-    Ok(())
 }
 
 /// Deletes the link's routes from `table`, first putting back into the
@@ -283,8 +313,7 @@ fn empty_table(nl: &mut Handle, table: u32, link: u32, restore: bool) -> Result<
         .into_iter()
         .filter(|r| r.oif == Some(link))
         .collect();
-    // A gateway must be reachable when its route is added.
-    routes.sort_by_key(|r| r.gateway.is_some());
+    gateways_last(&mut routes);
     for route in &routes {
         if restore && route.protocol != OWN_ROUTE_PROTOCOL {
             match nl.add_route(&route.clone().with_table(RT_TABLE_MAIN)) {
@@ -376,15 +405,12 @@ impl Plugin for Sbr {
         let ips = addresses_of(&prev, &args.ifname);
         if !ips.is_empty() {
             let (_lock, mut nl) = locked(require_netns(args)?)?;
-            let mut applied = Applied::default();
-            let outcome = match settings.table {
-                Some(table) => add_rules(&mut nl, &ips, table, &mut applied),
-                None => route_by_source(&mut nl, &args.ifname, &ips, &settings, &mut applied),
-            };
-            if let Err(e) = outcome {
-                applied.revert(&mut nl);
-                return Err(e);
+            let mut changes = Changes::new(&mut nl);
+            match settings.table {
+                Some(table) => changes.add_rules(&ips, table)?,
+                None => changes.route_by_source(&args.ifname, &ips, &settings)?,
             }
+            changes.keep();
         }
         let mut result = prev;
         result.cni_version = conf.cni_version.clone();

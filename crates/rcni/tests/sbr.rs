@@ -412,3 +412,31 @@ fn interop_with_the_reference() {
         }
     }
 }
+
+#[test]
+fn a_netns_path_that_is_no_netns_is_refused_without_hanging() {
+    let t = TwoLegs::new();
+    let scratch = tempfile::tempdir().unwrap();
+    let fifo = scratch.path().join("fifo");
+    sh("mkfifo", &[fifo.to_str().unwrap()]);
+    let file = scratch.path().join("file");
+    std::fs::write(&file, "not a namespace").unwrap();
+    for path in [&fifo, &file] {
+        for verb in ["ADD", "DEL"] {
+            let mut call = t.call(verb, "eth0");
+            call.netns = path.to_string_lossy().into_owned();
+            let conf = t.conf("1.0.0", "eth0");
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let reply = call.run(&conf);
+                let _ = tx.send((reply.code, reply.stdout));
+            });
+            let (code, out) = rx
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .expect("the call returns");
+            assert_ne!(code, 0, "{verb} {path:?}: {out}");
+            assert!(out.contains("not a network namespace"), "{out}");
+        }
+    }
+    assert!(t.rules().lines().all(|l| !l.contains("from 10.")));
+}
