@@ -8,7 +8,7 @@
 //!   What it does is in one module per object: `link` (the model:
 //!   [`Link`], the typed [`LinkKind`] and its modes, new-link options),
 //!   `link_ops` (lookup, creation, changes, moves, deletion), `addr`,
-//!   `route`, `bridge_vlan` (bridge port VLANs).
+//!   `route`, `rule`, `bridge_vlan` (bridge port VLANs).
 //! - `mac`: [`parse_mac`] and [`format_mac`], the workspace's one MAC text
 //!   format.
 //! - NETLINK_NETFILTER, hand-encoded since netlink-packet-route covers
@@ -42,6 +42,7 @@ mod netns;
 pub mod nf_tables;
 mod nfnetlink;
 mod route;
+mod rule;
 mod socket;
 mod sys;
 pub mod sysctl;
@@ -63,5 +64,6 @@ pub use route::{
     IpFamily, Route, RTN_LOCAL, RTN_UNICAST, RTPROT_BOOT, RTPROT_KERNEL, RTPROT_STATIC,
     RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_LOCAL, RT_TABLE_MAIN,
 };
+pub use rule::Rule;
 pub use socket::Handle;
 pub use tuntap::{create_tap, TapSpec};

@@ -33,6 +33,7 @@ pub mod masquerade;
 pub mod offline;
 pub mod portmap;
 pub mod ptp;
+pub mod sbr;
 pub mod static_ipam;
 pub mod tap;
 pub mod undo;
@@ -58,6 +59,7 @@ pub fn all() -> &'static [&'static dyn Plugin] {
         &host_device::HostDevice,
         &tap::Tap,
         &vrf::Vrf,
+        &sbr::Sbr,
     ]
 }
 
