@@ -20,6 +20,7 @@ use ipnet::IpNet;
 use rcni_net::{Handle, IpFamily, NetNs, Route, Rule, RT_SCOPE_LINK, RT_TABLE_MAIN};
 use rcni_skel::{CmdArgs, Plugin};
 use rcni_spec::config::PluginConf;
+use rcni_spec::schema::{Key, Schema};
 use rcni_spec::types::IpConfig;
 use rcni_spec::{CniError, CniResult};
 use serde::Deserialize;
@@ -380,9 +381,43 @@ fn tidy(
     steps.finish()
 }
 
+/// sbr's keys, as `rcni help sbr` prints them.
+pub const SCHEMA: Schema = Schema {
+    about: "source-based routing: traffic from each container address leaves by its own interface (chained)",
+    keys: &[
+        Key {
+            name: "table",
+            ty: "uint32",
+            default: "a table per address, the first free from 100",
+            meaning: "only add `from <ip> lookup <table>` rules to this table, which the user fills",
+        },
+        Key {
+            name: "gateways",
+            ty: "[string]",
+            default: "prevResult's gateways",
+            meaning: "the default route's gateway per family (one IPv4, one IPv6)",
+        },
+        Key {
+            name: "addSourceHints",
+            ty: "bool",
+            default: "false",
+            meaning: "keep the subnet routes in main, with the address as their source",
+        },
+    ],
+    capabilities: &[],
+    example: r#"{"cniVersion": "1.0.0", "name": "second", "plugins": [
+  {"type": "ptp", "ipam": {"type": "host-local", "subnet": "10.31.0.0/24", "routes": [{"dst": "0.0.0.0/0"}]}},
+  {"type": "sbr"}]}"#,
+    check: |conf| load(&crate::offline::add_call(conf)).map(drop),
+};
+
 impl Plugin for Sbr {
     fn name(&self) -> &str {
         "sbr"
+    }
+
+    fn schema(&self) -> Option<&'static Schema> {
+        Some(&SCHEMA)
     }
 
     fn supported_versions(&self) -> &'static [&'static str] {
@@ -441,6 +476,11 @@ impl Plugin for Sbr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schema_declares_what_is_decoded() {
+        assert_eq!(SCHEMA.drift::<SbrConf>(), Vec::<String>::new());
+    }
 
     #[test]
     fn tables_skip_those_in_use() {
