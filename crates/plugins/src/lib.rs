@@ -32,6 +32,7 @@ pub mod portmap;
 pub mod ptp;
 pub mod static_ipam;
 pub mod tap;
+pub mod tuning;
 pub mod undo;
 pub mod veth;
 pub mod vlan;
@@ -55,6 +56,7 @@ pub fn all() -> &'static [&'static dyn Plugin] {
         &host_device::HostDevice,
         &tap::Tap,
         &vrf::Vrf,
+        &tuning::Tuning,
     ]
 }
 
