@@ -408,13 +408,16 @@ fn del_with_the_netns_or_the_link_gone() {
     let conf = w.conf("1.0.0", every_key());
     w.call("ADD").run(&conf).ok();
     let del = w.call("DEL");
-    let World { host, ctr, data } = w;
+    let World {
+        host: _host,
+        ctr,
+        data,
+    } = w;
     sh("ip", &["netns", "del", &ctr.name]);
     // Already deleted: no second `ip netns del` on drop.
     std::mem::forget(ctr);
     del.run(&conf).ok();
     assert!(!data.path().join("ctr1_eth0.json").exists());
-    drop(host);
     let mut no_netns = del.clone();
     no_netns.netns = String::new();
     no_netns.run(&conf).ok();
