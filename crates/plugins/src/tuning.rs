@@ -185,9 +185,8 @@ fn sysctls(
             };
             match out.iter_mut().find(|s| s.path == entry.path) {
                 Some(_) if field == "sysctl" => {
-                    // reference text
                     return Err(invalid!(
-                        "sysctl: duplicated sysctl keys are not allowed ({key:?} and another key name {})",
+                        "sysctl: duplicated sysctl keys are not allowed: {key:?} names /proc/sys{} as another key does",
                         entry.path
                     ));
                 }

@@ -330,6 +330,15 @@ fn bad_input_is_refused_naming_the_key_and_changes_nothing() {
         (json!({"args": {"cni": {"mtu": "x"}}}), "args.cni.mtu"),
         (json!({"args": {"cni": {"mac": "nope"}}}), "args.cni.mac"),
         (
+            json!({"args": {"cni": {"promisc": "on"}}}),
+            "args.cni.promisc",
+        ),
+        (
+            json!({"args": {"cni": {"allmulti": 2}}}),
+            "args.cni.allmulti",
+        ),
+        (json!({"args": {"cni": {"txQLen": -1}}}), "args.cni.txQLen"),
+        (
             json!({"args": {"cni": {"sysctl": {"vm.swappiness": "1"}}}}),
             "args.cni.sysctl",
         ),
@@ -421,6 +430,20 @@ fn del_with_the_netns_or_the_link_gone() {
     let mut no_netns = del.clone();
     no_netns.netns = String::new();
     no_netns.run(&conf).ok();
+}
+
+#[test]
+fn del_restores_with_keys_it_does_not_use_broken() {
+    let w = World::new();
+    let conf = w.conf("1.0.0", every_key());
+    w.call("ADD").run(&conf).ok();
+    let broken = w.conf(
+        "1.0.0",
+        json!({"sysctl": 5, "mtu": -1, "mac": "nope", "txQLen": "x", "args": 7}),
+    );
+    w.call("DEL").run(&broken).ok();
+    assert_eq!(link_state(&w.ctr, "eth0"), original());
+    assert_eq!(w.backup(), None);
 }
 
 /// Runs `call` with `allowlist` as `/etc/cni/tuning/allowlist.conf`: in a
