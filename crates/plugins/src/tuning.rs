@@ -422,8 +422,9 @@ fn write_backup(path: &Path, backup: &Backup) -> Result<(), CniError> {
         .create(true)
         .truncate(true)
         .mode(0o600)
-        // Not through a link planted under the name.
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        // Not through a link planted under the name, and no wait for a
+        // reader of a FIFO.
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
         .open(path)
         .and_then(|mut f| f.write_all(&text))
         .context(format!("failed to save file {}", path.display()))

@@ -446,37 +446,15 @@ fn del_restores_with_keys_it_does_not_use_broken() {
     assert_eq!(w.backup(), None);
 }
 
-/// Runs `call` with `allowlist` as `/etc/cni/tuning/allowlist.conf`: in a
-/// private mount namespace whose `/etc` is an overlay on the real one, so
-/// nothing of the machine's `/etc` changes and the plugin has no way of
-/// being pointed at another file.
-fn run_with_allowlist(call: &Call, allowlist: &str, conf: &Value) -> Reply {
-    let scratch = tempfile::tempdir().expect("scratch dir");
-    std::fs::write(scratch.path().join("allowlist.conf"), allowlist).expect("allowlist");
-    let script = r#"set -e
-s="$1"; shift
-mount -t tmpfs tmpfs "$s/t"
-mkdir "$s/t/upper" "$s/t/work"
-mount -t overlay overlay -o "lowerdir=/etc,upperdir=$s/t/upper,workdir=$s/t/work" /etc
-mkdir -p /etc/cni/tuning
-cp "$s/allowlist.conf" /etc/cni/tuning/allowlist.conf
-exec "$@""#;
-    std::fs::create_dir(scratch.path().join("t")).expect("mount point");
+/// Runs `call` as the last arguments of the command `wrapper`, with the
+/// call's environment: under `timeout`, or in a mount namespace of its own.
+fn run_wrapped(call: &Call, wrapper: &[&str], conf: &Value) -> Reply {
     let inner = call.process();
-    let mut cmd = Command::new("unshare");
-    cmd.args([
-        "--mount",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        script,
-        "sh",
-    ])
-    .arg(scratch.path())
-    .arg(inner.get_program())
-    .args(inner.get_args())
-    .env_clear();
+    let mut cmd = Command::new(wrapper[0]);
+    cmd.args(&wrapper[1..])
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .env_clear();
     for (k, v) in inner.get_envs() {
         if let Some(v) = v {
             cmd.env(k, v);
@@ -487,17 +465,88 @@ exec "$@""#;
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn unshare");
-    std::io::Write::write_all(
+        .expect("spawn the wrapper");
+    // The plugin may fail before reading stdin: a broken pipe is fine.
+    let _ = std::io::Write::write_all(
         &mut child.stdin.take().expect("stdin"),
         conf.to_string().as_bytes(),
-    )
-    .expect("write stdin");
+    );
     let out = child.wait_with_output().expect("wait");
     Reply {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs `call` with `allowlist` as `/etc/cni/tuning/allowlist.conf`: in a
+/// private mount namespace whose `/etc` is an overlay on the real one, so
+/// nothing of the machine's `/etc` changes and the plugin itself has no
+/// way of being pointed at another file.
+fn run_with_allowlist(call: &Call, allowlist: &str, conf: &Value) -> Reply {
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    std::fs::write(scratch.path().join("allowlist.conf"), allowlist).expect("allowlist");
+    std::fs::create_dir(scratch.path().join("t")).expect("mount point");
+    let script = r#"set -e
+s="$1"; shift
+mount -t tmpfs tmpfs "$s/t"
+mkdir "$s/t/upper" "$s/t/work"
+mount -t overlay overlay -o "lowerdir=/etc,upperdir=$s/t/upper,workdir=$s/t/work" /etc
+mkdir -p /etc/cni/tuning
+cp "$s/allowlist.conf" /etc/cni/tuning/allowlist.conf
+exec "$@""#;
+    let dir = scratch.path().to_str().expect("utf8");
+    let wrapper = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        "sh",
+        dir,
+    ];
+    run_wrapped(call, &wrapper, conf)
+}
+
+/// A FIFO or a symlink planted as the backup file, or a FIFO as the
+/// netns: every call answers (under `timeout`, which would kill it), and
+/// nothing is written through the link.
+#[test]
+fn planted_files_neither_hang_nor_redirect() {
+    let w = World::new();
+    let bounded = ["timeout", "10"];
+    let conf = w.conf("1.0.0", json!({"mtu": 1400}));
+    let backup = w.data.path().join("ctr1_eth0.json");
+    sh("mkfifo", &[backup.to_str().expect("utf8")]);
+    for verb in ["ADD", "DEL"] {
+        let (code, msg) = run_wrapped(&w.call(verb), &bounded, &conf).err();
+        assert_ne!(code, 124, "{verb} hung");
+        assert!(msg.contains("ctr1_eth0.json"), "{verb}: {msg}");
+    }
+    assert_eq!(link_state(&w.ctr, "eth0"), original());
+    std::fs::remove_file(&backup).expect("remove the FIFO");
+
+    let target = w.data.path().join("target");
+    std::fs::write(&target, "keep").expect("target");
+    std::os::unix::fs::symlink(&target, &backup).expect("symlink");
+    let (code, _) = run_wrapped(&w.call("ADD"), &bounded, &conf).err();
+    assert_ne!(code, 124);
+    assert_eq!(std::fs::read_to_string(&target).expect("target"), "keep");
+    assert_eq!(link_state(&w.ctr, "eth0"), original());
+    std::fs::remove_file(&backup).expect("remove the symlink");
+
+    let fifo = w.data.path().join("netns-fifo");
+    sh("mkfifo", &[fifo.to_str().expect("utf8")]);
+    // With a backup to restore, DEL opens the netns too.
+    std::fs::write(&backup, r#"{"mtu": 1500}"#).expect("backup");
+    for verb in ["ADD", "CHECK", "DEL"] {
+        let mut call = w.call(verb);
+        call.netns = fifo.to_string_lossy().into_owned();
+        let (code, msg) = run_wrapped(&call, &bounded, &conf).err();
+        assert_ne!(code, 124, "{verb} hung");
+        assert!(msg.contains("not a network namespace"), "{verb}: {msg}");
     }
 }
 
