@@ -515,9 +515,10 @@ fn restore_link(nl: &mut Handle, link: &Link, backup: &Backup) -> Result<(), Cni
             "transmit queue length",
         );
     }
-    match failures.is_empty() {
-        true => Ok(()),
-        false => Err(fail!("{}", failures.join("; "))),
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(fail!("{}", failures.join("; ")))
     }
 }
 
