@@ -36,6 +36,7 @@ pub mod ptp;
 pub mod sbr;
 pub mod static_ipam;
 pub mod tap;
+pub mod tuning;
 pub mod undo;
 pub mod veth;
 pub mod vlan;
@@ -60,6 +61,7 @@ pub fn all() -> &'static [&'static dyn Plugin] {
         &tap::Tap,
         &vrf::Vrf,
         &sbr::Sbr,
+        &tuning::Tuning,
     ]
 }
 

@@ -7,12 +7,13 @@ use rcni_skel::{CmdArgs, Command};
 use rcni_spec::config::PluginConf;
 use rcni_spec::CniError;
 
-/// The ADD call of `conf` with nothing else set, for the plugins whose
-/// validation reads the whole call.
+/// The ADD call of `conf` for an `eth0` with nothing else set, for the
+/// plugins whose validation reads the whole call.
 pub fn add_call(conf: &PluginConf) -> CmdArgs {
     CmdArgs {
         stdin: conf.to_value().to_string().into_bytes(),
         command: Some(Command::Add),
+        ifname: "eth0".into(),
         ..CmdArgs::default()
     }
 }
