@@ -5,7 +5,7 @@
 //! (`struct tc_tbf_qopt`, linux/pkt_sched.h) are encoded here.
 
 use crate::error::{NetError, Result};
-use crate::framing::{attribute, attributes, u32_at};
+use crate::framing::{attributes, u32_at};
 use crate::socket::Handle;
 use netlink_packet_core::{DefaultNla, NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::tc::{
@@ -363,20 +363,20 @@ impl Handle {
     }
 }
 
-/// The attribute that `tc` and the kernel write for a TBF's options.
-#[cfg(test)]
-fn tbf_options_bytes(tbf: &Tbf) -> Vec<u8> {
-    use netlink_packet_core::Emitable;
-    let opts = tbf_options(tbf);
-    let mut buf = vec![0u8; opts.as_slice().buffer_len()];
-    opts.as_slice().emit(&mut buf);
-    attribute(2, &buf)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::framing::attribute;
     use netlink_packet_core::{Emitable, Parseable};
+
+    /// The attribute that `tc` and the kernel write for a TBF's options.
+    fn tbf_options_bytes(tbf: &Tbf) -> Vec<u8> {
+        use netlink_packet_core::Emitable;
+        let opts = tbf_options(tbf);
+        let mut buf = vec![0u8; opts.as_slice().buffer_len()];
+        opts.as_slice().emit(&mut buf);
+        attribute(2, &buf)
+    }
 
     fn bytes(msg: &TcMessage) -> Vec<u8> {
         let mut buf = vec![0u8; msg.buffer_len()];

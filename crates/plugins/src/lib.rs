@@ -13,6 +13,7 @@
 pub mod error;
 
 pub mod attachments;
+pub mod bandwidth;
 pub mod bridge;
 pub mod cidr;
 pub mod container;
@@ -55,6 +56,7 @@ pub fn all() -> &'static [&'static dyn Plugin] {
         &host_device::HostDevice,
         &tap::Tap,
         &vrf::Vrf,
+        &bandwidth::Bandwidth,
     ]
 }
 
