@@ -508,13 +508,25 @@ const BURST_BITS: u64 = 256_000;
 const WARMUP: Duration = Duration::from_millis(700);
 const WINDOW: Duration = Duration::from_millis(2500);
 const PORT: u16 = 5201;
+/// A full TCP segment at MTU 1500: 1448 bytes of payload after the IP and
+/// TCP headers (with timestamps), 1514 with the Ethernet header.
+const TCP_FRAME_PER_PAYLOAD: f64 = 1514.0 / 1448.0;
+/// A datagram of 1400 bytes is 1442 with UDP, IP and Ethernet headers.
+const UDP_PAYLOAD: usize = 1400;
+const UDP_FRAME_PER_PAYLOAD: f64 = 1442.0 / 1400.0;
 
-/// Receives on `listener`/`socket` in `ns` and returns the goodput in
-/// bits/s over the window after the warm-up.
-fn measure(received: impl FnMut(&mut [u8]) -> Option<usize>) -> f64 {
+/// Reads with `received` (one read or datagram of payload each) and
+/// returns the rate in bits/s on the wire: the payload of the reads
+/// between the warm-up's end and the window's, over the time between
+/// them, with `frame / payload` for the headers the token bucket counts.
+/// Timing by the reads themselves keeps a receiver that was not scheduled
+/// for a while from miscounting.
+fn measure(frame_per_payload: f64, received: impl FnMut(&mut [u8]) -> Option<usize>) -> f64 {
     let mut received = received;
     let mut buf = vec![0u8; 64 * 1024];
     let mut first = None;
+    let mut from: Option<Instant> = None;
+    let mut last = None;
     let mut counted = 0u64;
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
@@ -525,18 +537,29 @@ fn measure(received: impl FnMut(&mut [u8]) -> Option<usize>) -> f64 {
             break;
         }
         let now = Instant::now();
-        let start = *first.get_or_insert(now) + WARMUP;
-        if now >= start + WINDOW {
-            break;
-        }
-        if now >= start {
-            counted += n as u64;
+        let warm = *first.get_or_insert(now) + WARMUP;
+        match from {
+            // The read that crosses the warm-up's end opens the window;
+            // what it returned arrived before.
+            None if now >= warm => from = Some(now),
+            None => {}
+            Some(start) => {
+                counted += n as u64;
+                last = Some(now);
+                if now >= start + WINDOW {
+                    break;
+                }
+            }
         }
     }
-    counted as f64 * 8.0 / WINDOW.as_secs_f64()
+    let (Some(start), Some(end)) = (from, last) else {
+        return 0.0;
+    };
+    counted as f64 * 8.0 * frame_per_payload / (end - start).as_secs_f64()
 }
 
-/// A TCP transfer from `from` to `to_addr` (a listener in `to`): bits/s.
+/// A TCP transfer from `from` to `to_addr` (a listener in `to`): bits/s
+/// on the wire.
 fn tcp_rate(from: &Netns, to: &Netns, to_addr: &str) -> f64 {
     let addr: SocketAddr = format!("{to_addr}:{PORT}").parse().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -545,7 +568,7 @@ fn tcp_rate(from: &Netns, to: &Netns, to_addr: &str) -> f64 {
         tx.send(()).unwrap();
         let (mut s, _) = listener.accept().unwrap();
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        measure(|buf| s.read(buf).ok())
+        measure(TCP_FRAME_PER_PAYLOAD, |buf| s.read(buf).ok())
     });
     rx.recv().unwrap();
     let sender = in_netns(&from.name, move || {
@@ -561,8 +584,9 @@ fn tcp_rate(from: &Netns, to: &Netns, to_addr: &str) -> f64 {
 }
 
 /// UDP datagrams sent from `from` at twice the configured rate to
-/// `to_addr`: the bits/s that arrive.
-fn udp_rate(from: &Netns, to: &Netns, to_addr: &str) -> f64 {
+/// `to_addr`: the bits/s the sender got out of its socket, and the bits/s
+/// that arrive.
+fn udp_rates(from: &Netns, to: &Netns, to_addr: &str) -> (f64, f64) {
     let addr: SocketAddr = format!("{to_addr}:{PORT}").parse().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let receiver = in_netns(&to.name, move || {
@@ -571,19 +595,22 @@ fn udp_rate(from: &Netns, to: &Netns, to_addr: &str) -> f64 {
             .set_read_timeout(Some(Duration::from_millis(500)))
             .unwrap();
         tx.send(()).unwrap();
-        measure(|buf| socket.recv(buf).ok())
+        measure(UDP_FRAME_PER_PAYLOAD, |buf| socket.recv(buf).ok())
     });
     rx.recv().unwrap();
     let sender = in_netns(&from.name, move || {
         let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
-        let datagram = vec![0xa5u8; 1400];
+        let datagram = vec![0xa5u8; UDP_PAYLOAD];
         // Twice the rate, in 10 ms slices.
         let per_slice = (RATE_BITS * 2 / 8 / 100) as usize / datagram.len();
         let start = Instant::now();
         let mut slice = 0u32;
+        let mut sent = 0u64;
         while start.elapsed() < WARMUP + WINDOW + Duration::from_secs(1) {
             for _ in 0..per_slice {
-                let _ = socket.send_to(&datagram, addr);
+                if socket.send_to(&datagram, addr).is_ok() {
+                    sent += datagram.len() as u64;
+                }
             }
             slice += 1;
             let next = start + Duration::from_millis(10) * slice;
@@ -591,9 +618,10 @@ fn udp_rate(from: &Netns, to: &Netns, to_addr: &str) -> f64 {
                 std::thread::sleep(wait);
             }
         }
+        sent as f64 * 8.0 / start.elapsed().as_secs_f64()
     });
-    sender.join().unwrap();
-    receiver.join().unwrap()
+    let sent = sender.join().unwrap();
+    (sent, receiver.join().unwrap())
 }
 
 fn assert_near(measured: f64, what: &str) {
@@ -636,14 +664,22 @@ fn traffic_through_the_shaped_veth_keeps_to_the_rate() {
         tcp_rate(&ctr, &w.host, GW_IP),
         "TCP egress (container to host)",
     );
-    assert_near(
-        udp_rate(&w.host, &ctr, CTR_IP),
-        "UDP ingress (host to container)",
-    );
-    assert_near(
-        udp_rate(&ctr, &w.host, GW_IP),
-        "UDP egress (container to host)",
-    );
+    // UDP is shaped both ways too, but nothing slows the sender down: the
+    // token bucket drops what exceeds the rate (on the veth for ingress,
+    // on the IFB for egress), so a container sending UDP too fast loses
+    // the excess after it left the container (the reference's plugins#922).
+    for (from, to, addr, what) in [
+        (&w.host, &ctr, CTR_IP, "UDP ingress (host to container)"),
+        (&ctr, &w.host, GW_IP, "UDP egress (container to host)"),
+    ] {
+        let (sent, received) = udp_rates(from, to, addr);
+        assert_near(received, what);
+        assert!(
+            sent > 1.6 * RATE_BITS as f64,
+            "{what}: the sender was held back to {:.1} Mbit/s",
+            sent / 1e6
+        );
+    }
     Call::rcni("bandwidth", "DEL", &w.host, Some(&ctr))
         .run(&conf)
         .ok();
