@@ -460,7 +460,19 @@ fn del_without_netns_or_prev_result_removes_the_ifb() {
         .ok();
     assert_eq!(w.ifbs().len(), 1);
     w.detach(&ctr, "1.0.0");
+    // The netns is gone but the runtime still names it, with prevResult.
+    let gone = Call::rcni("bandwidth", "DEL", &w.host, Some(&ctr));
     drop(ctr);
+    gone.run(&conf).ok();
+    assert!(w.ifbs().is_empty());
+    // Neither netns nor prevResult: the IFB is found by its name.
+    let other = Netns::new("bc");
+    let prev = w.attach(&other, "1.0.0");
+    Call::rcni("bandwidth", "ADD", &w.host, Some(&other))
+        .run(&w.conf("1.0.0", all_keys(8_000_000, 80_000), &prev))
+        .ok();
+    w.detach(&other, "1.0.0");
+    assert_eq!(w.ifbs().len(), 1, "the IFB outlives the veth");
     let bare = w.conf("1.0.0", json!({}), &Value::Null);
     for _ in 0..2 {
         Call::rcni("bandwidth", "DEL", &w.host, None)
