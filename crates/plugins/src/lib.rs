@@ -15,6 +15,7 @@
 pub mod error;
 
 pub mod attachments;
+pub mod bandwidth;
 pub mod bridge;
 pub mod cidr;
 pub mod container;
@@ -62,6 +63,7 @@ pub fn all() -> &'static [&'static dyn Plugin] {
         &vrf::Vrf,
         &sbr::Sbr,
         &tuning::Tuning,
+        &bandwidth::Bandwidth,
     ]
 }
 
