@@ -17,6 +17,7 @@ use rcni_net::{Handle, Link, LinkKind, LinkOptions, NetNs, PortVlan};
 use rcni_netfilter::{masq, spoofcheck, Backend};
 use rcni_skel::{CmdArgs, Command, Plugin};
 use rcni_spec::config::PluginConf;
+use rcni_spec::schema::{Key, Schema};
 use rcni_spec::{CniError, CniResult, Interface, Route};
 use serde::Deserialize;
 use std::net::IpAddr;
@@ -606,9 +607,114 @@ fn add(args: &CmdArgs, cfg: &Config, backend: Option<Backend>) -> Result<CniResu
     Ok(result)
 }
 
+/// bridge's keys, as `rcni help bridge` prints them.
+pub const SCHEMA: Schema = Schema {
+    about:
+        "puts the container on a host bridge through a veth pair, the bridge optionally its gateway",
+    keys: &[
+        Key {
+            name: "bridge",
+            ty: "string",
+            default: "cni0",
+            meaning: "the host bridge, created when missing",
+        },
+        Key {
+            name: "isGateway",
+            ty: "bool",
+            default: "false",
+            meaning: "put each range's gateway address on the bridge",
+        },
+        Key {
+            name: "isDefaultGateway",
+            ty: "bool",
+            default: "false",
+            meaning: "also route the container's default through the bridge (implies isGateway)",
+        },
+        Key {
+            name: "forceAddress",
+            ty: "bool",
+            default: "false",
+            meaning: "replace a different address of the same family already on the bridge",
+        },
+        masquerade::IP_MASQ_KEY,
+        masquerade::IP_MASQ_BACKEND_KEY,
+        Key {
+            name: "mtu",
+            ty: "uint32",
+            default: "0 (the kernel's)",
+            meaning: "MTU of a new bridge and of the veth pair",
+        },
+        Key {
+            name: "hairpinMode",
+            ty: "bool",
+            default: "false",
+            meaning: "let frames go back out of the port they came in on (excludes promiscMode)",
+        },
+        Key {
+            name: "promiscMode",
+            ty: "bool",
+            default: "false",
+            meaning: "set the bridge promiscuous (excludes hairpinMode)",
+        },
+        Key {
+            name: "vlan",
+            ty: "int (0-4094)",
+            default: "0 (none)",
+            meaning: "the untagged VLAN of the container's port",
+        },
+        Key {
+            name: "vlanTrunk",
+            ty: "[{id} or {minID, maxID}]",
+            default: "",
+            meaning: "tagged VLANs (1-4094) the container's port carries",
+        },
+        Key {
+            name: "preserveDefaultVlan",
+            ty: "bool",
+            default: "false",
+            meaning: "keep the default VLAN on the port when vlan or vlanTrunk is set",
+        },
+        Key {
+            name: "macspoofchk",
+            ty: "bool",
+            default: "false",
+            meaning: "drop frames from the container with another source MAC",
+        },
+        Key {
+            name: "enabledad",
+            ty: "bool",
+            default: "false",
+            meaning: "run IPv6 duplicate address detection on the container interface",
+        },
+        Key {
+            name: "disableContainerInterface",
+            ty: "bool",
+            default: "false",
+            meaning: "leave the container's end down (no IPAM then)",
+        },
+        Key {
+            name: "portIsolation",
+            ty: "bool",
+            default: "false",
+            meaning: "isolate the port from the bridge's other isolated ports",
+        },
+    ],
+    capabilities: &["mac"],
+    example: r#"{"cniVersion": "1.0.0", "name": "podnet", "type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": true,
+  "ipam": {"type": "host-local", "subnet": "10.88.0.0/16"}}"#,
+    check: |conf| {
+        let cfg = load(&crate::offline::add_call(conf))?;
+        crate::offline::masq_backend(cfg.own.ip_masq_backend.as_deref())
+    },
+};
+
 impl Plugin for Bridge {
     fn name(&self) -> &str {
         "bridge"
+    }
+
+    fn schema(&self) -> Option<&'static Schema> {
+        Some(&SCHEMA)
     }
 
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
@@ -725,6 +831,11 @@ impl Plugin for Bridge {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schema_declares_what_is_decoded() {
+        assert_eq!(SCHEMA.drift::<BridgeConf>(), Vec::<String>::new());
+    }
 
     fn trunk(json: &str) -> Result<Vec<u16>, CniError> {
         let entries: Vec<TrunkEntry> = serde_json::from_str(json).unwrap();

@@ -12,7 +12,24 @@ use crate::ipam::{forward_if_any, has_ipam, IpamLease};
 use rcni_net::{Handle, Link, LinkKind, LinkOptions, NetNs, RT_TABLE_MAIN};
 use rcni_skel::{CmdArgs, Command};
 use rcni_spec::config::PluginConf;
+use rcni_spec::schema::Key;
 use rcni_spec::{CniError, CniResult, Interface};
+
+/// The `mtu` key of macvlan, ipvlan and vlan, read by [`check_mtu`].
+pub const MTU_KEY: Key = Key {
+    name: "mtu",
+    ty: "int",
+    default: "0 (the master's)",
+    meaning: "MTU of the link, at most the master's",
+};
+
+/// The `linkInContainer` key of macvlan, ipvlan and vlan.
+pub const LINK_IN_CONTAINER_KEY: Key = Key {
+    name: "linkInContainer",
+    ty: "bool",
+    default: "false",
+    meaning: "the master is in the container's netns, not the host's",
+};
 
 /// The parent link of a macvlan, ipvlan or vlan.
 pub struct Master {

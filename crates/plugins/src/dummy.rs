@@ -5,6 +5,7 @@ use crate::container_link::{self as cl, Addressing};
 use rcni_net::{LinkKind, LinkOptions};
 use rcni_skel::{CmdArgs, Plugin};
 use rcni_spec::config::PluginConf;
+use rcni_spec::schema::Schema;
 use rcni_spec::{CniError, CniResult};
 
 pub struct Dummy;
@@ -19,9 +20,23 @@ fn load(args: &CmdArgs) -> Result<PluginConf, CniError> {
     Ok(conf)
 }
 
+/// dummy has no keys of its own, only `ipam` (required).
+pub const SCHEMA: Schema = Schema {
+    about: "gives the container a dummy link holding its IPAM addresses (requires ipam)",
+    keys: &[],
+    capabilities: &[],
+    example: r#"{"cniVersion": "1.0.0", "name": "addr-only", "type": "dummy",
+  "ipam": {"type": "host-local", "subnet": "10.200.0.0/24"}}"#,
+    check: |conf| load(&crate::offline::add_call(conf)).map(drop),
+};
+
 impl Plugin for Dummy {
     fn name(&self) -> &str {
         "dummy"
+    }
+
+    fn schema(&self) -> Option<&'static Schema> {
+        Some(&SCHEMA)
     }
 
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {

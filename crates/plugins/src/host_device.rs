@@ -14,6 +14,7 @@ use crate::undo::Undo;
 use rcni_net::{Handle, Link, NetNs};
 use rcni_skel::{CmdArgs, Command, Plugin};
 use rcni_spec::config::PluginConf;
+use rcni_spec::schema::{Key, Schema};
 use rcni_spec::{CniError, CniResult, Interface};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -367,9 +368,36 @@ fn is_dpdk(sel: &Selector) -> bool {
     matches!(sel, Selector::Pci(pci) if has_userspace_driver(Path::new(SYS_BUS_PCI), pci))
 }
 
+/// host-device's keys, as `rcni help host-device` prints them: exactly
+/// one selects the device, unless the runtime gives a `deviceID`.
+pub const SCHEMA: Schema = Schema {
+    about: "moves an existing host interface into the container (one of device, hwaddr, kernelpath, pciBusID selects it)",
+    keys: &[
+        Key { name: "device", ty: "string", default: "", meaning: "the interface's name on the host" },
+        Key { name: "hwaddr", ty: "string", default: "", meaning: "the interface's MAC address" },
+        Key { name: "kernelpath", ty: "string", default: "", meaning: "the device's path under /sys/devices/" },
+        Key { name: "pciBusID", ty: "string", default: "", meaning: "the device's PCI address (0000:3b:00.1)" },
+    ],
+    capabilities: &["deviceID"],
+    example: r#"{"cniVersion": "1.0.0", "name": "passthrough", "type": "host-device", "device": "enp3s0f1",
+  "ipam": {"type": "static", "addresses": [{"address": "10.5.0.2/24"}]}}"#,
+    check: |conf| {
+        let own: HostDeviceConf = conf.plugin_fields()?;
+        if conf.runtime("deviceID").is_some() {
+            // A runtime's device is looked up under /sys at ADD.
+            return Ok(());
+        }
+        selector(conf, &own, [Path::new(SYS_BUS_PCI), Path::new(SYS_BUS_AUXILIARY)]).map(drop)
+    },
+};
+
 impl Plugin for HostDevice {
     fn name(&self) -> &str {
         "host-device"
+    }
+
+    fn schema(&self) -> Option<&'static Schema> {
+        Some(&SCHEMA)
     }
 
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
@@ -445,6 +473,11 @@ impl Plugin for HostDevice {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schema_declares_what_is_decoded() {
+        assert_eq!(SCHEMA.drift::<HostDeviceConf>(), Vec::<String>::new());
+    }
     use serde_json::json;
 
     fn conf(v: serde_json::Value) -> (PluginConf, HostDeviceConf) {

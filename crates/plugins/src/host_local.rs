@@ -12,6 +12,7 @@ use rcni_skel::{CmdArgs, Plugin};
 use rcni_spec::args::CniArgs;
 use rcni_spec::config::{decode, PluginConf};
 use rcni_spec::gojson;
+use rcni_spec::schema::{Key, Schema};
 use rcni_spec::{version, CniError, CniResult, ErrorCode, IpConfig, Route};
 use serde::Deserialize;
 use serde_json::Value;
@@ -325,9 +326,69 @@ fn allocate(
     Ok(ips)
 }
 
+/// host-local's keys: those of the `ipam` object, as `rcni help
+/// host-local` prints them.
+pub const SCHEMA: Schema = Schema {
+    about: "IPAM (keys of the ipam object): allocates addresses from ranges, leases kept in files",
+    keys: &[
+        Key {
+            name: "ranges",
+            ty: "[[{subnet, rangeStart, rangeEnd, gateway}]]",
+            default: "",
+            meaning: "range sets: one address from each set, in order",
+        },
+        Key {
+            name: "subnet",
+            ty: "string (CIDR)",
+            default: "",
+            meaning: "a single range, the legacy flat form (before ranges)",
+        },
+        Key {
+            name: "rangeStart",
+            ty: "string (IP)",
+            default: "the subnet's first host",
+            meaning: "first address of the flat range",
+        },
+        Key {
+            name: "rangeEnd",
+            ty: "string (IP)",
+            default: "the subnet's last host",
+            meaning: "last address of the flat range",
+        },
+        Key {
+            name: "gateway",
+            ty: "string (IP)",
+            default: "the subnet's first host",
+            meaning: "gateway of the flat range",
+        },
+        crate::ipam::ROUTES_KEY,
+        Key {
+            name: "dataDir",
+            ty: "string",
+            default: DEFAULT_DATA_DIR,
+            meaning: "where the leases are kept, a directory per network",
+        },
+        Key {
+            name: "resolvConf",
+            ty: "string",
+            default: "",
+            meaning: "a resolv.conf file whose DNS settings are reported",
+        },
+    ],
+    capabilities: &["ips", "ipRanges"],
+    example: r#"{"cniVersion": "1.0.0", "name": "podnet", "type": "bridge", "bridge": "cni0", "isGateway": true,
+  "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.22.0.0/24"}], [{"subnet": "fd22::/64"}]],
+           "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]}}"#,
+    check: |conf| load(conf, "").map(drop),
+};
+
 impl Plugin for HostLocal {
     fn name(&self) -> &str {
         "host-local"
+    }
+
+    fn schema(&self) -> Option<&'static Schema> {
+        Some(&SCHEMA)
     }
 
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
@@ -441,5 +502,15 @@ impl Plugin for HostLocal {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_declares_what_is_decoded() {
+        assert_eq!(SCHEMA.drift::<IpamSection>(), Vec::<String>::new());
     }
 }

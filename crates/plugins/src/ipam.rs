@@ -5,7 +5,16 @@
 use rcni_skel::invoke;
 use rcni_skel::{CmdArgs, Command};
 use rcni_spec::config::PluginConf;
+use rcni_spec::schema::Key;
 use rcni_spec::{CniError, CniResult};
+
+/// The `routes` key of the `ipam` object of host-local and static.
+pub const ROUTES_KEY: Key = Key {
+    name: "routes",
+    ty: "[{dst, gw}]",
+    default: "",
+    meaning: "routes to report with the addresses",
+};
 
 /// Whether the config names an IPAM plugin (`ipam: {}` does not).
 pub fn has_ipam(conf: &PluginConf) -> bool {

@@ -8,11 +8,14 @@
 //! link from an IPAM result), [`container`] (the container's netns and
 //! link), [`veth`], [`mac`], [`cidr`], [`masquerade`], [`attachments`], and
 //! [`container_link`] (the plugins that put one new link in the container).
+//! Each plugin declares its keys in a `SCHEMA` next to the struct it
+//! decodes them with; [`offline`] runs its validation for `check-config`.
 
 #[macro_use]
 pub mod error;
 
 pub mod attachments;
+pub mod bandwidth;
 pub mod bridge;
 pub mod cidr;
 pub mod container;
@@ -28,10 +31,13 @@ pub mod loopback;
 pub mod mac;
 pub mod macvlan;
 pub mod masquerade;
+pub mod offline;
 pub mod portmap;
 pub mod ptp;
+pub mod sbr;
 pub mod static_ipam;
 pub mod tap;
+pub mod tuning;
 pub mod undo;
 pub mod veth;
 pub mod vlan;
@@ -55,6 +61,9 @@ pub fn all() -> &'static [&'static dyn Plugin] {
         &host_device::HostDevice,
         &tap::Tap,
         &vrf::Vrf,
+        &sbr::Sbr,
+        &tuning::Tuning,
+        &bandwidth::Bandwidth,
     ]
 }
 

@@ -4,15 +4,29 @@
 use crate::container::{handle_in, open_netns};
 use crate::error::Context;
 use rcni_skel::{CmdArgs, Plugin};
+use rcni_spec::schema::Schema;
 use rcni_spec::{CniError, CniResult, Interface, IpConfig};
 
 pub struct Loopback;
 
 const LO: &str = "lo";
 
+/// loopback has no keys of its own.
+pub const SCHEMA: Schema = Schema {
+    about: "sets the container's lo up",
+    keys: &[],
+    capabilities: &[],
+    example: r#"{"cniVersion": "1.0.0", "name": "lo", "type": "loopback"}"#,
+    check: |_| Ok(()),
+};
+
 impl Plugin for Loopback {
     fn name(&self) -> &str {
         "loopback"
+    }
+
+    fn schema(&self) -> Option<&'static Schema> {
+        Some(&SCHEMA)
     }
 
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {

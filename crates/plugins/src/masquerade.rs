@@ -5,7 +5,24 @@ use crate::error::Context;
 use crate::undo::Undo;
 use rcni_netfilter::masq;
 use rcni_skel::CmdArgs;
+use rcni_spec::schema::Key;
 use rcni_spec::CniError;
+
+/// The `ipMasq` key of bridge and ptp, for their schemas.
+pub const IP_MASQ_KEY: Key = Key {
+    name: "ipMasq",
+    ty: "bool",
+    default: "false",
+    meaning: "masquerade the container's traffic leaving its subnet",
+};
+
+/// The `ipMasqBackend` key, read by [`backend`].
+pub const IP_MASQ_BACKEND_KEY: Key = Key {
+    name: "ipMasqBackend",
+    ty: "string",
+    default: "iptables, or nftables when only nft works",
+    meaning: "firewall for ipMasq: iptables or nftables",
+};
 
 /// The firewall backend for `ipMasq`: the configured one (which must be
 /// installed) or the reference's default.

@@ -13,6 +13,7 @@ use rcni_netfilter::script::{ChainName, Conditions};
 use rcni_netfilter::Backend;
 use rcni_skel::{CmdArgs, Plugin};
 use rcni_spec::config::PluginConf;
+use rcni_spec::schema::{Key, Schema};
 use rcni_spec::{CniError, CniResult, ErrorCode};
 use serde::Deserialize;
 use std::net::IpAddr;
@@ -290,9 +291,32 @@ fn flush_udp_flows(cfg: &Config) {
     }
 }
 
+/// portmap's keys, as `rcni help portmap` prints them.
+pub const SCHEMA: Schema = Schema {
+    about: "forwards host ports to the container (chained after a main plugin)",
+    keys: &[
+        Key { name: "backend", ty: "string", default: "iptables, or nftables when only nft works", meaning: "firewall backend: iptables or nftables" },
+        Key { name: "snat", ty: "bool", default: "true", meaning: "masquerade hairpin and localhost traffic to the container" },
+        Key { name: "conditionsV4", ty: "[string]", default: "", meaning: "extra match tokens on the IPv4 DNAT rules (iptables tokens, or one nft expression)" },
+        Key { name: "conditionsV6", ty: "[string]", default: "", meaning: "extra match tokens on the IPv6 DNAT rules" },
+        Key { name: "masqAll", ty: "bool", default: "false", meaning: "masquerade every source, not only the container's own" },
+        Key { name: "markMasqBit", ty: "int (0-31)", default: "13", meaning: "the packet mark bit that asks for masquerading (iptables)" },
+        Key { name: "externalSetMarkChain", ty: "string", default: "", meaning: "an existing iptables chain that sets the masquerade mark instead (excludes markMasqBit)" },
+    ],
+    capabilities: &["portMappings"],
+    example: r#"{"cniVersion": "1.0.0", "name": "podnet", "plugins": [
+  {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipam": {"type": "host-local", "subnet": "10.88.0.0/16"}},
+  {"type": "portmap", "capabilities": {"portMappings": true}, "backend": "nftables"}]}"#,
+    check: |conf| conf.plugin_fields::<PortmapConf>().map(drop),
+};
+
 impl Plugin for Portmap {
     fn name(&self) -> &str {
         "portmap"
+    }
+
+    fn schema(&self) -> Option<&'static Schema> {
+        Some(&SCHEMA)
     }
 
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
@@ -369,6 +393,11 @@ impl Plugin for Portmap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schema_declares_what_is_decoded() {
+        assert_eq!(SCHEMA.drift::<PortmapConf>(), Vec::<String>::new());
+    }
 
     fn args(conf: &str) -> CmdArgs {
         CmdArgs {

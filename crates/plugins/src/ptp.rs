@@ -13,6 +13,7 @@ use rcni_net::{Handle, NetNs, Route as KernelRoute, RT_SCOPE_LINK};
 use rcni_netfilter::masq;
 use rcni_skel::{CmdArgs, Command, Plugin};
 use rcni_spec::config::PluginConf;
+use rcni_spec::schema::{Key, Schema};
 use rcni_spec::{CniError, CniResult, Interface};
 use serde::Deserialize;
 use std::net::IpAddr;
@@ -95,9 +96,35 @@ fn setup_host(host: &mut Handle, host_index: u32, result: &CniResult) -> Result<
     Ok(())
 }
 
+/// ptp's keys, as `rcni help ptp` prints them.
+pub const SCHEMA: Schema = Schema {
+    about: "links the container to the host by a veth pair, routed (no shared L2 segment)",
+    keys: &[
+        masquerade::IP_MASQ_KEY,
+        masquerade::IP_MASQ_BACKEND_KEY,
+        Key {
+            name: "mtu",
+            ty: "uint32",
+            default: "0 (the kernel's)",
+            meaning: "MTU of the veth pair",
+        },
+    ],
+    capabilities: &[],
+    example: r#"{"cniVersion": "1.0.0", "name": "ptpnet", "type": "ptp", "ipMasq": true,
+  "ipam": {"type": "host-local", "subnet": "10.22.0.0/24"}}"#,
+    check: |conf| {
+        let (_, own) = load(&crate::offline::add_call(conf))?;
+        crate::offline::masq_backend(own.ip_masq_backend.as_deref())
+    },
+};
+
 impl Plugin for Ptp {
     fn name(&self) -> &str {
         "ptp"
+    }
+
+    fn schema(&self) -> Option<&'static Schema> {
+        Some(&SCHEMA)
     }
 
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
@@ -210,5 +237,15 @@ impl Plugin for Ptp {
     fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
         let conf = args.conf()?;
         ipam_forward(Command::Status, &conf, args)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_declares_what_is_decoded() {
+        assert_eq!(SCHEMA.drift::<PtpConf>(), Vec::<String>::new());
     }
 }

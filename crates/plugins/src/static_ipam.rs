@@ -8,6 +8,7 @@ use rcni_skel::{CmdArgs, Plugin};
 use rcni_spec::args::CniArgs;
 use rcni_spec::config::{decode, PluginConf};
 use rcni_spec::gojson;
+use rcni_spec::schema::{Key, Schema};
 use rcni_spec::version;
 use rcni_spec::{CniError, CniResult, Dns, IpConfig, Route};
 use serde::Deserialize;
@@ -138,9 +139,39 @@ fn load(conf: &PluginConf, cni_args: &str) -> Result<Config, CniError> {
     })
 }
 
+/// static's keys: those of the `ipam` object, as `rcni help static`
+/// prints them.
+pub const SCHEMA: Schema = Schema {
+    about: "IPAM (keys of the ipam object): hands out the addresses written in the config",
+    keys: &[
+        Key {
+            name: "addresses",
+            ty: "[{address, gateway}]",
+            default: "",
+            meaning: "the addresses (CIDR) with their optional gateways",
+        },
+        crate::ipam::ROUTES_KEY,
+        Key {
+            name: "dns",
+            ty: "{nameservers, domain, search, options}",
+            default: "",
+            meaning: "DNS settings to report",
+        },
+    ],
+    capabilities: &["ips"],
+    example: r#"{"cniVersion": "1.0.0", "name": "fixed", "type": "macvlan", "master": "eth0",
+  "ipam": {"type": "static", "addresses": [{"address": "10.40.0.7/24", "gateway": "10.40.0.1"}],
+           "routes": [{"dst": "0.0.0.0/0"}], "dns": {"nameservers": ["10.40.0.1"]}}}"#,
+    check: |conf| load(conf, "").map(drop),
+};
+
 impl Plugin for Static {
     fn name(&self) -> &str {
         "static"
+    }
+
+    fn schema(&self) -> Option<&'static Schema> {
+        Some(&SCHEMA)
     }
 
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
@@ -198,6 +229,11 @@ impl Plugin for Static {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schema_declares_what_is_decoded() {
+        assert_eq!(SCHEMA.drift::<StaticIpam>(), Vec::<String>::new());
+    }
 
     fn add(stdin: &str, cni_args: &str) -> Result<CniResult, CniError> {
         let args = CmdArgs {

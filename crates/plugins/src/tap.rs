@@ -10,6 +10,7 @@ use crate::mac::configured_mac;
 use crate::undo::Undo;
 use rcni_net::{Handle, NetNs, TapSpec};
 use rcni_skel::{CmdArgs, Plugin};
+use rcni_spec::schema::{Key, Schema};
 use rcni_spec::{CniError, CniResult, Interface};
 use serde::Deserialize;
 
@@ -106,9 +107,71 @@ fn create(
     })
 }
 
+/// tap's keys, as `rcni help tap` prints them.
+pub const SCHEMA: Schema = Schema {
+    about: "makes a persistent tap device in the container, for a VM monitor to attach to",
+    keys: &[
+        Key {
+            name: "multiQueue",
+            ty: "bool",
+            default: "false",
+            meaning: "make the tap multi-queue",
+        },
+        Key {
+            name: "mtu",
+            ty: "int (0-65535)",
+            default: "0 (the kernel's)",
+            meaning: "MTU of the tap",
+        },
+        Key {
+            name: "mac",
+            ty: "string",
+            default: "random",
+            meaning: "the tap's MAC address (runtime args override it)",
+        },
+        Key {
+            name: "owner",
+            ty: "uint32",
+            default: "",
+            meaning: "user ID allowed to use the tap",
+        },
+        Key {
+            name: "group",
+            ty: "uint32",
+            default: "",
+            meaning: "group ID allowed to use the tap",
+        },
+        Key {
+            name: "selinuxContext",
+            ty: "string",
+            default: "",
+            meaning: "SELinux context to create the tap with",
+        },
+        Key {
+            name: "bridge",
+            ty: "string",
+            default: "",
+            meaning: "a bridge in the container the tap becomes a port of",
+        },
+    ],
+    capabilities: &["mac"],
+    example: r#"{"cniVersion": "1.0.0", "name": "vmnet", "type": "tap", "multiQueue": true, "owner": 107, "ipam": {}}"#,
+    check: |conf| {
+        let own: TapConf = conf.plugin_fields()?;
+        if own.mtu < 0 || own.mtu > i64::from(u16::MAX) {
+            return Err(invalid!("mtu: invalid MTU {}", own.mtu));
+        }
+        configured_mac(conf, &own.mac, "").map(drop)
+    },
+};
+
 impl Plugin for Tap {
     fn name(&self) -> &str {
         "tap"
+    }
+
+    fn schema(&self) -> Option<&'static Schema> {
+        Some(&SCHEMA)
     }
 
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
@@ -141,5 +204,15 @@ impl Plugin for Tap {
 
     fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
         cl::status(&args.conf()?, args)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_declares_what_is_decoded() {
+        assert_eq!(SCHEMA.drift::<TapConf>(), Vec::<String>::new());
     }
 }

@@ -4,6 +4,7 @@
 use crate::container_link::{self as cl, Addressing};
 use rcni_net::{LinkKind, LinkOptions};
 use rcni_skel::{CmdArgs, Plugin};
+use rcni_spec::schema::{Key, Schema};
 use rcni_spec::{CniError, CniResult};
 use serde::Deserialize;
 
@@ -44,9 +45,38 @@ fn load(args: &CmdArgs) -> Result<(rcni_spec::config::PluginConf, VlanConf), Cni
     Ok((conf, own))
 }
 
+/// vlan's keys, as `rcni help vlan` prints them.
+pub const SCHEMA: Schema = Schema {
+    about: "gives the container an 802.1Q VLAN link on a host interface",
+    keys: &[
+        Key {
+            name: "master",
+            ty: "string",
+            default: "",
+            meaning: "the interface the VLAN is made on (required)",
+        },
+        Key {
+            name: "vlanId",
+            ty: "int (0-4094)",
+            default: "0",
+            meaning: "the VLAN ID",
+        },
+        cl::MTU_KEY,
+        cl::LINK_IN_CONTAINER_KEY,
+    ],
+    capabilities: &[],
+    example: r#"{"cniVersion": "1.0.0", "name": "vlan100", "type": "vlan", "master": "eth0", "vlanId": 100,
+  "ipam": {"type": "host-local", "subnet": "10.100.0.0/24"}}"#,
+    check: |conf| load(&crate::offline::add_call(conf)).map(drop),
+};
+
 impl Plugin for Vlan {
     fn name(&self) -> &str {
         "vlan"
+    }
+
+    fn schema(&self) -> Option<&'static Schema> {
+        Some(&SCHEMA)
     }
 
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
@@ -93,5 +123,15 @@ impl Plugin for Vlan {
     fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
         let (conf, _) = load(args)?;
         cl::status(&conf, args)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_declares_what_is_decoded() {
+        assert_eq!(SCHEMA.drift::<VlanConf>(), Vec::<String>::new());
     }
 }

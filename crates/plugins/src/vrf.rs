@@ -9,6 +9,7 @@ use crate::error::Context;
 use rcni_net::{Handle, Link, LinkKind, LinkOptions, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN};
 use rcni_skel::{CmdArgs, Plugin};
 use rcni_spec::config::PluginConf;
+use rcni_spec::schema::{Key, Schema};
 use rcni_spec::{CniError, CniResult};
 use serde::Deserialize;
 use std::time::Duration;
@@ -155,9 +156,37 @@ fn wait_for_local_route(nl: &mut Handle, ip: std::net::IpAddr, table: u32) -> Re
     }
 }
 
+/// vrf's keys, as `rcni help vrf` prints them.
+pub const SCHEMA: Schema = Schema {
+    about: "puts the container interface of the previous plugin into a VRF (chained)",
+    keys: &[
+        Key {
+            name: "vrfname",
+            ty: "string",
+            default: "",
+            meaning: "the VRF in the container, created on first use (required)",
+        },
+        Key {
+            name: "table",
+            ty: "uint32",
+            default: "0 (the first free table)",
+            meaning: "routing table of a new VRF",
+        },
+    ],
+    capabilities: &[],
+    example: r#"{"cniVersion": "1.0.0", "name": "tenant", "plugins": [
+  {"type": "ptp", "ipam": {"type": "host-local", "subnet": "10.30.0.0/24"}},
+  {"type": "vrf", "vrfname": "blue", "table": 1001}]}"#,
+    check: |conf| load(&crate::offline::add_call(conf)).map(drop),
+};
+
 impl Plugin for Vrf {
     fn name(&self) -> &str {
         "vrf"
+    }
+
+    fn schema(&self) -> Option<&'static Schema> {
+        Some(&SCHEMA)
     }
 
     fn supported_versions(&self) -> &'static [&'static str] {
@@ -274,6 +303,11 @@ impl Plugin for Vrf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schema_declares_what_is_decoded() {
+        assert_eq!(SCHEMA.drift::<VrfConf>(), Vec::<String>::new());
+    }
 
     #[test]
     fn the_lowest_table_neither_taken_nor_reserved() {
