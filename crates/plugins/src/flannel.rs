@@ -209,7 +209,19 @@ fn config_path(value: Option<String>, key: &str, default: &str) -> Result<PathBu
 /// `ipam.routes`.
 fn decode(conf: &PluginConf) -> Result<Config, CniError> {
     let own: FlannelConf = conf.plugin_fields()?;
-    let delegate = own.delegate.unwrap_or_default();
+    let cfg = Config {
+        conf: conf.clone(),
+        subnet_file: config_path(own.subnet_file, "subnetFile", DEFAULT_SUBNET_FILE)?,
+        data_dir: config_path(own.data_dir, "dataDir", DEFAULT_DATA_DIR)?,
+        delegate: own.delegate.unwrap_or_default(),
+    };
+    check_delegate(&cfg.delegate)?;
+    user_routes(conf)?;
+    Ok(cfg)
+}
+
+/// What `delegate` must not hold: flannel sets `name` and `ipam`.
+fn check_delegate(delegate: &Map<String, Value>) -> Result<(), CniError> {
     if delegate.get("type").is_some_and(|t| !t.is_string()) {
         // reference text
         return Err(invalid!(
@@ -224,13 +236,7 @@ fn decode(conf: &PluginConf) -> Result<Config, CniError> {
             ));
         }
     }
-    user_routes(conf)?;
-    Ok(Config {
-        conf: conf.clone(),
-        subnet_file: config_path(own.subnet_file, "subnetFile", DEFAULT_SUBNET_FILE)?,
-        data_dir: config_path(own.data_dir, "dataDir", DEFAULT_DATA_DIR)?,
-        delegate,
-    })
+    Ok(())
 }
 
 fn load(args: &CmdArgs) -> Result<Config, CniError> {
@@ -443,7 +449,8 @@ impl SavedConfigs<'_> {
 }
 
 /// Runs `command` on the delegate whose config is `d`, with the flannel
-/// call's `prevResult` when there is one (CHECK needs it).
+/// call's `prevResult` when there is one (CHECK needs it; for DEL it is
+/// the delegate's hint of what to remove).
 fn forward(
     command: Command,
     mut d: Map<String, Value>,
@@ -506,7 +513,16 @@ impl Plugin for Flannel {
     /// build, if subnet.env still allows. The file goes once the delegate
     /// has torn down, so a failed DEL can be retried.
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
-        let cfg = load(args)?;
+        let cfg = match load(args) {
+            Ok(cfg) => cfg,
+            // ADD refuses such a config before doing anything, so a
+            // runtime's DEL of that failed ADD has nothing to undo.
+            Err(e) if e.code == ErrorCode::INVALID_CONFIG => {
+                eprintln!("flannel: DEL: {}: nothing to tear down", e.msg);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         let saved = SavedConfigs { dir: &cfg.data_dir };
         let Some((path, delegate)) = saved.find(&args.container_id, &cfg.conf.name) else {
             return match current_delegate(&cfg) {
@@ -520,9 +536,7 @@ impl Plugin for Flannel {
                 }
             };
         };
-        let mut teardown = Teardown::new("flannel");
-        teardown.step(forward(Command::Del, delegate, &cfg, args));
-        teardown.finish()?;
+        forward(Command::Del, delegate, &cfg, args)?;
         saved
             .remove(&path)
             .context(format!("remove {}", path.display()))

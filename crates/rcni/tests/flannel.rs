@@ -279,6 +279,7 @@ fn bad_subnet_env_names_the_file_and_key_and_leaves_nothing() {
         assert_only_lo(&ctr);
         assert_eq!(node.host.links(), ["lo"]);
         assert_eq!(node.saved(), Vec::<String>::new());
+        node.call("DEL", &ctr).run(&node.conf("1.0.0")).ok();
     }
 }
 
@@ -299,6 +300,8 @@ fn bad_config_is_refused_before_anything_happens() {
         assert!(msg.contains(key), "{key}: {msg}");
         assert_only_lo(&ctr);
         assert_eq!(node.host.links(), ["lo"]);
+        // The runtime's DEL of the failed ADD succeeds.
+        node.call("DEL", &ctr).run(&conf).ok();
     }
     let (code, _) = node
         .call("ADD", &ctr)
