@@ -267,11 +267,11 @@ fn user_routes(conf: &PluginConf) -> Result<Vec<Value>, CniError> {
         Some(_) => return Err(invalid!("ipam.routes: not a list of routes")),
     };
     for (i, route) in routes.iter().enumerate() {
-        let dst = route.as_object().and_then(|r| gojson::get(r, "dst"));
-        if !dst
-            .and_then(Value::as_str)
-            .is_some_and(|d| d.parse::<IpNet>().is_ok())
-        {
+        let dst = route
+            .as_object()
+            .and_then(|r| gojson::get(r, "dst"))
+            .and_then(Value::as_str);
+        if dst.and_then(|d| d.parse::<IpNet>().ok()).is_none() {
             return Err(invalid!(
                 "ipam.routes[{i}].dst: not an address with a prefix length"
             ));
