@@ -357,8 +357,12 @@ impl SavedConfigs<'_> {
         self.dir.join(format!("{id}{NETWORK_SEPARATOR}{network}"))
     }
 
-    /// The saved config at `path`, if there is one that parses.
+    /// The saved config at `path`, if there is one that parses (only a
+    /// regular file is opened: nothing else there can hang a read).
     fn read(path: &Path) -> Option<Map<String, Value>> {
+        if !std::fs::symlink_metadata(path).ok()?.is_file() {
+            return None;
+        }
         let bytes = std::fs::read(path).ok()?;
         match serde_json::from_slice(&bytes) {
             Ok(Value::Object(m)) => Some(m),
@@ -796,6 +800,14 @@ mod tests {
         assert_eq!(saved.find("c1", "a").unwrap().0, first);
         assert_eq!(saved.find("c1", "b").unwrap().0, second);
         assert!(saved.find("c1", "c").is_none());
+        let fifo = dir.path().join("c2");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        assert!(saved.find("c2", "a").is_none());
+        std::fs::remove_file(&fifo).unwrap();
         assert_eq!(saved.of_network("b"), [("c1".to_string(), second.clone())]);
         saved.remove(&second).unwrap();
         saved.remove(&second).unwrap();
