@@ -21,6 +21,7 @@ pub mod cidr;
 pub mod container;
 pub mod container_link;
 pub mod dummy;
+pub mod flannel;
 pub mod host_device;
 pub mod host_local;
 pub mod iface;
@@ -64,6 +65,7 @@ pub fn all() -> &'static [&'static dyn Plugin] {
         &sbr::Sbr,
         &tuning::Tuning,
         &bandwidth::Bandwidth,
+        &flannel::Flannel,
     ]
 }
 
