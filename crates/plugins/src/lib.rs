@@ -18,6 +18,7 @@ pub mod cidr;
 pub mod container;
 pub mod container_link;
 pub mod dummy;
+pub mod firewall;
 pub mod host_device;
 pub mod host_local;
 pub mod iface;
@@ -55,6 +56,7 @@ pub fn all() -> &'static [&'static dyn Plugin] {
         &host_device::HostDevice,
         &tap::Tap,
         &vrf::Vrf,
+        &firewall::Firewall,
     ]
 }
 

@@ -1,0 +1,250 @@
+//! `firewall` (chained, spec ≥ 0.4.0): lets the container's addresses
+//! through the host's forward path, after an admin chain the user owns,
+//! and isolates bridges from each other (`ingressPolicy`), on iptables
+//! (the reference's layout) or nftables (rcni's table `inet cni_firewall`). See
+//! `rcni_netfilter::firewall`.
+
+use crate::attachments::valid_attachments;
+use crate::error::Context;
+use rcni_netfilter::firewall::{self, Attachment, Isolation, Setup, DEFAULT_ADMIN_CHAIN};
+use rcni_netfilter::script::{ChainName, InterfaceName};
+use rcni_netfilter::Backend;
+use rcni_skel::{CmdArgs, Plugin};
+use rcni_spec::config::PluginConf;
+use rcni_spec::{CniError, CniResult, ErrorCode};
+use serde::Deserialize;
+use std::net::IpAddr;
+
+pub struct Firewall;
+
+#[derive(Deserialize, Default)]
+struct FirewallConf {
+    #[serde(default)]
+    backend: Option<String>,
+    #[serde(rename = "iptablesAdminChainName", default)]
+    admin_chain: Option<String>,
+    #[serde(rename = "ingressPolicy", default)]
+    ingress_policy: Option<String>,
+}
+
+/// Where the accept rules go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Netfilter(Backend),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IngressPolicy {
+    Open,
+    SameBridge,
+    Isolated,
+}
+
+struct Config {
+    conf: PluginConf,
+    target: Target,
+    admin_chain: ChainName,
+    policy: IngressPolicy,
+    prev: Option<CniResult>,
+    ips: Vec<IpAddr>,
+}
+
+fn target(configured: Option<&str>) -> Result<Target, CniError> {
+    match configured {
+        Some("iptables") => Ok(Target::Netfilter(Backend::Iptables)),
+        Some("nftables") => Ok(Target::Netfilter(Backend::Nftables)),
+        // The reference's default (Podman sends ""): firewalld if it is on
+        // the system bus, else iptables.
+        None | Some("") => Ok(Target::Netfilter(Backend::Iptables)),
+        Some(other) => Err(invalid!(
+            "backend: unknown backend {other:?} (expected \"iptables\" or \"nftables\")"
+        )),
+    }
+}
+
+/// Every address of the prevResult, as the reference takes them.
+fn addresses(prev: Option<&CniResult>) -> Vec<IpAddr> {
+    prev.map(|p| p.ips.iter().map(|ip| ip.address.addr()).collect())
+        .unwrap_or_default()
+}
+
+fn load(args: &CmdArgs) -> Result<Config, CniError> {
+    let conf = args.conf()?;
+    let own: FirewallConf = conf.plugin_fields()?;
+    let target = target(own.backend.as_deref())?;
+    let admin_chain = ChainName::new(
+        "iptablesAdminChainName",
+        own.admin_chain
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .unwrap_or(DEFAULT_ADMIN_CHAIN),
+    )
+    .cni()?;
+    let policy = match own.ingress_policy.as_deref() {
+        None | Some("") | Some("open") => IngressPolicy::Open,
+        Some("same-bridge") => IngressPolicy::SameBridge,
+        Some("isolated") => IngressPolicy::Isolated,
+        // reference text
+        Some(other) => return Err(invalid!("ingressPolicy: unknown ingress policy: {other:?}")),
+    };
+    let prev = conf.prev_result()?;
+    let ips = addresses(prev.as_ref());
+    Ok(Config {
+        conf,
+        target,
+        admin_chain,
+        policy,
+        prev,
+        ips,
+    })
+}
+
+impl Config {
+    fn attachment<'a>(&'a self, args: &'a CmdArgs) -> Attachment<'a> {
+        Attachment {
+            network: &self.conf.name,
+            container_id: &args.container_id,
+            ifname: &args.ifname,
+        }
+    }
+
+    fn prev(&self) -> Result<&CniResult, CniError> {
+        // reference text
+        self.prev
+            .as_ref()
+            .ok_or_else(|| invalid!("prevResult: missing prevResult from earlier plugin"))
+    }
+
+    /// The bridge an ingress policy isolates: the first interface of the
+    /// prevResult, as in the reference.
+    fn bridge(&self) -> Result<Option<InterfaceName>, CniError> {
+        if self.policy == IngressPolicy::Open {
+            return Ok(None);
+        }
+        let Some(first) = self.prev()?.interfaces.first() else {
+            // reference text
+            return Err(invalid!(
+                "interface needs to be set for ingress policy, make sure to chain \"firewall\" plugin with \"bridge\""
+            ));
+        };
+        InterfaceName::new("prevResult.interfaces[0].name", &first.name)
+            .cni()
+            .map(Some)
+    }
+
+    fn setup<'a>(&'a self, args: &'a CmdArgs, bridge: Option<&'a InterfaceName>) -> Setup<'a> {
+        Setup {
+            attachment: self.attachment(args),
+            ips: &self.ips,
+            admin_chain: Some(&self.admin_chain),
+            isolation: bridge.map(|bridge| Isolation {
+                bridge,
+                isolated: self.policy == IngressPolicy::Isolated,
+            }),
+        }
+    }
+}
+
+impl Plugin for Firewall {
+    fn name(&self) -> &str {
+        "firewall"
+    }
+
+    fn supported_versions(&self) -> &'static [&'static str] {
+        &rcni_spec::version::ALL[4..]
+    }
+
+    fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
+        let cfg = load(args)?;
+        let prev = cfg.prev()?.clone();
+        let bridge = cfg.bridge()?;
+        let Target::Netfilter(backend) = cfg.target;
+        backend.ensure_available().invalid_context("backend")?;
+        // One batch or transaction: nothing to undo when it fails.
+        firewall::add(backend, &cfg.setup(args, bridge.as_ref()))
+            .context("unable to set up the firewall rules")?;
+        Ok(prev)
+    }
+
+    /// Removes the accept rules wherever they are: nftables' by the
+    /// attachment, iptables' by the prevResult's addresses. Only those are
+    /// read, so a config ADD would refuse is still torn down. The
+    /// isolation rules are the bridge's and stay, as in the reference.
+    fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let conf = args.conf()?;
+        let prev = conf.prev_result().unwrap_or_else(|e| {
+            eprintln!("firewall: DEL: {}; removing the nftables rules only", e.msg);
+            None
+        });
+        let a = Attachment {
+            network: &conf.name,
+            container_id: &args.container_id,
+            ifname: &args.ifname,
+        };
+        firewall::del(&a, &addresses(prev.as_ref()))
+            .context("could not tear down the firewall rules")
+    }
+
+    fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let cfg = load(args)?;
+        cfg.prev()?;
+        let Target::Netfilter(backend) = cfg.target;
+        backend.ensure_available().invalid_context("backend")?;
+        firewall::check(backend, &cfg.setup(args, None))
+            .context_code(ErrorCode::INTERNAL, "firewall rules")
+    }
+
+    fn gc(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let conf = args.conf()?;
+        let valid = valid_attachments(&conf)?;
+        firewall::gc(&conf.name, &valid).context("firewall GC")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(conf: &str) -> CmdArgs {
+        CmdArgs {
+            stdin: conf.as_bytes().to_vec(),
+            ifname: "eth0".into(),
+            ..CmdArgs::default()
+        }
+    }
+
+    const PREV: &str = r#""prevResult":{"cniVersion":"1.0.0","interfaces":[{"name":"br0"}],"ips":[{"address":"10.0.0.5/24"}]}"#;
+
+    #[test]
+    fn bad_keys_name_the_field() {
+        let cases = [
+            (r#""backend":"ebtables""#, "backend"),
+            (r#""backend":7"#, "backend"),
+            (
+                r#""iptablesAdminChainName":"X\n-A INPUT -j ACCEPT""#,
+                "iptablesAdminChainName",
+            ),
+            (r#""iptablesAdminChainName":"-j""#, "iptablesAdminChainName"),
+            (r#""ingressPolicy":"closed""#, "ingressPolicy"),
+        ];
+        for (keys, needle) in cases {
+            let conf = format!(r#"{{"name":"n","cniVersion":"1.0.0",{keys},{PREV}}}"#);
+            let e = load(&args(&conf)).err().unwrap();
+            assert_eq!(e.code, 7, "{conf}");
+            assert!(e.msg.contains(needle), "{conf}: {}", e.msg);
+        }
+    }
+
+    #[test]
+    fn the_bridge_is_the_first_interface_and_must_be_a_plain_name() {
+        let conf = format!(r#"{{"name":"n","ingressPolicy":"same-bridge",{PREV}}}"#);
+        let cfg = load(&args(&conf)).unwrap();
+        assert_eq!(cfg.bridge().unwrap().unwrap().as_str(), "br0");
+        assert_eq!(cfg.ips, ["10.0.0.5".parse::<IpAddr>().unwrap()]);
+        let bad = conf.replace("br0", "br+");
+        let e = load(&args(&bad)).unwrap().bridge().unwrap_err();
+        assert!(e.msg.contains("prevResult.interfaces[0].name"), "{}", e.msg);
+        let open = r#"{"name":"n","ingressPolicy":"open"}"#;
+        assert!(load(&args(open)).unwrap().bridge().unwrap().is_none());
+    }
+}

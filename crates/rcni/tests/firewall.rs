@@ -1,0 +1,503 @@
+//! bridge + host-local + firewall, on iptables and nftables: the accept
+//! rules and the admin chain as a user would list them, CHECK, DEL (also
+//! without prevResult or netns) and GC; `ingressPolicy` observed with
+//! traffic between two bridges' containers; a user's admin rules survive
+//! and apply; interop with the reference (iptables) both ways; bad input.
+
+// Tests panic on anything unexpected; that is their job.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+
+const BACKENDS: [&str; 2] = ["iptables", "nftables"];
+const ACCEPT_SRC: &str = "-A CNI-FORWARD -s 10.97.1.2/32 -j ACCEPT";
+const ACCEPT_DST: &str =
+    "-A CNI-FORWARD -d 10.97.1.2/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT";
+const FORWARD_JUMP: &str =
+    "-A FORWARD -m comment --comment \"CNI firewall plugin rules\" -j CNI-FORWARD";
+
+/// A throwaway host with up to two bridge networks (`a`: 10.97.1.0/24 on
+/// br-a, `b`: 10.97.2.0/24 on br-b).
+struct World {
+    host: Netns,
+    data: tempfile::TempDir,
+    net: String,
+}
+
+struct Attached {
+    ctr: Netns,
+    id: String,
+    bridge: Value,
+    firewall: Value,
+}
+
+impl World {
+    fn new() -> World {
+        World {
+            host: Netns::new("fh"),
+            data: data_dir(),
+            net: unique("fw"),
+        }
+    }
+
+    fn bridge_conf(&self, version: &str, net: char) -> Value {
+        let subnet = if net == 'a' {
+            "10.97.1.0/24"
+        } else {
+            "10.97.2.0/24"
+        };
+        json!({"cniVersion": version, "name": format!("{}{net}", self.net), "type": "bridge",
+               "bridge": format!("br-{net}"), "isGateway": true,
+               "ipam": {"type": "host-local", "subnet": subnet, "routes": [{"dst": "0.0.0.0/0"}],
+                        "dataDir": self.data.path().to_str().unwrap()}})
+    }
+
+    /// bridge ADD then firewall ADD (by rcni or the reference) of a new
+    /// container on network `net`, as a runtime chains them.
+    fn attach(&self, version: &str, net: char, firewall: Value, reference: bool) -> Attached {
+        let ctr = Netns::new("fc");
+        let id = unique("ctr");
+        let bridge = self.bridge_conf(version, net);
+        let mut prev = Call::rcni("bridge", "ADD", &self.host, Some(&ctr))
+            .id(&id)
+            .run(&bridge)
+            .ok();
+        // An empty "dns" (printed by some for 0.4.0) is no difference.
+        if prev.get("dns") == Some(&json!({})) {
+            prev.as_object_mut().unwrap().remove("dns");
+        }
+        let mut fw = firewall;
+        fw["cniVersion"] = json!(version);
+        fw["name"] = bridge["name"].clone();
+        fw["type"] = json!("firewall");
+        fw["prevResult"] = prev.clone();
+        let mut call = Call::rcni("firewall", "ADD", &self.host, Some(&ctr)).id(&id);
+        if reference {
+            call = call.reference();
+        }
+        let mut out = call.run(&fw).ok();
+        if out.get("dns") == Some(&json!({})) {
+            out.as_object_mut().unwrap().remove("dns");
+        }
+        assert_eq!(out, prev, "firewall passes the previous result on");
+        Attached {
+            ctr,
+            id,
+            bridge,
+            firewall: fw,
+        }
+    }
+
+    fn call(&self, command: &str, a: &Attached) -> Call {
+        Call::rcni("firewall", command, &self.host, Some(&a.ctr)).id(&a.id)
+    }
+
+    fn detach(&self, a: &Attached) {
+        self.call("DEL", a).run(&a.firewall).ok();
+        Call::rcni("bridge", "DEL", &self.host, Some(&a.ctr))
+            .id(&a.id)
+            .run(&a.bridge)
+            .ok();
+    }
+
+    fn filter(&self) -> Vec<String> {
+        self.host
+            .exec(&["iptables-save", "-t", "filter"])
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    /// `nft list table inet cni_firewall`, empty when there is none.
+    fn nft_table(&self) -> String {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &self.host.name])
+            .args(["nft", "list", "table", "inet", "cni_firewall"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The container's accept rules as the backend shows them.
+    fn accept_rules(&self, backend: &str, ip: &str) -> usize {
+        if backend == "iptables" {
+            let cidr = format!(" {ip}/32 ");
+            self.filter()
+                .iter()
+                .filter(|l| l.starts_with("-A CNI-FORWARD") && l.contains(&cidr))
+                .count()
+        } else {
+            let (d, s) = (format!("ip daddr {ip} "), format!("ip saddr {ip} "));
+            self.nft_table()
+                .lines()
+                .filter(|l| l.contains(&d) || l.contains(&s))
+                .count()
+        }
+    }
+}
+
+fn addr_of(a: &Attached) -> String {
+    let prev = &a.firewall["prevResult"];
+    let cidr = prev["ips"][0]["address"].as_str().unwrap();
+    cidr.split('/').next().unwrap().to_string()
+}
+
+#[test]
+fn iptables_rules_are_the_reference_layout_and_del_removes_them() {
+    for version in ["0.4.0", "1.0.0", "1.1.0"] {
+        let w = World::new();
+        let a = w.attach(version, 'a', json!({"backend": "iptables"}), false);
+        let filter = w.filter();
+        for expected in [
+            FORWARD_JUMP,
+            "-A CNI-FORWARD -m comment --comment \"CNI firewall plugin admin overrides\" -j CNI-ADMIN",
+            ACCEPT_DST,
+            ACCEPT_SRC,
+        ] {
+            assert!(filter.iter().any(|l| l == expected), "{version}: {expected} missing in {filter:#?}");
+        }
+        let forward: Vec<&String> = filter
+            .iter()
+            .filter(|l| l.starts_with("-A FORWARD"))
+            .collect();
+        assert_eq!(forward[0], FORWARD_JUMP, "{version}: the jump comes first");
+        w.call("CHECK", &a).run(&a.firewall).ok();
+
+        w.detach(&a);
+        assert_eq!(w.accept_rules("iptables", "10.97.1.2"), 0, "{version}");
+        w.call("DEL", &a).run(&a.firewall).ok();
+        let e = w.call("CHECK", &a).run(&a.firewall).err();
+        assert_eq!(e.0, 999, "{version}: CHECK after DEL: {e:?}");
+        assert!(
+            w.filter().iter().any(|l| l == FORWARD_JUMP),
+            "shared chains stay"
+        );
+    }
+}
+
+#[test]
+fn nftables_rules_name_the_attachment_and_del_needs_no_prevresult() {
+    for version in ["0.4.0", "1.0.0", "1.1.0"] {
+        let w = World::new();
+        let a = w.attach(version, 'a', json!({"backend": "nftables"}), false);
+        let table = w.nft_table();
+        assert!(
+            table.contains("type filter hook forward priority filter; policy accept;"),
+            "{table}"
+        );
+        assert!(table.contains("jump CNI-ADMIN"), "{table}");
+        assert!(
+            table.contains("ip daddr 10.97.1.2 ct state established,related accept comment"),
+            "{table}"
+        );
+        assert!(
+            table.contains(&format!(
+                "ip saddr 10.97.1.2 accept comment \"{}",
+                &w.filter_comment_prefix(&a)
+            )),
+            "{table}"
+        );
+        w.call("CHECK", &a).run(&a.firewall).ok();
+        assert!(
+            !w.filter().iter().any(|l| l.contains("CNI-FORWARD")),
+            "{version}: nothing on iptables"
+        );
+
+        // DEL as a runtime sends it after a crash: no prevResult, no netns.
+        let mut bare = a.firewall.clone();
+        bare.as_object_mut().unwrap().remove("prevResult");
+        Call::rcni("firewall", "DEL", &w.host, None)
+            .id(&a.id)
+            .run(&bare)
+            .ok();
+        assert_eq!(
+            w.accept_rules("nftables", "10.97.1.2"),
+            0,
+            "{version}: {}",
+            w.nft_table()
+        );
+        let e = w.call("CHECK", &a).run(&a.firewall).err();
+        assert_eq!(e.0, 999, "{version}: CHECK after DEL: {e:?}");
+        w.detach(&a);
+    }
+}
+
+impl World {
+    /// The start of the nftables comment of `a`'s rules: the network's
+    /// hash, as ipMasq's nftables rules start.
+    fn filter_comment_prefix(&self, a: &Attached) -> String {
+        use sha2::{Digest, Sha512};
+        let net = a.firewall["name"].as_str().unwrap();
+        let h: String = Sha512::digest(net.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        h[..16].to_string()
+    }
+}
+
+#[test]
+fn a_users_admin_rules_survive_and_apply_on_both_backends() {
+    for backend in BACKENDS {
+        let w = World::new();
+        let conf = json!({"backend": backend, "iptablesAdminChainName": "MY-ADMIN"});
+        let a1 = w.attach("1.0.0", 'a', conf.clone(), false);
+        let b1 = w.attach("1.0.0", 'b', conf.clone(), false);
+        serve(&b1.ctr, 80, "b1", 30);
+        let b1_addr = format!("{}:80", addr_of(&b1));
+        assert_eq!(
+            tcp_get(&a1.ctr, &b1_addr).as_deref(),
+            Some("b1"),
+            "{backend}"
+        );
+        // The user's rule: nothing from a1's network to b1.
+        if backend == "iptables" {
+            w.host.exec(&[
+                "iptables",
+                "-A",
+                "MY-ADMIN",
+                "-s",
+                "10.97.1.0/24",
+                "-j",
+                "DROP",
+            ]);
+        } else {
+            w.host.exec(&[
+                "nft",
+                "add",
+                "rule",
+                "inet",
+                "cni_firewall",
+                "MY-ADMIN",
+                "ip",
+                "saddr",
+                "10.97.1.0/24",
+                "drop",
+            ]);
+        }
+        // Another ADD and DEL leave it in place.
+        let a2 = w.attach("1.0.0", 'a', conf.clone(), false);
+        w.detach(&a2);
+        assert_eq!(
+            tcp_get(&a1.ctr, &b1_addr),
+            None,
+            "{backend}: the admin drop applies"
+        );
+        let listed = if backend == "iptables" {
+            w.filter().join("\n")
+        } else {
+            w.nft_table()
+        };
+        assert!(listed.contains("10.97.1.0/24"), "{backend}: {listed}");
+        w.detach(&a1);
+        w.detach(&b1);
+    }
+}
+
+/// Whether TCP from `from` reaches `to`'s server.
+fn reaches(from: &Attached, to: &Attached) -> bool {
+    tcp_get(&from.ctr, &format!("{}:80", addr_of(to))).is_some()
+}
+
+#[test]
+fn ingress_policy_isolates_bridges_on_both_backends() {
+    for backend in BACKENDS {
+        for policy in ["open", "same-bridge", "isolated"] {
+            let w = World::new();
+            // Bridged traffic goes through the forward hook, as on a host
+            // with br_netfilter (Docker's and Podman's hosts).
+            w.host
+                .exec(&["sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1"]);
+            let conf = json!({"backend": backend, "ingressPolicy": policy});
+            let a1 = w.attach("1.0.0", 'a', conf.clone(), false);
+            let a2 = w.attach("1.0.0", 'a', conf.clone(), false);
+            let b1 = w.attach("1.0.0", 'b', conf.clone(), false);
+            for c in [&a1, &a2, &b1] {
+                serve(&c.ctr, 80, "hello", 30);
+            }
+            let what = format!("{backend} {policy}");
+            assert_eq!(reaches(&a1, &b1), policy == "open", "{what}: a1 → b1");
+            assert_eq!(reaches(&b1, &a1), policy == "open", "{what}: b1 → a1");
+            assert_eq!(
+                reaches(&a1, &a2),
+                policy != "isolated",
+                "{what}: a1 → a2 (same bridge)"
+            );
+            // The host itself is not another bridge.
+            let host_to_a1 = tcp_get(&w.host, &format!("{}:80", addr_of(&a1)));
+            assert!(host_to_a1.is_some(), "{what}: host → a1");
+            for c in [&a1, &a2, &b1] {
+                w.detach(c);
+            }
+            assert_eq!(w.accept_rules(backend, "10.97.1.2"), 0, "{what}");
+            assert_eq!(w.accept_rules(backend, "10.97.2.2"), 0, "{what}");
+        }
+    }
+}
+
+#[test]
+fn gc_drops_the_rules_of_attachments_the_runtime_no_longer_knows() {
+    let w = World::new();
+    let conf = json!({"backend": "nftables"});
+    let keep = w.attach("1.1.0", 'a', conf.clone(), false);
+    let stale = w.attach("1.1.0", 'a', conf.clone(), false);
+    let other_net = w.attach("1.1.0", 'b', conf.clone(), false);
+    let gc = json!({"cniVersion": "1.1.0", "name": keep.firewall["name"], "type": "firewall", "backend": "nftables",
+                    "cni.dev/valid-attachments": [{"containerID": keep.id, "ifname": "eth0"}]});
+    Call::rcni("firewall", "GC", &w.host, None).run(&gc).ok();
+    assert_eq!(w.accept_rules("nftables", &addr_of(&keep)), 2);
+    assert_eq!(
+        w.accept_rules("nftables", &addr_of(&stale)),
+        0,
+        "{}",
+        w.nft_table()
+    );
+    assert_eq!(
+        w.accept_rules("nftables", &addr_of(&other_net)),
+        2,
+        "another network's rules stay"
+    );
+    for a in [&keep, &stale, &other_net] {
+        w.detach(a);
+    }
+}
+
+#[test]
+fn podmans_config_with_an_empty_backend_uses_iptables_without_a_bus() {
+    let w = World::new();
+    // As Podman 4 writes it (cniVersion 0.4.0, "backend": ""); no system
+    // bus in reach, so no firewalld.
+    let a = w.attach("0.4.0", 'a', json!({"backend": ""}), false);
+    assert_eq!(w.accept_rules("iptables", "10.97.1.2"), 2);
+    w.call("CHECK", &a).run(&a.firewall).ok();
+    w.detach(&a);
+    assert_eq!(w.accept_rules("iptables", "10.97.1.2"), 0);
+}
+
+#[test]
+fn interop_with_the_reference_both_ways() {
+    require_reference();
+    for reference_adds in [true, false] {
+        let w = World::new();
+        let conf = json!({"backend": "iptables", "ingressPolicy": "same-bridge"});
+        let a = w.attach("1.0.0", 'a', conf, reference_adds);
+        let filter = w.filter();
+        assert!(filter.iter().any(|l| l == ACCEPT_SRC), "{filter:#?}");
+        assert!(filter.iter().any(|l| l == ACCEPT_DST), "{filter:#?}");
+        // Each CHECKs the other's rules.
+        let check = w.call("CHECK", &a);
+        let check = if reference_adds {
+            check
+        } else {
+            check.reference()
+        };
+        check.run(&a.firewall).ok();
+        // A second ADD by the other adds nothing twice.
+        let again = w.call("ADD", &a);
+        let again = if reference_adds {
+            again
+        } else {
+            again.reference()
+        };
+        again.run(&a.firewall).ok();
+        assert_eq!(
+            w.accept_rules("iptables", "10.97.1.2"),
+            2,
+            "reference_adds {reference_adds}"
+        );
+        if reference_adds {
+            // rcni takes the reference's isolation rules for its own, in
+            // the comments of either reference version. (Debian's 1.1.1,
+            // adding second, does not know today's shared comment and adds
+            // its own copies.)
+            let filter = w.filter();
+            let count = |prefix: &str| filter.iter().filter(|l| l.starts_with(prefix)).count();
+            assert_eq!(count("-A CNI-ISOLATION-STAGE-1 "), 2, "{filter:#?}");
+            assert_eq!(count("-A CNI-ISOLATION-STAGE-2 "), 2, "{filter:#?}");
+            let forward: Vec<&String> = filter
+                .iter()
+                .filter(|l| l.starts_with("-A FORWARD"))
+                .collect();
+            assert!(
+                forward[0].ends_with("-j CNI-ISOLATION-STAGE-1"),
+                "{forward:#?}"
+            );
+            assert_eq!(forward[1], FORWARD_JUMP);
+            assert_eq!(forward.len(), 2, "{forward:#?}");
+        }
+        let del = w.call("DEL", &a);
+        let del = if reference_adds { del } else { del.reference() };
+        del.run(&a.firewall).ok();
+        assert_eq!(
+            w.accept_rules("iptables", "10.97.1.2"),
+            0,
+            "reference_adds {reference_adds}"
+        );
+        w.detach(&a);
+    }
+}
+
+#[test]
+fn bad_input_is_refused_and_leaves_nothing() {
+    let w = World::new();
+    let ctr = Netns::new("fc");
+    let prev = Call::rcni("bridge", "ADD", &w.host, Some(&ctr))
+        .run(&w.bridge_conf("1.0.0", 'a'))
+        .ok();
+    let base =
+        json!({"cniVersion": "1.0.0", "name": "fwbad", "type": "firewall", "prevResult": prev});
+    let mut odd_prev = prev.clone();
+    odd_prev["interfaces"][0]["name"] = json!("br+x");
+    let cases = [
+        (json!({"backend": "ebtables"}), "backend"),
+        (json!({"backend": 1}), "backend"),
+        (
+            json!({"iptablesAdminChainName": "A\n-A INPUT -j DROP"}),
+            "iptablesAdminChainName",
+        ),
+        (
+            json!({"iptablesAdminChainName": "x".repeat(29)}),
+            "iptablesAdminChainName",
+        ),
+        (json!({"ingressPolicy": "closed"}), "ingressPolicy"),
+        (
+            json!({"ingressPolicy": "isolated", "prevResult": odd_prev}),
+            "interfaces[0].name",
+        ),
+        (json!({"prevResult": null}), "prevResult"),
+    ];
+    for (keys, field) in cases {
+        let mut conf = base.clone();
+        for (k, v) in keys.as_object().unwrap() {
+            conf[k] = v.clone();
+        }
+        let (code, msg) = Call::rcni("firewall", "ADD", &w.host, Some(&ctr))
+            .run(&conf)
+            .err();
+        assert_eq!(code, 7, "{keys}: {msg}");
+        assert!(msg.contains(field), "{keys}: {msg}");
+    }
+    let mut old = base.clone();
+    old["cniVersion"] = json!("0.3.1");
+    let (code, _) = Call::rcni("firewall", "ADD", &w.host, Some(&ctr))
+        .run(&old)
+        .err();
+    assert_eq!(code, 1, "the reference supports 0.4.0 and later");
+    assert!(
+        !w.filter().iter().any(|l| l.contains("CNI-")),
+        "{:#?}",
+        w.filter()
+    );
+    assert_eq!(w.nft_table(), "");
+    // DEL of what ADD refused succeeds.
+    let mut bad = base.clone();
+    bad["iptablesAdminChainName"] = json!("A\nB");
+    Call::rcni("firewall", "DEL", &w.host, Some(&ctr))
+        .run(&bad)
+        .ok();
+    Call::rcni("bridge", "DEL", &w.host, Some(&ctr))
+        .run(&w.bridge_conf("1.0.0", 'a'))
+        .ok();
+}
