@@ -1,11 +1,15 @@
 //! `firewall` (chained, spec ≥ 0.4.0): lets the container's addresses
 //! through the host's forward path, after an admin chain the user owns,
 //! and isolates bridges from each other (`ingressPolicy`), on iptables
-//! (the reference's layout) or nftables (rcni's table `inet cni_firewall`). See
+//! (the reference's layout), nftables (rcni's table `inet cni_firewall`)
+//! or firewalld (the addresses as sources of a zone, over D-Bus; the
+//! isolation then on iptables, as in the reference). See
 //! `rcni_netfilter::firewall`.
 
 use crate::attachments::valid_attachments;
-use crate::error::Context;
+use crate::error::{Context, Teardown};
+use crate::undo::Undo;
+use rcni_netfilter::firewall::firewalld::{self, Zone, DEFAULT_ZONE};
 use rcni_netfilter::firewall::{self, Attachment, Isolation, Setup, DEFAULT_ADMIN_CHAIN};
 use rcni_netfilter::script::{ChainName, InterfaceName};
 use rcni_netfilter::Backend;
@@ -23,14 +27,17 @@ struct FirewallConf {
     backend: Option<String>,
     #[serde(rename = "iptablesAdminChainName", default)]
     admin_chain: Option<String>,
+    #[serde(rename = "firewalldZone", default)]
+    zone: Option<String>,
     #[serde(rename = "ingressPolicy", default)]
     ingress_policy: Option<String>,
 }
 
 /// Where the accept rules go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Target {
     Netfilter(Backend),
+    Firewalld(Zone),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,15 +56,21 @@ struct Config {
     ips: Vec<IpAddr>,
 }
 
-fn target(configured: Option<&str>) -> Result<Target, CniError> {
-    match configured {
+fn target(own: &FirewallConf) -> Result<Target, CniError> {
+    let zone = || {
+        let name = own.zone.as_deref().filter(|z| !z.is_empty());
+        Zone::new("firewalldZone", name.unwrap_or(DEFAULT_ZONE)).cni()
+    };
+    match own.backend.as_deref() {
         Some("iptables") => Ok(Target::Netfilter(Backend::Iptables)),
         Some("nftables") => Ok(Target::Netfilter(Backend::Nftables)),
+        Some("firewalld") => Ok(Target::Firewalld(zone()?)),
         // The reference's default (Podman sends ""): firewalld if it is on
         // the system bus, else iptables.
+        None | Some("") if firewalld::running() => Ok(Target::Firewalld(zone()?)),
         None | Some("") => Ok(Target::Netfilter(Backend::Iptables)),
         Some(other) => Err(invalid!(
-            "backend: unknown backend {other:?} (expected \"iptables\" or \"nftables\")"
+            "backend: unknown backend {other:?} (expected \"iptables\", \"firewalld\" or \"nftables\")"
         )),
     }
 }
@@ -71,7 +84,7 @@ fn addresses(prev: Option<&CniResult>) -> Vec<IpAddr> {
 fn load(args: &CmdArgs) -> Result<Config, CniError> {
     let conf = args.conf()?;
     let own: FirewallConf = conf.plugin_fields()?;
-    let target = target(own.backend.as_deref())?;
+    let target = target(&own)?;
     let admin_chain = ChainName::new(
         "iptablesAdminChainName",
         own.admin_chain
@@ -158,11 +171,31 @@ impl Plugin for Firewall {
         let cfg = load(args)?;
         let prev = cfg.prev()?.clone();
         let bridge = cfg.bridge()?;
-        let Target::Netfilter(backend) = cfg.target;
-        backend.ensure_available().invalid_context("backend")?;
-        // One batch or transaction: nothing to undo when it fails.
-        firewall::add(backend, &cfg.setup(args, bridge.as_ref()))
-            .context("unable to set up the firewall rules")?;
+        let setup = cfg.setup(args, bridge.as_ref());
+        match &cfg.target {
+            // One batch or transaction: nothing to undo when it fails.
+            Target::Netfilter(backend) => {
+                backend.ensure_available().invalid_context("backend")?;
+                firewall::add(*backend, &setup).context("unable to set up the firewall rules")?;
+            }
+            Target::Firewalld(zone) => {
+                firewalld::add(zone, &cfg.ips).context("firewalld")?;
+                let sources = Undo::new(|| {
+                    let _ = firewalld::del(zone, &cfg.ips);
+                });
+                if setup.isolation.is_some() {
+                    // The reference isolates bridges on iptables whatever
+                    // the backend.
+                    let isolation_only = Setup {
+                        admin_chain: None,
+                        ..setup
+                    };
+                    firewall::add(Backend::Iptables, &isolation_only)
+                        .context("unable to set up the ingress policy")?;
+                }
+                sources.keep();
+            }
+        }
         Ok(prev)
     }
 
@@ -181,17 +214,28 @@ impl Plugin for Firewall {
             container_id: &args.container_id,
             ifname: &args.ifname,
         };
-        firewall::del(&a, &addresses(prev.as_ref()))
-            .context("could not tear down the firewall rules")
+        let ips = addresses(prev.as_ref());
+        let mut teardown = Teardown::new("firewall");
+        // firewalld only where the config chose it: its zones hold sources
+        // that are not the plugin's too.
+        if let Ok(Target::Firewalld(zone)) = conf.plugin_fields().and_then(|own| target(&own)) {
+            teardown.step(firewalld::del(&zone, &ips).context("firewalld"));
+        }
+        teardown.step(firewall::del(&a, &ips).context("could not tear down the firewall rules"));
+        teardown.finish()
     }
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
         let cfg = load(args)?;
         cfg.prev()?;
-        let Target::Netfilter(backend) = cfg.target;
-        backend.ensure_available().invalid_context("backend")?;
-        firewall::check(backend, &cfg.setup(args, None))
-            .context_code(ErrorCode::INTERNAL, "firewall rules")
+        match &cfg.target {
+            Target::Netfilter(backend) => {
+                backend.ensure_available().invalid_context("backend")?;
+                firewall::check(*backend, &cfg.setup(args, None))
+            }
+            Target::Firewalld(zone) => firewalld::check(zone, &cfg.ips),
+        }
+        .context_code(ErrorCode::INTERNAL, "firewall rules")
     }
 
     fn gc(&self, args: &CmdArgs) -> Result<(), CniError> {
@@ -226,6 +270,10 @@ mod tests {
             ),
             (r#""iptablesAdminChainName":"-j""#, "iptablesAdminChainName"),
             (r#""ingressPolicy":"closed""#, "ingressPolicy"),
+            (
+                r#""backend":"firewalld","firewalldZone":"a b""#,
+                "firewalldZone",
+            ),
         ];
         for (keys, needle) in cases {
             let conf = format!(r#"{{"name":"n","cniVersion":"1.0.0",{keys},{PREV}}}"#);

@@ -24,6 +24,8 @@ struct World {
     host: Netns,
     data: tempfile::TempDir,
     net: String,
+    /// Environment of every plugin call (a private system bus).
+    env: Vec<(String, String)>,
 }
 
 struct Attached {
@@ -39,6 +41,12 @@ impl World {
             host: Netns::new("fh"),
             data: data_dir(),
             net: unique("fw"),
+            // No system bus unless a test brings its own: a firewalld of
+            // the machine's is never touched.
+            env: vec![(
+                "DBUS_SYSTEM_BUS_ADDRESS".into(),
+                "unix:path=/nonexistent/rcni-test-no-bus".into(),
+            )],
         }
     }
 
@@ -73,7 +81,7 @@ impl World {
         fw["name"] = bridge["name"].clone();
         fw["type"] = json!("firewall");
         fw["prevResult"] = prev.clone();
-        let mut call = Call::rcni("firewall", "ADD", &self.host, Some(&ctr)).id(&id);
+        let mut call = self.with_env(Call::rcni("firewall", "ADD", &self.host, Some(&ctr)).id(&id));
         if reference {
             call = call.reference();
         }
@@ -90,8 +98,15 @@ impl World {
         }
     }
 
+    fn with_env(&self, mut call: Call) -> Call {
+        for (k, v) in &self.env {
+            call = call.env(k, v);
+        }
+        call
+    }
+
     fn call(&self, command: &str, a: &Attached) -> Call {
-        Call::rcni("firewall", command, &self.host, Some(&a.ctr)).id(&a.id)
+        self.with_env(Call::rcni("firewall", command, &self.host, Some(&a.ctr)).id(&a.id))
     }
 
     fn detach(&self, a: &Attached) {
@@ -208,7 +223,7 @@ fn nftables_rules_name_the_attachment_and_del_needs_no_prevresult() {
         // DEL as a runtime sends it after a crash: no prevResult, no netns.
         let mut bare = a.firewall.clone();
         bare.as_object_mut().unwrap().remove("prevResult");
-        Call::rcni("firewall", "DEL", &w.host, None)
+        w.with_env(Call::rcni("firewall", "DEL", &w.host, None))
             .id(&a.id)
             .run(&bare)
             .ok();
@@ -346,7 +361,9 @@ fn gc_drops_the_rules_of_attachments_the_runtime_no_longer_knows() {
     let other_net = w.attach("1.1.0", 'b', conf.clone(), false);
     let gc = json!({"cniVersion": "1.1.0", "name": keep.firewall["name"], "type": "firewall", "backend": "nftables",
                     "cni.dev/valid-attachments": [{"containerID": keep.id, "ifname": "eth0"}]});
-    Call::rcni("firewall", "GC", &w.host, None).run(&gc).ok();
+    w.with_env(Call::rcni("firewall", "GC", &w.host, None))
+        .run(&gc)
+        .ok();
     assert_eq!(w.accept_rules("nftables", &addr_of(&keep)), 2);
     assert_eq!(
         w.accept_rules("nftables", &addr_of(&stale)),
@@ -367,8 +384,8 @@ fn gc_drops_the_rules_of_attachments_the_runtime_no_longer_knows() {
 #[test]
 fn podmans_config_with_an_empty_backend_uses_iptables_without_a_bus() {
     let w = World::new();
-    // As Podman 4 writes it (cniVersion 0.4.0, "backend": ""); no system
-    // bus in reach, so no firewalld.
+    // As Podman 4 writes it (cniVersion 0.4.0, "backend": ""); the
+    // world's system bus address leads nowhere, so no firewalld.
     let a = w.attach("0.4.0", 'a', json!({"backend": ""}), false);
     assert_eq!(w.accept_rules("iptables", "10.97.1.2"), 2);
     w.call("CHECK", &a).run(&a.firewall).ok();
@@ -473,7 +490,8 @@ fn bad_input_is_refused_and_leaves_nothing() {
         for (k, v) in keys.as_object().unwrap() {
             conf[k] = v.clone();
         }
-        let (code, msg) = Call::rcni("firewall", "ADD", &w.host, Some(&ctr))
+        let (code, msg) = w
+            .with_env(Call::rcni("firewall", "ADD", &w.host, Some(&ctr)))
             .run(&conf)
             .err();
         assert_eq!(code, 7, "{keys}: {msg}");
@@ -481,7 +499,8 @@ fn bad_input_is_refused_and_leaves_nothing() {
     }
     let mut old = base.clone();
     old["cniVersion"] = json!("0.3.1");
-    let (code, _) = Call::rcni("firewall", "ADD", &w.host, Some(&ctr))
+    let (code, _) = w
+        .with_env(Call::rcni("firewall", "ADD", &w.host, Some(&ctr)))
         .run(&old)
         .err();
     assert_eq!(code, 1, "the reference supports 0.4.0 and later");
@@ -494,10 +513,200 @@ fn bad_input_is_refused_and_leaves_nothing() {
     // DEL of what ADD refused succeeds.
     let mut bad = base.clone();
     bad["iptablesAdminChainName"] = json!("A\nB");
-    Call::rcni("firewall", "DEL", &w.host, Some(&ctr))
+    w.with_env(Call::rcni("firewall", "DEL", &w.host, Some(&ctr)))
         .run(&bad)
         .ok();
     Call::rcni("bridge", "DEL", &w.host, Some(&ctr))
         .run(&w.bridge_conf("1.0.0", 'a'))
         .ok();
+}
+
+/// firewalld with a D-Bus system bus of its own, running inside the test's
+/// host namespace (so its nftables rules land there) with its config
+/// copied to a temp dir; killed on drop.
+struct Firewalld {
+    dir: tempfile::TempDir,
+    bus: std::process::Child,
+    daemon: std::process::Child,
+}
+
+impl Firewalld {
+    fn address(&self) -> String {
+        format!("unix:path={}/bus", self.dir.path().display())
+    }
+
+    fn start(host: &Netns) -> Firewalld {
+        use std::process::{Command, Stdio};
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        sh("cp", &["-r", "/etc/firewalld", &format!("{d}/etc")]);
+        std::fs::write(
+            dir.path().join("bus.conf"),
+            format!(
+                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>system</type><listen>unix:path={d}/bus</listen><auth>EXTERNAL</auth>
+<policy context="default"><allow user="*"/><allow own="*"/><allow send_destination="*"/>
+<allow receive_sender="*"/></policy></busconfig>"#
+            ),
+        )
+        .unwrap();
+        let bus = Command::new("dbus-daemon")
+            .args([
+                "--config-file",
+                &format!("{d}/bus.conf"),
+                "--nofork",
+                "--nopidfile",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let address = format!("unix:path={d}/bus");
+        let daemon = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &host.name,
+                "firewalld",
+                "--nofork",
+                "--nopid",
+            ])
+            .args([
+                "--system-config",
+                &format!("{d}/etc"),
+                "--log-target",
+                "console",
+            ])
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &address)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let fw = Firewalld { dir, bus, daemon };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while fw.zone_of("10.255.255.255/32").is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "firewalld did not come up"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        fw
+    }
+
+    /// `getZoneOfSource` as firewall-cmd asks it: the zone, "" for none;
+    /// `None` while firewalld does not answer.
+    fn zone_of(&self, source: &str) -> Option<String> {
+        let out = std::process::Command::new("dbus-send")
+            .arg(format!("--bus={}", self.address()))
+            .args(["--print-reply", "--dest=org.fedoraproject.FirewallD1"])
+            .args([
+                "/org/fedoraproject/FirewallD1",
+                "org.fedoraproject.FirewallD1.zone.getZoneOfSource",
+            ])
+            .arg(format!("string:{source}"))
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix("string "))
+            .map(|s| s.trim_matches('"').to_string())
+    }
+}
+
+impl Drop for Firewalld {
+    fn drop(&mut self) {
+        for child in [&mut self.daemon, &mut self.bus] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[test]
+fn firewalld_backend_puts_the_addresses_in_the_zone_over_dbus() {
+    require_reference();
+    let mut w = World::new();
+    let fw = Firewalld::start(&w.host);
+    w.env = vec![("DBUS_SYSTEM_BUS_ADDRESS".into(), fw.address())];
+    // Configured, and chosen by default once firewalld is on the bus (as
+    // Podman's "backend": "" asks).
+    for (conf, zone) in [
+        (json!({"backend": "firewalld"}), "trusted"),
+        (
+            json!({"backend": "", "firewalldZone": "internal"}),
+            "internal",
+        ),
+    ] {
+        let a = w.attach("0.4.0", 'a', conf.clone(), false);
+        let source = format!("{}/32", addr_of(&a));
+        assert_eq!(fw.zone_of(&source).as_deref(), Some(zone), "{conf}");
+        let rules = w.host.exec(&["nft", "list", "ruleset"]);
+        assert!(
+            rules.contains(&format!("ip saddr {} goto filter_FWD_{zone}", addr_of(&a))),
+            "{conf}: {rules}"
+        );
+        assert_eq!(
+            w.accept_rules("iptables", &addr_of(&a)),
+            0,
+            "{conf}: not on iptables"
+        );
+        w.call("CHECK", &a).run(&a.firewall).ok();
+        w.detach(&a);
+        assert_eq!(fw.zone_of(&source).as_deref(), Some(""), "{conf}: DEL");
+        let (code, msg) = w.call("CHECK", &a).run(&a.firewall).err();
+        assert_eq!(code, 999, "{conf}: {msg}");
+        w.call("DEL", &a).run(&a.firewall).ok();
+    }
+    // Interop: the reference removes what rcni added, and the reverse.
+    for reference_adds in [false, true] {
+        let a = w.attach(
+            "1.0.0",
+            'a',
+            json!({"backend": "firewalld"}),
+            reference_adds,
+        );
+        let source = format!("{}/32", addr_of(&a));
+        assert_eq!(fw.zone_of(&source).as_deref(), Some("trusted"));
+        let del = w.call("DEL", &a);
+        let del = if reference_adds { del } else { del.reference() };
+        del.run(&a.firewall).ok();
+        assert_eq!(
+            fw.zone_of(&source).as_deref(),
+            Some(""),
+            "reference_adds {reference_adds}"
+        );
+        w.detach(&a);
+    }
+}
+
+#[test]
+fn a_bus_that_does_not_answer_costs_a_second_not_a_hang() {
+    let mut w = World::new();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bus");
+    // Listens, never accepts, never answers.
+    let _silent = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    w.env = vec![(
+        "DBUS_SYSTEM_BUS_ADDRESS".into(),
+        format!("unix:path={}", path.display()),
+    )];
+    let start = std::time::Instant::now();
+    let a = w.attach("0.4.0", 'a', json!({"backend": ""}), false);
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        w.accept_rules("iptables", &addr_of(&a)),
+        2,
+        "iptables without firewalld"
+    );
+    w.detach(&a);
+    assert_eq!(w.accept_rules("iptables", &addr_of(&a)), 0);
 }

@@ -3,9 +3,12 @@
 //! user owns, and the `ingressPolicy` isolation between bridges. The
 //! iptables layout is the reference's (`iptables.rs`), so either
 //! implementation's DEL removes the other's rules; nftables (`nftables.rs`)
-//! is rcni's own table with the same semantics. This module holds the
-//! backend-neutral model and picks the backend.
+//! is rcni's own table with the same semantics; [`firewalld`] puts the
+//! addresses in a zone over D-Bus (`dbus.rs`, a minimal blocking client).
+//! This module holds the backend-neutral model and picks the backend.
 
+mod dbus;
+pub mod firewalld;
 mod iptables;
 mod nftables;
 
