@@ -179,7 +179,7 @@ impl Plugin for Firewall {
                 firewall::add(*backend, &setup).context("unable to set up the firewall rules")?;
             }
             Target::Firewalld(zone) => {
-                firewalld::add(zone, &cfg.ips).context("firewalld")?;
+                firewalld::add(&setup.attachment, zone, &cfg.ips).context("firewalld")?;
                 let sources = Undo::new(|| {
                     let _ = firewalld::del(zone, &cfg.ips);
                 });
@@ -214,7 +214,7 @@ impl Plugin for Firewall {
             container_id: &args.container_id,
             ifname: &args.ifname,
         };
-        let ips = addresses(prev.as_ref());
+        let ips = firewall::addresses(&a, &addresses(prev.as_ref()));
         let mut teardown = Teardown::new("firewall");
         // firewalld only where the config chose it: its zones hold sources
         // that are not the plugin's too.

@@ -109,6 +109,16 @@ impl World {
         self.with_env(Call::rcni("firewall", command, &self.host, Some(&a.ctr)).id(&a.id))
     }
 
+    /// DEL as a runtime sends it after a crash: no prevResult, no netns.
+    fn del_bare(&self, a: &Attached) {
+        let mut bare = a.firewall.clone();
+        bare.as_object_mut().unwrap().remove("prevResult");
+        self.with_env(Call::rcni("firewall", "DEL", &self.host, None))
+            .id(&a.id)
+            .run(&bare)
+            .ok();
+    }
+
     fn detach(&self, a: &Attached) {
         self.call("DEL", a).run(&a.firewall).ok();
         Call::rcni("bridge", "DEL", &self.host, Some(&a.ctr))
@@ -180,6 +190,15 @@ fn iptables_rules_are_the_reference_layout_and_del_removes_them() {
         assert_eq!(forward[0], FORWARD_JUMP, "{version}: the jump comes first");
         w.call("CHECK", &a).run(&a.firewall).ok();
 
+        if version == "1.1.0" {
+            // rcni remembers the addresses: no prevResult needed.
+            w.del_bare(&a);
+            assert_eq!(
+                w.accept_rules("iptables", "10.97.1.2"),
+                0,
+                "without prevResult"
+            );
+        }
         w.detach(&a);
         assert_eq!(w.accept_rules("iptables", "10.97.1.2"), 0, "{version}");
         w.call("DEL", &a).run(&a.firewall).ok();
@@ -220,13 +239,7 @@ fn nftables_rules_name_the_attachment_and_del_needs_no_prevresult() {
             "{version}: nothing on iptables"
         );
 
-        // DEL as a runtime sends it after a crash: no prevResult, no netns.
-        let mut bare = a.firewall.clone();
-        bare.as_object_mut().unwrap().remove("prevResult");
-        w.with_env(Call::rcni("firewall", "DEL", &w.host, None))
-            .id(&a.id)
-            .run(&bare)
-            .ok();
+        w.del_bare(&a);
         assert_eq!(
             w.accept_rules("nftables", "10.97.1.2"),
             0,
@@ -354,30 +367,27 @@ fn ingress_policy_isolates_bridges_on_both_backends() {
 
 #[test]
 fn gc_drops_the_rules_of_attachments_the_runtime_no_longer_knows() {
-    let w = World::new();
-    let conf = json!({"backend": "nftables"});
-    let keep = w.attach("1.1.0", 'a', conf.clone(), false);
-    let stale = w.attach("1.1.0", 'a', conf.clone(), false);
-    let other_net = w.attach("1.1.0", 'b', conf.clone(), false);
-    let gc = json!({"cniVersion": "1.1.0", "name": keep.firewall["name"], "type": "firewall", "backend": "nftables",
-                    "cni.dev/valid-attachments": [{"containerID": keep.id, "ifname": "eth0"}]});
-    w.with_env(Call::rcni("firewall", "GC", &w.host, None))
-        .run(&gc)
-        .ok();
-    assert_eq!(w.accept_rules("nftables", &addr_of(&keep)), 2);
-    assert_eq!(
-        w.accept_rules("nftables", &addr_of(&stale)),
-        0,
-        "{}",
-        w.nft_table()
-    );
-    assert_eq!(
-        w.accept_rules("nftables", &addr_of(&other_net)),
-        2,
-        "another network's rules stay"
-    );
-    for a in [&keep, &stale, &other_net] {
-        w.detach(a);
+    for backend in BACKENDS {
+        let w = World::new();
+        let conf = json!({ "backend": backend });
+        let keep = w.attach("1.1.0", 'a', conf.clone(), false);
+        let stale = w.attach("1.1.0", 'a', conf.clone(), false);
+        let other_net = w.attach("1.1.0", 'b', conf.clone(), false);
+        let gc = json!({"cniVersion": "1.1.0", "name": keep.firewall["name"], "type": "firewall", "backend": backend,
+                        "cni.dev/valid-attachments": [{"containerID": keep.id, "ifname": "eth0"}]});
+        w.with_env(Call::rcni("firewall", "GC", &w.host, None))
+            .run(&gc)
+            .ok();
+        assert_eq!(w.accept_rules(backend, &addr_of(&keep)), 2, "{backend}");
+        assert_eq!(w.accept_rules(backend, &addr_of(&stale)), 0, "{backend}");
+        assert_eq!(
+            w.accept_rules(backend, &addr_of(&other_net)),
+            2,
+            "{backend}: another network's rules stay"
+        );
+        for a in [&keep, &stale, &other_net] {
+            w.detach(a);
+        }
     }
 }
 
@@ -662,6 +672,16 @@ fn firewalld_backend_puts_the_addresses_in_the_zone_over_dbus() {
         assert_eq!(code, 999, "{conf}: {msg}");
         w.call("DEL", &a).run(&a.firewall).ok();
     }
+    // GC: a source of an attachment the runtime no longer knows goes.
+    let stale = w.attach("1.1.0", 'a', json!({"backend": "firewalld"}), false);
+    let source = format!("{}/32", addr_of(&stale));
+    let gc = json!({"cniVersion": "1.1.0", "name": stale.firewall["name"], "type": "firewall",
+                    "backend": "firewalld", "cni.dev/valid-attachments": []});
+    w.with_env(Call::rcni("firewall", "GC", &w.host, None))
+        .run(&gc)
+        .ok();
+    assert_eq!(fw.zone_of(&source).as_deref(), Some(""), "GC");
+    w.detach(&stale);
     // Interop: the reference removes what rcni added, and the reverse.
     for reference_adds in [false, true] {
         let a = w.attach(

@@ -7,7 +7,7 @@
 //! system bus.
 
 use super::dbus::{Call, Connection, DbusError, Value};
-use super::host_cidr;
+use super::{host_cidr, Attachment};
 use crate::error::FirewallError;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -90,8 +90,9 @@ fn connect() -> Result<Connection, FirewallError> {
     Connection::system(CALL_TIMEOUT).map_err(|e| dbus_err("connect to the system bus", e))
 }
 
-/// Adds each address to the zone; one already there is fine.
-pub fn add(zone: &Zone, ips: &[IpAddr]) -> Result<(), FirewallError> {
+/// Adds each address to the zone (one already there is fine) and
+/// remembers the attachment for DEL without prevResult and for GC.
+pub fn add(a: &Attachment<'_>, zone: &Zone, ips: &[IpAddr]) -> Result<(), FirewallError> {
     let mut bus = connect()?;
     for ip in ips {
         let source = host_cidr(ip);
@@ -109,6 +110,7 @@ pub fn add(zone: &Zone, ips: &[IpAddr]) -> Result<(), FirewallError> {
             Ok(_) => {}
         }
     }
+    super::records::write(a, ips, Some(zone.as_str()));
     Ok(())
 }
 

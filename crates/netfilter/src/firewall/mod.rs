@@ -11,6 +11,7 @@ mod dbus;
 pub mod firewalld;
 mod iptables;
 mod nftables;
+mod records;
 
 pub use nftables::TABLE as NFT_TABLE;
 
@@ -66,8 +67,24 @@ pub struct Setup<'a> {
 /// addresses, or one nftables transaction.
 pub fn add(backend: Backend, s: &Setup<'_>) -> Result<(), FirewallError> {
     match backend {
-        Backend::Iptables => iptables::add(s),
+        Backend::Iptables => {
+            iptables::add(s)?;
+            if s.admin_chain.is_some() {
+                records::write(&s.attachment, s.ips, None);
+            }
+            Ok(())
+        }
         Backend::Nftables => nftables::add(s),
+    }
+}
+
+/// The attachment's addresses: those given (a DEL's prevResult), else
+/// those rcni remembered when it set up iptables or firewalld rules.
+pub fn addresses(a: &Attachment<'_>, given: &[IpAddr]) -> Vec<IpAddr> {
+    if given.is_empty() {
+        records::read(a).map(|r| r.ips).unwrap_or_default()
+    } else {
+        given.to_vec()
     }
 }
 
@@ -83,9 +100,8 @@ pub fn check(backend: Backend, s: &Setup<'_>) -> Result<(), FirewallError> {
 /// Removes an attachment's accept rules from both backends, each where its
 /// tools work. nftables rules name the attachment, so they go without the
 /// addresses; iptables rules (the reference's layout) are found by
-/// address, so `ips` (a DEL's prevResult) is what removes them. The
-/// isolation rules are shared by every container of a bridge and stay, as
-/// in the reference.
+/// address: `ips` (see [`addresses`]). The isolation rules are shared by
+/// every container of a bridge and stay, as in the reference.
 pub fn del(a: &Attachment<'_>, ips: &[IpAddr]) -> Result<(), FirewallError> {
     let mut errors = Vec::new();
     if !ips.is_empty() && crate::iptables::supported() {
@@ -95,6 +111,7 @@ pub fn del(a: &Attachment<'_>, ips: &[IpAddr]) -> Result<(), FirewallError> {
         errors.extend(nftables::del(a).err());
     }
     if errors.is_empty() {
+        records::remove(a);
         Ok(())
     } else {
         Err(FirewallError::Several {
@@ -104,13 +121,56 @@ pub fn del(a: &Attachment<'_>, ips: &[IpAddr]) -> Result<(), FirewallError> {
     }
 }
 
-/// Removes the nftables accept rules of every attachment of `network` not
-/// in `valid` (container ID, ifname).
+/// Removes the rules of every attachment of `network` not in `valid`
+/// (container ID, ifname): nftables' by their comments, iptables' and
+/// firewalld's by rcni's records, sparing any address an attachment that
+/// stays also holds.
 pub fn gc(network: &str, valid: &[(String, String)]) -> Result<(), FirewallError> {
+    let mut errors = Vec::new();
     if crate::nft::supported() {
-        nftables::gc(network, valid)?;
+        errors.extend(nftables::gc(network, valid).err());
     }
-    Ok(())
+    let (stale, kept): (Vec<_>, Vec<_>) = records::all().into_iter().partition(|(net, r)| {
+        net == network
+            && !valid
+                .iter()
+                .any(|(id, ifname)| *id == r.container_id && *ifname == r.ifname)
+    });
+    let kept_ips: Vec<IpAddr> = kept.iter().flat_map(|(_, r)| r.ips.clone()).collect();
+    for (_, r) in &stale {
+        let ips: Vec<IpAddr> = r
+            .ips
+            .iter()
+            .copied()
+            .filter(|ip| !kept_ips.contains(ip))
+            .collect();
+        let mut failed = false;
+        if let Some(zone) = &r.zone {
+            let removed = firewalld::Zone::new("zone", zone).and_then(|z| firewalld::del(&z, &ips));
+            failed |= removed.is_err();
+            errors.extend(removed.err());
+        }
+        if crate::iptables::supported() && !ips.is_empty() {
+            let removed = iptables::del(&ips);
+            failed |= removed.is_err();
+            errors.extend(removed.err());
+        }
+        if !failed {
+            records::remove(&Attachment {
+                network,
+                container_id: &r.container_id,
+                ifname: &r.ifname,
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(FirewallError::Several {
+            what: "firewall GC",
+            errors,
+        })
+    }
 }
 
 /// An address as the reference writes it in a rule: `/32` or `/128`.
