@@ -392,6 +392,41 @@ fn gc_drops_the_rules_of_attachments_the_runtime_no_longer_knows() {
 }
 
 #[test]
+fn concurrent_adds_to_a_fresh_host_keep_every_rule() {
+    for backend in BACKENDS {
+        let w = World::new();
+        let ctr = Netns::new("fc");
+        let calls: Vec<_> = (10..18)
+            .map(|i| {
+                let conf = json!({"cniVersion": "1.0.0", "name": "fwpar", "type": "firewall", "backend": backend,
+                    "prevResult": {"cniVersion": "1.0.0", "interfaces": [{"name": "br-a"}],
+                                   "ips": [{"address": format!("10.97.1.{i}/24")}]}});
+                let call = w
+                    .with_env(Call::rcni("firewall", "ADD", &w.host, Some(&ctr)))
+                    .id(&format!("par{i}"));
+                std::thread::spawn(move || call.run(&conf).ok())
+            })
+            .collect();
+        for c in calls {
+            c.join().unwrap();
+        }
+        for i in 10..18 {
+            assert_eq!(
+                w.accept_rules(backend, &format!("10.97.1.{i}")),
+                2,
+                "{backend}: 10.97.1.{i}"
+            );
+        }
+        if backend == "iptables" {
+            let jumps = w.filter().iter().filter(|l| *l == FORWARD_JUMP).count();
+            assert_eq!(jumps, 1, "{backend}");
+        } else {
+            assert_eq!(w.nft_table().matches("jump cni-forward").count(), 1);
+        }
+    }
+}
+
+#[test]
 fn podmans_config_with_an_empty_backend_uses_iptables_without_a_bus() {
     let w = World::new();
     // As Podman 4 writes it (cniVersion 0.4.0, "backend": ""); the
@@ -651,6 +686,11 @@ fn firewalld_backend_puts_the_addresses_in_the_zone_over_dbus() {
             json!({"backend": "", "firewalldZone": "internal"}),
             "internal",
         ),
+        // Last: the isolation rules stay, as the reference's do.
+        (
+            json!({"backend": "firewalld", "ingressPolicy": "isolated"}),
+            "trusted",
+        ),
     ] {
         let a = w.attach("0.4.0", 'a', conf.clone(), false);
         let source = format!("{}/32", addr_of(&a));
@@ -665,6 +705,12 @@ fn firewalld_backend_puts_the_addresses_in_the_zone_over_dbus() {
             0,
             "{conf}: not on iptables"
         );
+        // The ingress policy is on iptables, as in the reference.
+        let isolated = w
+            .filter()
+            .iter()
+            .any(|l| l.starts_with("-A CNI-ISOLATION-STAGE-1 -i br-a -o br-a "));
+        assert_eq!(isolated, conf.get("ingressPolicy").is_some(), "{conf}");
         w.call("CHECK", &a).run(&a.firewall).ok();
         w.detach(&a);
         assert_eq!(fw.zone_of(&source).as_deref(), Some(""), "{conf}: DEL");

@@ -177,12 +177,17 @@ fn families(ips: &[IpAddr]) -> Vec<Family> {
         .collect()
 }
 
+/// Reads and writes under the namespace's firewall lock: two ADDs that both
+/// found a chain missing would otherwise both declare it, and the second
+/// declaration flushes the first one's rules.
 pub(super) fn add(s: &Setup<'_>) -> Result<(), FirewallError> {
-    for family in families(s.ips) {
-        let table = save(family, TABLE)?;
-        add_batch(&table, s, family).apply(family, TABLE)?;
-    }
-    Ok(())
+    crate::nft::locked(|| {
+        for family in families(s.ips) {
+            let table = save(family, TABLE)?;
+            add_batch(&table, s, family).apply(family, TABLE)?;
+        }
+        Ok(())
+    })
 }
 
 /// Deletes every copy of the accept rules of `ips`.
@@ -199,11 +204,13 @@ pub(super) fn del_batch(table: &Table, ips: &[IpAddr], family: Family) -> Batch 
 }
 
 pub(super) fn del(ips: &[IpAddr]) -> Result<(), FirewallError> {
-    for family in families(ips) {
-        let table = save(family, TABLE)?;
-        del_batch(&table, ips, family).apply(family, TABLE)?;
-    }
-    Ok(())
+    crate::nft::locked(|| {
+        for family in families(ips) {
+            let table = save(family, TABLE)?;
+            del_batch(&table, ips, family).apply(family, TABLE)?;
+        }
+        Ok(())
+    })
 }
 
 /// What the reference's CHECK looks for, the first thing missing.
