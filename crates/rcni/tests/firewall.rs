@@ -427,6 +427,41 @@ fn concurrent_adds_to_a_fresh_host_keep_every_rule() {
 }
 
 #[test]
+fn ipv6_addresses_get_their_rules_on_both_backends() {
+    for backend in BACKENDS {
+        let w = World::new();
+        let ctr = Netns::new("fc");
+        let conf = json!({"cniVersion": "1.0.0", "name": "fwv6", "type": "firewall", "backend": backend,
+            "prevResult": {"cniVersion": "1.0.0", "interfaces": [{"name": "br-a"}],
+                           "ips": [{"address": "10.97.1.5/24"}, {"address": "fd00:97::5/64"}]}});
+        let call = |c: &str| w.with_env(Call::rcni("firewall", c, &w.host, Some(&ctr)));
+        call("ADD").run(&conf).ok();
+        call("CHECK").run(&conf).ok();
+        let v6 = |w: &World| {
+            if backend == "iptables" {
+                w.host
+                    .exec(&["ip6tables-save", "-t", "filter"])
+                    .lines()
+                    .filter(|l| l.starts_with("-A CNI-FORWARD") && l.contains(" fd00:97::5/128 "))
+                    .count()
+            } else {
+                w.nft_table()
+                    .lines()
+                    .filter(|l| {
+                        l.contains("ip6 saddr fd00:97::5 ") || l.contains("ip6 daddr fd00:97::5 ")
+                    })
+                    .count()
+            }
+        };
+        assert_eq!(v6(&w), 2, "{backend}");
+        assert_eq!(w.accept_rules(backend, "10.97.1.5"), 2, "{backend}");
+        call("DEL").run(&conf).ok();
+        assert_eq!(v6(&w), 0, "{backend}");
+        assert_eq!(w.accept_rules(backend, "10.97.1.5"), 0, "{backend}");
+    }
+}
+
+#[test]
 fn podmans_config_with_an_empty_backend_uses_iptables_without_a_bus() {
     let w = World::new();
     // As Podman 4 writes it (cniVersion 0.4.0, "backend": ""); the
@@ -524,6 +559,10 @@ fn bad_input_is_refused_and_leaves_nothing() {
             "iptablesAdminChainName",
         ),
         (json!({"ingressPolicy": "closed"}), "ingressPolicy"),
+        (
+            json!({"backend": "firewalld", "firewalldZone": "a b"}),
+            "firewalldZone",
+        ),
         (
             json!({"ingressPolicy": "isolated", "prevResult": odd_prev}),
             "interfaces[0].name",
@@ -775,4 +814,8 @@ fn a_bus_that_does_not_answer_costs_a_second_not_a_hang() {
     );
     w.detach(&a);
     assert_eq!(w.accept_rules("iptables", &addr_of(&a)), 0);
+    // A DEL for firewalld with no firewalld answering has nothing to do.
+    let mut gone = a.firewall.clone();
+    gone["backend"] = json!("firewalld");
+    w.call("DEL", &a).run(&gone).ok();
 }

@@ -115,9 +115,17 @@ pub fn add(a: &Attachment<'_>, zone: &Zone, ips: &[IpAddr]) -> Result<(), Firewa
 }
 
 /// Removes each address from the zone. firewalld's refusals (a source not
-/// in the zone) are ignored, as the reference does, so DEL is idempotent.
+/// in the zone) are ignored, as the reference does, so DEL is idempotent;
+/// without a system bus there is no firewalld and nothing to remove (its
+/// sources are runtime state, gone when it stops).
 pub fn del(zone: &Zone, ips: &[IpAddr]) -> Result<(), FirewallError> {
-    let mut bus = connect()?;
+    let mut bus = match Connection::system(CALL_TIMEOUT) {
+        Ok(bus) => bus,
+        Err(e) => {
+            eprintln!("firewall: no firewalld sources to remove: {e}");
+            return Ok(());
+        }
+    };
     for ip in ips {
         let source = host_cidr(ip);
         match bus.call(&zone_call("removeSource", &[zone.as_str(), &source])) {
