@@ -179,10 +179,11 @@ impl Plugin for Firewall {
                 firewall::add(*backend, &setup).context("unable to set up the firewall rules")?;
             }
             Target::Firewalld(zone) => {
-                firewalld::add(&setup.attachment, zone, &cfg.ips).context("firewalld")?;
+                // Made first, so an ADD that fails half-way is undone too.
                 let sources = Undo::new(|| {
                     let _ = firewalld::del(zone, &cfg.ips);
                 });
+                firewalld::add(&setup.attachment, zone, &cfg.ips).context("firewalld")?;
                 if setup.isolation.is_some() {
                     // The reference isolates bridges on iptables whatever
                     // the backend.
@@ -200,13 +201,17 @@ impl Plugin for Firewall {
     }
 
     /// Removes the accept rules wherever they are: nftables' by the
-    /// attachment, iptables' by the prevResult's addresses. Only those are
-    /// read, so a config ADD would refuse is still torn down. The
+    /// attachment, iptables' and firewalld's by the prevResult's addresses
+    /// (or, without one, those rcni recorded at ADD). Only those are read,
+    /// so a config ADD would refuse is still torn down. The
     /// isolation rules are the bridge's and stay, as in the reference.
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
         let conf = args.conf()?;
         let prev = conf.prev_result().unwrap_or_else(|e| {
-            eprintln!("firewall: DEL: {}; removing the nftables rules only", e.msg);
+            eprintln!(
+                "firewall: DEL: {}; using rcni's records of the addresses",
+                e.msg
+            );
             None
         });
         let a = Attachment {
