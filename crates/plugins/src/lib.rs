@@ -21,6 +21,7 @@ pub mod cidr;
 pub mod container;
 pub mod container_link;
 pub mod dummy;
+pub mod firewall;
 pub mod flannel;
 pub mod host_device;
 pub mod host_local;
@@ -66,6 +67,7 @@ pub fn all() -> &'static [&'static dyn Plugin] {
         &tuning::Tuning,
         &bandwidth::Bandwidth,
         &flannel::Flannel,
+        &firewall::Firewall,
     ]
 }
 
