@@ -46,6 +46,7 @@ pub struct Results {
     pub hostlocal_alloc_us: Vec<f64>,
     pub hostlocal_taken: usize,
     pub pods: usize,
+    pub cluster: Vec<crate::cluster::ClusterRun>,
 }
 
 fn sh(cmd: &str, args: &[&str]) -> Result<(), String> {
@@ -418,6 +419,22 @@ pub fn run_all(s: &Settings) -> Result<Results, String> {
     }
     let _ = sh("ip", &["link", "del", "rbench1"]);
 
+    let (nodes, per_node) = s.cluster;
+    eprintln!("== flannel cluster, {nodes} nodes x {per_node} pods, ADDs on all nodes at once");
+    let cluster = vec![
+        crate::cluster::run(&rcni(None), true, nodes, per_node)?,
+        crate::cluster::run(
+            &Impl {
+                label: "reference".into(),
+                dir: PathBuf::from(REFERENCE_DIR),
+                backend: None,
+            },
+            false,
+            nodes,
+            per_node,
+        )?,
+    ];
+
     eprintln!("== host-local allocation with many addresses taken");
     let taken = if s.pods >= 100 { 10_000 } else { 1_000 };
     let hostlocal_alloc_us = hostlocal_micro(taken, 50)?;
@@ -435,5 +452,6 @@ pub fn run_all(s: &Settings) -> Result<Results, String> {
         hostlocal_alloc_us,
         hostlocal_taken: taken,
         pods: s.pods,
+        cluster,
     })
 }

@@ -49,6 +49,50 @@ fn row(out: &mut String, metric: &str, ours: f64, theirs: f64, unit: &str, targe
     );
 }
 
+/// ADD latency per node of the flannel cluster scenario, rcni against
+/// the reference, side by side.
+fn cluster_section(out: &mut String, r: &Results) {
+    let [ours, theirs] = r.cluster.as_slice() else {
+        return;
+    };
+    let pods = ours.add_ms.first().map_or(0, Vec::len);
+    let _ = writeln!(
+        out,
+        "\n## A flannel cluster: ADDs on all nodes at once\n\n\
+         {} node namespaces × {pods} pods, each node its own subnet.env, data dirs and runtime; \
+         flannel + portmap. rcni runs flannel (delegating to its bridge + host-local); the reference \
+         flannel plugin is not in Debian's package, so the reference runs bridge + host-local with \
+         the delegate config flannel builds. ADD latency per node:\n",
+        ours.add_ms.len()
+    );
+    let (a, b) = (&ours.label, &theirs.label);
+    let _ = writeln!(
+        out,
+        "| node | {a} median | {b} median | ratio | {a} p90 | {b} p90 |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    let all = |run: &crate::cluster::ClusterRun| run.add_ms.concat();
+    let rows = ours
+        .add_ms
+        .iter()
+        .zip(&theirs.add_ms)
+        .enumerate()
+        .map(|(i, (a, b))| ((i + 1).to_string(), a.clone(), b.clone()))
+        .chain([("all".to_string(), all(ours), all(theirs))]);
+    for (node, a, b) in rows {
+        let _ = writeln!(
+            out,
+            "| {node} | {:.2} ms | {:.2} ms | {:.3} | {:.2} ms | {:.2} ms |",
+            median(&a),
+            median(&b),
+            median(&a) / median(&b),
+            quantile(&a, 0.9),
+            quantile(&b, 0.9)
+        );
+    }
+    out.push('\n');
+}
+
 fn find<'a>(runs: &'a [PodRun], label: &str) -> Option<&'a PodRun> {
     runs.iter().find(|r| r.label == label)
 }
@@ -425,6 +469,7 @@ pub fn write(s: &Settings, r: &Results) -> std::io::Result<()> {
         median(&r.hostlocal_alloc_us),
         quantile(&r.hostlocal_alloc_us, 0.95)
     );
+    cluster_section(&mut out, r);
     let svg_name = "performance-add-latency.svg";
     let _ = writeln!(
         out,

@@ -21,6 +21,8 @@ pub mod cidr;
 pub mod container;
 pub mod container_link;
 pub mod dummy;
+pub mod firewall;
+pub mod flannel;
 pub mod host_device;
 pub mod host_local;
 pub mod iface;
@@ -64,6 +66,8 @@ pub fn all() -> &'static [&'static dyn Plugin] {
         &sbr::Sbr,
         &tuning::Tuning,
         &bandwidth::Bandwidth,
+        &flannel::Flannel,
+        &firewall::Firewall,
     ]
 }
 
