@@ -17,7 +17,8 @@
 //! to 127.0.0.1) and from an outside namespace (to the host's address on
 //! the link between them); `podman exec` pings the gateway. Then `podman
 //! rm` must leave no veth, address file, cached result, netns file, DNAT
-//! rule or rule naming the container, and `podman network rm` no bridge.
+//! rule, rule naming the container or record of rcni's firewall, and
+//! `podman network rm` no bridge.
 
 mod common;
 
@@ -248,6 +249,23 @@ impl Podman {
             .iter()
             .for_each(|n| add(Kind::Cached, n));
         seen("/run/netns").iter().for_each(|n| add(Kind::Netns, n));
+        // rcni's state under /run/rcni (the firewall's attachment records):
+        // files that name the container.
+        let rcni_state = self.holder.in_mounts("/run/rcni");
+        for name in read_dir_names(&rcni_state) {
+            let path = rcni_state.join(&name);
+            let files = if path.is_dir() {
+                read_dir_names(&path).iter().map(|n| path.join(n)).collect()
+            } else {
+                vec![path]
+            };
+            files
+                .iter()
+                .filter(|f| {
+                    std::fs::read_to_string(f).is_ok_and(|text| text.contains(&container.id))
+                })
+                .for_each(|f| add(Kind::Record, &f.display().to_string()));
+        }
         let rules = format!(
             "{}\n{}",
             self.host.exec(&["iptables-save"]),
@@ -295,6 +313,8 @@ enum Kind {
     Address,
     Cached,
     Netns,
+    /// A file of rcni's under /run/rcni naming the container.
+    Record,
     Dnat,
     Rule,
 }
@@ -421,7 +441,7 @@ fn podman_end_to_end(tag: &str, reference: Option<&Path>) {
 
     // What the checks after removal look for is there while it runs.
     let traces = podman.traces(&container);
-    for (kind, holding) in [
+    let mut expected = vec![
         (Kind::Veth, "veth"),
         (Kind::Link, "cni-podman"),
         (Kind::Address, container.ip.as_str()),
@@ -429,7 +449,12 @@ fn podman_end_to_end(tag: &str, reference: Option<&Path>) {
         (Kind::Netns, "netns-"),
         (Kind::Dnat, container.ip.as_str()),
         (Kind::Rule, container.ip.as_str()),
-    ] {
+    ];
+    if reference.is_none() {
+        // rcni's firewall records the attachment (the reference keeps none).
+        expected.push((Kind::Record, "firewall"));
+    }
+    for (kind, holding) in expected {
         assert!(
             traces
                 .iter()
