@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod mutate;
+
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -132,13 +134,22 @@ impl Netns {
     /// links (name and kind), addresses and routes (IPv6 link-local and
     /// kernel multicast/local noise excluded).
     pub fn snapshot(&self) -> Vec<String> {
-        let mut s: Vec<String> = self.links();
-        for l in self.links() {
-            for a in self.addrs(&l) {
+        // One dump of every link with its addresses.
+        let mut s = Vec::new();
+        for link in self
+            .ip_json(&["addr", "show"])
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let l = link["ifname"].as_str().unwrap_or("").to_string();
+            for a in link["addr_info"].as_array().into_iter().flatten() {
+                let a = format!("{}/{}", a["local"].as_str().unwrap_or(""), a["prefixlen"]);
                 if !a.starts_with("fe80:") {
                     s.push(format!("addr {l} {a}"));
                 }
             }
+            s.push(l);
         }
         s.extend(
             self.routes()
@@ -332,14 +343,12 @@ impl Call {
         cmd
     }
 
-    /// Runs the plugin under `strace -f -e trace=execve` and returns its
-    /// reply and the programs it (and its children) executed.
-    pub fn run_traced(&self, conf: &Value) -> (Reply, Vec<String>) {
-        let trace = tempfile::NamedTempFile::new().expect("trace file");
+    /// The process run by `wrapper` (a program and its arguments, e.g. a
+    /// tracer), with the plugin's environment.
+    pub fn wrapped(&self, wrapper: &[&str]) -> Command {
         let inner = self.process();
-        let mut cmd = Command::new("strace");
-        cmd.args(["-f", "-qq", "-e", "trace=execve", "-o"])
-            .arg(trace.path())
+        let mut cmd = Command::new(wrapper[0]);
+        cmd.args(&wrapper[1..])
             .arg(inner.get_program())
             .args(inner.get_args());
         cmd.env_clear();
@@ -351,6 +360,23 @@ impl Call {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Runs the plugin under `strace -f -e trace=execve` and returns its
+    /// reply and the programs it (and its children) executed.
+    pub fn run_traced(&self, conf: &Value) -> (Reply, Vec<String>) {
+        let trace = tempfile::NamedTempFile::new().expect("trace file");
+        let trace_path = trace.path().to_str().expect("utf8");
+        let mut cmd = self.wrapped(&[
+            "strace",
+            "-f",
+            "-qq",
+            "-e",
+            "trace=execve",
+            "-o",
+            trace_path,
+        ]);
         let mut child = cmd.spawn().expect("spawn strace");
         child
             .stdin
