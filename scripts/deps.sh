@@ -6,11 +6,15 @@ set -euo pipefail
 need=()
 for pkg_cmd in iproute2:ip iputils-ping:ping iptables:iptables nftables:nft \
                containernetworking-plugins:/usr/lib/cni/host-local dnsmasq:dnsmasq \
-               procps:ps psmisc:killall python3:python3 strace:strace; do
+               procps:ps psmisc:killall python3:python3 strace:strace \
+               containerd:containerd runc:runc protobuf-compiler:protoc; do
   pkg=${pkg_cmd%%:*} cmd=${pkg_cmd#*:}
   if [[ $cmd == /* ]]; then [[ -e $cmd ]] || need+=("$pkg")
   else command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg"); fi
 done
+# The CRI test's sandbox image is a static busybox (Debian's busybox is not).
+dpkg-query -W -f '${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' \
+  || need+=(busybox-static)
 if ((${#need[@]})); then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -19,6 +23,8 @@ if ((${#need[@]})); then
 fi
 # dnsmasq's own service is not wanted: tests start their own instances.
 systemctl disable --now dnsmasq >/dev/null 2>&1 || true
+# Nor containerd's: the CRI test starts its own, with its own config and dirs.
+systemctl disable --now containerd >/dev/null 2>&1 || true
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install a Rust toolchain (rustup) first" >&2

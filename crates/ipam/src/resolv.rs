@@ -14,9 +14,26 @@ pub struct ResolvConf {
     pub options: Vec<String>,
 }
 
-/// Reads `path` and parses it with [`parse_resolv_conf_text`].
+/// The most of a resolv.conf that is read.
+const MAX_RESOLV_CONF: u64 = 1024 * 1024;
+
+/// Reads `path` and parses it with [`parse_resolv_conf_text`]. Opened
+/// non-blocking and read up to [`MAX_RESOLV_CONF`], so a FIFO or an
+/// endless device under that name cannot hang the call.
 pub fn parse_resolv_conf(path: &Path) -> Result<ResolvConf, IpamError> {
-    let data = std::fs::read(path).map_err(IpamError::io("cannot read resolvConf", path))?;
+    use rustix::fs::{Mode, OFlags};
+    use std::io::Read;
+    let error = IpamError::io("cannot read resolvConf", path);
+    let file = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map(std::fs::File::from)
+    .map_err(std::io::Error::from);
+    let mut data = Vec::new();
+    file.and_then(|f| f.take(MAX_RESOLV_CONF).read_to_end(&mut data))
+        .map_err(error)?;
     Ok(parse_resolv_conf_text(&String::from_utf8_lossy(&data)))
 }
 

@@ -89,7 +89,8 @@ fn validate_network(network: &str) -> Result<(), IpamError> {
 fn open_lock_file(path: &Path) -> Result<File, IpamError> {
     rustix::fs::open(
         path,
-        OFlags::CREATE | OFlags::RDONLY | OFlags::CLOEXEC,
+        // Non-blocking: a FIFO planted under the name must not hang us.
+        OFlags::CREATE | OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o750),
     )
     .map(File::from)
@@ -102,14 +103,32 @@ fn open_lock_file(path: &Path) -> Result<File, IpamError> {
 
 /// A file's contents as the reference compares them: whitespace-trimmed.
 fn read_trimmed(path: &Path) -> Option<String> {
-    let data = fs::read(path).ok()?;
-    Some(String::from_utf8_lossy(&data).trim().to_string())
+    let mut buf = Vec::new();
+    read_small_at(&rustix::fs::CWD, path, &mut buf)?;
+    Some(String::from_utf8_lossy(&buf).trim().to_string())
 }
 
-/// Reads the file `name` of the open directory `dir` into `buf`; `None`
-/// when it cannot be opened or read (as a file gone in between).
-fn read_small_at(dir: &impl std::os::fd::AsFd, name: &str, buf: &mut Vec<u8>) -> Option<()> {
-    let fd = rustix::fs::openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+/// The most a store file is read: far more than a container ID and an
+/// interface name, and a bound on what a planted file can make us read.
+const MAX_STORE_FILE: usize = 64 * 1024;
+
+/// Reads the file `name` (relative to the open directory `dir`) into
+/// `buf`; `None` when it cannot be opened or read (as a file gone in
+/// between) or is larger than [`MAX_STORE_FILE`]. Opened non-blocking, so
+/// a FIFO or a device planted in the store reads as empty or fails
+/// instead of hanging the call.
+fn read_small_at(
+    dir: &impl std::os::fd::AsFd,
+    name: impl rustix::path::Arg,
+    buf: &mut Vec<u8>,
+) -> Option<()> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
     buf.clear();
     let mut chunk = [0u8; 256];
     loop {
@@ -120,6 +139,9 @@ fn read_small_at(dir: &impl std::os::fd::AsFd, name: &str, buf: &mut Vec<u8>) ->
                 // read to see the zero.
                 if n < chunk.len() {
                     return Some(());
+                }
+                if buf.len() > MAX_STORE_FILE {
+                    return None;
                 }
             }
             Err(Errno::INTR) => {}

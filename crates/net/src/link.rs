@@ -531,12 +531,16 @@ fn info(kind: InfoKind, data: Option<InfoData>) -> LinkAttribute {
     LinkAttribute::LinkInfo(infos)
 }
 
+/// Refuses names the kernel would reject, and those with `%`, which the
+/// kernel takes as a template (`eth%d` becomes `eth0`): a link made or
+/// renamed so could not be found again by its name.
 fn check_name(name: &str) -> Result<()> {
     if name.is_empty()
         || name.len() > IFNAMSIZ_MAX
         || name == "."
         || name == ".."
-        || name.contains(|c: char| c == '/' || c == ':' || c == '\0' || c.is_whitespace())
+        || name
+            .contains(|c: char| c == '/' || c == ':' || c == '%' || c == '\0' || c.is_whitespace())
     {
         return Err(NetError::InvalidArgument(format!(
             "invalid interface name {name:?}"
@@ -984,6 +988,7 @@ mod tests {
         assert!(check_name("1234567890123456").is_err());
         assert!(check_name("").is_err());
         assert!(check_name("a/b").is_err());
+        assert!(check_name("eth%d").is_err());
         assert!(check_name("a b").is_err());
         assert!(check_name("..").is_err());
         assert!(check_name("eth0.100").is_ok());

@@ -1,10 +1,10 @@
 //! Network namespaces, referred to by an open file.
 
 use crate::error::{NetError, Result};
-use rustix::fs::{fstatfs, FsWord, PROC_SUPER_MAGIC};
+use rustix::fs::{fstatfs, FsWord, Mode, OFlags};
 use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
 use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 /// `NSFS_MAGIC`: the file system of `/proc/<pid>/ns/*` and their bind
@@ -25,25 +25,48 @@ impl NetNs {
     ///
     /// A missing path gives an error for which [`NetError::is_not_found`]
     /// holds (so a DEL can treat it as already done). A path that exists
-    /// but is not a namespace gives [`NetError::InvalidArgument`].
+    /// but is not a namespace (a directory, a regular file, a FIFO, a
+    /// device) gives [`NetError::InvalidArgument`] without blocking: the
+    /// path is first opened with `O_PATH`, which neither waits for a FIFO's
+    /// writer nor wakes a device, and only a file on nsfs is opened for
+    /// real.
     pub fn open(path: impl AsRef<Path>) -> Result<NetNs> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(NetError::io(format!(
-            "failed to open netns {}",
-            path.display()
-        )))?;
-        let fs = fstatfs(&file).map_err(|e| {
+        let opened = |e: rustix::io::Errno| {
+            NetError::io(format!("failed to open netns {}", path.display()))(e.into())
+        };
+        let handle = rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+            .map_err(opened)?;
+        let fs = fstatfs(&handle).map_err(|e| {
             NetError::io(format!("failed to statfs netns {}", path.display()))(e.into())
         })?;
-        if fs.f_type != NSFS_MAGIC && fs.f_type != PROC_SUPER_MAGIC {
+        if fs.f_type != NSFS_MAGIC {
             return Err(NetError::InvalidArgument(format!(
                 "{} is not a network namespace (fs magic {:#x})",
                 path.display(),
                 fs.f_type
             )));
         }
+        // setns needs a descriptor opened for reading; reopen the very
+        // file that was checked.
+        let reopen = format!("/proc/self/fd/{}", handle.as_raw_fd());
+        let file = rustix::fs::open(
+            reopen.as_str(),
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(opened)?;
+        let is_net = crate::sys::is_network_namespace(file.as_fd()).map_err(NetError::io(
+            format!("failed to read the kind of namespace {}", path.display()),
+        ))?;
+        if !is_net {
+            return Err(NetError::InvalidArgument(format!(
+                "{} is not a network namespace",
+                path.display()
+            )));
+        }
         Ok(NetNs {
-            file,
+            file: File::from(file),
             path: path.to_path_buf(),
         })
     }

@@ -5,8 +5,11 @@
 //! added with `nft -f`: their expressions are the tool's business.)
 
 use crate::error::Result;
-use crate::nfnetlink::{attributes, Conn, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
+use crate::nfnetlink::{attributes, Conn, EINTR, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 use std::cell::RefCell;
+
+/// How often a dump interrupted by a concurrent change is tried.
+const DUMP_ATTEMPTS: usize = 5;
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFT_MSG_GETTABLE: u16 = 1;
@@ -20,6 +23,13 @@ const NFTA_CHAIN_NAME: u16 = 3;
 const NFTA_RULE_TABLE: u16 = 1;
 const NFTA_RULE_CHAIN: u16 = 2;
 const NFTA_RULE_HANDLE: u16 = 3;
+const NFTA_RULE_EXPRESSIONS: u16 = 4;
+const NFTA_LIST_ELEM: u16 = 1;
+const NFTA_EXPR_NAME: u16 = 1;
+const NFTA_EXPR_DATA: u16 = 2;
+const NFTA_IMMEDIATE_DATA: u16 = 2;
+const NFTA_DATA_VERDICT: u16 = 2;
+const NFTA_VERDICT_CHAIN: u16 = 2;
 const NFTA_RULE_USERDATA: u16 = 7;
 /// The comment's record type in a rule's user data (libnftnl's
 /// `NFTNL_UDATA_RULE_COMMENT`).
@@ -124,6 +134,9 @@ pub struct NftRule {
     pub handle: u64,
     /// Its comment (`comment "..."`), empty if none.
     pub comment: String,
+    /// The chain it jumps or goes to (`jump CHAIN`, iptables' `-j CHAIN`),
+    /// if it does.
+    pub jumps_to: Option<String>,
 }
 
 /// Every rule of table `family table` (or only of `chain`); none when the
@@ -134,15 +147,27 @@ pub fn list_rules(family: NfFamily, table: &str, chain: Option<&str>) -> Result<
         attrs.extend(string_attr(NFTA_RULE_CHAIN, c));
     }
     let op = format!("list the rules of nf_tables table {table}");
-    let dump = match with_conn(|conn| {
-        conn.exchange(
-            NFT_MSG_GETRULE,
-            NLM_F_REQUEST | NLM_F_DUMP,
-            family as u8,
-            &attrs,
-            &op,
-        )
-    }) {
+    let dump_once = || {
+        with_conn(|conn| {
+            conn.exchange(
+                NFT_MSG_GETRULE,
+                NLM_F_REQUEST | NLM_F_DUMP,
+                family as u8,
+                &attrs,
+                &op,
+            )
+        })
+    };
+    // A dump that a concurrent change interrupted may miss rules: retry
+    // (as the reference's netlinksafe does, 5 times).
+    let mut attempt = dump_once();
+    for _ in 1..DUMP_ATTEMPTS {
+        match &attempt {
+            Err(e) if e.errno() == Some(EINTR) => attempt = dump_once(),
+            _ => break,
+        }
+    }
+    let dump = match attempt {
         Ok(d) => d,
         Err(e) if e.is_not_found() => return Ok(Vec::new()),
         Err(e) => return Err(e),
@@ -180,17 +205,42 @@ fn comment_of(mut udata: &[u8]) -> String {
     String::new()
 }
 
+/// The chain named by the verdict of a rule's `immediate` expression.
+fn jump_target(expressions: &[u8]) -> Option<String> {
+    let nested = |buf: &[u8], kind: u16| -> Option<Vec<u8>> {
+        attributes(buf)
+            .into_iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, v)| v.to_vec())
+    };
+    attributes(expressions)
+        .into_iter()
+        .filter(|(kind, _)| *kind == NFTA_LIST_ELEM)
+        .find_map(|(_, expr)| {
+            let name = nested(expr, NFTA_EXPR_NAME)?;
+            if nul_string(&name) != "immediate" {
+                return None;
+            }
+            let data = nested(expr, NFTA_EXPR_DATA)?;
+            let value = nested(&data, NFTA_IMMEDIATE_DATA)?;
+            let verdict = nested(&value, NFTA_DATA_VERDICT)?;
+            Some(nul_string(&nested(&verdict, NFTA_VERDICT_CHAIN)?))
+        })
+}
+
 fn parse_rule(msg: &[u8]) -> Option<ParsedRule> {
     let mut table = None;
     let mut chain = None;
     let mut handle = None;
     let mut comment = String::new();
+    let mut jumps_to = None;
     for (kind, value) in attributes(msg) {
         match kind {
             NFTA_RULE_TABLE => table = Some(nul_string(value)),
             NFTA_RULE_CHAIN => chain = Some(nul_string(value)),
             NFTA_RULE_HANDLE => handle = Some(u64::from_be_bytes(value.get(..8)?.try_into().ok()?)),
             NFTA_RULE_USERDATA => comment = comment_of(value),
+            NFTA_RULE_EXPRESSIONS => jumps_to = jump_target(value),
             _ => {}
         }
     }
@@ -200,6 +250,7 @@ fn parse_rule(msg: &[u8]) -> Option<ParsedRule> {
             chain: chain?,
             handle: handle?,
             comment,
+            jumps_to,
         },
     })
 }
@@ -275,5 +326,21 @@ mod tests {
             (r.table.as_str(), r.rule.chain.as_str(), r.rule.handle),
             ("t", "c", 42)
         );
+        assert_eq!(r.rule.jumps_to, None);
+    }
+
+    #[test]
+    fn jumps_come_from_the_immediate_verdict() {
+        use crate::nfnetlink::nested;
+        let verdict = nested(NFTA_DATA_VERDICT, &string_attr(NFTA_VERDICT_CHAIN, "CNI-X"));
+        let data = nested(NFTA_IMMEDIATE_DATA, &verdict);
+        let mut immediate = string_attr(NFTA_EXPR_NAME, "immediate");
+        immediate.extend(nested(NFTA_EXPR_DATA, &data));
+        let mut counter = string_attr(NFTA_EXPR_NAME, "counter");
+        counter.extend(nested(NFTA_EXPR_DATA, &[]));
+        let mut list = nested(NFTA_LIST_ELEM, &counter);
+        list.extend(nested(NFTA_LIST_ELEM, &immediate));
+        assert_eq!(jump_target(&list).as_deref(), Some("CNI-X"));
+        assert_eq!(jump_target(&nested(NFTA_LIST_ELEM, &counter)), None);
     }
 }

@@ -11,6 +11,11 @@ pub(crate) const NLMSG_DONE: u16 = 3;
 pub(crate) const NLM_F_REQUEST: u16 = 1;
 pub(crate) const NLM_F_ACK: u16 = 4;
 pub(crate) const NLM_F_DUMP: u16 = 0x300;
+/// Set on a dump's messages when the ruleset changed while it ran: the
+/// dump may have missed entries.
+const NLM_F_DUMP_INTR: u16 = 0x10;
+/// The errno a dump reports when it was interrupted, so callers retry.
+pub(crate) const EINTR: i32 = 4;
 pub(crate) const NLA_F_NESTED: u16 = 0x8000;
 
 pub(crate) fn align(n: usize) -> usize {
@@ -143,6 +148,7 @@ impl Conn {
     fn replies(&mut self, op: &str, acks: usize, first: u32) -> Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
         let mut acked = 0;
+        let mut interrupted = false;
         let mut buf = vec![0u8; 1 << 16];
         loop {
             let n = self
@@ -164,7 +170,16 @@ impl Conn {
                     at += align(len);
                     continue;
                 }
+                let flags = u16::from_ne_bytes([buf[at + 6], buf[at + 7]]);
+                interrupted |= flags & NLM_F_DUMP_INTR != 0;
                 match ty {
+                    NLMSG_DONE if interrupted => {
+                        return Err(NetError::Netlink {
+                            op: format!("{op} (dump interrupted by a concurrent change)"),
+                            errno: EINTR,
+                            msg: None,
+                        })
+                    }
                     NLMSG_DONE => return Ok(out),
                     NLMSG_ERROR => {
                         let code = i32::from_ne_bytes([body[0], body[1], body[2], body[3]]);

@@ -75,6 +75,22 @@ pub(crate) fn tun_set_value(
     }
 }
 
+/// `NS_GET_NSTYPE` (`_IO(0xb7, 0x3)`, linux/nsfs.h): the `CLONE_NEW*` flag
+/// of the namespace an nsfs file refers to.
+const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+
+/// Whether the open nsfs file `ns` is a network namespace.
+pub(crate) fn is_network_namespace(ns: BorrowedFd<'_>) -> io::Result<bool> {
+    // SAFETY: NS_GET_NSTYPE takes no argument and returns the type as the
+    // call's value; no memory is passed to the kernel. `ns` is an open fd.
+    let rc = unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_NSTYPE as _) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc == libc::CLONE_NEWNET)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

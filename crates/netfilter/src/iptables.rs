@@ -3,6 +3,7 @@
 
 use crate::error::FirewallError;
 use crate::run::{installed, run};
+use crate::script::has_control;
 
 /// IPv4 (`iptables`) or IPv6 (`ip6tables`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +49,31 @@ pub fn uses_nf_tables() -> bool {
 /// "maybe" otherwise or when the probe fails, so callers then read the
 /// table as before.
 pub fn nat_chains_may_exist(family: Family, chains: &[&str]) -> bool {
+    chains
+        .iter()
+        .any(|c| nat_chain_exists(family, c).unwrap_or(true))
+}
+
+/// Whether `chain` exists in the `nat` table of `family`, when that can be
+/// told without a process (the nf_tables flavour, over netlink).
+pub fn nat_chain_exists(family: Family, chain: &str) -> Option<bool> {
     use rcni_net::nf_tables::{chain_exists, NfFamily};
+    if !uses_nf_tables() {
+        return None;
+    }
+    let nf = match family {
+        Family::V4 => NfFamily::Ipv4,
+        Family::V6 => NfFamily::Ipv6,
+    };
+    chain_exists(nf, "nat", chain).ok()
+}
+
+/// Whether each `(chain, target)` of `jumps` is a rule of the `nat` table
+/// that jumps from `chain` to `target`: answered over netlink for the
+/// nf_tables flavour (no process). The legacy flavour cannot be asked
+/// without a process and answers yes; a failed probe answers no.
+pub fn nat_jumps_present(family: Family, jumps: &[(&str, &str)]) -> bool {
+    use rcni_net::nf_tables::{list_rules, NfFamily};
     if !uses_nf_tables() {
         return true;
     }
@@ -56,9 +81,10 @@ pub fn nat_chains_may_exist(family: Family, chains: &[&str]) -> bool {
         Family::V4 => NfFamily::Ipv4,
         Family::V6 => NfFamily::Ipv6,
     };
-    chains
-        .iter()
-        .any(|c| chain_exists(nf, "nat", c).unwrap_or(true))
+    jumps.iter().all(|(chain, target)| {
+        list_rules(nf, "nat", Some(chain))
+            .is_ok_and(|rules| rules.iter().any(|r| r.jumps_to.as_deref() == Some(*target)))
+    })
 }
 
 /// One table as `iptables-save` prints it.
@@ -131,10 +157,17 @@ impl Batch {
         s
     }
 
-    /// Applies the batch (one exec); nothing to do runs nothing.
+    /// Applies the batch (one exec); nothing to do runs nothing. A line
+    /// with a control character (a line break would start a rule or a
+    /// table of its own) is refused and nothing runs.
     pub fn apply(&self, family: Family, table: &str) -> Result<(), FirewallError> {
         if self.is_empty() {
             return Ok(());
+        }
+        if let Some(bad) = self.lines.iter().find(|l| has_control(l)) {
+            return Err(FirewallError::Config(format!(
+                "refusing an iptables-restore line with a control character: {bad:?}"
+            )));
         }
         run(
             &family.tool("-restore"),
@@ -148,6 +181,27 @@ impl Batch {
 /// Quotes a comment for restore input as iptables-save prints it.
 pub fn quote(comment: &str) -> String {
     format!("\"{}\"", comment.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// The comment of a rule in its `iptables-save` form (quotes included,
+/// as [`quote`] writes it), if it has one.
+pub fn comment_of(rule: &str) -> Option<&str> {
+    let start = rule.find(" --comment \"")? + " --comment ".len();
+    let mut escaped = false;
+    for (i, c) in rule[start + 1..].char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => return Some(&rule[start..start + 1 + i + 1]),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The chain a rule jumps to (`-j CHAIN` at its end).
+pub fn jump_target(rule: &str) -> Option<&str> {
+    rule.rsplit_once(" -j ").map(|(_, chain)| chain)
 }
 
 /// Turns an `-A CHAIN spec` line into the `-D CHAIN spec` that deletes it.
@@ -168,6 +222,12 @@ mod tests {
         assert_eq!(t.rules_of("POSTROUTING").count(), 1);
         assert_eq!(t.rules_of("CNI-abc").count(), 1);
         assert!(t.has_chain("CNI-abc"));
+        let jump = t.rules_of("POSTROUTING").next().unwrap();
+        assert_eq!(
+            comment_of(jump),
+            Some(quote(r#"name: "n" id: "c""#).as_str())
+        );
+        assert_eq!(jump_target(jump), Some("CNI-abc"));
         let d = delete_line(t.rules_of("CNI-abc").next().unwrap());
         assert_eq!(d, "-D CNI-abc -d 10.0.0.0/24 -j ACCEPT");
     }
@@ -188,5 +248,11 @@ mod tests {
             Batch::default().apply(Family::V4, "nat").is_ok(),
             "an empty batch runs nothing"
         );
+        let mut injected = Batch::default();
+        injected.push("-A X -s 10.0.0.1\nCOMMIT\n*filter\n-A INPUT -j ACCEPT");
+        assert!(matches!(
+            injected.apply(Family::V4, "nat"),
+            Err(FirewallError::Config(_))
+        ));
     }
 }

@@ -8,6 +8,7 @@
 //!   (the reference's) own tables.
 //! - [`masq`]: IP masquerading for bridge and ptp (`ipMasq`), on either
 //!   backend, with teardown trying both and GC.
+//! - [`script`]: config values validated for the scripts they go into.
 
 pub mod error;
 pub mod iptables;
@@ -16,6 +17,7 @@ pub mod names;
 pub mod nftables;
 pub mod portmap;
 mod run;
+pub mod script;
 pub mod spoofcheck;
 
 pub use error::FirewallError;

@@ -14,15 +14,13 @@
 
 use crate::error::FirewallError;
 use crate::iptables::{self, Batch, Family};
-use crate::names::{chain_name, comment, hash_with_prefix};
+use crate::names::{chain_name, comment, hash_with_prefix, NFT_COMMENT_MAX};
 use crate::nftables::{self, quote};
 use crate::Backend;
 use ipnet::IpNet;
 
 const NFT_TABLE: &str = "cni_plugins_masquerade";
 const NFT_CHAIN: &str = "masq_checks";
-/// nft's longest comment.
-const NFT_COMMENT_MAX: usize = 128;
 
 /// The attachment the rules belong to.
 #[derive(Debug, Clone, Copy)]
@@ -67,8 +65,11 @@ fn family_of(net: &IpNet) -> Family {
 }
 
 /// The iptables batch that sets up masquerading for the addresses of one
-/// family.
-pub fn iptables_setup_batch(ips: &[IpNet], o: &Owner<'_>, family: Family) -> Batch {
+/// family. When the chain already exists (`shared`: another interface of
+/// the container, or another attachment whose network name and container
+/// ID concatenate to the same string), it is not flushed: the addresses'
+/// own-subnet exceptions go first in it, next to the other's.
+pub fn iptables_setup_batch(ips: &[IpNet], o: &Owner<'_>, family: Family, shared: bool) -> Batch {
     let chain = chain_name(o.network, o.container_id);
     let c = iptables::quote(&comment(o.network, o.container_id));
     let multicast = if family == Family::V4 {
@@ -81,16 +82,19 @@ pub fn iptables_setup_batch(ips: &[IpNet], o: &Owner<'_>, family: Family) -> Bat
     if mine.is_empty() {
         return b;
     }
-    b.push(format!(":{chain} - [0:0]"));
-    for net in &mine {
+    if shared {
+        for net in &mine {
+            b.push(format!("-I {chain} 1 {}", own_subnet_rule(net, &c)));
+        }
+    } else {
+        b.push(format!(":{chain} - [0:0]"));
+        for net in &mine {
+            b.push(format!("-A {chain} {}", own_subnet_rule(net, &c)));
+        }
         b.push(format!(
-            "-A {chain} -d {} -m comment --comment {c} -j ACCEPT",
-            net.trunc()
+            "-A {chain} ! -d {multicast} -m comment --comment {c} -j MASQUERADE"
         ));
     }
-    b.push(format!(
-        "-A {chain} ! -d {multicast} -m comment --comment {c} -j MASQUERADE"
-    ));
     for net in &mine {
         b.push(format!(
             "-A POSTROUTING -s {} -m comment --comment {c} -j {chain}",
@@ -98,6 +102,15 @@ pub fn iptables_setup_batch(ips: &[IpNet], o: &Owner<'_>, family: Family) -> Bat
         ));
     }
     b
+}
+
+/// The rule (without `-A CHAIN`) that keeps traffic to the address's own
+/// subnet unmasqueraded.
+fn own_subnet_rule(net: &IpNet, quoted_comment: &str) -> String {
+    format!(
+        "-d {} -m comment --comment {quoted_comment} -j ACCEPT",
+        net.trunc()
+    )
 }
 
 /// The nft script that sets up masquerading for `ips`.
@@ -139,7 +152,9 @@ pub fn setup(backend: Backend, ips: &[IpNet], o: &Owner<'_>) -> Result<(), Firew
     match backend {
         Backend::Iptables => {
             for family in [Family::V4, Family::V6] {
-                iptables_setup_batch(ips, o, family).apply(family, "nat")?;
+                let chain = chain_name(o.network, o.container_id);
+                let shared = iptables::nat_chain_exists(family, &chain) == Some(true);
+                iptables_setup_batch(ips, o, family, shared).apply(family, "nat")?;
             }
             Ok(())
         }
@@ -147,22 +162,73 @@ pub fn setup(backend: Backend, ips: &[IpNet], o: &Owner<'_>) -> Result<(), Firew
     }
 }
 
-/// The iptables batch that removes the chain `chain` and every jump to it.
-fn iptables_remove_chain(table: &iptables::Table, chain: &str) -> Batch {
+/// The iptables batch that removes an attachment's jumps to `chain` (and
+/// the chain once nothing else jumps to it). A jump is the attachment's
+/// when it carries its comment and, when its addresses are known
+/// (`known`) and some such jump has one of them as source, that source:
+/// the chain is named after network and container only, so two interfaces
+/// of a container share it, and so do two attachments whose network name
+/// and container ID concatenate to the same string (`relnet`+`x1`,
+/// `relne`+`tx1`). Without addresses, or with addresses no jump has (a
+/// prevResult that does not describe the rules), every jump with the
+/// comment is the attachment's, as the reference's layout cannot tell
+/// the interfaces apart.
+fn iptables_remove_own(
+    table: &iptables::Table,
+    chain: &str,
+    quoted_comment: &str,
+    known: &[&IpNet],
+) -> Batch {
     let mut b = Batch::default();
-    let jump = format!(" -j {chain}");
-    for rule in table
-        .rules
+    let c = format!(" --comment {quoted_comment} ");
+    let mut sources: Vec<String> = known
         .iter()
-        .filter(|r| r.ends_with(&jump) || r.contains(&format!("{jump} ")))
-    {
-        b.push(iptables::delete_line(rule));
+        .map(|n| {
+            format!(
+                "-s {}/{} ",
+                n.addr(),
+                if n.addr().is_ipv4() { 32 } else { 128 }
+            )
+        })
+        .collect();
+    let jump = format!(" -j {chain}");
+    let jumps = || table.rules.iter().filter(|r| r.ends_with(&jump));
+    if !jumps().any(|r| r.contains(&c) && sources.iter().any(|s| r.contains(s))) {
+        sources.clear();
     }
-    if table.has_chain(chain) {
+    let mut others_left = false;
+    for rule in jumps() {
+        let own =
+            rule.contains(&c) && (sources.is_empty() || sources.iter().any(|s| rule.contains(s)));
+        if own {
+            b.push(iptables::delete_line(rule));
+        } else {
+            others_left = true;
+        }
+    }
+    if !table.has_chain(chain) {
+        return b;
+    }
+    if others_left {
+        // One copy of each own-subnet exception of the removed addresses
+        // (a shared setup inserts its own copy).
+        for net in known.iter().filter(|_| !sources.is_empty()) {
+            let rule = format!("-A {chain} {}", own_subnet_rule(net, quoted_comment));
+            if table.rules_of(chain).any(|r| *r == rule) {
+                b.push(iptables::delete_line(&rule));
+            }
+        }
+    } else {
         b.push(format!(":{chain} - [0:0]"));
         b.push(format!("-X {chain}"));
     }
     b
+}
+
+/// The source address of a POSTROUTING jump (`-s <ip>/<len>`).
+fn source_of(rule: &str) -> Option<IpNet> {
+    let (_, rest) = rule.split_once(" -s ")?;
+    rest.split_whitespace().next()?.parse().ok()
 }
 
 /// The batch that removes the rules of `ips` (one family) without reading
@@ -199,7 +265,8 @@ fn iptables_teardown(o: &Owner<'_>, known: &[IpNet]) -> Result<(), FirewallError
             continue;
         }
         let table = iptables::save(family, "nat")?;
-        iptables_remove_chain(&table, &chain).apply(family, "nat")?;
+        let c = iptables::quote(&comment(o.network, o.container_id));
+        iptables_remove_own(&table, &chain, &c, &mine).apply(family, "nat")?;
     }
     Ok(())
 }
@@ -221,13 +288,15 @@ fn nft_teardown(o: &Owner<'_>) -> Result<(), FirewallError> {
         return Ok(());
     }
     let prefix = instance_hash(o);
-    let rules = nftables::list_rules("inet", NFT_TABLE, NFT_CHAIN)?;
-    let handles: Vec<u64> = rules
-        .iter()
-        .filter(|r| r.comment.starts_with(&prefix))
-        .map(|r| r.handle)
-        .collect();
-    nft_delete(&handles)
+    nftables::locked(|| {
+        let rules = nftables::list_rules("inet", NFT_TABLE, NFT_CHAIN)?;
+        let handles: Vec<u64> = rules
+            .iter()
+            .filter(|r| r.comment.starts_with(&prefix))
+            .map(|r| r.handle)
+            .collect();
+        nft_delete(&handles)
+    })
 }
 
 /// Removes an attachment's masquerading from both backends (each one
@@ -261,8 +330,17 @@ pub fn teardown_known(o: &Owner<'_>, known: &[IpNet]) -> Result<(), FirewallErro
 }
 
 /// Removes the masquerading of every attachment of `network` that is not
-/// in `valid` (container ID, ifname), on both backends.
-pub fn gc(network: &str, valid: &[(String, String)]) -> Result<(), FirewallError> {
+/// in `valid` (container ID, ifname), on both backends. nftables rules name
+/// the interface; iptables rules (the reference's layout) name only the
+/// container, so when the caller knows which addresses the network's IPAM
+/// still holds (`held`, after IPAM's own GC), an iptables rule for an
+/// address outside them goes too: IPAM released it because its
+/// attachment (container ID and interface) is not valid.
+pub fn gc(
+    network: &str,
+    valid: &[(String, String)],
+    held: Option<&[std::net::IpAddr]>,
+) -> Result<(), FirewallError> {
     if nftables::supported() {
         let keep: Vec<String> = valid
             .iter()
@@ -275,41 +353,59 @@ pub fn gc(network: &str, valid: &[(String, String)]) -> Result<(), FirewallError
             })
             .collect();
         let prefix = network_hash(network);
-        let rules = nftables::list_rules("inet", NFT_TABLE, NFT_CHAIN)?;
-        let stale: Vec<u64> = rules
-            .iter()
-            .filter(|r| r.comment.starts_with(&prefix) && !keep.contains(&r.comment))
-            .map(|r| r.handle)
-            .collect();
-        nft_delete(&stale)?;
+        nftables::locked(|| {
+            let rules = nftables::list_rules("inet", NFT_TABLE, NFT_CHAIN)?;
+            let stale: Vec<u64> = rules
+                .iter()
+                .filter(|r| r.comment.starts_with(&prefix) && !keep.contains(&r.comment))
+                .map(|r| r.handle)
+                .collect();
+            nft_delete(&stale)
+        })?;
     }
     if iptables::supported() {
-        // The iptables layout names chains by network and container only.
+        // The iptables layout names chains by network and container only,
+        // and the comments may be cut: an attachment is known by its
+        // whole comment.
         let keep: Vec<String> = valid
             .iter()
-            .map(|(id, _)| chain_name(network, id))
+            .map(|(id, _)| iptables::quote(&comment(network, id)))
             .collect();
-        let marker = iptables::quote(&format!("name: {} id: ", crate::names::go_quote(network)));
-        let marker = marker.trim_end_matches('"').to_string();
+        let prefix = iptables::quote(&format!("name: {} id: ", crate::names::go_quote(network)));
+        let prefix = prefix.trim_end_matches('"');
         for family in [Family::V4, Family::V6] {
             let table = iptables::save(family, "nat")?;
-            let mut batch = Batch::default();
-            let mut stale_chains: Vec<String> = Vec::new();
+            // (comment, chain) of stale attachments: every jump goes, or,
+            // for a valid container, the jumps from released addresses.
+            let mut stale: Vec<(&str, &str, Vec<IpNet>)> = Vec::new();
             for rule in table.rules_of("POSTROUTING") {
-                if !rule.contains(&marker) {
+                let (Some(c), Some(chain)) =
+                    (iptables::comment_of(rule), iptables::jump_target(rule))
+                else {
+                    continue;
+                };
+                if !c.starts_with(prefix) {
                     continue;
                 }
-                if let Some(chain) = rule.rsplit(" -j ").next().filter(|c| c.starts_with("CNI-")) {
-                    if !keep.iter().any(|k| k == chain) && !stale_chains.iter().any(|s| s == chain)
-                    {
-                        stale_chains.push(chain.to_string());
-                    }
+                let released = match (keep.iter().any(|k| k == c), held, source_of(rule)) {
+                    (false, _, _) => None,
+                    (true, Some(held), Some(src)) if !held.contains(&src.addr()) => Some(src),
+                    (true, _, _) => continue,
+                };
+                match stale
+                    .iter_mut()
+                    .find(|(sc, sch, _)| *sc == c && *sch == chain)
+                {
+                    Some((_, _, sources)) => sources.extend(released),
+                    None => stale.push((c, chain, released.into_iter().collect())),
                 }
             }
-            for chain in &stale_chains {
+            let mut batch = Batch::default();
+            for (c, chain, sources) in &stale {
+                let sources: Vec<&IpNet> = sources.iter().collect();
                 batch
                     .lines
-                    .extend(iptables_remove_chain(&table, chain).lines);
+                    .extend(iptables_remove_own(&table, chain, c, &sources).lines);
             }
             batch.apply(family, "nat")?;
         }
@@ -336,7 +432,7 @@ mod tests {
             "fd00::5/64".parse().unwrap(),
         ];
         let chain = chain_name("mynet", "c1");
-        let v4 = iptables_setup_batch(&ips, &owner(), Family::V4);
+        let v4 = iptables_setup_batch(&ips, &owner(), Family::V4, false);
         let c = r#""name: \"mynet\" id: \"c1\"""#;
         assert_eq!(
             v4.lines,
@@ -347,9 +443,18 @@ mod tests {
                 format!("-A POSTROUTING -s 10.1.0.5 -m comment --comment {c} -j {chain}"),
             ]
         );
-        let v6 = iptables_setup_batch(&ips, &owner(), Family::V6);
+        let v6 = iptables_setup_batch(&ips, &owner(), Family::V6, false);
         assert!(v6.lines[2].contains("! -d ff00::/8"));
-        assert!(iptables_setup_batch(&ips[..1], &owner(), Family::V6).is_empty());
+        assert!(iptables_setup_batch(&ips[..1], &owner(), Family::V6, false).is_empty());
+        let shared = iptables_setup_batch(&ips[..1], &owner(), Family::V4, true);
+        assert_eq!(
+            shared.lines,
+            [
+                format!("-I {chain} 1 -d 10.1.0.0/24 -m comment --comment {c} -j ACCEPT"),
+                format!("-A POSTROUTING -s 10.1.0.5 -m comment --comment {c} -j {chain}"),
+            ],
+            "a chain in use is not flushed"
+        );
     }
 
     #[test]
@@ -362,18 +467,34 @@ mod tests {
     }
 
     #[test]
-    fn removing_a_chain_deletes_its_jumps() {
-        let table = iptables::Table::parse(
-            ":POSTROUTING ACCEPT [0:0]\n:CNI-x - [0:0]\n-A POSTROUTING -s 10.0.0.2/32 -m comment --comment \"c\" -j CNI-x\n-A POSTROUTING -j OTHER\n",
+    fn removing_a_chain_keeps_jumps_of_other_attachments() {
+        let own = iptables::quote(&comment("relnet", "x1"));
+        let other = iptables::quote(&comment("relne", "tx1"));
+        let chain = chain_name("relnet", "x1");
+        assert_eq!(
+            chain,
+            chain_name("relne", "tx1"),
+            "the reference's hash collides"
         );
-        let b = iptables_remove_chain(&table, "CNI-x");
+        let table = iptables::Table::parse(&format!(
+            ":POSTROUTING ACCEPT [0:0]\n:{chain} - [0:0]\n\
+             -A POSTROUTING -s 10.0.0.2/32 -m comment --comment {own} -j {chain}\n\
+             -A POSTROUTING -s 10.0.0.3/32 -m comment --comment {own} -j {chain}\n\
+             -A POSTROUTING -s 10.0.1.2/32 -m comment --comment {other} -j {chain}\n"
+        ));
+        let b = iptables_remove_own(&table, &chain, &own, &[]);
+        assert_eq!(
+            b.lines.len(),
+            2,
+            "only the own jumps, the chain stays: {b:?}"
+        );
+        let eth1: IpNet = "10.0.0.3/24".parse().unwrap();
+        let b = iptables_remove_own(&table, &chain, &own, &[&eth1]);
         assert_eq!(
             b.lines,
-            [
-                "-D POSTROUTING -s 10.0.0.2/32 -m comment --comment \"c\" -j CNI-x",
-                ":CNI-x - [0:0]",
-                "-X CNI-x"
-            ]
+            [format!(
+                "-D POSTROUTING -s 10.0.0.3/32 -m comment --comment {own} -j {chain}"
+            )]
         );
     }
 }

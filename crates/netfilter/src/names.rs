@@ -46,9 +46,52 @@ pub fn go_quote(s: &str) -> String {
     out
 }
 
-/// `name: "<net>" id: "<cid>"`, the iptables comment of ipMasq rules.
+/// iptables' longest comment (the kernel's 256 bytes less the NUL):
+/// iptables cuts the reference's longer comments there.
+pub const IPTABLES_COMMENT_MAX: usize = 255;
+/// nftables' longest comment.
+pub const NFT_COMMENT_MAX: usize = 128;
+
+/// The first `max` characters of `s`.
+fn cut(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+/// `name: "<net>" id: "<cid>"`, the iptables comment of ipMasq rules, cut
+/// at 255 characters as iptables cuts the reference's (a container ID may
+/// be longer than a comment).
 pub fn comment(network: &str, container_id: &str) -> String {
-    format!("name: {} id: {}", go_quote(network), go_quote(container_id))
+    cut(
+        &format!("name: {} id: {}", go_quote(network), go_quote(container_id)),
+        IPTABLES_COMMENT_MAX,
+    )
+}
+
+/// `dnat name: "<net>" id: "<cid>"`, the comment of portmap's iptables
+/// entry rules. The reference trims a longer one to 253 characters and
+/// `...`, which iptables then cuts at 255: the result is the same.
+pub fn dnat_comment(network: &str, container_id: &str) -> String {
+    let c = format!("dnat name: \"{network}\" id: \"{container_id}\"");
+    if c.chars().count() <= IPTABLES_COMMENT_MAX {
+        c
+    } else {
+        format!("{}..", cut(&c, IPTABLES_COMMENT_MAX - 2))
+    }
+}
+
+/// The nftables comment that names a container (portmap's rules and
+/// attachment notes): the ID itself, or, when it is longer than a comment
+/// may be, its first 111 characters, `-` and 16 hex digits of its hash,
+/// so that distinct long IDs still get distinct comments.
+pub fn nft_container_comment(container_id: &str) -> String {
+    if container_id.chars().count() <= NFT_COMMENT_MAX {
+        return container_id.to_string();
+    }
+    format!(
+        "{}-{}",
+        cut(container_id, NFT_COMMENT_MAX - 17),
+        hash_with_prefix(16, "", container_id)
+    )
 }
 
 #[cfg(test)]
@@ -63,6 +106,22 @@ mod tests {
         // sha512("mynetabc"), computed independently, begins with e88f49d9.
         assert_eq!(&c[4..12], "e88f49d9");
         assert_eq!(chain_name_with_prefix("n", "c", "DN-").len(), 28);
+    }
+
+    #[test]
+    fn long_ids_fit_in_comments() {
+        let id = "a".repeat(1100);
+        let c = comment("net", &id);
+        assert_eq!(c.len(), IPTABLES_COMMENT_MAX);
+        assert!(c.starts_with("name: \"net\" id: \"aaa"));
+        let d = dnat_comment("net", &id);
+        assert_eq!(d.len(), IPTABLES_COMMENT_MAX);
+        assert!(d.ends_with("aa.."));
+        assert_eq!(dnat_comment("n", "c"), r#"dnat name: "n" id: "c""#);
+        let n = nft_container_comment(&id);
+        assert_eq!(n.len(), NFT_COMMENT_MAX);
+        assert_ne!(n, nft_container_comment(&format!("{id}b")));
+        assert_eq!(nft_container_comment("c1"), "c1");
     }
 
     #[test]

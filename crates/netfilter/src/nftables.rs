@@ -92,15 +92,84 @@ pub fn delete(family: &str, table: &str, what: &[NftDeletion]) -> Result<(), Fir
     rcni_net::nf_tables::delete(nf, table, what).map_err(netlink_err)
 }
 
-/// Applies an nft script atomically (one exec).
+/// Applies an nft script atomically (one exec), under [`locked`].
 pub fn apply(script: &str) -> Result<(), FirewallError> {
     if script.trim().is_empty() {
         return Ok(());
     }
-    run("nft", &["-f", "-"], Some(script)).map(|_| ())
+    locked(|| run("nft", &["-f", "-"], Some(script)).map(|_| ()))
 }
 
-/// Quotes a string for an nft script.
+/// How long a call waits for another rcni process's nftables change.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Depth of [`locked`] in this process, so that nested calls do not wait
+/// for themselves.
+static LOCK_DEPTH: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+
+/// Runs `f` holding rcni's nftables lock of this network namespace (an
+/// flock on `/run/rcni/nftables-ns<inode>.lock`). Every change rcni makes
+/// to its tables, and every read that decides what to delete, happens
+/// under it: a DEL that lists a table and then deletes what it found (a
+/// rule, an attachment chain it saw as emptied) must not interleave with
+/// another ADD or DEL of the same tables. Where the lock file cannot be
+/// made (no writable /run), `f` runs unlocked, as before the lock existed.
+pub fn locked<T>(f: impl FnOnce() -> Result<T, FirewallError>) -> Result<T, FirewallError> {
+    let nested = {
+        let mut depth = LOCK_DEPTH.lock().unwrap_or_else(|p| p.into_inner());
+        *depth += 1;
+        *depth > 1
+    };
+    let out = if nested {
+        f()
+    } else {
+        match open_lock_file() {
+            Ok(file) => wait_for(&file).and_then(|()| f()),
+            Err(e) => {
+                eprintln!("rcni: nftables changes run unlocked: cannot open the lock file: {e}");
+                f()
+            }
+        }
+    };
+    *LOCK_DEPTH.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+    out
+}
+
+fn open_lock_file() -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::MetadataExt;
+    let ns = std::fs::metadata("/proc/self/ns/net")?.ino();
+    let dir = std::path::Path::new("/run/rcni");
+    std::fs::create_dir_all(dir)?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(format!("nftables-ns{ns}.lock")))
+}
+
+/// Takes the flock of `file` (released when it is closed), waiting at most
+/// [`LOCK_WAIT`]: a call never hangs on another that does.
+fn wait_for(file: &std::fs::File) -> Result<(), FirewallError> {
+    let start = std::time::Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(2))
+            }
+            Err(e) => {
+                return Err(FirewallError::Unavailable(format!(
+                    "cannot take the nftables lock within {} s: {e}",
+                    LOCK_WAIT.as_secs()
+                )))
+            }
+        }
+    }
+}
+
+/// Quotes a string for an nft script; quotes and control characters are
+/// dropped, as nothing may end the string or the line.
 pub fn quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', ""))
+    let inner: String = s.chars().filter(|c| *c != '"' && !c.is_control()).collect();
+    format!("\"{inner}\"")
 }

@@ -9,9 +9,10 @@
 //!   first in `POSTROUTING`, masquerades marked packets.
 //! - nftables: table `ip`/`ip6 cni_hostport`; `prerouting`/`output`
 //!   jump to `hostports_all` only for local destinations (`fib daddr type
-//!   local`), DNAT rules in `hostports` and masquerading in
-//!   `masquerading`, every per-container rule commented with the
-//!   container ID. The reference's comment does not name the network, so
+//!   local`), DNAT rules in `hostports` (each carrying its network's
+//!   `conditionsV4`/`V6`, as the entry rules are shared by all networks)
+//!   and masquerading in `masquerading`, every per-container rule
+//!   commented with the container ID. The reference's comment does not name the network, so
 //!   rcni also notes each attachment as a no-op rule (commented with the
 //!   container ID) in a chain of the network's own, `rcni_attachments_<hash>`,
 //!   that nothing jumps to: it lets GC, which works per network, find the
@@ -22,8 +23,9 @@
 
 use crate::error::FirewallError;
 use crate::iptables::{self, Batch, Family, Table};
-use crate::names::{chain_name_with_prefix, go_quote, hash_with_prefix};
+use crate::names::{chain_name_with_prefix, dnat_comment, hash_with_prefix, nft_container_comment};
 use crate::nftables::{self, quote, NftDeletion};
+use crate::script::{ChainName, Conditions};
 use crate::Backend;
 use ipnet::IpNet;
 use std::net::IpAddr;
@@ -66,10 +68,10 @@ pub struct PortMap<'a> {
     pub mappings: &'a [Mapping],
     pub snat: bool,
     pub mark_bit: u8,
-    pub external_set_mark_chain: Option<&'a str>,
+    pub external_set_mark_chain: Option<&'a ChainName>,
     pub masq_all: bool,
-    pub conditions_v4: &'a [String],
-    pub conditions_v6: &'a [String],
+    pub conditions_v4: &'a Conditions,
+    pub conditions_v6: &'a Conditions,
 }
 
 impl PortMap<'_> {
@@ -77,21 +79,17 @@ impl PortMap<'_> {
         chain_name_with_prefix(self.network, self.container_id, "DN-")
     }
 
-    fn comment(&self) -> String {
-        let mut c = format!(
-            "dnat name: \"{}\" id: \"{}\"",
-            self.network, self.container_id
-        );
-        if c.len() > 255 {
-            c.truncate(253);
-            c.push_str("...");
-        }
-        c
-    }
-
     fn mark(&self) -> String {
         let v = 1u32 << self.mark_bit;
         format!("{v:#x}/{v:#x}")
+    }
+
+    fn conditions(&self, v6: bool) -> &Conditions {
+        if v6 {
+            self.conditions_v6
+        } else {
+            self.conditions_v4
+        }
     }
 
     /// The mappings that apply to a container address of this family.
@@ -159,20 +157,15 @@ pub fn iptables_add_batch(pm: &PortMap<'_>, container: IpNet, table: &Table) -> 
     }
     // The container's own chain and its entry rules are rewritten whole.
     let chain = pm.dnat_chain();
-    for rule in table
-        .rules_of(TOP_DNAT_CHAIN)
-        .filter(|r| r.ends_with(&format!("-j {chain}")))
-    {
+    let comment = iptables::quote(&dnat_comment(pm.network, pm.container_id));
+    for rule in table.rules_of(TOP_DNAT_CHAIN).filter(|r| {
+        iptables::jump_target(r) == Some(chain.as_str())
+            && iptables::comment_of(r) == Some(comment.as_str())
+    }) {
         b.push(iptables::delete_line(rule));
     }
     b.push(format!(":{chain} - [0:0]"));
-    let comment = iptables::quote(&pm.comment());
-    let conditions = if v6 {
-        pm.conditions_v6
-    } else {
-        pm.conditions_v4
-    }
-    .join(" ");
+    let conditions = pm.conditions(v6).as_str();
     let mut protocols: Vec<&str> = pm.applicable(v6).map(|m| m.protocol.as_str()).collect();
     protocols.sort_unstable();
     protocols.dedup();
@@ -189,13 +182,15 @@ pub fn iptables_add_batch(pm: &PortMap<'_>, container: IpNet, table: &Table) -> 
             );
             if !conditions.is_empty() {
                 rule.push(' ');
-                rule.push_str(&conditions);
+                rule.push_str(conditions);
             }
             rule.push_str(&format!(" -j {chain}"));
             b.push(rule);
         }
     }
-    let setmark = pm.external_set_mark_chain.unwrap_or(SETMARK_CHAIN);
+    let setmark = pm
+        .external_set_mark_chain
+        .map_or(SETMARK_CHAIN, ChainName::as_str);
     for m in pm.applicable(v6) {
         let mut base = format!("-p {} --dport {}", m.protocol, m.host_port);
         if let Some(ip) = m.host_ip.filter(|ip| !ip.is_unspecified()) {
@@ -232,13 +227,22 @@ fn ready_marker(family: Family, pm: &PortMap<'_>) -> Option<std::path::PathBuf> 
     let ns = std::fs::metadata("/proc/self/ns/net").ok()?.ino();
     let fam = if family == Family::V4 { "v4" } else { "v6" };
     let mark = match pm.external_set_mark_chain {
-        Some(chain) => format!("ext-{chain}"),
+        Some(chain) => format!("ext-{}", chain.as_str()),
         None => format!("bit{}", pm.mark_bit),
     };
     Some(std::path::PathBuf::from(format!(
         "/run/rcni/portmap-iptables-{fam}-{mark}-snat{}-ns{ns}",
         u8::from(pm.snat)
     )))
+}
+
+/// The jumps from the built-in chains into the shared chains.
+fn entry_jumps(pm: &PortMap<'_>) -> Vec<(&'static str, &'static str)> {
+    let mut jumps = vec![("PREROUTING", TOP_DNAT_CHAIN), ("OUTPUT", TOP_DNAT_CHAIN)];
+    if pm.snat && pm.external_set_mark_chain.is_none() {
+        jumps.push(("POSTROUTING", MASQ_CHAIN));
+    }
+    jumps
 }
 
 /// A table that has the shared chains and their rules, as the fast path
@@ -262,29 +266,45 @@ fn shared_chains_present(pm: &PortMap<'_>) -> Table {
 }
 
 /// The batch that removes the container's chains (and the old SNAT chain
-/// of older reference versions), leaving the shared chains in place.
+/// of older reference versions), leaving the shared chains in place. Only
+/// entry rules with the attachment's comment go, and a chain only once
+/// nothing else jumps to it: the chain name hashes network name and
+/// container ID concatenated, which two attachments can share.
 pub fn iptables_del_batch(network: &str, container_id: &str, table: &Table) -> Batch {
+    let own = iptables::quote(&dnat_comment(network, container_id));
+    let dnat = chain_name_with_prefix(network, container_id, "DN-");
+    let snat = chain_name_with_prefix(network, container_id, "SN-");
+    let mut b = iptables_remove_entries(table, TOP_DNAT_CHAIN, &dnat, Some(&own));
+    // Older references' SNAT entries are not commented as the DNAT ones.
+    b.lines
+        .extend(iptables_remove_entries(table, OLD_SNAT_CHAIN, &snat, None).lines);
+    b
+}
+
+/// Deletes the rules of `entry` that jump to `chain` (with the comment
+/// `quoted_comment`, when given), then the chain if no other rule jumps
+/// to it.
+fn iptables_remove_entries(
+    table: &Table,
+    entry: &str,
+    chain: &str,
+    quoted_comment: Option<&str>,
+) -> Batch {
     let mut b = Batch::default();
-    for (entry, chain) in [
-        (
-            TOP_DNAT_CHAIN,
-            chain_name_with_prefix(network, container_id, "DN-"),
-        ),
-        (
-            OLD_SNAT_CHAIN,
-            chain_name_with_prefix(network, container_id, "SN-"),
-        ),
-    ] {
-        for rule in table
-            .rules_of(entry)
-            .filter(|r| r.ends_with(&format!("-j {chain}")))
-        {
+    let mut others_left = false;
+    for rule in table
+        .rules_of(entry)
+        .filter(|r| iptables::jump_target(r) == Some(chain))
+    {
+        if quoted_comment.is_none_or(|c| iptables::comment_of(rule) == Some(c)) {
             b.push(iptables::delete_line(rule));
+        } else {
+            others_left = true;
         }
-        if table.has_chain(&chain) {
-            b.push(format!(":{chain} - [0:0]"));
-            b.push(format!("-X {chain}"));
-        }
+    }
+    if table.has_chain(chain) && !others_left {
+        b.push(format!(":{chain} - [0:0]"));
+        b.push(format!("-X {chain}"));
     }
     b
 }
@@ -294,13 +314,13 @@ pub fn nft_add_script(pm: &PortMap<'_>, container: IpNet) -> String {
     let v6 = container.addr().is_ipv6();
     let ipx = if v6 { "ip6" } else { "ip" };
     let t = format!("{ipx} {NFT_TABLE}");
-    let conditions = if v6 {
-        pm.conditions_v6
-    } else {
-        pm.conditions_v4
-    }
-    .join(" ");
-    let c = quote(pm.container_id);
+    // The entry rules are shared by every network and rewritten by each
+    // ADD, so a network's conditions go on its own DNAT rules.
+    let cond = match pm.conditions(v6).as_str() {
+        "" => String::new(),
+        conditions => format!("{conditions} "),
+    };
+    let c = quote(&nft_container_comment(pm.container_id));
     let mut s = format!("add table {t} {{ comment \"CNI portmap plugin\"; }}\n");
     for chain in ["hostports", "hostip_hostports", "hostports_all"] {
         s.push_str(&format!("add chain {t} {chain}\n"));
@@ -316,13 +336,8 @@ pub fn nft_add_script(pm: &PortMap<'_>, container: IpNet) -> String {
             "add chain {t} {chain} {{ type nat hook {hook} priority -100; }}\n"
         ));
         s.push_str(&format!("flush chain {t} {chain}\n"));
-        let cond = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("{conditions} ")
-        };
         s.push_str(&format!(
-            "add rule {t} {chain} {cond}fib daddr type local jump hostports_all\n"
+            "add rule {t} {chain} fib daddr type local jump hostports_all\n"
         ));
     }
     if pm.snat {
@@ -339,7 +354,7 @@ pub fn nft_add_script(pm: &PortMap<'_>, container: IpNet) -> String {
             None => String::new(),
         };
         s.push_str(&format!(
-            "add rule {t} hostports {dst}{} dport {} dnat to {} comment {c}\n",
+            "add rule {t} hostports {cond}{dst}{} dport {} dnat to {} comment {c}\n",
             m.protocol,
             m.host_port,
             ip_port(container.addr(), m.container_port)
@@ -380,9 +395,14 @@ pub fn add(backend: Backend, pm: &PortMap<'_>, containers: &[IpNet]) -> Result<(
                 // Fast path: the shared chains were set up by an earlier
                 // call in this netns, so one iptables-restore does it. If
                 // they are gone (a firewall reload), the batch fails and
-                // the slow path reads the table first.
+                // the slow path reads the table first; if only the jumps
+                // from the built-in chains are gone (a flush of those),
+                // the netlink probe sees it and the slow path restores
+                // them.
                 let marker = ready_marker(family, pm);
-                if marker.as_ref().is_some_and(|m| m.exists()) {
+                if marker.as_ref().is_some_and(|m| m.exists())
+                    && iptables::nat_jumps_present(family, &entry_jumps(pm))
+                {
                     let assumed = shared_chains_present(pm);
                     if iptables_add_batch(pm, *c, &assumed)
                         .apply(family, "nat")
@@ -419,6 +439,7 @@ fn nft_forget(
     keep_mappings: bool,
 ) -> Vec<NftDeletion> {
     let attachments = nft_attachments_chain(network);
+    let own = nft_container_comment(container_id);
     let mut out = Vec::new();
     let mut delete = |rule: &nftables::ListedRule| {
         out.push(NftDeletion::Rule {
@@ -434,14 +455,14 @@ fn nft_forget(
     for chain in chains {
         table
             .rules_of(chain)
-            .filter(|r| r.comment == container_id)
+            .filter(|r| r.comment == own)
             .for_each(&mut delete);
     }
     let mut notes = table.rules_of(&attachments).peekable();
     let had_notes = notes.peek().is_some();
     let mut others_left = false;
     for rule in notes {
-        if rule.comment == container_id {
+        if rule.comment == own {
             delete(rule);
         } else {
             others_left = true;
@@ -453,11 +474,12 @@ fn nft_forget(
     out
 }
 
-/// Whether a network other than `network` notes `container_id`.
-fn nft_claimed_elsewhere(table: &nftables::ListedTable, network: &str, container_id: &str) -> bool {
+/// Whether a network other than `network` notes the container commented
+/// `comment`.
+fn nft_claimed_elsewhere(table: &nftables::ListedTable, network: &str, comment: &str) -> bool {
     let own = nft_attachments_chain(network);
     table.rules.iter().any(|r| {
-        r.chain.starts_with(NFT_ATTACHMENTS_PREFIX) && r.chain != own && r.comment == container_id
+        r.chain.starts_with(NFT_ATTACHMENTS_PREFIX) && r.chain != own && r.comment == comment
     })
 }
 
@@ -516,9 +538,13 @@ pub fn del(
     }
     if nftables::supported() {
         for family in ["ip", "ip6"] {
-            let table = nftables::list_table(family, NFT_TABLE)?;
-            let what = nft_forget(&table, network, container_id, false);
-            nftables::delete(family, NFT_TABLE, &what)?;
+            // Listing and deleting under the lock: a concurrent DEL must not
+            // see this attachment's note and keep the chain for it.
+            nftables::locked(|| {
+                let table = nftables::list_table(family, NFT_TABLE)?;
+                let what = nft_forget(&table, network, container_id, false);
+                nftables::delete(family, NFT_TABLE, &what)
+            })?;
         }
     }
     Ok(())
@@ -562,7 +588,7 @@ pub fn check(
                 let want = pm.applicable(c.addr().is_ipv6()).count();
                 let have = nftables::list_rules(family, NFT_TABLE, "hostports")?
                     .iter()
-                    .filter(|r| r.comment == pm.container_id)
+                    .filter(|r| r.comment == nft_container_comment(pm.container_id))
                     .count();
                 if have < want {
                     return missing("missing hostport rules in \"hostports\" chain".into());
@@ -580,56 +606,60 @@ pub fn gc(network: &str, valid: &[String]) -> Result<(), FirewallError> {
         iptables_gc(network, valid)?;
     }
     if nftables::supported() {
-        let attachments = nft_attachments_chain(network);
         for family in ["ip", "ip6"] {
-            let mut what = Vec::new();
-            let table = nftables::list_table(family, NFT_TABLE)?;
-            let stale: Vec<&str> = table
-                .rules_of(&attachments)
-                .map(|r| r.comment.as_str())
-                .filter(|id| !valid.iter().any(|v| v == id))
-                .collect();
-            let mut forgotten = table.clone();
-            for id in stale {
-                let shared = nft_claimed_elsewhere(&table, network, id);
-                what.extend(nft_forget(&forgotten, network, id, shared));
-                // Later ids must not delete the same rules again.
-                forgotten.rules.retain(|r| r.comment != id);
-            }
-            nftables::delete(family, NFT_TABLE, &what)?;
+            nftables::locked(|| nft_gc(family, network, valid))?;
         }
     }
     Ok(())
 }
 
-/// The iptables side of [`gc`]: the DNAT rules' comments name the network.
+/// The nftables side of [`gc`] for one family.
+fn nft_gc(family: &str, network: &str, valid: &[String]) -> Result<(), FirewallError> {
+    let attachments = nft_attachments_chain(network);
+    let mut what = Vec::new();
+    let table = nftables::list_table(family, NFT_TABLE)?;
+    let stale: Vec<&str> = table
+        .rules_of(&attachments)
+        .map(|r| r.comment.as_str())
+        .filter(|c| !valid.iter().any(|v| nft_container_comment(v) == *c))
+        .collect();
+    let mut forgotten = table.clone();
+    for id in stale {
+        let shared = nft_claimed_elsewhere(&table, network, id);
+        what.extend(nft_forget(&forgotten, network, id, shared));
+        // Later ids must not delete the same rules again.
+        forgotten.rules.retain(|r| r.comment != id);
+    }
+    nftables::delete(family, NFT_TABLE, &what)
+}
+
+/// The iptables side of [`gc`]: the DNAT entry rules' comments name the
+/// network and the container (cut for long IDs, so compared whole).
 fn iptables_gc(network: &str, valid: &[String]) -> Result<(), FirewallError> {
-    let marker = format!("dnat name: {} id: ", go_quote(network));
-    let marker = iptables::quote(&marker);
-    let marker = marker.trim_end_matches('"');
+    let keep: Vec<String> = valid
+        .iter()
+        .map(|id| iptables::quote(&dnat_comment(network, id)))
+        .collect();
+    let prefix = iptables::quote(&format!("dnat name: \"{network}\" id: "));
+    let prefix = prefix.trim_end_matches('"');
     for family in [Family::V4, Family::V6] {
         let table = iptables::save(family, "nat")?;
-        let mut batch = Batch::default();
-        let mut seen: Vec<String> = Vec::new();
+        let mut stale: Vec<(&str, &str)> = Vec::new();
         for rule in table.rules_of(TOP_DNAT_CHAIN) {
-            let Some(at) = rule.find(marker) else {
+            let (Some(c), Some(chain)) = (iptables::comment_of(rule), iptables::jump_target(rule))
+            else {
                 continue;
             };
-            let rest = &rule[at + marker.len()..];
-            // rest starts with \"<id>\"" ...
-            let id: String = rest
-                .trim_start_matches("\\\"")
-                .split("\\\"")
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            if id.is_empty() || valid.contains(&id) || seen.contains(&id) {
-                continue;
+            if c.starts_with(prefix) && !keep.iter().any(|k| k == c) && !stale.contains(&(c, chain))
+            {
+                stale.push((c, chain));
             }
-            seen.push(id.clone());
+        }
+        let mut batch = Batch::default();
+        for (c, chain) in stale {
             batch
                 .lines
-                .extend(iptables_del_batch(network, &id, &table).lines);
+                .extend(iptables_remove_entries(&table, TOP_DNAT_CHAIN, chain, Some(c)).lines);
         }
         batch.apply(family, "nat")?;
     }
@@ -657,6 +687,8 @@ mod tests {
         ]
     }
 
+    static NO_CONDITIONS: Conditions = Conditions::none();
+
     fn pm(m: &[Mapping]) -> PortMap<'_> {
         PortMap {
             network: "net",
@@ -666,8 +698,8 @@ mod tests {
             mark_bit: 13,
             external_set_mark_chain: None,
             masq_all: false,
-            conditions_v4: &[],
-            conditions_v6: &[],
+            conditions_v4: &NO_CONDITIONS,
+            conditions_v6: &NO_CONDITIONS,
         }
     }
 
@@ -732,6 +764,33 @@ mod tests {
     }
 
     #[test]
+    fn del_keeps_the_entries_of_an_attachment_sharing_the_chain() {
+        let dn = chain_name_with_prefix("relnet", "x1", "DN-");
+        assert_eq!(dn, chain_name_with_prefix("relne", "tx1", "DN-"));
+        let entry = |net: &str, id: &str| {
+            format!(
+                "-A {TOP_DNAT_CHAIN} -p tcp -m comment --comment {} -m multiport --dports 80 -j {dn}",
+                iptables::quote(&dnat_comment(net, id))
+            )
+        };
+        let table = Table::parse(&format!(
+            ":{TOP_DNAT_CHAIN} - [0:0]\n:{dn} - [0:0]\n{}\n{}\n",
+            entry("relnet", "x1"),
+            entry("relne", "tx1")
+        ));
+        let b = iptables_del_batch("relnet", "x1", &table);
+        assert_eq!(b.lines, [iptables::delete_line(&entry("relnet", "x1"))]);
+        let alone = Table::parse(&format!(
+            ":{TOP_DNAT_CHAIN} - [0:0]\n:{dn} - [0:0]\n{}\n",
+            entry("relne", "tx1")
+        ));
+        assert_eq!(
+            iptables_del_batch("relne", "tx1", &alone).lines.last(),
+            Some(&format!("-X {dn}"))
+        );
+    }
+
+    #[test]
     fn nft_rules_are_local_only() {
         let m = maps();
         let s = nft_add_script(&pm(&m), "10.88.0.5/16".parse().unwrap());
@@ -743,5 +802,20 @@ mod tests {
         ));
         assert!(s.contains("hostports ip daddr 203.0.113.1 udp dport 8053 dnat to 10.88.0.5:53"));
         assert!(s.contains("masquerading ip saddr 127.0.0.1 ip daddr 10.88.0.5 masquerade"));
+        let cond = Conditions::nftables("conditionsV4", &["ip saddr 192.0.2.0/24".into()]).unwrap();
+        let s = nft_add_script(
+            &PortMap {
+                conditions_v4: &cond,
+                ..pm(&m)
+            },
+            "10.88.0.5/16".parse().unwrap(),
+        );
+        assert!(
+            s.contains(
+                "add rule ip cni_hostport prerouting fib daddr type local jump hostports_all"
+            ),
+            "the shared entry rules carry no network's conditions"
+        );
+        assert!(s.contains("hostports ip saddr 192.0.2.0/24 tcp dport 8080 dnat to 10.88.0.5:80"));
     }
 }

@@ -37,8 +37,18 @@ pub fn setup_script(host_iface: &str, mac: &str, id: &str) -> String {
     )
 }
 
-/// Installs the check (one transaction).
+/// Installs the check (one transaction). The id is part of unquoted chain
+/// names in the script, and an interface name may hold characters such as
+/// `;` or `#`: those are refused.
 pub fn setup(host_iface: &str, mac: &str, id: &str) -> Result<(), FirewallError> {
+    if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(FirewallError::Config(format!(
+            "macspoofchk: {id:?} (container ID and interface name) may only hold letters, digits, '_', '-' and '.'"
+        )));
+    }
     nftables::apply(&setup_script(host_iface, mac, id))
 }
 

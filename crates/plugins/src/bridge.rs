@@ -171,18 +171,17 @@ fn load(args: &CmdArgs) -> Result<Config, CniError> {
     })
 }
 
-/// Creates the bridge if needed (reporting whether it did) and brings it
-/// up; a link of that name that is not a bridge is an error.
+/// Creates the bridge if needed and brings it up; a link of that name
+/// that is not a bridge is an error.
 fn ensure_bridge(
     host: &mut Handle,
     own: &BridgeConf,
     vlan_filtering: bool,
-) -> Result<(rcni_net::Link, bool), CniError> {
+) -> Result<rcni_net::Link, CniError> {
     let existing = host
         .link_by_name(&own.bridge)
         .map_err(kernel_err("look up the bridge"))?;
-    let created = existing.is_none();
-    if created {
+    if existing.is_none() {
         let kind = LinkKind::Bridge { vlan_filtering };
         let options = LinkOptions {
             mtu: (own.mtu != 0).then_some(own.mtu),
@@ -216,7 +215,7 @@ fn ensure_bridge(
     let _ = rcni_net::sysctl::set(&format!("net/ipv6/conf/{}/accept_ra", own.bridge), "0");
     host.set_up(br.index)
         .map_err(kernel_err("set the bridge up"))?;
-    Ok((br, created))
+    Ok(br)
 }
 
 /// Puts a host veth on the bridge with the port settings of the config.
@@ -446,9 +445,11 @@ fn mac_string(link: &rcni_net::Link) -> String {
 }
 
 /// What ADD has done so far, undone in reverse when a later step fails.
+/// The bridge is never undone, even when this call created it: by then a
+/// concurrent ADD may have attached its container and its gateway address
+/// to it (the reference never deletes it either).
 #[derive(Default)]
 struct Undo {
-    bridge_created: Option<u32>,
     host_veth: Option<String>,
     spoof_check: Option<String>,
     masq: bool,
@@ -467,9 +468,6 @@ impl Undo {
                 let _ = host.delete_link(l.index);
             }
         }
-        if let Some(index) = self.bridge_created {
-            let _ = host.delete_link(index);
-        }
     }
 }
 
@@ -485,10 +483,7 @@ fn add(
         .ok_or_else(|| CniError::internal(format!("failed to open netns {:?}", args.netns)))?;
     let mut ctr = Handle::new_in(&ns).map_err(kernel_err("open netlink in the container"))?;
     let vlan_filtering = own.vlan != 0 || own.vlan_trunk.is_some();
-    let (br, created) = ensure_bridge(host, own, vlan_filtering)?;
-    if created {
-        undo.bridge_created = Some(br.index);
-    }
+    let br = ensure_bridge(host, own, vlan_filtering)?;
 
     let host_name = create_veth_pair(host, &ns, &args.ifname, own.mtu, cfg.mac)?;
     undo.host_veth = Some(host_name.clone());
@@ -748,7 +743,8 @@ impl Plugin for Bridge {
             ipam_forward(Command::Gc, &cfg.conf, args)?;
             if cfg.own.ip_masq {
                 let valid = valid_attachments(&cfg.conf)?;
-                masq::gc(&cfg.conf.name, &valid)
+                let held = crate::host_local::held_addresses(&cfg.conf);
+                masq::gc(&cfg.conf.name, &valid, held.as_deref())
                     .map_err(|e| CniError::internal(format!("IP masquerading GC: {e}")))?;
             }
         }

@@ -217,7 +217,10 @@ pub fn configure_iface(
         }
         route.mtu = (r.mtu != 0).then_some(r.mtu);
         route.advmss = (r.advmss != 0).then_some(r.advmss);
-        nl.add_route(&route).map_err(|e| {
+        // Appended, as the reference does: another attachment (a second
+        // network of the same pod) may already hold the same destination,
+        // typically the default route.
+        nl.append_route(&route).map_err(|e| {
             CniError::internal(format!(
                 "failed to add route '{} via {} dev {ifname}': {e}",
                 r.dst,

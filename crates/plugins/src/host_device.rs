@@ -62,10 +62,10 @@ fn selector(
         .filter(|id| !id.is_empty())
     {
         let [pci, aux] = sys_bus;
-        if pci.join(id).exists() {
+        if is_pci_address(id) && pci.join(id).exists() {
             return Ok(Selector::Pci(id.to_string()));
         }
-        if aux.join(id).exists() {
+        if is_auxiliary_device_name(id) && aux.join(id).exists() {
             return Ok(Selector::Auxiliary(id.to_string()));
         }
         return Err(invalid(format!(
@@ -90,20 +90,67 @@ fn selector(
         ["hwaddr"] => Ok(Selector::Mac(parse_mac(&own.hwaddr, "hwaddr")?)),
         ["kernelpath"] => {
             let path = PathBuf::from(&own.kernelpath);
-            if !path.is_absolute() || !own.kernelpath.starts_with("/sys/devices/") {
+            // Only plain names below /sys/devices: no `..` climbing out.
+            let plain = path
+                .components()
+                .skip(1)
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !path.is_absolute() || !own.kernelpath.starts_with("/sys/devices/") || !plain {
                 return Err(invalid(format!(
-                    "kernelpath: kernel device path {:?} must be absolute and begin with /sys/devices/",
+                    "kernelpath: kernel device path {:?} must be absolute and begin with /sys/devices/, without . or ..",
                     own.kernelpath
                 )));
             }
             Ok(Selector::KernelPath(path))
         }
-        ["pciBusID"] => Ok(Selector::Pci(own.pci_bus_id.clone())),
+        ["pciBusID"] => {
+            check_pci_bus_id(&own.pci_bus_id)?;
+            Ok(Selector::Pci(own.pci_bus_id.clone()))
+        }
         many => Err(invalid(format!(
             "{}: specify only one way to select the device",
             many.join(", ")
         ))),
     }
+}
+
+/// A PCI address, `domain:bus:device.function` in hex (`0000:3b:00.1`),
+/// so that it names one directory under /sys/bus/pci/devices.
+fn is_pci_address(s: &str) -> bool {
+    let hex = |part: &str, len: std::ops::RangeInclusive<usize>| {
+        len.contains(&part.len()) && part.bytes().all(|b| b.is_ascii_hexdigit())
+    };
+    let mut parts = s.splitn(3, ':');
+    let (Some(domain), Some(bus), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let Some((device, function)) = rest.split_once('.') else {
+        return false;
+    };
+    hex(domain, 4..=8)
+        && hex(bus, 2..=2)
+        && hex(device, 2..=2)
+        && function.len() == 1
+        && matches!(function.as_bytes()[0], b'0'..=b'7')
+}
+
+/// An auxiliary bus device name (`mlx5_core.sf.4`): one plain directory
+/// name under /sys/bus/auxiliary/devices.
+fn is_auxiliary_device_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && !s.starts_with('.')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+fn check_pci_bus_id(id: &str) -> Result<(), CniError> {
+    if is_pci_address(id) {
+        return Ok(());
+    }
+    Err(invalid(format!(
+        "pciBusID: {id:?} is not a PCI address (domain:bus:device.function, e.g. 0000:3b:00.1)"
+    )))
 }
 
 /// Whether a PCI device is bound to a userspace driver.
@@ -368,6 +415,9 @@ impl Plugin for HostDevice {
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
         let conf = args.conf()?;
         let own: HostDeviceConf = conf.plugin_fields()?;
+        if !own.pci_bus_id.is_empty() {
+            check_pci_bus_id(&own.pci_bus_id)?;
+        }
         // The address is released even when the netns is gone (the
         // reference skips IPAM then and leaks it).
         if cl::has_ipam(&conf) {
@@ -453,6 +503,28 @@ mod tests {
             .unwrap_err()
             .msg
             .starts_with("kernelpath"));
+    }
+
+    #[test]
+    fn device_addresses_are_validated() {
+        for good in ["0000:00:05.0", "0000:3b:00.7", "10000:e1:1f.3"] {
+            assert!(is_pci_address(good), "{good}");
+        }
+        for bad in [
+            "../../x",
+            "0000:00:05.0/../..",
+            "0000:00:05",
+            "0000:00:05.8",
+            "00:00:05.0",
+            "0000:000:05.0",
+            "",
+        ] {
+            assert!(!is_pci_address(bad), "{bad}");
+        }
+        assert!(is_auxiliary_device_name("mlx5_core.sf.4"));
+        for bad in ["..", ".", "a/b", "../mlx5", ""] {
+            assert!(!is_auxiliary_device_name(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -157,6 +157,26 @@ fn requested_ips(conf: &PluginConf, cni_args: &str) -> Result<Vec<IpAddr>, CniEr
     Ok(out)
 }
 
+/// At most this many range sets (one address each) per attachment: real
+/// networks use one or two, and every set costs a store walk per ADD.
+const MAX_RANGE_SETS: usize = 64;
+/// At most this many ranges over all sets: the overlap checks compare
+/// every pair.
+const MAX_RANGES: usize = 1024;
+
+/// Bounds the work a config can ask for, so that no ADD runs unbounded.
+fn check_range_limits(range_sets: &[Vec<Range>]) -> Result<(), CniError> {
+    let ranges: usize = range_sets.iter().map(Vec::len).sum();
+    if range_sets.len() > MAX_RANGE_SETS || ranges > MAX_RANGES {
+        return Err(CniError::invalid_config(format!(
+            "ipam.ranges: {} range sets with {ranges} ranges in all (with runtimeConfig.ipRanges); \
+             at most {MAX_RANGE_SETS} range sets and {MAX_RANGES} ranges are supported",
+            range_sets.len()
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn load(conf: &PluginConf, cni_args: &str) -> Result<Config, CniError> {
     conf.validate_name()?;
     let ipam = conf
@@ -188,6 +208,7 @@ pub(crate) fn load(conf: &PluginConf, cni_args: &str) -> Result<Config, CniError
     if range_sets.is_empty() {
         return Err(CniError::invalid_config("no IP ranges specified"));
     }
+    check_range_limits(&range_sets)?;
     for (i, set) in range_sets.iter_mut().enumerate() {
         rcni_ipam::canonicalize_set(set)
             .map_err(|e| CniError::invalid_config(format!("invalid range set {i}: {e}")))?;
@@ -246,6 +267,28 @@ fn open_store(cfg: &Config) -> Result<DiskStore, CniError> {
     DiskStore::open(&cfg.data_dir, &cfg.network).map_err(store_err)
 }
 
+/// The addresses the store of `conf`'s network holds, when its IPAM is
+/// host-local and the store can be read. A main plugin's GC, run after
+/// IPAM's, drops the firewall rules of the addresses host-local released,
+/// so that both agree on which attachments (container ID and interface)
+/// are gone.
+pub(crate) fn held_addresses(conf: &PluginConf) -> Option<Vec<IpAddr>> {
+    if conf.ipam.as_ref()?.ipam_type != "host-local" {
+        return None;
+    }
+    let cfg = load(conf, "").ok()?;
+    let store = open_store(&cfg).ok()?;
+    let _lock = store.lock().ok()?;
+    Some(
+        store
+            .allocations()
+            .ok()?
+            .into_iter()
+            .map(|a| a.ip)
+            .collect(),
+    )
+}
+
 /// Allocates one address per range set, honouring requested IPs; on any
 /// failure releases what this call took.
 fn allocate(
@@ -254,6 +297,21 @@ fn allocate(
     id: &str,
     ifname: &str,
 ) -> Result<Vec<IpConfig>, CniError> {
+    // A requested address outside every range set is refused before any
+    // address is taken: holding one meanwhile would make concurrent ADDs
+    // find the pool exhausted.
+    let unmatched: Vec<String> = cfg
+        .requested
+        .iter()
+        .filter(|ip| !cfg.range_sets.iter().flatten().any(|r| r.contains(**ip)))
+        .map(IpAddr::to_string)
+        .collect();
+    if !unmatched.is_empty() {
+        return Err(CniError::invalid_config(format!(
+            "failed to allocate all requested IPs: {}",
+            unmatched.join(" ")
+        )));
+    }
     let mut pending = cfg.requested.clone();
     let mut ips = Vec::new();
     let release_taken = |count: usize| {

@@ -7,6 +7,7 @@ use crate::common::{kernel_err, valid_attachments};
 use ipnet::IpNet;
 use rcni_net::Handle;
 use rcni_netfilter::portmap::{self, Mapping, PortMap};
+use rcni_netfilter::script::{ChainName, Conditions};
 use rcni_netfilter::Backend;
 use rcni_skel::{CmdArgs, Plugin};
 use rcni_spec::config::PluginConf;
@@ -54,6 +55,13 @@ struct Config {
     backend: Backend,
     mappings: Vec<Mapping>,
     mark_bit: u8,
+    conditions_v4: Conditions,
+    conditions_v6: Conditions,
+    set_mark_chain: Option<ChainName>,
+    /// Why a value for the scripts was refused. ADD and CHECK fail with it;
+    /// DEL goes on without those values, which no rule can hold since ADD
+    /// refused them, so a runtime's DEL of a failed ADD succeeds.
+    script_error: Option<CniError>,
     containers: Vec<IpNet>,
     prev: Option<CniResult>,
 }
@@ -172,6 +180,33 @@ fn load(args: &CmdArgs) -> Result<Config, CniError> {
             backend.name()
         )));
     }
+    // Validated here, once, for the script they go into: the types cannot
+    // be built otherwise.
+    let conditions = |c: &Option<Vec<String>>, field: &str| {
+        let tokens = c.as_deref().unwrap_or_default();
+        match backend {
+            Backend::Iptables => Conditions::iptables(field, tokens),
+            Backend::Nftables => Conditions::nftables(field, tokens),
+        }
+    };
+    let script_values = conditions(&own.conditions_v4, "conditionsV4").and_then(|v4| {
+        let v6 = conditions(&own.conditions_v6, "conditionsV6")?;
+        let chain = own
+            .external_set_mark_chain
+            .as_deref()
+            .map(|c| ChainName::new("externalSetMarkChain", c))
+            .transpose()?;
+        Ok((v4, v6, chain))
+    });
+    let (conditions_v4, conditions_v6, set_mark_chain, script_error) = match script_values {
+        Ok((v4, v6, chain)) => (v4, v6, chain, None),
+        Err(e) => (
+            Conditions::none(),
+            Conditions::none(),
+            None,
+            Some(invalid(e.to_string())),
+        ),
+    };
     let mappings = parse_mappings(&conf)?;
     let prev = conf.prev_result()?;
     let containers = prev
@@ -184,23 +219,35 @@ fn load(args: &CmdArgs) -> Result<Config, CniError> {
         backend,
         mappings,
         mark_bit: bit as u8,
+        conditions_v4,
+        conditions_v6,
+        set_mark_chain,
+        script_error,
         containers,
         prev,
     })
 }
 
 impl Config {
-    fn portmap<'a>(&'a self, args: &'a CmdArgs, empty: &'a [String]) -> PortMap<'a> {
+    /// The config, or the error of a value refused for the scripts.
+    fn strict(mut self) -> Result<Config, CniError> {
+        match self.script_error.take() {
+            Some(e) => Err(e),
+            None => Ok(self),
+        }
+    }
+
+    fn portmap<'a>(&'a self, args: &'a CmdArgs) -> PortMap<'a> {
         PortMap {
             network: &self.conf.name,
             container_id: &args.container_id,
             mappings: &self.mappings,
             snat: self.own.snat.unwrap_or(true),
             mark_bit: self.mark_bit,
-            external_set_mark_chain: self.own.external_set_mark_chain.as_deref(),
+            external_set_mark_chain: self.set_mark_chain.as_ref(),
             masq_all: self.own.masq_all,
-            conditions_v4: self.own.conditions_v4.as_deref().unwrap_or(empty),
-            conditions_v6: self.own.conditions_v6.as_deref().unwrap_or(empty),
+            conditions_v4: &self.conditions_v4,
+            conditions_v6: &self.conditions_v6,
         }
     }
 }
@@ -255,7 +302,7 @@ impl Plugin for Portmap {
     }
 
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
-        let cfg = load(args)?;
+        let cfg = load(args)?.strict()?;
         let prev = cfg
             .prev
             .clone()
@@ -266,8 +313,7 @@ impl Plugin for Portmap {
         cfg.backend
             .ensure_available()
             .map_err(|e| invalid(format!("backend: {e}")))?;
-        let empty = Vec::new();
-        let pm = cfg.portmap(args, &empty);
+        let pm = cfg.portmap(args);
         let result = portmap::add(cfg.backend, &pm, &cfg.containers)
             .map_err(firewall_err("unable to set up port mappings"))
             .and_then(
@@ -298,24 +344,23 @@ impl Plugin for Portmap {
                     .map_err(firewall_err("could not tear down port mappings"));
             }
         };
-        let empty = Vec::new();
-        let pm = cfg.portmap(args, &empty);
-        let known = (!cfg.mappings.is_empty() && !cfg.containers.is_empty())
-            .then_some((&pm, cfg.containers.as_slice()));
+        let pm = cfg.portmap(args);
+        let known =
+            (!cfg.mappings.is_empty() && !cfg.containers.is_empty() && cfg.script_error.is_none())
+                .then_some((&pm, cfg.containers.as_slice()));
         portmap::del(&cfg.conf.name, &args.container_id, known)
             .map_err(firewall_err("could not tear down port mappings"))
     }
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
-        let cfg = load(args)?;
+        let cfg = load(args)?.strict()?;
         if cfg.prev.is_none() {
             return Err(invalid("Required prevResult missing"));
         }
         if cfg.mappings.is_empty() {
             return Ok(());
         }
-        let empty = Vec::new();
-        portmap::check(cfg.backend, &cfg.portmap(args, &empty), &cfg.containers)
+        portmap::check(cfg.backend, &cfg.portmap(args), &cfg.containers)
             .map_err(firewall_err("port mappings"))
     }
 
@@ -373,9 +418,21 @@ mod tests {
                 "conditionsV4",
             ),
             (r#"{"name":"n","backend":"ebtables"}"#, "backend"),
+            (
+                r#"{"name":"n","backend":"iptables","conditionsV4":["-s","10.0.0.0/8\nCOMMIT"]}"#,
+                "conditionsV4[1]",
+            ),
+            (
+                r#"{"name":"n","backend":"nftables","conditionsV6":["ip6 saddr ::1 ; add table inet x"]}"#,
+                "conditionsV6[0]",
+            ),
+            (
+                r#"{"name":"n","backend":"iptables","externalSetMarkChain":"X\n-A INPUT -j ACCEPT"}"#,
+                "externalSetMarkChain",
+            ),
         ];
         for (conf, needle) in cases {
-            let e = load(&args(conf)).err().unwrap();
+            let e = load(&args(conf)).and_then(Config::strict).err().unwrap();
             assert_eq!(e.code, 7, "{conf}");
             assert!(e.msg.contains(needle), "{conf}: {}", e.msg);
         }

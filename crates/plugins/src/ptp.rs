@@ -231,7 +231,8 @@ impl Plugin for Ptp {
         ipam_forward(Command::Gc, &conf, args)?;
         if own.ip_masq {
             let valid = valid_attachments(&conf)?;
-            masq::gc(&conf.name, &valid)
+            let held = crate::host_local::held_addresses(&conf);
+            masq::gc(&conf.name, &valid, held.as_deref())
                 .map_err(|e| CniError::internal(format!("IP masquerading GC: {e}")))?;
         }
         Ok(())

@@ -380,3 +380,25 @@ fn interop_with_the_reference() {
         assert_eq!(left, ["br-test"]);
     }
 }
+
+/// An interface name may hold `;` or `#`, which would end or cut the
+/// macspoofchk statements in the nft script (its chain names hold the
+/// name): such an ADD fails and leaves nothing.
+#[test]
+fn mac_spoof_check_refuses_an_ifname_that_would_cut_the_script() {
+    let host = Netns::new("bh");
+    let ctr = Netns::new("bc");
+    let data = data_dir();
+    let net = unique("brnet");
+    let c = conf("1.0.0", &net, data.path(), json!({"macspoofchk": true}));
+    let (code, msg) = Call::rcni("bridge", "ADD", &host, Some(&ctr))
+        .ifname("e;x#")
+        .run(&c)
+        .err();
+    assert_ne!(code, 0);
+    assert!(msg.contains("may only hold"), "{msg}");
+    assert_eq!(ctr.links(), ["lo"]);
+    assert!(allocated_ips(data.path(), &net).is_empty());
+    let ruleset = host.exec(&["nft", "list", "ruleset"]);
+    assert!(!ruleset.contains("cni-br-iface"), "{ruleset}");
+}

@@ -293,3 +293,143 @@ fn del_runs_only_the_programs_of_the_backend_in_use() {
         assert!(allocated_ips(data.path(), &net).is_empty());
     }
 }
+
+/// The reference names the iptables chain after network name and container
+/// ID concatenated, so `relnet` + `x1` and `relne` + `tx1` share a chain:
+/// DEL of one keeps the other's masquerading (found by its comment).
+#[test]
+fn del_keeps_the_masquerading_of_a_colliding_attachment() {
+    for backend in ["iptables", "nftables"] {
+        let w = World::new();
+        let (a, b) = (Netns::new("ma"), Netns::new("mb"));
+        let data = data_dir();
+        let ca = conf("relnet", data.path(), Some(backend));
+        let mut cb = conf("relne", data.path(), Some(backend));
+        cb["ipam"]["subnet"] = json!("10.67.0.0/24");
+        assert_eq!(chain_for("relnet", "x1"), chain_for("relne", "tx1"));
+        let add_a = Call::rcni("ptp", "ADD", &w.host, Some(&a)).id("x1");
+        let add_b = Call::rcni("ptp", "ADD", &w.host, Some(&b)).id("tx1");
+        let prev_a = add_a.run(&ca).ok();
+        let prev_b = add_b.run(&cb).ok();
+        add_a
+            .clone()
+            .command("DEL")
+            .run(&with(ca, "prevResult", prev_a))
+            .ok();
+        assert!(
+            b.try_exec(&["ping", "-c1", "-w5", "203.0.113.2"]),
+            "{backend}: relne/tx1 lost its masquerading"
+        );
+        if backend == "iptables" {
+            let nat = w.iptables_nat();
+            assert!(nat.contains("-A POSTROUTING -s 10.67.0.2/32"), "{nat}");
+            assert!(!nat.contains("-s 10.66.0.2/32"), "{nat}");
+            let chain = chain_for("relne", "tx1");
+            assert!(
+                nat.contains(&format!("-A {chain} -d 10.67.0.0/24")),
+                "{nat}"
+            );
+        } else {
+            let rules = w.nft_masq_rules();
+            assert!(rules.contains("net: relne, if: eth0, id: tx1"), "{rules}");
+            assert!(!rules.contains("net: relnet,"), "{rules}");
+        }
+        add_b
+            .command("DEL")
+            .run(&with(cb, "prevResult", prev_b))
+            .ok();
+        assert!(!w.iptables_nat().contains("CNI-"), "{backend}");
+        assert!(!w.nft_masq_rules().contains("id: "), "{backend}");
+    }
+}
+
+/// DEL of a container's second interface on the same network removes only
+/// that interface's masquerading: eth0 still reaches the outside.
+#[test]
+fn del_of_a_second_interface_keeps_eth0s_masquerading() {
+    for backend in ["iptables", "nftables"] {
+        let w = World::new();
+        let ctr = Netns::new("mc");
+        let data = data_dir();
+        let net = unique("mq");
+        let c0 = conf(&net, data.path(), Some(backend));
+        // Another subnet: ptp's gateway route of eth0 would clash.
+        let data1 = data_dir();
+        let mut c1 = conf(&net, data1.path(), Some(backend));
+        c1["ipam"].as_object_mut().unwrap().remove("routes");
+        c1["ipam"]["subnet"] = json!("10.68.0.0/24");
+        let eth0 = Call::rcni("ptp", "ADD", &w.host, Some(&ctr));
+        let eth1 = eth0.clone().ifname("eth1");
+        let prev0 = eth0.run(&c0).ok();
+        let prev1 = eth1.run(&c1).ok();
+        eth1.clone()
+            .command("DEL")
+            .run(&with(c1, "prevResult", prev1))
+            .ok();
+        assert!(
+            ctr.try_exec(&["ping", "-c1", "-w5", "203.0.113.2"]),
+            "{backend}: eth0 lost its masquerading"
+        );
+        if backend == "iptables" {
+            let nat = w.iptables_nat();
+            assert!(nat.contains("-A POSTROUTING -s 10.66.0.2/32"), "{nat}");
+            assert!(!nat.contains("-s 10.68.0.2/32"), "{nat}");
+            // eth1's ADD did not flush the shared chain, and its DEL took
+            // only its own subnet's exception.
+            let chain = chain_for(&net, "ctr1");
+            assert!(
+                nat.contains(&format!("-A {chain} -d 10.66.0.0/24")),
+                "{nat}"
+            );
+            assert!(!nat.contains("-d 10.68.0.0/24"), "{nat}");
+        } else {
+            let rules = w.nft_masq_rules();
+            assert!(rules.contains("if: eth0, id: ctr1"), "{rules}");
+            assert!(!rules.contains("if: eth1"), "{rules}");
+        }
+        eth0.command("DEL").run(&with(c0, "prevResult", prev0)).ok();
+        assert!(!w.iptables_nat().contains("CNI-"), "{backend}");
+        assert!(!w.nft_masq_rules().contains("id: "), "{backend}");
+    }
+}
+
+/// GC and host-local agree on what an attachment is (container ID and
+/// interface): a valid container with another interface name is not this
+/// attachment, so its address is released and its masquerading goes too.
+#[test]
+fn gc_treats_another_ifname_as_another_attachment() {
+    for backend in ["iptables", "nftables"] {
+        let w = World::new();
+        let ctr = Netns::new("mc");
+        let data = data_dir();
+        let net = unique("mq");
+        let mut c = conf(&net, data.path(), Some(backend));
+        c["cniVersion"] = json!("1.1.0");
+        Call::rcni("ptp", "ADD", &w.host, Some(&ctr)).run(&c).ok();
+        let mut call = Call::rcni("ptp", "GC", &w.host, None);
+        call.container_id.clear();
+        call.ifname.clear();
+        for (ifname, kept) in [("eth0", true), ("eth9", false)] {
+            let gc = with(
+                c.clone(),
+                "cni.dev/valid-attachments",
+                json!([{"containerID": "ctr1", "ifname": ifname}]),
+            );
+            call.run(&gc).ok();
+            assert_eq!(
+                allocated_ips(data.path(), &net).is_empty(),
+                !kept,
+                "{backend} {ifname}"
+            );
+            assert_eq!(masq_present(&w, backend, &net), kept, "{backend} {ifname}");
+            let nat = w.iptables_nat();
+            assert_eq!(
+                nat.contains("-s 10.66.0.2/32"),
+                kept && backend == "iptables",
+                "{nat}"
+            );
+        }
+        Call::rcni("ptp", "DEL", &w.host, Some(&ctr)).run(&c).ok();
+        assert!(!w.iptables_nat().contains("CNI-"), "{backend}");
+    }
+}

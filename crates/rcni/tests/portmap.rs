@@ -743,3 +743,327 @@ fn del_with_malformed_optional_sections_removes_everything() {
         assert_nothing_left(&w, &ctr, backend);
     }
 }
+
+/// Config strings that would start rules or tables of their own in the
+/// iptables-restore or nft script (line breaks, `;`, a path in the mark
+/// chain) are refused with code 7 naming the field, and leave nothing:
+/// no extra rule in the filter table, no extra nft table, no file outside
+/// /run/rcni. A token with spaces stays one argument.
+#[test]
+fn config_strings_cannot_inject_rules() {
+    let w = World::new();
+    let ctr = Netns::new("pi");
+    // The mark chain must exist for a restore naming it to go through.
+    w.host.exec(&["iptables", "-t", "nat", "-N", "X"]);
+    let escape_name = unique("rcni-escape");
+    let escape = format!("/run/{escape_name}");
+    let cases = [
+        (
+            "iptables",
+            "conditionsV4",
+            json!(["-s 10.250.0.0/16\nCOMMIT\n*filter\n-A INPUT -s 10.250.66.66/32 -j ACCEPT\nCOMMIT\n*nat"]),
+            "conditionsV4[0]",
+        ),
+        (
+            "iptables",
+            "conditionsV4",
+            json!(["-s", "10.250.0.0/16\nCOMMIT\n*filter\n-A INPUT -s 10.250.66.66/32 -j ACCEPT\nCOMMIT\n*nat"]),
+            "conditionsV4[1]",
+        ),
+        (
+            "iptables",
+            "externalSetMarkChain",
+            json!(format!(
+                "X\n-A INPUT -s 10.250.66.66/32 -j ACCEPT\n#/../../../{escape_name}/x"
+            )),
+            "externalSetMarkChain",
+        ),
+        (
+            "nftables",
+            "conditionsV4",
+            json!(["ip saddr 10.250.0.0/16 ; add table inet relinjected ; #"]),
+            "conditionsV4[0]",
+        ),
+        (
+            "nftables",
+            "conditionsV6",
+            json!(["ip6 saddr fd00::/8\nadd table inet relinjected\n"]),
+            "conditionsV6[0]",
+        ),
+    ];
+    let prev = Call::rcni("bridge", "ADD", &w.host, Some(&ctr))
+        .run(&w.bridge_conf("1.0.0"))
+        .ok();
+    for (backend, key, value, field) in cases {
+        let mut pm = mappings(backend, json!({}));
+        pm[key] = value;
+        pm["cniVersion"] = json!("1.0.0");
+        pm["name"] = json!(w.net);
+        pm["type"] = json!("portmap");
+        pm["prevResult"] = prev.clone();
+        let (code, msg) = Call::rcni("portmap", "ADD", &w.host, Some(&ctr))
+            .run(&pm)
+            .err();
+        assert_eq!(code, 7, "{backend} {key}: {msg}");
+        assert!(msg.contains(field), "{backend} {key}: {msg}");
+        // The runtime's DEL of the failed ADD succeeds.
+        Call::rcni("portmap", "DEL", &w.host, Some(&ctr))
+            .run(&pm)
+            .ok();
+        let all = w.host.exec(&["iptables-save"]);
+        assert!(!all.contains("10.250.66.66"), "{all}");
+        let nft = w.nft_ruleset();
+        assert!(!nft.contains("relinjected"), "{nft}");
+        assert!(!std::path::Path::new(&escape).exists());
+        assert!(!w.iptables_nat().contains("CNI-DN-"));
+        assert!(!nft.contains("comment \"ctr1\""), "{nft}");
+    }
+    Call::rcni("bridge", "DEL", &w.host, Some(&ctr))
+        .run(&w.bridge_conf("1.0.0"))
+        .ok();
+    // A token with spaces is one argument, as it is for the reference.
+    let ctr = Netns::new("pj");
+    let pm = mappings(
+        "iptables",
+        json!({"conditionsV4": ["-m", "comment", "--comment", "two \"quoted\" words"]}),
+    );
+    let (br, pm) = w.attach(&ctr, "1.0.0", pm, false);
+    let nat = w.iptables_nat();
+    assert!(
+        nat.contains(r#"--comment "two \"quoted\" words" -j CNI-DN-"#),
+        "{nat}"
+    );
+    w.detach(&ctr, &br, &pm, false);
+    assert!(!w.iptables_nat().contains("CNI-DN-"));
+}
+
+/// Many ADDs at once and then many DELs at once on nftables (the way a
+/// node starts and stops pods): every call succeeds and afterwards the
+/// table holds no rule of those containers and no attachment chain.
+#[test]
+fn concurrent_adds_and_dels_leave_nothing_on_nftables() {
+    const PODS: usize = 40;
+    let w = World::new();
+    let ctr = Netns::new("pk");
+    let conf = |i: usize| {
+        json!({"cniVersion": "1.0.0", "name": w.net, "type": "portmap", "backend": "nftables",
+            "prevResult": {"cniVersion": "1.0.0",
+                "interfaces": [{"name": "eth0", "sandbox": ctr.path()}],
+                "ips": [{"interface": 0, "address": format!("10.97.{}.{}/16", i / 200, i % 200 + 2)}]},
+            "runtimeConfig": {"portMappings": [{"hostPort": 20000 + i, "containerPort": 80, "protocol": "tcp"}]}})
+    };
+    for round in 0..3 {
+        for command in ["ADD", "DEL"] {
+            std::thread::scope(|s| {
+                for i in 0..PODS {
+                    let call =
+                        Call::rcni("portmap", command, &w.host, Some(&ctr)).id(&format!("k{i}"));
+                    let conf = conf(i);
+                    s.spawn(move || call.run(&conf).ok());
+                }
+            });
+            if command == "ADD" {
+                let nft = w.nft_ruleset();
+                assert_eq!(
+                    nft.matches("dnat to 10.97.").count(),
+                    PODS,
+                    "round {round}: {nft}"
+                );
+            }
+        }
+        let nft = w.nft_ruleset();
+        assert!(!nft.contains("rcni_attachments"), "round {round}: {nft}");
+        assert!(!nft.contains("comment \"k"), "round {round}: {nft}");
+    }
+}
+
+/// Container IDs longer than a firewall comment (valid by the spec):
+/// bridge with ipMasq and portmap work on both backends, GC keeps them
+/// while they are valid, and DEL leaves nothing.
+#[test]
+fn container_ids_longer_than_a_comment_work() {
+    for backend in ["iptables", "nftables"] {
+        let w = World::new();
+        let ctr = Netns::new("pl");
+        let id = format!("L{}", "x".repeat(1099));
+        let mut br = w.bridge_conf("1.1.0");
+        br["ipMasq"] = json!(true);
+        br["ipMasqBackend"] = json!(backend);
+        let prev = Call::rcni("bridge", "ADD", &w.host, Some(&ctr))
+            .id(&id)
+            .run(&br)
+            .ok();
+        let mut pm = mappings(backend, json!({}));
+        pm["cniVersion"] = json!("1.1.0");
+        pm["name"] = json!(w.net);
+        pm["type"] = json!("portmap");
+        pm["prevResult"] = prev.clone();
+        Call::rcni("portmap", "ADD", &w.host, Some(&ctr))
+            .id(&id)
+            .run(&pm)
+            .ok();
+        serve(&ctr, 80, "long", 10);
+        let valid = json!([{"containerID": id, "ifname": "eth0"}]);
+        for (plugin, conf) in [("portmap", &pm), ("bridge", &br)] {
+            let mut gc = conf.clone();
+            gc.as_object_mut().unwrap().remove("prevResult");
+            gc["cni.dev/valid-attachments"] = valid.clone();
+            let mut call = Call::rcni(plugin, "GC", &w.host, None);
+            call.container_id.clear();
+            call.ifname.clear();
+            call.run(&gc).ok();
+        }
+        assert_eq!(
+            tcp_get(&w.outside, "203.0.113.1:8080").as_deref(),
+            Some("long"),
+            "{backend}: GC dropped a valid long-ID mapping"
+        );
+        let (nat, nft) = (w.iptables_nat(), w.nft_ruleset());
+        match backend {
+            "iptables" => assert!(
+                nat.contains("-A POSTROUTING -s 10.96.0.2/32") && nat.contains("CNI-DN-"),
+                "{nat}"
+            ),
+            _ => assert!(nft.contains("id: Lxxx") && nft.contains("dnat to"), "{nft}"),
+        }
+        Call::rcni("portmap", "DEL", &w.host, Some(&ctr))
+            .id(&id)
+            .run(&pm)
+            .ok();
+        Call::rcni("bridge", "DEL", &w.host, Some(&ctr))
+            .id(&id)
+            .run(&with(br, "prevResult", prev))
+            .ok();
+        let (nat, nft) = (w.iptables_nat(), w.nft_ruleset());
+        assert!(
+            !nat.contains("CNI-DN-") && !nat.contains("name: "),
+            "{backend}: {nat}"
+        );
+        assert!(
+            !nft.contains("xxxx") && !nft.contains("rcni_attachments"),
+            "{backend}: {nft}"
+        );
+        assert!(allocated_ips(w.data.path(), &w.net).is_empty());
+    }
+}
+
+/// A firewall flush of the nat built-in chains drops the jumps into the
+/// shared chains; the next ADD (iptables) puts them back, as the
+/// reference does, so host ports work again.
+#[test]
+fn add_after_a_nat_flush_restores_the_entry_jumps() {
+    let w = World::new();
+    let (first, second) = (Netns::new("pf"), Netns::new("ps"));
+    let br = w.bridge_conf("1.0.0");
+    let mut attached = Vec::new();
+    for (id, ns, port) in [("first", &first, 8080), ("second", &second, 8081)] {
+        let prev = Call::rcni("bridge", "ADD", &w.host, Some(ns))
+            .id(id)
+            .run(&br)
+            .ok();
+        let pm = json!({"cniVersion": "1.0.0", "name": w.net, "type": "portmap", "backend": "iptables", "prevResult": prev,
+            "runtimeConfig": {"portMappings": [{"hostPort": port, "containerPort": 80, "protocol": "tcp"}]}});
+        Call::rcni("portmap", "ADD", &w.host, Some(ns))
+            .id(id)
+            .run(&pm)
+            .ok();
+        attached.push((id, ns, pm));
+        if id == "first" {
+            for chain in ["PREROUTING", "OUTPUT", "POSTROUTING"] {
+                w.host.exec(&["iptables", "-t", "nat", "-F", chain]);
+            }
+        }
+    }
+    serve(&second, 80, "second", 10);
+    assert_eq!(
+        tcp_get(&w.outside, "203.0.113.1:8081").as_deref(),
+        Some("second")
+    );
+    assert_eq!(
+        tcp_get(&w.host, "127.0.0.1:8081").as_deref(),
+        Some("second"),
+        "hairpin from the host needs the masquerade jump"
+    );
+    let nat = w.iptables_nat();
+    for needle in [
+        "-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT",
+        "-A OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT",
+        "-j CNI-HOSTPORT-MASQ",
+    ] {
+        assert_eq!(nat.matches(needle).count(), 1, "{needle}: {nat}");
+    }
+    for (id, ns, pm) in &attached {
+        Call::rcni("portmap", "DEL", &w.host, Some(ns))
+            .id(id)
+            .run(pm)
+            .ok();
+        Call::rcni("bridge", "DEL", &w.host, Some(ns))
+            .id(id)
+            .run(&br)
+            .ok();
+    }
+    assert!(!w.iptables_nat().contains("CNI-DN-"));
+}
+
+/// On nftables the entry rules are shared by all networks: an ADD on
+/// another network must not drop this network's conditionsV4.
+#[test]
+fn nft_conditions_survive_another_networks_add() {
+    let w = World::new();
+    let (a, b) = (Netns::new("pa"), Netns::new("pb"));
+    let br = w.bridge_conf("1.0.0");
+    let mut attached = Vec::new();
+    // Network A only maps traffic from 192.0.2.0/24, not from the outside
+    // namespace (203.0.113.2); network B has no conditions.
+    for (id, ns, net, port, conditions) in [
+        (
+            "a",
+            &a,
+            w.net.clone(),
+            8080,
+            json!(["ip saddr 192.0.2.0/24"]),
+        ),
+        ("b", &b, unique("pmb"), 8081, json!(null)),
+    ] {
+        let prev = Call::rcni("bridge", "ADD", &w.host, Some(ns))
+            .id(id)
+            .run(&br)
+            .ok();
+        let mut pm = json!({"cniVersion": "1.0.0", "name": net, "type": "portmap", "backend": "nftables", "prevResult": prev,
+            "runtimeConfig": {"portMappings": [{"hostPort": port, "containerPort": 80, "protocol": "tcp"}]}});
+        if !conditions.is_null() {
+            pm["conditionsV4"] = conditions;
+        }
+        Call::rcni("portmap", "ADD", &w.host, Some(ns))
+            .id(id)
+            .run(&pm)
+            .ok();
+        serve(ns, 80, id, 10);
+        attached.push((id, ns, pm));
+    }
+    assert_eq!(
+        tcp_get(&w.outside, "203.0.113.1:8081").as_deref(),
+        Some("b")
+    );
+    assert_eq!(
+        tcp_get(&w.outside, "203.0.113.1:8080"),
+        None,
+        "network a's condition was dropped: {}",
+        w.nft_ruleset()
+    );
+    for (id, ns, pm) in &attached {
+        Call::rcni("portmap", "DEL", &w.host, Some(ns))
+            .id(id)
+            .run(pm)
+            .ok();
+        Call::rcni("bridge", "DEL", &w.host, Some(ns))
+            .id(id)
+            .run(&br)
+            .ok();
+    }
+    let nft = w.nft_ruleset();
+    assert!(
+        !nft.contains("dnat to") && !nft.contains("rcni_attachments"),
+        "{nft}"
+    );
+}

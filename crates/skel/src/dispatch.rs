@@ -123,8 +123,15 @@ fn dispatch(
     }
 
     io.stdin
+        .take(MAX_STDIN + 1)
         .read_to_end(&mut args.stdin)
         .map_err(|e| CniError::io(format!("error reading from stdin: {e}")))?;
+    if args.stdin.len() as u64 > MAX_STDIN {
+        return Err(CniError::invalid_config(format!(
+            "the network config on stdin is larger than {} MiB",
+            MAX_STDIN >> 20
+        )));
+    }
     validate_stdin(&args.stdin)?;
     *conf_version = version::config_version(&args.stdin)?;
 
@@ -142,11 +149,13 @@ fn dispatch(
         }
     }
     version::reconcile(conf_version, supported)?;
+    if matches!(command, Command::Add | Command::Del | Command::Check) {
+        check_not_own_netns(&args)?;
+    }
 
     match command {
         Command::Add => {
             let res = plugin.add(&args)?;
-            check_not_own_netns(&args)?;
             let out = match result::render(&res, conf_version) {
                 Ok(out) => out,
                 Err(e) => {
@@ -159,10 +168,7 @@ fn dispatch(
             };
             let _ = writeln!(io.stdout, "{}", to_pretty_json(&out));
         }
-        Command::Del => {
-            plugin.del(&args)?;
-            check_not_own_netns(&args)?;
-        }
+        Command::Del => plugin.del(&args)?,
         Command::Check => plugin.check(&args)?,
         Command::Gc => plugin.gc(&args)?,
         Command::Status => plugin.status(&args)?,
@@ -171,22 +177,28 @@ fn dispatch(
     Ok(())
 }
 
+/// The most stdin that is read: far beyond any real config (a few KiB,
+/// with a prevResult), and a bound on the memory a call can be made to use.
+pub const MAX_STDIN: u64 = 4 << 20;
+
 /// What the reference checks of every config before the verb: valid JSON
-/// with a valid `name`.
+/// with a valid `name`. Only the name is decoded (the rest is skipped, not
+/// built), so a huge document costs no more than reading it.
 fn validate_stdin(stdin: &[u8]) -> Result<(), CniError> {
-    let value: serde_json::Value = serde_json::from_slice(stdin)
-        .map_err(|e| CniError::decode(format!("error unmarshall network config: {e}")))?;
-    let name = rcni_spec::gojson::get_in(&value, "name")
-        .and_then(|n| n.as_str())
+    let name: String = rcni_spec::gojson::field_from_slice(stdin, "name")
+        .map_err(|e| CniError::decode(format!("error unmarshall network config: {e}")))?
         .unwrap_or_default();
     if name.is_empty() {
         return Err(CniError::invalid_config("missing network name"));
     }
-    rcni_spec::names::validate_network_name(name)
+    rcni_spec::names::validate_network_name(&name)
 }
 
-/// A plugin run inside the container's own netns would have configured
-/// the wrong side; the reference reports that as code 8.
+/// A plugin run inside the container's own netns would configure (or tear
+/// down) the wrong side: the host. Refused with the reference's code 8
+/// before the plugin touches anything (the reference checks only after the
+/// verb). `stat` only: the path may be anything, e.g. a FIFO, and must not
+/// be opened here.
 fn check_not_own_netns(args: &CmdArgs) -> Result<(), CniError> {
     if args.netns_override || args.netns.is_empty() {
         return Ok(());
@@ -339,6 +351,19 @@ mod tests {
         assert_eq!((code, calls), (0, vec!["GC".to_string()]));
         let (_, out, _, _) = call("STATUS", r#"{"cniVersion":"1.0.0","name":"n"}"#, &[]);
         assert_eq!(error_code(&out), 1);
+    }
+
+    #[test]
+    fn own_netns_is_refused_before_the_plugin_runs() {
+        let own = [("CNI_NETNS", "/proc/self/ns/net")];
+        for verb in ["ADD", "DEL", "CHECK"] {
+            let (code, out, _, calls) = call(verb, r#"{"cniVersion":"1.0.0","name":"n"}"#, &own);
+            assert_eq!((code, error_code(&out)), (1, 8), "{verb}: {out}");
+            assert!(calls.is_empty(), "{verb} reached the plugin");
+        }
+        let over = [own[0], ("CNI_NETNS_OVERRIDE", "1")];
+        let (code, _, _, calls) = call("DEL", r#"{"cniVersion":"1.0.0","name":"n"}"#, &over);
+        assert_eq!((code, calls), (0, vec!["DEL".to_string()]));
     }
 
     #[test]

@@ -24,6 +24,48 @@ pub fn from_map<T: DeserializeOwned>(map: &Map<String, Value>) -> Result<T, Deco
     T::deserialize(GoMap(map))
 }
 
+/// The top-level `field` of a JSON object document by Go's rule, read
+/// without building the rest (the other values are skipped as they are
+/// parsed), so a probe of a huge document costs no more than reading it.
+/// `None` when absent or `null`.
+pub fn field_from_slice<T: DeserializeOwned>(
+    bytes: &[u8],
+    field: &str,
+) -> Result<Option<T>, serde_json::Error> {
+    struct Probe<'f, T>(&'f str, std::marker::PhantomData<T>);
+    impl<'de, T: DeserializeOwned> DeserializeSeed<'de> for Probe<'_, T> {
+        type Value = Option<T>;
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<T>, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    impl<'de, T: DeserializeOwned> Visitor<'de> for Probe<'_, T> {
+        type Value = Option<T>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
+            let mut found = None;
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if fold_eq(&key, self.0) {
+                    // As Go: every spelling is assigned in turn, and a
+                    // null leaves what an earlier one set.
+                    if let Some(v) = map.next_value::<Option<T>>()? {
+                        found = Some(v);
+                    }
+                } else {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let found = Probe(field, std::marker::PhantomData).deserialize(&mut de)?;
+    de.end()?;
+    Ok(found)
+}
+
 /// The value a Go struct field named `field` would receive from `map`:
 /// the last key equal to `field` up to case.
 pub fn get<'a>(map: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
@@ -176,6 +218,23 @@ impl<'de> de::Deserializer<'de> for GoMap<'de> {
     }
 }
 
+/// `deserialize_*` methods that give the visitor the type's zero value for
+/// `null` and decode anything else as [`Deserializer::deserialize_any`].
+///
+/// [`Deserializer::deserialize_any`]: de::Deserializer::deserialize_any
+macro_rules! zero_on_null {
+    ($($method:ident => $visit:ident($zero:expr),)*) => {
+        $(
+            fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
+                match self.0 {
+                    Value::Null => visitor.$visit($zero),
+                    _ => self.deserialize_any(visitor),
+                }
+            }
+        )*
+    };
+}
+
 impl<'de> de::Deserializer<'de> for Go<'de> {
     type Error = DecodeError;
 
@@ -206,6 +265,7 @@ impl<'de> de::Deserializer<'de> for Go<'de> {
     ) -> Result<V::Value, DecodeError> {
         match self.0 {
             Value::Object(map) => visitor.visit_map(Fields::new(map, fields)),
+            Value::Null => visitor.visit_map(Fields::empty()),
             _ => self.deserialize_any(visitor),
         }
     }
@@ -248,9 +308,29 @@ impl<'de> de::Deserializer<'de> for Go<'de> {
         visitor.visit_unit()
     }
 
+    // Go decodes `null` into a value that is not a pointer by leaving its
+    // zero value (runtimes send `null` for every empty Go slice): so does
+    // rcni, whatever the target type.
+    zero_on_null! {
+        deserialize_bool => visit_bool(false),
+        deserialize_i8 => visit_i64(0),
+        deserialize_i16 => visit_i64(0),
+        deserialize_i32 => visit_i64(0),
+        deserialize_i64 => visit_i64(0),
+        deserialize_u8 => visit_u64(0),
+        deserialize_u16 => visit_u64(0),
+        deserialize_u32 => visit_u64(0),
+        deserialize_u64 => visit_u64(0),
+        deserialize_f32 => visit_f64(0.0),
+        deserialize_f64 => visit_f64(0.0),
+        deserialize_str => visit_borrowed_str(""),
+        deserialize_string => visit_borrowed_str(""),
+        deserialize_seq => visit_seq(Items::new(&[])),
+        deserialize_map => visit_map(Fields::empty()),
+    }
+
     serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf unit unit_struct seq tuple tuple_struct map identifier
+        i128 u128 char bytes byte_buf unit unit_struct tuple tuple_struct identifier
     }
 }
 
@@ -284,6 +364,11 @@ impl<'a> Fields<'a> {
         // as small as the struct however large the object is.
         let mut slots: Vec<(&'static str, usize)> = Vec::new();
         for (key, value) in map {
+            if value.is_null() && !fields.is_empty() {
+                // A struct field keeps its value when Go reads `null`
+                // into it, even one an earlier key set.
+                continue;
+            }
             let named = fields
                 .iter()
                 .find(|f| **f == key)
@@ -304,6 +389,15 @@ impl<'a> Fields<'a> {
         }
         Fields {
             entries: entries.into_iter(),
+            pending: None,
+        }
+    }
+}
+
+impl Fields<'_> {
+    fn empty() -> Self {
+        Fields {
+            entries: Vec::new().into_iter(),
             pending: None,
         }
     }
@@ -511,6 +605,51 @@ mod tests {
             .starts_with("portMappings[1].HostPort: invalid type: string"));
         let err = from_value::<Runtime>(&json!({"mode": "vepa"})).unwrap_err();
         assert_eq!(err.path(), "mode");
+    }
+
+    #[test]
+    fn null_leaves_the_zero_value_as_go() {
+        #[derive(Deserialize, Debug, PartialEq, Default)]
+        #[serde(default)]
+        struct Conf {
+            mtu: u32,
+            name: String,
+            flag: bool,
+            list: Vec<String>,
+            inner: Mapping,
+            opt: Option<u8>,
+        }
+        let got: Conf = from_value(&json!({"mtu": null, "name": null, "flag": null,
+            "list": [null, "a"], "inner": null, "opt": null}))
+        .unwrap();
+        assert_eq!(
+            got,
+            Conf {
+                list: vec![String::new(), "a".into()],
+                ..Conf::default()
+            }
+        );
+        // A later null does not undo an earlier spelling's value.
+        let kept: Conf = from_value(&json!({"mtu": 1400, "MTU": null})).unwrap();
+        assert_eq!(kept.mtu, 1400);
+        let runtime: Runtime = from_value(&json!({"portMappings": null})).unwrap();
+        assert!(runtime.port_mappings.is_empty());
+    }
+
+    #[test]
+    fn one_field_is_read_without_the_rest() {
+        let doc = br#"{"NAME": "a", "x": [1, {"name": "inner"}], "Name": "b", "name": null}"#;
+        assert_eq!(
+            field_from_slice::<String>(doc, "name").unwrap(),
+            Some("b".into())
+        );
+        assert_eq!(
+            field_from_slice::<String>(br#"{"x": 1}"#, "name").unwrap(),
+            None
+        );
+        assert!(field_from_slice::<String>(br#"{"name": 5}"#, "name").is_err());
+        assert!(field_from_slice::<String>(br#"[1]"#, "name").is_err());
+        assert!(field_from_slice::<String>(br#"{"name": "a"} x"#, "name").is_err());
     }
 
     #[test]

@@ -67,6 +67,13 @@ pub fn validate_interface_name(name: &str) -> Result<(), CniError> {
             "interface name contains / or : or whitespace characters",
         ));
     }
+    // The reference accepts `%`, then fails to find the link the kernel
+    // named from the template (`eth%d` → `eth0`) and leaves it behind.
+    if name.contains('%') {
+        return Err(CniError::invalid_env(
+            "interface name contains %, which the kernel takes as a name template",
+        ));
+    }
     Ok(())
 }
 
@@ -103,6 +110,7 @@ mod tests {
             "a:b",
             "a b",
             "a\tb",
+            "eth%d",
         ] {
             assert_eq!(validate_interface_name(bad).unwrap_err().code, 4, "{bad}");
         }

@@ -89,19 +89,11 @@ pub fn at_least(a: &str, b: &str) -> Result<bool, CniError> {
 
 /// The version a config declares; an absent or empty one means 0.1.0.
 pub fn config_version(stdin: &[u8]) -> Result<String, CniError> {
-    #[derive(Deserialize)]
-    struct Probe {
-        #[serde(rename = "cniVersion", default)]
-        cni_version: Option<String>,
-    }
-    let value: serde_json::Value = serde_json::from_slice(stdin)
+    let version: Option<String> = crate::gojson::field_from_slice(stdin, "cniVersion")
         .map_err(|e| CniError::decode(format!("decoding version from network config: {e}")))?;
-    let probe: Probe = crate::gojson::from_value(&value)
-        .map_err(|e| CniError::decode(format!("decoding version from network config: {e}")))?;
-    Ok(match probe.cni_version {
-        Some(v) if !v.is_empty() => v,
-        _ => "0.1.0".to_string(),
-    })
+    Ok(version
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "0.1.0".to_string()))
 }
 
 /// Fails with code 1 unless `config` is one of `supported`.
