@@ -75,7 +75,11 @@ const KINDS: [Kind; 9] = [
 const PROTECTED: &[&str] = &["dataDir"];
 
 fn backend(rng: &mut Rng) -> &'static str {
-    *rng.pick(&["iptables", "nftables"])
+    if rng.one_in(2) {
+        "iptables"
+    } else {
+        "nftables"
+    }
 }
 
 fn static_ipam(subnet: u8) -> Value {
@@ -351,57 +355,6 @@ struct State {
     firewall: BTreeSet<String>,
 }
 
-/// Every iptables table of both families and the nftables ruleset, one
-/// rule per line, without counters and generation comments.
-fn firewall(ns: &Netns) -> BTreeSet<String> {
-    let mut lines = BTreeSet::new();
-    for (tool, tag) in [
-        ("iptables-save", "v4 "),
-        ("ip6tables-save", "v6 "),
-        ("nft", "nft "),
-    ] {
-        let args: &[&str] = if tool == "nft" {
-            &["nft", "list", "ruleset"]
-        } else {
-            &[tool]
-        };
-        let mut full = vec!["ip", "netns", "exec", &ns.name];
-        full.extend_from_slice(args);
-        let text = sh(full[0], &full[1..]);
-        // nft keeps its blocks apart only by indentation; prefix each line
-        // with its table and chain so that equal lines of two chains differ.
-        let mut table = String::new();
-        let mut chain = String::new();
-        for line in text.lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let word = |n: usize| line.split(' ').nth(n).unwrap_or("").to_string();
-            if line == "COMMIT" {
-                chain.clear();
-            } else if line.starts_with("table ") || line.starts_with('*') {
-                table = line.to_string();
-                chain.clear();
-            } else if line.starts_with("chain ") {
-                chain = word(1);
-            } else if line.starts_with("-A ") {
-                chain = word(1);
-            } else if let Some(decl) = line.strip_prefix(':') {
-                chain = decl.split(' ').next().unwrap_or("").to_string();
-            }
-            let line = if line.starts_with(':') {
-                // `:CHAIN POLICY [packets:bytes]`
-                line.split(' ').take(2).collect::<Vec<_>>().join(" ")
-            } else {
-                without_counters(line)
-            };
-            lines.insert(format!("{tag}{table} {chain} | {line}"));
-        }
-    }
-    lines
-}
-
 /// The top-level chains portmap shares between all attachments and never
 /// deletes.
 const SHARED_CHAINS: &[&str] = &[
@@ -410,7 +363,7 @@ const SHARED_CHAINS: &[&str] = &[
     "CNI-HOSTPORT-MASQ",
 ];
 
-/// A firewall line (as [`firewall`] writes it) of or to a shared chain;
+/// A firewall line (as [`Netns::firewall`] writes it) of or to a shared chain;
 /// the DNAT chain's own rules belong to attachments.
 fn is_shared(entry: &str) -> bool {
     let (context, line) = entry.split_once(" | ").unwrap_or(("", entry));
@@ -421,20 +374,6 @@ fn is_shared(entry: &str) -> bool {
         .iter()
         .any(|c| line.ends_with(&format!("-j {c}")) || line.ends_with(&format!("jump {c}")));
     jumps || (SHARED_CHAINS.contains(&chain) && (declares || chain != "CNI-HOSTPORT-DNAT"))
-}
-
-/// `line` without nft's `counter packets N bytes M` values.
-fn without_counters(line: &str) -> String {
-    let mut out = Vec::new();
-    let mut words = line.split(' ');
-    while let Some(w) = words.next() {
-        if w == "packets" || w == "bytes" {
-            words.next();
-            continue;
-        }
-        out.push(w);
-    }
-    out.join(" ")
 }
 
 /// `line` without its rule comments (`--comment X`, `comment "X"`), which
@@ -580,7 +519,7 @@ impl Host {
     fn state(&self) -> State {
         State {
             net: self.ns.snapshot(),
-            firewall: firewall(&self.ns),
+            firewall: self.ns.firewall(),
         }
     }
 
@@ -807,7 +746,7 @@ fn run_case(host: &mut Host, seed: u64, case: u64, strings: &[String]) -> Report
         return report;
     }
     if added.ok() {
-        let injected = injected_rules(&firewall(&host.ns));
+        let injected = injected_rules(&host.ns.firewall());
         report.problems.extend(
             injected
                 .into_iter()
@@ -861,9 +800,16 @@ fn worker(seed: u64, cases: Vec<u64>, report_file: Option<PathBuf>) -> (usize, V
     let mut host = Host::new();
     let mut failures = Vec::new();
     let mut ran = 0;
+    let start = Instant::now();
     for case in cases {
         let report = run_case(&mut host, seed, case, &strings);
         ran += 1;
+        if ran % 1000 == 0 {
+            eprintln!(
+                "probe: {ran} cases on this host after {:.0?}",
+                start.elapsed()
+            );
+        }
         if report.problems.is_empty() {
             continue;
         }

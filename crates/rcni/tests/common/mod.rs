@@ -165,6 +165,55 @@ impl Netns {
         s.sort();
         s
     }
+
+    /// Every iptables table of both families and the nftables ruleset, one
+    /// rule per line, without counters and generation comments.
+    pub fn firewall(&self) -> std::collections::BTreeSet<String> {
+        let mut lines = std::collections::BTreeSet::new();
+        for (tool, tag) in [
+            ("iptables-save", "v4 "),
+            ("ip6tables-save", "v6 "),
+            ("nft", "nft "),
+        ] {
+            let args: &[&str] = if tool == "nft" {
+                &["nft", "list", "ruleset"]
+            } else {
+                &[tool]
+            };
+            let mut full = vec!["ip", "netns", "exec", &self.name];
+            full.extend_from_slice(args);
+            let text = sh(full[0], &full[1..]);
+            // nft keeps its blocks apart only by indentation; prefix each line
+            // with its table and chain so that equal lines of two chains differ.
+            let mut table = String::new();
+            let mut chain = String::new();
+            for line in text.lines() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let word = |n: usize| line.split(' ').nth(n).unwrap_or("").to_string();
+                if line == "COMMIT" {
+                    chain.clear();
+                } else if line.starts_with("table ") || line.starts_with('*') {
+                    table = line.to_string();
+                    chain.clear();
+                } else if line.starts_with("chain ") || line.starts_with("-A ") {
+                    chain = word(1);
+                } else if let Some(decl) = line.strip_prefix(':') {
+                    chain = decl.split(' ').next().unwrap_or("").to_string();
+                }
+                let line = if line.starts_with(':') {
+                    // `:CHAIN POLICY [packets:bytes]`
+                    line.split(' ').take(2).collect::<Vec<_>>().join(" ")
+                } else {
+                    without_counters(line)
+                };
+                lines.insert(format!("{tag}{table} {chain} | {line}"));
+            }
+        }
+        lines
+    }
 }
 
 impl Drop for Netns {
@@ -425,6 +474,52 @@ impl Call {
     }
 }
 
+/// Runs `call` with `stdin`, killing it with SIGKILL after `kill_after`
+/// (then None: a plugin crashed at that point); panics if it has not
+/// answered within `limit`.
+pub fn run_or_kill(
+    call: &Call,
+    stdin: &[u8],
+    kill_after: Option<std::time::Duration>,
+    limit: std::time::Duration,
+) -> Option<Reply> {
+    let mut child = call.process().spawn().expect("spawn plugin");
+    let mut input = child.stdin.take().expect("stdin");
+    let stdin = stdin.to_vec();
+    // The plugin may exit before reading: ignore a broken pipe.
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&stdin);
+    });
+    let start = std::time::Instant::now();
+    loop {
+        if child.try_wait().expect("wait plugin").is_some() {
+            break;
+        }
+        let elapsed = start.elapsed();
+        if kill_after.is_some_and(|k| elapsed >= k) || elapsed > limit {
+            // `ip netns exec` execs the plugin, so this is the plugin itself.
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = writer.join();
+            assert!(
+                elapsed <= limit,
+                "{} {} did not answer within {limit:?}",
+                call.plugin,
+                call.command
+            );
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    let _ = writer.join();
+    let out = child.wait_with_output().expect("wait plugin");
+    Some(Reply {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
 /// A temp data dir for host-local, removed on drop.
 pub fn data_dir() -> tempfile::TempDir {
     tempfile::Builder::new()
@@ -612,4 +707,18 @@ pub fn interop_pair(plugin: &str, host: &Netns, ctr: &Netns, reference_adds: boo
     } else {
         (add, del.reference())
     }
+}
+
+/// `line` without nft's `counter packets N bytes M` values.
+fn without_counters(line: &str) -> String {
+    let mut out = Vec::new();
+    let mut words = line.split(' ');
+    while let Some(w) = words.next() {
+        if w == "packets" || w == "bytes" {
+            words.next();
+            continue;
+        }
+        out.push(w);
+    }
+    out.join(" ")
 }
