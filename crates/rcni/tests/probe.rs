@@ -30,8 +30,12 @@ use std::time::{Duration, Instant};
 
 /// Longest a plugin call may take before it counts as hung.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest resident set a plugin may reach, in KiB.
-const MAX_RSS_KIB: u64 = 256 * 1024;
+/// Largest resident set a plugin may reach, in KiB. stdin is capped at
+/// 4 MiB, which can hold 2 million one-byte JSON values, about 160 MiB per
+/// decoded copy; a plugin holds at most two (the document and the section
+/// it reads: `ipam`, `runtimeConfig`, `args`). The reference needs as much:
+/// its ptp peaks at 148 MiB on a 2 MB array inside `ipam`.
+const MAX_RSS_KIB: u64 = 512 * 1024;
 /// The bridge the bridge cases create (deleted after each case: the
 /// bridge plugin never removes it, by design).
 const PROBE_BRIDGE: &str = "pbr0";
@@ -433,9 +437,9 @@ struct Host {
 
 impl Host {
     fn new() -> Host {
-        let ns = Netns::new("ph");
-        let ctr = Netns::new("pc");
-        let pm_ctr = Netns::new("pp");
+        let ns = Netns::new("fzh");
+        let ctr = Netns::new("fzc");
+        let pm_ctr = Netns::new("fzp");
         veth_master(&ns, "m0");
         ns.exec(&[
             "ip", "link", "add", "hd0", "type", "veth", "peer", "name", "hd0p",
