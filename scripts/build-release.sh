@@ -13,3 +13,8 @@ if ((${#others[@]})); then
   cargo build --release --locked "${others[@]}"
 fi
 cargo rustc --release --locked -p rcni --bin rcni -- -C target-feature=+crt-static
+# The reason for this script: a plugin binary without a dynamic loader.
+if readelf -lW target/release/rcni | grep -q 'program interpreter'; then
+  echo "target/release/rcni came out dynamically linked" >&2
+  exit 1
+fi

@@ -7,7 +7,7 @@ need=()
 for pkg_cmd in iproute2:ip iputils-ping:ping iptables:iptables nftables:nft \
                containernetworking-plugins:/usr/lib/cni/host-local dnsmasq:dnsmasq \
                procps:ps psmisc:killall python3:python3 strace:strace \
-               containerd:containerd runc:runc protobuf-compiler:protoc; do
+               containerd:containerd runc:runc protobuf-compiler:protoc podman:podman; do
   pkg=${pkg_cmd%%:*} cmd=${pkg_cmd#*:}
   if [[ $cmd == /* ]]; then [[ -e $cmd ]] || need+=("$pkg")
   else command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg"); fi

@@ -1,32 +1,28 @@
 #!/usr/bin/env bash
 # Runs the tests that need kernel features this machine may lack (dummy,
 # 8021q, ipvlan, vrf, bridge VLAN filtering) under a full distribution
-# kernel, all in one VM boot. These tests are #[ignore]d in the normal run
-# so they never pass silently; here they run with --ignored.
+# kernel, all in one VM boot (scripts/vm-run.sh). These tests, and only
+# these, are #[ignore]d in the normal run so they never pass silently; here
+# every test binary of the workspace runs with --ignored, and with the
+# arguments given here (a test name filter, --exact, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-vmtest=${VMTEST_RUN:-../shared/vmtest/run}
-suites=(rcni-net:vm_kinds rcni:bridge_vlan rcni:vm_links)
+# Test binaries only: the profile of a test build says "test":true.
+built=$(cargo test --workspace --locked --no-run --message-format=json)
+mapfile -t bins < <(sed -n '/"profile":{[^}]*"test":true/s/.*"executable":"\([^"]*\)".*/\1/p' <<<"$built" | sort -u)
+((${#bins[@]})) || { echo "vm-tests: no test binary was built" >&2; exit 1; }
 
-bins=()
-for s in "${suites[@]}"; do
-  pkg=${s%%:*} test=${s#*:}
-  exe=$(cargo test --locked -p "$pkg" --test "$test" --no-run --message-format=json 2>/dev/null |
-        sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
-  [[ -x $exe ]] || { echo "could not build the $test tests" >&2; exit 1; }
-  bins+=("$exe")
-done
-
-script=$(mktemp "${TMPDIR:-/tmp}/rcni-vm-XXXXXX.sh")
-trap 'rm -f "$script"' EXIT
+# Every binary runs even when one fails. The script lives in target/ (the VM
+# writes there) and gives the tests an empty /tmp of the VM's own.
 {
-  echo 'set -e'
+  echo 'status=0'
   echo 'mount -t tmpfs tmpfs /tmp 2>/dev/null || true'
   for b in "${bins[@]}"; do
-    echo "echo \"== VM: $(basename "$b")\""
-    echo "'$b' --ignored --test-threads=1"
+    printf 'echo %q\n' "== VM: ${b##*/}"
+    printf '%q ' "$b" --ignored --test-threads=1 "$@"
+    echo '|| status=1'
   done
-} >"$script"
-cp "$script" target/vm-tests.sh
-"$vmtest" -- sh target/vm-tests.sh
+  echo 'exit $status'
+} >target/vm-tests.sh
+scripts/vm-run.sh bash target/vm-tests.sh

@@ -3,7 +3,8 @@
 //! small and hand-encoded: netlink-packet-route does not cover ctnetlink.
 
 use crate::error::Result;
-use crate::nfnetlink::{attributes, nested, Conn, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
+use crate::framing::{attributes, nested, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
+use crate::nfnetlink::Conn;
 
 const NFNL_SUBSYS_CTNETLINK: u16 = 1;
 const IPCTNL_MSG_CT_GET: u16 = 1;
@@ -86,19 +87,13 @@ pub fn delete_udp_flows_to_port(v6: bool, port: u16) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nfnetlink::{align, message};
+    use crate::framing::attribute;
+    use crate::nfnetlink::message;
 
     #[test]
     fn finds_udp_tuples_by_port() {
-        let port_attr = |kind: u16, v: &[u8]| {
-            let mut a = ((4 + v.len()) as u16).to_ne_bytes().to_vec();
-            a.extend_from_slice(&kind.to_ne_bytes());
-            a.extend_from_slice(v);
-            a.resize(align(a.len()), 0);
-            a
-        };
-        let mut proto = port_attr(CTA_PROTO_NUM, &[IPPROTO_UDP]);
-        proto.extend(port_attr(CTA_PROTO_DST_PORT, &8053u16.to_be_bytes()));
+        let mut proto = attribute(CTA_PROTO_NUM, &[IPPROTO_UDP]);
+        proto.extend(attribute(CTA_PROTO_DST_PORT, &8053u16.to_be_bytes()));
         let tuple = nested(CTA_TUPLE_PROTO, &proto);
         assert!(is_udp_to_port(&tuple, 8053));
         assert!(!is_udp_to_port(&tuple, 8054));

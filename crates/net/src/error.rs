@@ -26,8 +26,8 @@ pub enum NetError {
     /// The object (link, address, route) does not exist.
     #[error("{0} not found")]
     NotFound(String),
-    /// The caller passed something that cannot work (an unknown mode, a
-    /// path that is not a network namespace, a bad sysctl key).
+    /// The caller passed something that cannot work (a path that is not a
+    /// network namespace, a bad sysctl key, a bad interface name or MAC).
     #[error("{0}")]
     InvalidArgument(String),
     /// The kernel answered with something we could not decode.

@@ -5,7 +5,11 @@
 //! added with `nft -f`: their expressions are the tool's business.)
 
 use crate::error::Result;
-use crate::nfnetlink::{attributes, Conn, EINTR, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
+use crate::error::EINTR;
+use crate::framing::{
+    attribute, attributes, string_attribute, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
+};
+use crate::nfnetlink::Conn;
 use std::cell::RefCell;
 
 /// How often a dump interrupted by a concurrent change is tried.
@@ -46,17 +50,6 @@ pub enum NfFamily {
     Bridge = 7,
     /// `ip6`.
     Ipv6 = 10,
-}
-
-fn string_attr(kind: u16, value: &str) -> Vec<u8> {
-    let len = 4 + value.len() + 1;
-    let mut a = Vec::with_capacity(crate::nfnetlink::align(len));
-    a.extend_from_slice(&(len as u16).to_ne_bytes());
-    a.extend_from_slice(&kind.to_ne_bytes());
-    a.extend_from_slice(value.as_bytes());
-    a.push(0);
-    a.resize(crate::nfnetlink::align(len), 0);
-    a
 }
 
 thread_local! {
@@ -108,15 +101,15 @@ pub fn table_exists(family: NfFamily, name: &str) -> Result<bool> {
     exists(
         NFT_MSG_GETTABLE,
         family,
-        &string_attr(NFTA_TABLE_NAME, name),
+        &string_attribute(NFTA_TABLE_NAME, name),
         &format!("look up nf_tables table {name}"),
     )
 }
 
 /// Whether the chain `chain` of table `family table` exists.
 pub fn chain_exists(family: NfFamily, table: &str, chain: &str) -> Result<bool> {
-    let mut attrs = string_attr(NFTA_CHAIN_TABLE, table);
-    attrs.extend(string_attr(NFTA_CHAIN_NAME, chain));
+    let mut attrs = string_attribute(NFTA_CHAIN_TABLE, table);
+    attrs.extend(string_attribute(NFTA_CHAIN_NAME, chain));
     exists(
         NFT_MSG_GETCHAIN,
         family,
@@ -142,9 +135,9 @@ pub struct NftRule {
 /// Every rule of table `family table` (or only of `chain`); none when the
 /// table or chain does not exist.
 pub fn list_rules(family: NfFamily, table: &str, chain: Option<&str>) -> Result<Vec<NftRule>> {
-    let mut attrs = string_attr(NFTA_RULE_TABLE, table);
+    let mut attrs = string_attribute(NFTA_RULE_TABLE, table);
     if let Some(c) = chain {
-        attrs.extend(string_attr(NFTA_RULE_CHAIN, c));
+        attrs.extend(string_attribute(NFTA_RULE_CHAIN, c));
     }
     let op = format!("list the rules of nf_tables table {table}");
     let dump_once = || {
@@ -276,14 +269,14 @@ pub fn delete(family: NfFamily, table: &str, what: &[NftDeletion]) -> Result<()>
         .iter()
         .map(|d| match d {
             NftDeletion::Rule { chain, handle } => {
-                let mut a = string_attr(NFTA_RULE_TABLE, table);
-                a.extend(string_attr(NFTA_RULE_CHAIN, chain));
+                let mut a = string_attribute(NFTA_RULE_TABLE, table);
+                a.extend(string_attribute(NFTA_RULE_CHAIN, chain));
                 a.extend(u64_attr(NFTA_RULE_HANDLE, *handle));
                 (NFT_MSG_DELRULE, family as u8, a)
             }
             NftDeletion::Chain(chain) => {
-                let mut a = string_attr(NFTA_CHAIN_TABLE, table);
-                a.extend(string_attr(NFTA_CHAIN_NAME, chain));
+                let mut a = string_attribute(NFTA_CHAIN_TABLE, table);
+                a.extend(string_attribute(NFTA_CHAIN_NAME, chain));
                 (NFT_MSG_DELCHAIN, family as u8, a)
             }
         })
@@ -293,11 +286,7 @@ pub fn delete(family: NfFamily, table: &str, what: &[NftDeletion]) -> Result<()>
 }
 
 fn u64_attr(kind: u16, value: u64) -> Vec<u8> {
-    let mut a = Vec::with_capacity(12);
-    a.extend_from_slice(&12u16.to_ne_bytes());
-    a.extend_from_slice(&kind.to_ne_bytes());
-    a.extend_from_slice(&value.to_be_bytes());
-    a
+    attribute(kind, &value.to_be_bytes())
 }
 
 #[cfg(test)]
@@ -305,21 +294,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn strings_are_nul_terminated_and_padded() {
-        let a = string_attr(NFTA_CHAIN_NAME, "nat");
-        assert_eq!(a.len(), 8);
-        assert_eq!(u16::from_ne_bytes([a[0], a[1]]), 8);
-        assert_eq!(&a[4..8], b"nat\0");
-        assert_eq!(string_attr(1, "abcd").len(), 12);
-    }
-
-    #[test]
     fn comments_come_from_the_user_data() {
         assert_eq!(comment_of(&[0, 4, b'a', b'b', b'c', 0]), "abc");
         assert_eq!(comment_of(&[1, 1, 9, 0, 3, b'x', b'y', 0]), "xy");
         assert_eq!(comment_of(&[0, 9, b'a']), "");
-        let mut msg = string_attr(NFTA_RULE_TABLE, "t");
-        msg.extend(string_attr(NFTA_RULE_CHAIN, "c"));
+        let mut msg = string_attribute(NFTA_RULE_TABLE, "t");
+        msg.extend(string_attribute(NFTA_RULE_CHAIN, "c"));
         msg.extend(u64_attr(NFTA_RULE_HANDLE, 42));
         let r = parse_rule(&msg).unwrap();
         assert_eq!(
@@ -331,12 +311,15 @@ mod tests {
 
     #[test]
     fn jumps_come_from_the_immediate_verdict() {
-        use crate::nfnetlink::nested;
-        let verdict = nested(NFTA_DATA_VERDICT, &string_attr(NFTA_VERDICT_CHAIN, "CNI-X"));
+        use crate::framing::nested;
+        let verdict = nested(
+            NFTA_DATA_VERDICT,
+            &string_attribute(NFTA_VERDICT_CHAIN, "CNI-X"),
+        );
         let data = nested(NFTA_IMMEDIATE_DATA, &verdict);
-        let mut immediate = string_attr(NFTA_EXPR_NAME, "immediate");
+        let mut immediate = string_attribute(NFTA_EXPR_NAME, "immediate");
         immediate.extend(nested(NFTA_EXPR_DATA, &data));
-        let mut counter = string_attr(NFTA_EXPR_NAME, "counter");
+        let mut counter = string_attribute(NFTA_EXPR_NAME, "counter");
         counter.extend(nested(NFTA_EXPR_DATA, &[]));
         let mut list = nested(NFTA_LIST_ELEM, &counter);
         list.extend(nested(NFTA_LIST_ELEM, &immediate));

@@ -1,41 +1,18 @@
 //! NETLINK_NETFILTER, hand-encoded (netlink-packet-route covers only
-//! rtnetlink): the message framing and a request/answer exchange shared
-//! by ctnetlink ([`crate::conntrack`]) and the nf_tables probes
-//! ([`crate::nf_tables`]).
+//! rtnetlink): netfilter messages (`nfgenmsg` after the netlink header,
+//! written with [`crate::framing`]), nf_tables batches, and a
+//! request/answer exchange shared by ctnetlink ([`crate::conntrack`]) and
+//! the nf_tables probes ([`crate::nf_tables`]).
 
-use crate::error::{NetError, Result};
+use crate::error::{NetError, Result, EINTR};
+use crate::framing::{
+    split_messages, status, write_header, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLM_F_ACK,
+    NLM_F_DUMP_INTR, NLM_F_REQUEST,
+};
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
 
-pub(crate) const NLMSG_ERROR: u16 = 2;
-pub(crate) const NLMSG_DONE: u16 = 3;
-pub(crate) const NLM_F_REQUEST: u16 = 1;
-pub(crate) const NLM_F_ACK: u16 = 4;
-pub(crate) const NLM_F_DUMP: u16 = 0x300;
-/// Set on a dump's messages when the ruleset changed while it ran: the
-/// dump may have missed entries.
-const NLM_F_DUMP_INTR: u16 = 0x10;
-/// The errno a dump reports when it was interrupted, so callers retry.
-pub(crate) const EINTR: i32 = 4;
-pub(crate) const NLA_F_NESTED: u16 = 0x8000;
-
-pub(crate) fn align(n: usize) -> usize {
-    (n + 3) & !3
-}
-
-/// Netlink attributes of a buffer: (type without flags, payload).
-pub(crate) fn attributes(mut buf: &[u8]) -> Vec<(u16, &[u8])> {
-    let mut out = Vec::new();
-    while buf.len() >= 4 {
-        let len = usize::from(u16::from_ne_bytes([buf[0], buf[1]]));
-        let kind = u16::from_ne_bytes([buf[2], buf[3]]) & !NLA_F_NESTED;
-        if len < 4 || len > buf.len() {
-            break;
-        }
-        out.push((kind, &buf[4..len]));
-        buf = &buf[align(len).min(buf.len())..];
-    }
-    out
-}
+/// Length of `nfgenmsg`, the header after the netlink one.
+const NFGENMSG_LEN: usize = 4;
 
 /// A netfilter message of subsystem `subsys`: header, nfgenmsg, attributes.
 pub(crate) fn message(
@@ -46,25 +23,12 @@ pub(crate) fn message(
     family: u8,
     attrs: &[u8],
 ) -> Vec<u8> {
-    let len = 16 + 4 + attrs.len();
+    let len = NLMSG_HDRLEN + NFGENMSG_LEN + attrs.len();
     let mut m = Vec::with_capacity(len);
-    m.extend_from_slice(&(len as u32).to_ne_bytes());
-    m.extend_from_slice(&((subsys << 8) | kind).to_ne_bytes());
-    m.extend_from_slice(&flags.to_ne_bytes());
-    m.extend_from_slice(&seq.to_ne_bytes());
-    m.extend_from_slice(&0u32.to_ne_bytes());
+    write_header(&mut m, len, (subsys << 8) | kind, flags, seq);
     m.extend_from_slice(&[family, 0, 0, 0]);
     m.extend_from_slice(attrs);
     m
-}
-
-pub(crate) fn nested(kind: u16, payload: &[u8]) -> Vec<u8> {
-    let mut a = Vec::with_capacity(4 + align(payload.len()));
-    a.extend_from_slice(&((4 + payload.len()) as u16).to_ne_bytes());
-    a.extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
-    a.extend_from_slice(payload);
-    a.resize(align(a.len()), 0);
-    a
 }
 
 /// A NETLINK_NETFILTER socket of the calling thread's namespace.
@@ -155,24 +119,12 @@ impl Conn {
                 .socket
                 .recv(&mut &mut buf[..], 0)
                 .map_err(NetError::io(format!("{op}: receive")))?;
-            let mut at = 0;
-            while at + 16 <= n {
-                let len =
-                    u32::from_ne_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]) as usize;
-                let ty = u16::from_ne_bytes([buf[at + 4], buf[at + 5]]);
-                if len < 16 || at + len > n {
-                    return Err(NetError::Protocol(format!("{op}: truncated message")));
-                }
-                let body = &buf[at + 16..at + len];
-                let seq =
-                    u32::from_ne_bytes([buf[at + 8], buf[at + 9], buf[at + 10], buf[at + 11]]);
-                if seq < first {
-                    at += align(len);
+            for (header, message) in split_messages(&buf[..n])? {
+                if header.seq < first {
                     continue;
                 }
-                let flags = u16::from_ne_bytes([buf[at + 6], buf[at + 7]]);
-                interrupted |= flags & NLM_F_DUMP_INTR != 0;
-                match ty {
+                interrupted |= header.flags & NLM_F_DUMP_INTR != 0;
+                match header.kind {
                     NLMSG_DONE if interrupted => {
                         return Err(NetError::Netlink {
                             op: format!("{op} (dump interrupted by a concurrent change)"),
@@ -182,12 +134,12 @@ impl Conn {
                     }
                     NLMSG_DONE => return Ok(out),
                     NLMSG_ERROR => {
-                        let code = i32::from_ne_bytes([body[0], body[1], body[2], body[3]]);
+                        let (code, kernel_msg) = status(&header, message)?;
                         if code != 0 {
                             return Err(NetError::Netlink {
                                 op: op.to_string(),
-                                errno: -code,
-                                msg: None,
+                                errno: code.saturating_neg(),
+                                msg: kernel_msg,
                             });
                         }
                         acked += 1;
@@ -195,10 +147,12 @@ impl Conn {
                             return Ok(out);
                         }
                     }
-                    _ if body.len() >= 4 => out.push(body[4..].to_vec()),
-                    _ => {}
+                    _ => {
+                        if let Some(payload) = message.get(NLMSG_HDRLEN + NFGENMSG_LEN..) {
+                            out.push(payload.to_vec());
+                        }
+                    }
                 }
-                at += align(len);
             }
         }
     }
@@ -210,12 +164,9 @@ const NFNL_MSG_BATCH_END: u16 = 0x11;
 /// A batch begin or end message: no subsystem in the type, the subsystem
 /// the batch is for in `res_id` (big-endian).
 fn batch_marker(kind: u16, seq: u32, subsys: u16) -> Vec<u8> {
-    let mut m = Vec::with_capacity(20);
-    m.extend_from_slice(&20u32.to_ne_bytes());
-    m.extend_from_slice(&kind.to_ne_bytes());
-    m.extend_from_slice(&NLM_F_REQUEST.to_ne_bytes());
-    m.extend_from_slice(&seq.to_ne_bytes());
-    m.extend_from_slice(&0u32.to_ne_bytes());
+    let len = NLMSG_HDRLEN + NFGENMSG_LEN;
+    let mut m = Vec::with_capacity(len);
+    write_header(&mut m, len, kind, NLM_F_REQUEST, seq);
     m.extend_from_slice(&[0, 0]);
     m.extend_from_slice(&subsys.to_be_bytes());
     m

@@ -49,9 +49,8 @@ fn veth_across_namespaces() {
     .unwrap();
     let left = ha.link_by_name("left").unwrap().unwrap();
     let right = hb.link_by_name("right").unwrap().unwrap();
-    assert_eq!(left.kind.as_deref(), Some("veth"));
-    assert_eq!(right.kind.as_deref(), Some("veth"));
-    assert_eq!(left.info, None);
+    assert_eq!(left.kind, Some(LinkKind::Veth));
+    assert_eq!(right.kind, Some(LinkKind::Veth));
     assert_eq!((left.mtu, right.mtu), (1400, 1400));
     assert_eq!(left.mac6(), Some([2, 0, 0, 0, 0, 1]));
     assert_eq!(right.mac_string(), "02:00:00:00:00:02");
@@ -372,8 +371,8 @@ fn bridge_with_a_port() {
     )
     .unwrap();
     let br = ha.find_link("br0").unwrap();
-    assert_eq!(br.kind.as_deref(), Some("bridge"));
-    assert_eq!(br.info, Some(bridge.clone()));
+    assert_eq!(br.kind.as_ref().map(LinkKind::name), Some("bridge"));
+    assert_eq!(br.kind, Some(bridge.clone()));
     assert!(br.admin_up);
     assert_eq!(br.mtu, 1450);
     let dup = ha
@@ -447,11 +446,11 @@ fn macvlan_created_directly_in_another_namespace() {
         "not on the host"
     );
     let mv = hc.find_link("mv0tmp").unwrap();
-    assert_eq!(mv.kind.as_deref(), Some("macvlan"));
+    assert_eq!(mv.kind.as_ref().map(LinkKind::name), Some("macvlan"));
     assert_eq!(mv.mtu, 1400);
     assert_eq!(mv.mac6(), Some([0x02, 9, 9, 9, 9, 9]));
     assert!(mv.link_netnsid.is_some(), "parent is in another namespace");
-    match mv.info {
+    match mv.kind {
         Some(LinkKind::MacVlan { master, mode, .. }) => {
             assert_eq!((master, mode), (parent.index, MacVlanMode::Bridge));
         }
@@ -475,7 +474,7 @@ fn macvlan_created_directly_in_another_namespace() {
     let p = hh.find_link("mvpriv").unwrap();
     assert!(
         matches!(
-            p.info,
+            p.kind,
             Some(LinkKind::MacVlan { master, mode: MacVlanMode::Private, .. }) if master == parent.index
         ),
         "{p:?}"
@@ -673,8 +672,8 @@ fn ifb_created_up() {
     )
     .unwrap();
     let ifb = ha.find_link("ifb0").unwrap();
-    assert_eq!(ifb.kind.as_deref(), Some("ifb"));
-    assert_eq!(ifb.info, Some(LinkKind::Ifb));
+    assert_eq!(ifb.kind.as_ref().map(LinkKind::name), Some("ifb"));
+    assert_eq!(ifb.kind, Some(LinkKind::Ifb));
     assert!(ifb.admin_up);
     assert_eq!(ifb.mtu, 1400);
     ha.delete_link(ifb.index).unwrap();

@@ -1,11 +1,7 @@
 //! Link kinds this machine's kernel lacks (dummy, 8021q, ipvlan, vrf,
 //! bridge VLAN filtering). Ignored by default so that they never pass
-//! silently here; run them under a full distribution kernel:
-//!
-//! ```text
-//! cargo test -p rcni-net --test vm_kinds --no-run
-//! ../shared/vmtest/run -- cargo test -p rcni-net --test vm_kinds -- --ignored
-//! ```
+//! silently here; scripts/vm-tests.sh runs them under a full distribution
+//! kernel.
 
 #![allow(clippy::unwrap_used)]
 
@@ -27,7 +23,7 @@ fn parent(h: &mut Handle) -> u32 {
 }
 
 #[test]
-#[ignore = "needs the dummy module: run under ../shared/vmtest/run"]
+#[ignore = "needs the dummy module: run by scripts/vm-tests.sh"]
 fn dummy_in_another_namespace() {
     let (a, b) = (TestNs::new(), TestNs::new());
     let (mut ha, mut hb) = (a.handle(), b.handle());
@@ -45,8 +41,8 @@ fn dummy_in_another_namespace() {
     .unwrap();
     assert!(ha.link_by_name("dummy0").unwrap().is_none());
     let d = hb.find_link("dummy0").unwrap();
-    assert_eq!(d.kind.as_deref(), Some("dummy"));
-    assert_eq!(d.info, Some(LinkKind::Dummy));
+    assert_eq!(d.kind.as_ref().map(LinkKind::name), Some("dummy"));
+    assert_eq!(d.kind, Some(LinkKind::Dummy));
     assert_eq!((d.mtu, d.mac6()), (9000, Some([2, 0, 0, 0, 0, 0x42])));
     assert!(d.admin_up);
     hb.add_address(d.index, net("10.55.0.1/24")).unwrap();
@@ -54,7 +50,7 @@ fn dummy_in_another_namespace() {
 }
 
 #[test]
-#[ignore = "needs the 8021q module: run under ../shared/vmtest/run"]
+#[ignore = "needs the 8021q module: run by scripts/vm-tests.sh"]
 fn vlan_on_a_parent_into_another_namespace() {
     let (host, cont) = (TestNs::new(), TestNs::new());
     let (mut hh, mut hc) = (host.handle(), cont.handle());
@@ -71,8 +67,8 @@ fn vlan_on_a_parent_into_another_namespace() {
     )
     .unwrap();
     let v = hc.find_link("vl42tmp").unwrap();
-    assert_eq!(v.kind.as_deref(), Some("vlan"));
-    assert_eq!(v.info, Some(kind));
+    assert_eq!(v.kind.as_ref().map(LinkKind::name), Some("vlan"));
+    assert_eq!(v.kind, Some(kind));
     assert!(v.link_netnsid.is_some());
     hc.set_name(v.index, "eth0.42").unwrap();
     // Local one too, the id read back.
@@ -83,13 +79,13 @@ fn vlan_on_a_parent_into_another_namespace() {
     )
     .unwrap();
     assert_eq!(
-        hh.find_link("uplink.7").unwrap().info,
+        hh.find_link("uplink.7").unwrap().kind,
         Some(LinkKind::Vlan { master: p, id: 7 })
     );
 }
 
 #[test]
-#[ignore = "needs the ipvlan module: run under ../shared/vmtest/run"]
+#[ignore = "needs the ipvlan module: run by scripts/vm-tests.sh"]
 fn ipvlan_modes_and_flags() {
     let (host, cont) = (TestNs::new(), TestNs::new());
     let (mut hh, mut hc) = (host.handle(), cont.handle());
@@ -109,8 +105,8 @@ fn ipvlan_modes_and_flags() {
     )
     .unwrap();
     let l = hc.find_link("ipv0").unwrap();
-    assert_eq!(l.kind.as_deref(), Some("ipvlan"));
-    assert_eq!(l.info, Some(kind));
+    assert_eq!(l.kind.as_ref().map(LinkKind::name), Some("ipvlan"));
+    assert_eq!(l.kind, Some(kind));
     let l2 = LinkKind::IpVlan {
         master: p,
         mode: IpVlanMode::L2,
@@ -118,11 +114,11 @@ fn ipvlan_modes_and_flags() {
     };
     hh.create_link("ipv1", &l2, &LinkOptions::default())
         .unwrap();
-    assert_eq!(hh.find_link("ipv1").unwrap().info, Some(l2));
+    assert_eq!(hh.find_link("ipv1").unwrap().kind, Some(l2));
 }
 
 #[test]
-#[ignore = "needs the vrf module: run under ../shared/vmtest/run"]
+#[ignore = "needs the vrf module: run by scripts/vm-tests.sh"]
 fn vrf_with_a_port_and_a_route() {
     let a = TestNs::new();
     let mut ha = a.handle();
@@ -136,7 +132,7 @@ fn vrf_with_a_port_and_a_route() {
     )
     .unwrap();
     let vrf = ha.find_link("vrf0").unwrap();
-    assert_eq!(vrf.info, Some(LinkKind::Vrf { table: 1001 }));
+    assert_eq!(vrf.kind, Some(LinkKind::Vrf { table: 1001 }));
     let p = parent(&mut ha);
     ha.set_master(p, Some(vrf.index)).unwrap();
     ha.set_up(p).unwrap();
@@ -158,7 +154,7 @@ fn vrf_with_a_port_and_a_route() {
 }
 
 #[test]
-#[ignore = "needs CONFIG_BRIDGE_VLAN_FILTERING: run under ../shared/vmtest/run"]
+#[ignore = "needs CONFIG_BRIDGE_VLAN_FILTERING: run by scripts/vm-tests.sh"]
 fn bridge_with_vlan_filtering() {
     let a = TestNs::new();
     let mut ha = a.handle();
@@ -167,5 +163,5 @@ fn bridge_with_vlan_filtering() {
     };
     ha.create_link("br0", &kind, &LinkOptions::default())
         .unwrap();
-    assert_eq!(ha.find_link("br0").unwrap().info, Some(kind));
+    assert_eq!(ha.find_link("br0").unwrap().kind, Some(kind));
 }

@@ -4,20 +4,13 @@
 use crate::error::FirewallError;
 use crate::run::{installed, run};
 use crate::script::has_control;
+use crate::Family;
 
-/// IPv4 (`iptables`) or IPv6 (`ip6tables`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    V4,
-    V6,
-}
-
-impl Family {
-    fn tool(self, suffix: &str) -> String {
-        match self {
-            Family::V4 => format!("iptables{suffix}"),
-            Family::V6 => format!("ip6tables{suffix}"),
-        }
+/// The tool of `family` (`iptables<suffix>` or `ip6tables<suffix>`).
+fn tool(family: Family, suffix: &str) -> String {
+    match family {
+        Family::V4 => format!("iptables{suffix}"),
+        Family::V6 => format!("ip6tables{suffix}"),
     }
 }
 
@@ -57,15 +50,10 @@ pub fn nat_chains_may_exist(family: Family, chains: &[&str]) -> bool {
 /// Whether `chain` exists in the `nat` table of `family`, when that can be
 /// told without a process (the nf_tables flavour, over netlink).
 pub fn nat_chain_exists(family: Family, chain: &str) -> Option<bool> {
-    use rcni_net::nf_tables::{chain_exists, NfFamily};
     if !uses_nf_tables() {
         return None;
     }
-    let nf = match family {
-        Family::V4 => NfFamily::Ipv4,
-        Family::V6 => NfFamily::Ipv6,
-    };
-    chain_exists(nf, "nat", chain).ok()
+    rcni_net::nf_tables::chain_exists(family.into(), "nat", chain).ok()
 }
 
 /// Whether each `(chain, target)` of `jumps` is a rule of the `nat` table
@@ -73,16 +61,11 @@ pub fn nat_chain_exists(family: Family, chain: &str) -> Option<bool> {
 /// nf_tables flavour (no process). The legacy flavour cannot be asked
 /// without a process and answers yes; a failed probe answers no.
 pub fn nat_jumps_present(family: Family, jumps: &[(&str, &str)]) -> bool {
-    use rcni_net::nf_tables::{list_rules, NfFamily};
     if !uses_nf_tables() {
         return true;
     }
-    let nf = match family {
-        Family::V4 => NfFamily::Ipv4,
-        Family::V6 => NfFamily::Ipv6,
-    };
     jumps.iter().all(|(chain, target)| {
-        list_rules(nf, "nat", Some(chain))
+        rcni_net::nf_tables::list_rules(family.into(), "nat", Some(chain))
             .is_ok_and(|rules| rules.iter().any(|r| r.jumps_to.as_deref() == Some(*target)))
     })
 }
@@ -125,7 +108,7 @@ impl Table {
 
 /// Reads a table (one exec). A missing table reads as empty.
 pub fn save(family: Family, table: &str) -> Result<Table, FirewallError> {
-    let out = run(&family.tool("-save"), &["-t", table], None)?;
+    let out = run(&tool(family, "-save"), &["-t", table], None)?;
     Ok(Table::parse(&out))
 }
 
@@ -170,7 +153,7 @@ impl Batch {
             )));
         }
         run(
-            &family.tool("-restore"),
+            &tool(family, "-restore"),
             &["--noflush", "-w", "5"],
             Some(&self.render(table)),
         )

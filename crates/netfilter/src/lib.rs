@@ -1,26 +1,80 @@
 //! rcni's firewall layer, shared by every plugin that writes rules.
 //!
-//! - [`names`]: the reference's chain names, hashes and comments, so rules
-//!   made by either implementation are found by the other.
+//! What the plugins call, one module per job, each laid out as the
+//! reference does so either implementation finds and removes the other's
+//! rules; each keeps its backend-neutral model and the choice of backend in
+//! `mod.rs`, and one file per backend:
+//! - [`hostport`]: portmap's DNAT and masquerade rules.
+//! - [`masq`]: IP masquerading for bridge and ptp (`ipMasq`), teardown
+//!   trying both backends, and GC.
+//! - [`spoofcheck`]: bridge's `macspoofchk` (nftables only).
+//!
+//! What those are built on:
 //! - [`iptables`]: read with one `iptables-save`, write with one
 //!   `iptables-restore --noflush` per table per call.
-//! - [`nftables`]: one `nft -f -` transaction per call, only in rcni's
-//!   (the reference's) own tables.
-//! - [`masq`]: IP masquerading for bridge and ptp (`ipMasq`), on either
-//!   backend, with teardown trying both and GC.
-//! - [`script`]: config values validated for the scripts they go into.
+//! - [`nft`]: rules added with one `nft -f -` transaction per call, reads
+//!   and deletions over netlink, only in rcni's (the reference's) own
+//!   tables, all under one lock per network namespace ([`nft::locked`]).
+//! - [`script`]: the only way a config value reaches an iptables-restore or
+//!   nft script: types built by validating it for that script.
+//! - [`rule_names`]: the reference's chain names, hashes and comments.
+//! - `netns_state`: where rcni keeps per-namespace files (under /run/rcni)
+//!   and how they are named.
+//! - [`error`]: [`FirewallError`] and its [`ErrorKind`].
 
 pub mod error;
+pub mod hostport;
 pub mod iptables;
 pub mod masq;
-pub mod names;
-pub mod nftables;
-pub mod portmap;
+mod netns_state;
+pub mod nft;
+pub mod rule_names;
 mod run;
 pub mod script;
 pub mod spoofcheck;
 
-pub use error::FirewallError;
+pub use error::{ErrorKind, FirewallError};
+
+use std::net::IpAddr;
+
+/// An IP family. Both backends keep one table per family where the
+/// reference's layout does: iptables (`iptables`/`ip6tables`) and
+/// nftables (`ip`/`ip6` tables, e.g. portmap's `cni_hostport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub const BOTH: [Family; 2] = [Family::V4, Family::V6];
+
+    pub fn of(ip: IpAddr) -> Family {
+        if ip.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        }
+    }
+
+    /// nftables' word for the family: its table family, and the keyword of
+    /// its address matches (`ip saddr`, `ip6 daddr`).
+    pub fn nft_keyword(self) -> &'static str {
+        match self {
+            Family::V4 => "ip",
+            Family::V6 => "ip6",
+        }
+    }
+}
+
+impl From<Family> for nft::NfFamily {
+    fn from(family: Family) -> nft::NfFamily {
+        match family {
+            Family::V4 => nft::NfFamily::Ipv4,
+            Family::V6 => nft::NfFamily::Ipv6,
+        }
+    }
+}
 
 /// Which firewall a plugin writes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +93,7 @@ impl Backend {
             Some(other) => Err(FirewallError::Config(format!(
                 "{field}: unknown backend {other:?} (expected \"iptables\" or \"nftables\")"
             ))),
-            None if !iptables::supported() && nftables::supported() => Ok(Backend::Nftables),
+            None if !iptables::supported() && nft::supported() => Ok(Backend::Nftables),
             None => Ok(Backend::Iptables),
         }
     }
@@ -48,7 +102,7 @@ impl Backend {
     pub fn ensure_available(self) -> Result<(), FirewallError> {
         let ok = match self {
             Backend::Iptables => iptables::supported(),
-            Backend::Nftables => nftables::supported(),
+            Backend::Nftables => nft::supported(),
         };
         if ok {
             Ok(())

@@ -24,7 +24,7 @@ pub(crate) fn run(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| FirewallError::Unavailable(format!("cannot run {program}: {e}")))?;
+        .map_err(|e| FirewallError::Io(format!("cannot run {program}: {e}")))?;
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
         pipe.write_all(input.as_bytes())
             .map_err(|e| tool_err(format!("writing its input: {e}")))?;

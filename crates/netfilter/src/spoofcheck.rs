@@ -5,7 +5,7 @@
 //! rule commented `macspoofchk-<id>` where `<id>` is `<containerID>-<ifname>`.
 
 use crate::error::FirewallError;
-use crate::nftables::{self, quote, NftDeletion};
+use crate::nft::{self, quote, NfFamily, NftDeletion};
 
 const TABLE: &str = "bridge nat";
 
@@ -49,7 +49,7 @@ pub fn setup(host_iface: &str, mac: &str, id: &str) -> Result<(), FirewallError>
             "macspoofchk: {id:?} (container ID and interface name) may only hold letters, digits, '_', '-' and '.'"
         )));
     }
-    nftables::apply(&setup_script(host_iface, mac, id))
+    nft::apply(&setup_script(host_iface, mac, id))
 }
 
 /// Removes the check of attachment `id`: its jump from PREROUTING and its
@@ -57,12 +57,12 @@ pub fn setup(host_iface: &str, mac: &str, id: &str) -> Result<(), FirewallError>
 pub fn teardown(id: &str) -> Result<(), FirewallError> {
     let iface_chain = chain(id);
     // The chains come and go together: without the first, nothing to do.
-    if !nftables::supported() || !nftables::chain_may_exist("bridge", "nat", &iface_chain) {
+    if !nft::supported() || !nft::chain_may_exist(NfFamily::Bridge, "nat", &iface_chain) {
         return Ok(());
     }
     let mac_chain = format!("{iface_chain}-mac");
     let want_comment = format!("macspoofchk-{id}");
-    let table = nftables::list_table("bridge", "nat")?;
+    let table = nft::list_table(NfFamily::Bridge, "nat")?;
     let mut what: Vec<NftDeletion> = table
         .rules
         .iter()
@@ -78,11 +78,11 @@ pub fn teardown(id: &str) -> Result<(), FirewallError> {
         .collect();
     // The first chain is known to exist (probed above); the second is
     // made with it but looked up all the same.
-    if nftables::chain_may_exist("bridge", "nat", &mac_chain) {
+    if nft::chain_may_exist(NfFamily::Bridge, "nat", &mac_chain) {
         what.push(NftDeletion::Chain(mac_chain));
     }
     what.push(NftDeletion::Chain(iface_chain));
-    nftables::delete("bridge", "nat", &what)
+    nft::delete(NfFamily::Bridge, "nat", &what)
 }
 
 #[cfg(test)]

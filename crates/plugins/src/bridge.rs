@@ -202,7 +202,7 @@ fn ensure_bridge(
         .link_by_name(&own.bridge)
         .map_err(kernel_err("look up the bridge"))?
         .ok_or_else(|| CniError::internal(format!("could not lookup {:?}", own.bridge)))?;
-    if br.kind.as_deref() != Some("bridge") {
+    if !matches!(br.kind, Some(LinkKind::Bridge { .. })) {
         return Err(invalid(format!(
             "{:?} already exists but is not a bridge",
             own.bridge
@@ -687,7 +687,7 @@ impl Plugin for Bridge {
         let br = host
             .link_by_name(&cfg.own.bridge)
             .map_err(kernel_err("look up the bridge"))?
-            .filter(|l| l.kind.as_deref() == Some("bridge"))
+            .filter(|l| matches!(l.kind, Some(LinkKind::Bridge { .. })))
             .ok_or_else(|| {
                 CniError::internal(format!(
                     "Error: Bridge interface {} not found",
@@ -707,7 +707,7 @@ impl Plugin for Bridge {
         let link = ctr
             .link_by_name(&ctr_if.name)
             .map_err(kernel_err("look up the container veth"))?
-            .filter(|l| l.kind.as_deref() == Some("veth"))
+            .filter(|l| l.kind == Some(LinkKind::Veth))
             .ok_or_else(|| {
                 CniError::internal(format!(
                     "Error: Container interface {} not found or not a veth",

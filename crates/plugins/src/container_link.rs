@@ -312,7 +312,7 @@ pub fn check(
                 iface.name
             ))
         })?;
-    if let Some(kind) = kind.filter(|k| link.kind.as_deref() != Some(*k)) {
+    if let Some(kind) = kind.filter(|k| link.kind.as_ref().map(LinkKind::name) != Some(*k)) {
         return Err(CniError::internal(format!(
             "Error: Container interface {} not of type {kind}",
             iface.name

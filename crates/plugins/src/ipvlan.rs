@@ -3,7 +3,7 @@
 //! and its addresses from the previous result.
 
 use crate::container_link::{self as cl, Addressing};
-use rcni_net::{IpVlanFlag, IpVlanMode, LinkKind, LinkOptions};
+use rcni_net::{IpVlanFlag, LinkKind, LinkOptions};
 use rcni_skel::{CmdArgs, Plugin};
 use rcni_spec::{CniError, CniResult};
 use serde::Deserialize;
@@ -22,11 +22,6 @@ struct IpVlanConf {
     link_in_container: bool,
 }
 
-fn parse_mode(mode: &str) -> Result<IpVlanMode, CniError> {
-    mode.parse()
-        .map_err(|_| CniError::invalid_config(format!("mode: unknown ipvlan mode: {mode:?}")))
-}
-
 impl Plugin for IpVlan {
     fn name(&self) -> &str {
         "ipvlan"
@@ -35,7 +30,7 @@ impl Plugin for IpVlan {
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
         let conf = args.conf()?;
         let own: IpVlanConf = conf.plugin_fields()?;
-        let mode = parse_mode(&own.mode)?;
+        let mode = crate::link_modes::ipvlan_mode(&own.mode)?;
         let prev = conf.prev_result()?;
         let mut master_name = own.master.clone();
         if master_name.is_empty() {
@@ -87,9 +82,9 @@ impl Plugin for IpVlan {
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
         let conf = args.conf()?;
         let own: IpVlanConf = conf.plugin_fields()?;
-        let want = parse_mode(&own.mode)?;
+        let want = crate::link_modes::ipvlan_mode(&own.mode)?;
         cl::check("ipvlan", &conf, args, Some("ipvlan"), |link| {
-            match &link.info {
+            match &link.kind {
                 Some(LinkKind::IpVlan { mode, .. }) if *mode != want => Err(CniError::internal(
                     format!("Container IPVlan mode {mode} does not match expected value: {want}"),
                 )),

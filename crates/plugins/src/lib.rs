@@ -9,6 +9,7 @@ pub mod dummy;
 pub mod host_device;
 pub mod host_local;
 pub mod ipvlan;
+pub mod link_modes;
 pub mod loopback;
 pub mod macvlan;
 pub mod portmap;

@@ -4,7 +4,7 @@
 
 use crate::common::configured_mac;
 use crate::container_link::{self as cl, Addressing};
-use rcni_net::{LinkKind, LinkOptions, MacVlanMode};
+use rcni_net::{LinkKind, LinkOptions};
 use rcni_skel::{CmdArgs, Plugin};
 use rcni_spec::{CniError, CniResult};
 use serde::Deserialize;
@@ -27,11 +27,6 @@ struct MacVlanConf {
     bcqueuelen: u32,
 }
 
-fn parse_mode(mode: &str) -> Result<MacVlanMode, CniError> {
-    mode.parse()
-        .map_err(|_| CniError::invalid_config(format!("mode: unknown macvlan mode: {mode:?}")))
-}
-
 impl Plugin for MacVlan {
     fn name(&self) -> &str {
         "macvlan"
@@ -40,7 +35,7 @@ impl Plugin for MacVlan {
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
         let conf = args.conf()?;
         let own: MacVlanConf = conf.plugin_fields()?;
-        let mode = parse_mode(&own.mode)?;
+        let mode = crate::link_modes::macvlan_mode(&own.mode)?;
         let mac = configured_mac(&conf, &own.mac, &args.args)?;
         let ns = cl::require_netns(args)?;
         let master = cl::find_master(&own.master, &ns, own.link_in_container, true)?;
@@ -80,13 +75,13 @@ impl Plugin for MacVlan {
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
         let conf = args.conf()?;
         let own: MacVlanConf = conf.plugin_fields()?;
-        let want = parse_mode(&own.mode)?;
+        let want = crate::link_modes::macvlan_mode(&own.mode)?;
         cl::check(
             "macvlan",
             &conf,
             args,
             Some("macvlan"),
-            |link| match &link.info {
+            |link| match &link.kind {
                 Some(LinkKind::MacVlan { mode, .. }) if *mode != want => Err(CniError::internal(
                     format!("container macvlan mode {mode} does not match expected value: {want}"),
                 )),

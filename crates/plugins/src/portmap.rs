@@ -1,12 +1,12 @@
 //! `portmap` (chained): forwards host ports to the container's address,
 //! from `runtimeConfig.portMappings`, on iptables or nftables, with the
-//! reference's rule layout (see `rcni_netfilter::portmap`). Only traffic
+//! reference's rule layout (see `rcni_netfilter::hostport`). Only traffic
 //! addressed to the node itself is translated.
 
 use crate::common::{kernel_err, valid_attachments};
 use ipnet::IpNet;
 use rcni_net::Handle;
-use rcni_netfilter::portmap::{self, Mapping, PortMap};
+use rcni_netfilter::hostport::{self as portmap, Mapping, PortMap};
 use rcni_netfilter::script::{ChainName, Conditions};
 use rcni_netfilter::Backend;
 use rcni_skel::{CmdArgs, Plugin};

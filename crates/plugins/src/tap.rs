@@ -74,7 +74,7 @@ fn create(
             let bridge = ctr
                 .link_by_name(&own.bridge)
                 .map_err(kernel_err("look up the bridge"))?
-                .filter(|l| l.kind.as_deref() == Some("bridge"))
+                .filter(|l| matches!(l.kind, Some(rcni_net::LinkKind::Bridge { .. })))
                 .ok_or_else(|| {
                     CniError::invalid_config(format!(
                         "bridge: failed to get bridge {:?} in the container netns",

@@ -81,7 +81,7 @@ impl Plugin for Vlan {
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
         let (conf, own) = load(args)?;
-        cl::check("vlan", &conf, args, Some("vlan"), |link| match &link.info {
+        cl::check("vlan", &conf, args, Some("vlan"), |link| match &link.kind {
             Some(LinkKind::Vlan { id, .. }) if i64::from(*id) != own.vlan_id => {
                 Err(CniError::internal(format!(
                     "vlan: container VLAN ID {id} does not match expected value: {}",

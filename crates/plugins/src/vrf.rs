@@ -48,7 +48,7 @@ fn find_vrf(nl: &mut Handle, name: &str) -> Result<Option<(Link, u32)>, CniError
     else {
         return Ok(None);
     };
-    match link.info {
+    match link.kind {
         Some(LinkKind::Vrf { table }) => Ok(Some((link, table))),
         _ => Err(CniError::invalid_config(format!(
             "vrfname: link {name} exists and is not a VRF"
@@ -62,7 +62,7 @@ fn free_table(nl: &mut Handle) -> Result<u32, CniError> {
         .links()
         .map_err(kernel_err("list links"))?
         .into_iter()
-        .filter_map(|l| match l.info {
+        .filter_map(|l| match l.kind {
             Some(LinkKind::Vrf { table }) => Some(table),
             _ => None,
         })

@@ -1,6 +1,8 @@
 //! The multi-call binary: `rcni` dispatches on the name it was run as
 //! (`/opt/cni/bin/ptp` → the ptp plugin) or on its first argument
-//! (`rcni ptp`). `rcni install DIR` lays the plugin names down as links.
+//! (`rcni ptp`). `rcni install DIR` lays the plugin names down as links
+//! (and, for the node installer image, copies and a network config);
+//! `rcni pause` keeps that image's pod running.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -12,10 +14,14 @@ rcni: the CNI plugin suite in one binary
 usage:
   <plugin>                  when installed under a plugin's name (see `install`)
   rcni <plugin>             run a plugin as a runtime would (CNI_* env, stdin)
-  rcni install DIR [--copy] [--force]
+  rcni install DIR [--copy] [--force] [--conflist FILE --net-dir NETDIR]
                             put a link (or, with --copy, a copy) named after
-                            every plugin into DIR, e.g. /opt/cni/bin
+                            every plugin into DIR, e.g. /opt/cni/bin; each
+                            file appears under its name only when complete.
+                            With --conflist, also check FILE and put it
+                            into NETDIR (e.g. /etc/cni/net.d) the same way
   rcni list                 print the plugin names
+  rcni pause                sleep until killed (the installer pod's container)
   rcni --version | --help";
 
 fn main() -> ExitCode {
@@ -35,6 +41,9 @@ fn main() -> ExitCode {
         .collect();
     match args.first().map(String::as_str) {
         Some("install") => install(&args[1..]),
+        Some("pause") => loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        },
         Some("list") => {
             for p in rcni_plugins::all() {
                 println!("{}", p.name());
@@ -66,23 +75,57 @@ fn exit(code: i32) -> ExitCode {
 }
 
 fn install(args: &[String]) -> ExitCode {
-    let copy = args.iter().any(|a| a == "--copy");
-    let force = args.iter().any(|a| a == "--force");
-    let dirs: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
-    let [dir] = dirs.as_slice() else {
-        eprintln!("usage: rcni install DIR [--copy] [--force]");
-        return ExitCode::from(2);
+    let usage = || {
+        eprintln!("usage: rcni install DIR [--copy] [--force] [--conflist FILE --net-dir NETDIR]");
+        ExitCode::from(2)
     };
-    match install_into(Path::new(dir.as_str()), copy, force) {
-        Ok(n) => {
-            println!("installed {n} plugins into {dir}");
-            ExitCode::SUCCESS
+    let (mut copy, mut force) = (false, false);
+    let (mut dirs, mut conflist, mut net_dir) = (Vec::new(), None, None);
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--copy" => copy = true,
+            "--force" => force = true,
+            "--conflist" => conflist = rest.next(),
+            "--net-dir" => net_dir = rest.next(),
+            flag if flag.starts_with("--") => return usage(),
+            dir => dirs.push(dir),
         }
+    }
+    let ([dir], true) = (dirs.as_slice(), conflist.is_some() == net_dir.is_some()) else {
+        return usage();
+    };
+    let result = install_into(Path::new(dir), copy, force).and_then(|n| {
+        println!("installed {n} plugins into {dir}");
+        match (conflist, net_dir) {
+            (Some(file), Some(net_dir)) => install_conflist(Path::new(file), Path::new(net_dir)),
+            _ => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("rcni install: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Checks a network config list as a runtime would load it, then puts it
+/// into `net_dir` under its own file name.
+fn install_conflist(file: &Path, net_dir: &Path) -> std::io::Result<()> {
+    let invalid = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidData, msg);
+    let bytes = std::fs::read(file)?;
+    rcni_spec::config::NetConfList::parse(&bytes)
+        .map_err(|e| invalid(format!("{}: {}", file.display(), e.msg)))?;
+    let name = file
+        .file_name()
+        .ok_or_else(|| invalid(format!("{}: no file name", file.display())))?;
+    std::fs::create_dir_all(net_dir)?;
+    let target = net_dir.join(name);
+    replace_with(&target, |tmp| std::fs::write(tmp, &bytes))?;
+    println!("installed {}", target.display());
+    Ok(())
 }
 
 /// Puts the binary into `dir` as `rcni`, then one symlink per plugin
@@ -118,8 +161,9 @@ fn install_into(dir: &Path, copy: bool, force: bool) -> std::io::Result<usize> {
     Ok(count)
 }
 
-/// Creates `path` atomically: build it under a temporary name, then rename
-/// over the old one, so a runtime never sees a half-written plugin.
+/// Creates `path` atomically: build it under a temporary name, flush it
+/// to disk, then rename over the old one, so a runtime never sees (or,
+/// after a crash, finds) a half-written plugin or config under its name.
 fn replace_with(
     path: &Path,
     make: impl FnOnce(&Path) -> std::io::Result<()>,
@@ -127,5 +171,8 @@ fn replace_with(
     let tmp = path.with_extension(format!("rcni-tmp-{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     make(&tmp)?;
+    if !tmp.is_symlink() {
+        std::fs::File::open(&tmp)?.sync_all()?;
+    }
     std::fs::rename(&tmp, path)
 }

@@ -1,7 +1,6 @@
 //! bridge VLANs. This machine's kernel has no bridge VLAN filtering, so
-//! these are ignored here and run by scripts/test.sh under a full
-//! distribution kernel (../shared/vmtest/run ... --ignored): they are never
-//! silently skipped.
+//! these are ignored here and run by scripts/vm-tests.sh under a full
+//! distribution kernel (--ignored): they are never silently skipped.
 
 // Tests panic on anything unexpected; that is their job.
 #![allow(clippy::unwrap_used)]
@@ -41,7 +40,7 @@ fn conf(net: &str, data: &std::path::Path, extra: Value) -> Value {
 }
 
 #[test]
-#[ignore = "needs bridge VLAN filtering: run under ../shared/vmtest/run"]
+#[ignore = "needs bridge VLAN filtering: run by scripts/vm-tests.sh"]
 fn access_vlan_with_gateway_on_the_vlan_interface() {
     let host = Netns::new("vh");
     let (a, b) = (Netns::new("va"), Netns::new("vb"));
@@ -88,7 +87,7 @@ fn access_vlan_with_gateway_on_the_vlan_interface() {
 }
 
 #[test]
-#[ignore = "needs bridge VLAN filtering: run under ../shared/vmtest/run"]
+#[ignore = "needs bridge VLAN filtering: run by scripts/vm-tests.sh"]
 fn different_vlans_are_separated() {
     let host = Netns::new("vh");
     let (a, b) = (Netns::new("va"), Netns::new("vb"));
@@ -133,7 +132,7 @@ fn different_vlans_are_separated() {
 }
 
 #[test]
-#[ignore = "needs bridge VLAN filtering: run under ../shared/vmtest/run"]
+#[ignore = "needs bridge VLAN filtering: run by scripts/vm-tests.sh"]
 fn trunks_keep_a_native_vlan() {
     let host = Netns::new("vh");
     let ctr = Netns::new("vc");

@@ -1,6 +1,8 @@
-//! nftables: rules are added with one `nft -f -` transaction per change;
-//! reads and deletions go over netlink (`rcni_net::nf_tables`), with no
-//! process. Only ever in rcni's (the reference's) own tables.
+//! nftables, as rcni drives it: rules are added with one `nft -f -`
+//! transaction per change; reads and deletions go over netlink
+//! (`rcni_net::nf_tables`), with no process. Only ever in rcni's (the
+//! reference's) own tables, and under one lock per network namespace
+//! ([`locked`]).
 
 use crate::error::FirewallError;
 use crate::run::{installed, run};
@@ -10,31 +12,19 @@ pub fn supported() -> bool {
     installed("nft")
 }
 
-fn nf_family(family: &str) -> Option<rcni_net::nf_tables::NfFamily> {
-    use rcni_net::nf_tables::NfFamily;
-    Some(match family {
-        "inet" => NfFamily::Inet,
-        "ip" => NfFamily::Ipv4,
-        "ip6" => NfFamily::Ipv6,
-        "bridge" => NfFamily::Bridge,
-        _ => return None,
-    })
-}
-
 /// Whether the table `family name` may exist (a netlink probe, no
 /// process; "maybe" when the probe fails).
-pub fn table_may_exist(family: &str, name: &str) -> bool {
-    nf_family(family).is_none_or(|nf| rcni_net::nf_tables::table_exists(nf, name).unwrap_or(true))
+pub fn table_may_exist(family: NfFamily, name: &str) -> bool {
+    rcni_net::nf_tables::table_exists(family, name).unwrap_or(true)
 }
 
 /// Whether the chain `chain` of `family table` may exist (as
 /// [`table_may_exist`]).
-pub fn chain_may_exist(family: &str, table: &str, chain: &str) -> bool {
-    nf_family(family)
-        .is_none_or(|nf| rcni_net::nf_tables::chain_exists(nf, table, chain).unwrap_or(true))
+pub fn chain_may_exist(family: NfFamily, table: &str, chain: &str) -> bool {
+    rcni_net::nf_tables::chain_exists(family, table, chain).unwrap_or(true)
 }
 
-pub use rcni_net::nf_tables::{NftDeletion, NftRule as ListedRule};
+pub use rcni_net::nf_tables::{NfFamily, NftDeletion, NftRule as ListedRule};
 
 fn netlink_err(e: rcni_net::NetError) -> FirewallError {
     FirewallError::Tool {
@@ -58,38 +48,27 @@ impl ListedTable {
 
 /// The rules of a whole table, read over netlink (no process); an absent
 /// table has none.
-pub fn list_table(family: &str, table: &str) -> Result<ListedTable, FirewallError> {
-    let Some(nf) = nf_family(family) else {
-        return Ok(ListedTable::default());
-    };
+pub fn list_table(family: NfFamily, table: &str) -> Result<ListedTable, FirewallError> {
     Ok(ListedTable {
-        rules: rcni_net::nf_tables::list_rules(nf, table, None).map_err(netlink_err)?,
+        rules: rcni_net::nf_tables::list_rules(family, table, None).map_err(netlink_err)?,
     })
 }
 
 /// The rules of one chain; an absent table or chain has none.
 pub fn list_rules(
-    family: &str,
+    family: NfFamily,
     table: &str,
     chain: &str,
 ) -> Result<Vec<ListedRule>, FirewallError> {
-    let Some(nf) = nf_family(family) else {
-        return Ok(Vec::new());
-    };
-    rcni_net::nf_tables::list_rules(nf, table, Some(chain)).map_err(netlink_err)
+    rcni_net::nf_tables::list_rules(family, table, Some(chain)).map_err(netlink_err)
 }
 
 /// Deletes rules and chains of one table in one transaction, over netlink.
-pub fn delete(family: &str, table: &str, what: &[NftDeletion]) -> Result<(), FirewallError> {
-    let Some(nf) = nf_family(family) else {
-        return Err(FirewallError::Config(format!(
-            "unknown nft family {family}"
-        )));
-    };
+pub fn delete(family: NfFamily, table: &str, what: &[NftDeletion]) -> Result<(), FirewallError> {
     if what.is_empty() {
         return Ok(());
     }
-    rcni_net::nf_tables::delete(nf, table, what).map_err(netlink_err)
+    rcni_net::nf_tables::delete(family, table, what).map_err(netlink_err)
 }
 
 /// Applies an nft script atomically (one exec), under [`locked`].
@@ -108,7 +87,7 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 static LOCK_DEPTH: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
 
 /// Runs `f` holding rcni's nftables lock of this network namespace (an
-/// flock on `/run/rcni/nftables-ns<inode>.lock`). Every change rcni makes
+/// flock on a file of `netns_state`). Every change rcni makes
 /// to its tables, and every read that decides what to delete, happens
 /// under it: a DEL that lists a table and then deletes what it found (a
 /// rule, an attachment chain it saw as emptied) must not interleave with
@@ -123,7 +102,7 @@ pub fn locked<T>(f: impl FnOnce() -> Result<T, FirewallError>) -> Result<T, Fire
     let out = if nested {
         f()
     } else {
-        match open_lock_file() {
+        match crate::netns_state::nftables_lock_file() {
             Ok(file) => wait_for(&file).and_then(|()| f()),
             Err(e) => {
                 eprintln!("rcni: nftables changes run unlocked: cannot open the lock file: {e}");
@@ -133,18 +112,6 @@ pub fn locked<T>(f: impl FnOnce() -> Result<T, FirewallError>) -> Result<T, Fire
     };
     *LOCK_DEPTH.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
     out
-}
-
-fn open_lock_file() -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::MetadataExt;
-    let ns = std::fs::metadata("/proc/self/ns/net")?.ino();
-    let dir = std::path::Path::new("/run/rcni");
-    std::fs::create_dir_all(dir)?;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join(format!("nftables-ns{ns}.lock")))
 }
 
 /// Takes the flock of `file` (released when it is closed), waiting at most
@@ -158,7 +125,7 @@ fn wait_for(file: &std::fs::File) -> Result<(), FirewallError> {
                 std::thread::sleep(std::time::Duration::from_millis(2))
             }
             Err(e) => {
-                return Err(FirewallError::Unavailable(format!(
+                return Err(FirewallError::Io(format!(
                     "cannot take the nftables lock within {} s: {e}",
                     LOCK_WAIT.as_secs()
                 )))
