@@ -386,8 +386,16 @@ fn without_comments(line: &str) -> String {
     let mut out = String::new();
     let mut rest = line;
     while let Some(at) = rest.find("comment ") {
-        out.push_str(&rest[..at]);
+        let before = &rest[..at];
         let after = &rest[at + "comment ".len()..];
+        // iptables' `-m comment` loads the match; its `--comment` follows.
+        if !after.starts_with('"') && !before.ends_with("--") {
+            out.push_str(before);
+            out.push_str("comment ");
+            rest = after;
+            continue;
+        }
+        out.push_str(before.strip_suffix("--").unwrap_or(before));
         rest = if let Some(quoted) = after.strip_prefix('"') {
             let mut end = quoted.len();
             let mut escaped = false;
@@ -407,7 +415,7 @@ fn without_comments(line: &str) -> String {
         };
     }
     out.push_str(rest);
-    out
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Firewall lines that name the canary outside a comment: a rule, chain
@@ -578,7 +586,8 @@ impl Host {
 
 /// Files a plugin must never create: the canary paths, anything named
 /// after the canary in the usual places, files other than host-local's
-/// own in the data dir, and files other than rcni's markers in /run/rcni.
+/// own in the data dir, and anything but rcni's per-netns files in
+/// /run/rcni.
 /// Each is removed once reported (except in /run/rcni), so that it is
 /// reported once.
 fn stray_files(host: &Host) -> Vec<String> {
@@ -628,8 +637,16 @@ fn stray_files(host: &Host) -> Vec<String> {
         .flatten()
     {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let known = (name.starts_with("nftables-ns") && name.ends_with(".lock"))
-            || name.starts_with("portmap-iptables-");
+        // rcni's per-netns state is `<what>ns<inode><suffix>`, plain names
+        // (files or directories; other plugins and versions add their own).
+        let plain = name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        let per_netns = name
+            .split("ns")
+            .skip(1)
+            .any(|after| after.starts_with(|c: char| c.is_ascii_digit()));
+        let known = plain && per_netns && !name.to_ascii_lowercase().contains(CANARY);
         if !known {
             unknown_markers.push(format!("/run/rcni/{name} is not one of rcni's markers"));
         }
@@ -881,4 +898,17 @@ fn hostile_input_never_escapes_the_attachment() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+#[test]
+fn comments_are_told_from_rules() {
+    let iptables = r#"-A POSTROUTING -s 10.0.0.2/32 -m comment --comment "name: \"n\" id: \"rcniprobe\"" -j CNI-x"#;
+    assert_eq!(
+        without_comments(iptables),
+        "-A POSTROUTING -s 10.0.0.2/32 -m comment -j CNI-x"
+    );
+    let bare = "-A X -m comment --comment rcniprobe -j RCNIPROBE";
+    assert_eq!(without_comments(bare), "-A X -m comment -j RCNIPROBE");
+    let nft = r#"tcp dport 80 dnat to 10.0.0.2:80 comment "rcniprobe""#;
+    assert_eq!(without_comments(nft), "tcp dport 80 dnat to 10.0.0.2:80");
 }
