@@ -7,25 +7,11 @@
 mod common;
 use common::*;
 use serde_json::json;
-use std::io::Write;
 use std::time::{Duration, Instant};
 
-/// Starts ADD and kills it after `delay`; returns whether it had already
-/// finished.
-fn add_then_kill(call: &Call, stdin: &[u8], delay: Duration) -> bool {
-    let mut child = call.process().spawn().unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let start = Instant::now();
-    while start.elapsed() < delay {
-        if child.try_wait().unwrap().is_some() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_micros(100));
-    }
-    // `ip netns exec` execs the plugin, so this is the plugin itself.
-    let _ = child.kill();
-    let _ = child.wait();
-    false
+/// Starts ADD and kills it after `delay` unless it has finished.
+fn add_then_kill(call: &Call, stdin: &[u8], delay: Duration) {
+    run_or_kill(call, stdin, Some(delay), Duration::from_secs(30));
 }
 
 /// Delays spread over the whole run of an ADD, measured first.

@@ -9,64 +9,12 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+use common::mutate::{recase, Rng};
 use common::*;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 /// How many random re-casings each plugin's config is tried with.
 const CASES: u64 = 3;
-
-/// A small deterministic generator, so a failing case can be replayed.
-struct Bits(u64);
-
-impl Bits {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
-fn recase_key(key: &str, bits: &mut Bits) -> String {
-    loop {
-        let mask = bits.next();
-        let out: String = key
-            .chars()
-            .enumerate()
-            .map(|(i, c)| {
-                if mask >> (i % 64) & 1 == 1 {
-                    c.to_ascii_uppercase()
-                } else {
-                    c.to_ascii_lowercase()
-                }
-            })
-            .collect();
-        if out != key || !key.chars().any(|c| c.is_ascii_alphabetic()) {
-            return out;
-        }
-    }
-}
-
-/// Every key re-cased, except the capability names, which are map keys
-/// (matched exactly by Go too).
-fn recase(value: &Value, bits: &mut Bits) -> Value {
-    match value {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| {
-                    let v = if k == "capabilities" {
-                        v.clone()
-                    } else {
-                        recase(v, bits)
-                    };
-                    (recase_key(k, bits), v)
-                })
-                .collect::<Map<String, Value>>(),
-        ),
-        Value::Array(items) => Value::Array(items.iter().map(|v| recase(v, bits)).collect()),
-        other => other.clone(),
-    }
-}
 
 /// The result without what differs between two identical ADDs: random
 /// MACs, host veth names and namespace paths, and Debian's reference's
@@ -198,7 +146,7 @@ fn every_plugin_reads_keys_in_any_case() {
     for case in cases() {
         let canonical = round(&case, &case.conf, false);
         for seed in 1..=CASES {
-            let mut bits = Bits(0x9e37_79b9_7f4a_7c15 ^ seed);
+            let mut bits = Rng::new(seed);
             let recased = recase(&case.conf, &mut bits);
             assert_eq!(
                 round(&case, &recased, false),
@@ -276,7 +224,7 @@ fn vm_plugins_read_keys_in_any_case() {
     ];
     for case in cases {
         let canonical = round(&case, &case.conf, false);
-        let mut bits = Bits(0x5851_f42d_4c95_7f2d);
+        let mut bits = Rng::new(0x5851_f42d_4c95_7f2d);
         let recased = recase(&case.conf, &mut bits);
         assert_eq!(
             round(&case, &recased, false),

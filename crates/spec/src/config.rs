@@ -332,19 +332,20 @@ fn warn_left_out(path: &str, why: &str) {
 }
 
 /// As [`decode`], leaving out (with a warning) each top-level key whose
-/// value does not decode, until the rest does.
+/// value does not decode, until the rest does. The document is not
+/// copied: a DEL of a large config costs no more memory than an ADD.
 fn decode_leaving_out<T: DeserializeOwned>(
     raw: &Map<String, Value>,
     what: &str,
 ) -> Result<T, CniError> {
-    let mut left = std::borrow::Cow::Borrowed(raw);
+    let mut left_out: Vec<String> = Vec::new();
     loop {
-        match gojson::from_map(&left) {
+        match gojson::from_map_without(raw, &left_out) {
             Ok(v) => return Ok(v),
             Err(e) => match e.top_key().map(str::to_owned) {
-                Some(key) if left.contains_key(&key) => {
+                Some(key) if raw.contains_key(&key) && !left_out.contains(&key) => {
                     warn_left_out(&e.path(), e.message());
-                    left.to_mut().remove(&key);
+                    left_out.push(key);
                 }
                 _ => return Err(config_err(what, e)),
             },

@@ -21,7 +21,16 @@ pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, DecodeError> 
 
 /// As [`from_value`], from an object.
 pub fn from_map<T: DeserializeOwned>(map: &Map<String, Value>) -> Result<T, DecodeError> {
-    T::deserialize(GoMap(map))
+    T::deserialize(GoMap(map, &[]))
+}
+
+/// As [`from_map`], as if the object had none of the top-level keys in
+/// `left_out` (spelled as written), without copying the rest of it.
+pub fn from_map_without<T: DeserializeOwned>(
+    map: &Map<String, Value>,
+    left_out: &[String],
+) -> Result<T, DecodeError> {
+    T::deserialize(GoMap(map, left_out))
 }
 
 /// The top-level `field` of a JSON object document by Go's rule, read
@@ -218,13 +227,14 @@ struct Go<'a>(&'a Value);
 
 /// An object seen as a whole document.
 #[derive(Clone, Copy)]
-struct GoMap<'a>(&'a Map<String, Value>);
+/// An object, less the top-level keys of the second field.
+struct GoMap<'a>(&'a Map<String, Value>, &'a [String]);
 
 impl<'de> de::Deserializer<'de> for GoMap<'de> {
     type Error = DecodeError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
-        visitor.visit_map(Fields::new(self.0, &[]))
+        visitor.visit_map(Fields::new(self.0, &[], self.1))
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -233,7 +243,7 @@ impl<'de> de::Deserializer<'de> for GoMap<'de> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DecodeError> {
-        visitor.visit_map(Fields::new(self.0, fields))
+        visitor.visit_map(Fields::new(self.0, fields, self.1))
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
@@ -282,7 +292,7 @@ impl<'de> de::Deserializer<'de> for Go<'de> {
             }
             Value::String(s) => visitor.visit_borrowed_str(s),
             Value::Array(items) => visitor.visit_seq(Items::new(items)),
-            Value::Object(map) => visitor.visit_map(Fields::new(map, &[])),
+            Value::Object(map) => visitor.visit_map(Fields::new(map, &[], &[])),
         }
     }
 
@@ -293,7 +303,7 @@ impl<'de> de::Deserializer<'de> for Go<'de> {
         visitor: V,
     ) -> Result<V::Value, DecodeError> {
         match self.0 {
-            Value::Object(map) => visitor.visit_map(Fields::new(map, fields)),
+            Value::Object(map) => visitor.visit_map(Fields::new(map, fields, &[])),
             Value::Null => visitor.visit_map(Fields::empty()),
             _ => self.deserialize_any(visitor),
         }
@@ -386,13 +396,20 @@ struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    fn new(map: &'a Map<String, Value>, fields: &'static [&'static str]) -> Self {
+    fn new(
+        map: &'a Map<String, Value>,
+        fields: &'static [&'static str],
+        left_out: &[String],
+    ) -> Self {
         let mut entries: Vec<(&'a str, &'a str, &'a Value)> = Vec::with_capacity(map.len());
         // Where each field's entry is: only keys that name a field can
         // collide (the object's own keys are distinct), so this stays
         // as small as the struct however large the object is.
         let mut slots: Vec<(&'static str, usize)> = Vec::new();
         for (key, value) in map {
+            if left_out.contains(key) {
+                continue;
+            }
             if value.is_null() && !fields.is_empty() {
                 // A struct field keeps its value when Go reads `null`
                 // into it, even one an earlier key set.

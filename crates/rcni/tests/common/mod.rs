@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod mutate;
+
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -132,13 +134,22 @@ impl Netns {
     /// links (name and kind), addresses and routes (IPv6 link-local and
     /// kernel multicast/local noise excluded).
     pub fn snapshot(&self) -> Vec<String> {
-        let mut s: Vec<String> = self.links();
-        for l in self.links() {
-            for a in self.addrs(&l) {
+        // One dump of every link with its addresses.
+        let mut s = Vec::new();
+        for link in self
+            .ip_json(&["addr", "show"])
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let l = link["ifname"].as_str().unwrap_or("").to_string();
+            for a in link["addr_info"].as_array().into_iter().flatten() {
+                let a = format!("{}/{}", a["local"].as_str().unwrap_or(""), a["prefixlen"]);
                 if !a.starts_with("fe80:") {
                     s.push(format!("addr {l} {a}"));
                 }
             }
+            s.push(l);
         }
         s.extend(
             self.routes()
@@ -153,6 +164,55 @@ impl Netns {
         );
         s.sort();
         s
+    }
+
+    /// Every iptables table of both families and the nftables ruleset, one
+    /// rule per line, without counters and generation comments.
+    pub fn firewall(&self) -> std::collections::BTreeSet<String> {
+        let mut lines = std::collections::BTreeSet::new();
+        for (tool, tag) in [
+            ("iptables-save", "v4 "),
+            ("ip6tables-save", "v6 "),
+            ("nft", "nft "),
+        ] {
+            let args: &[&str] = if tool == "nft" {
+                &["nft", "list", "ruleset"]
+            } else {
+                &[tool]
+            };
+            let mut full = vec!["ip", "netns", "exec", &self.name];
+            full.extend_from_slice(args);
+            let text = sh(full[0], &full[1..]);
+            // nft keeps its blocks apart only by indentation; prefix each line
+            // with its table and chain so that equal lines of two chains differ.
+            let mut table = String::new();
+            let mut chain = String::new();
+            for line in text.lines() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let word = |n: usize| line.split(' ').nth(n).unwrap_or("").to_string();
+                if line == "COMMIT" {
+                    chain.clear();
+                } else if line.starts_with("table ") || line.starts_with('*') {
+                    table = line.to_string();
+                    chain.clear();
+                } else if line.starts_with("chain ") || line.starts_with("-A ") {
+                    chain = word(1);
+                } else if let Some(decl) = line.strip_prefix(':') {
+                    chain = decl.split(' ').next().unwrap_or("").to_string();
+                }
+                let line = if line.starts_with(':') {
+                    // `:CHAIN POLICY [packets:bytes]`
+                    line.split(' ').take(2).collect::<Vec<_>>().join(" ")
+                } else {
+                    without_counters(line)
+                };
+                lines.insert(format!("{tag}{table} {chain} | {line}"));
+            }
+        }
+        lines
     }
 }
 
@@ -331,14 +391,12 @@ impl Call {
         cmd
     }
 
-    /// Runs the plugin under `strace -f -e trace=execve` and returns its
-    /// reply and the programs it (and its children) executed.
-    pub fn run_traced(&self, conf: &Value) -> (Reply, Vec<String>) {
-        let trace = tempfile::NamedTempFile::new().expect("trace file");
+    /// The process run by `wrapper` (a program and its arguments, e.g. a
+    /// tracer), with the plugin's environment.
+    pub fn wrapped(&self, wrapper: &[&str]) -> Command {
         let inner = self.process();
-        let mut cmd = Command::new("strace");
-        cmd.args(["-f", "-qq", "-e", "trace=execve", "-o"])
-            .arg(trace.path())
+        let mut cmd = Command::new(wrapper[0]);
+        cmd.args(&wrapper[1..])
             .arg(inner.get_program())
             .args(inner.get_args());
         cmd.env_clear();
@@ -350,6 +408,23 @@ impl Call {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Runs the plugin under `strace -f -e trace=execve` and returns its
+    /// reply and the programs it (and its children) executed.
+    pub fn run_traced(&self, conf: &Value) -> (Reply, Vec<String>) {
+        let trace = tempfile::NamedTempFile::new().expect("trace file");
+        let trace_path = trace.path().to_str().expect("utf8");
+        let mut cmd = self.wrapped(&[
+            "strace",
+            "-f",
+            "-qq",
+            "-e",
+            "trace=execve",
+            "-o",
+            trace_path,
+        ]);
         let mut child = cmd.spawn().expect("spawn strace");
         child
             .stdin
@@ -396,6 +471,52 @@ impl Call {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
     }
+}
+
+/// Runs `call` with `stdin`, killing it with SIGKILL after `kill_after`
+/// (then None: a plugin crashed at that point); panics if it has not
+/// answered within `limit`.
+pub fn run_or_kill(
+    call: &Call,
+    stdin: &[u8],
+    kill_after: Option<std::time::Duration>,
+    limit: std::time::Duration,
+) -> Option<Reply> {
+    let mut child = call.process().spawn().expect("spawn plugin");
+    let mut input = child.stdin.take().expect("stdin");
+    let stdin = stdin.to_vec();
+    // The plugin may exit before reading: ignore a broken pipe.
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&stdin);
+    });
+    let start = std::time::Instant::now();
+    loop {
+        if child.try_wait().expect("wait plugin").is_some() {
+            break;
+        }
+        let elapsed = start.elapsed();
+        if kill_after.is_some_and(|k| elapsed >= k) || elapsed > limit {
+            // `ip netns exec` execs the plugin, so this is the plugin itself.
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = writer.join();
+            assert!(
+                elapsed <= limit,
+                "{} {} did not answer within {limit:?}",
+                call.plugin,
+                call.command
+            );
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    let _ = writer.join();
+    let out = child.wait_with_output().expect("wait plugin");
+    Some(Reply {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
 }
 
 /// A temp data dir for host-local, removed on drop.
@@ -585,4 +706,18 @@ pub fn interop_pair(plugin: &str, host: &Netns, ctr: &Netns, reference_adds: boo
     } else {
         (add, del.reference())
     }
+}
+
+/// `line` without nft's `counter packets N bytes M` values.
+fn without_counters(line: &str) -> String {
+    let mut out = Vec::new();
+    let mut words = line.split(' ');
+    while let Some(w) = words.next() {
+        if w == "packets" || w == "bytes" {
+            words.next();
+            continue;
+        }
+        out.push(w);
+    }
+    out.join(" ")
 }
