@@ -14,10 +14,19 @@ mapfile -t bins < <(sed -n '/"profile":{[^}]*"test":true/s/.*"executable":"\([^"
 ((${#bins[@]})) || { echo "vm-tests: no test binary was built" >&2; exit 1; }
 
 # Every binary runs even when one fails. The script lives in target/ (the VM
-# writes there) and gives the tests an empty /tmp of the VM's own.
+# writes there). The VM sees this machine's files read-only: the tests' temp
+# dirs go to a fresh TMPDIR under target/, and /tmp gets an empty tmpfs of
+# the VM's own unless the checkout itself lives under /tmp (a tmpfs there
+# would hide it).
+scratch=$PWD/target/vm-tmp
+rm -rf "$scratch" && mkdir -p "$scratch"
 {
   echo 'status=0'
-  echo 'mount -t tmpfs tmpfs /tmp 2>/dev/null || true'
+  printf 'export TMPDIR=%q\n' "$scratch"
+  case $PWD/ in
+    /tmp/*) ;;
+    *) echo 'mount -t tmpfs tmpfs /tmp 2>/dev/null || true' ;;
+  esac
   for b in "${bins[@]}"; do
     printf 'echo %q\n' "== VM: ${b##*/}"
     printf '%q ' "$b" --ignored --test-threads=1 "$@"
@@ -25,4 +34,7 @@ mapfile -t bins < <(sed -n '/"profile":{[^}]*"test":true/s/.*"executable":"\([^"
   done
   echo 'exit $status'
 } >target/vm-tests.sh
-scripts/vm-run.sh bash target/vm-tests.sh
+status=0
+scripts/vm-run.sh bash target/vm-tests.sh || status=$?
+rm -rf "$scratch"
+exit "$status"
