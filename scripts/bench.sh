@@ -12,7 +12,7 @@ scripts/deps.sh
 scripts/build-release.sh rcni-bench
 host=rcni-bench-host-$$
 cleanup() {
-  for ns in $(ip netns list | awk '/^rbp|^rbmem/ {print $1}'); do ip netns del "$ns" 2>/dev/null || true; done
+  for ns in $(ip netns list | awk '/^rbp|^rbmem|^rbn/ {print $1}'); do ip netns del "$ns" 2>/dev/null || true; done
   ip netns del "$host" 2>/dev/null || true
 }
 trap cleanup EXIT

@@ -7,7 +7,8 @@ need=()
 for pkg_cmd in iproute2:ip iputils-ping:ping iptables:iptables nftables:nft \
                containernetworking-plugins:/usr/lib/cni/host-local dnsmasq:dnsmasq \
                procps:ps psmisc:killall python3:python3 strace:strace \
-               containerd:containerd runc:runc protobuf-compiler:protoc podman:podman; do
+               containerd:containerd runc:runc protobuf-compiler:protoc podman:podman \
+               dbus-daemon:dbus-daemon firewalld:firewalld; do
   pkg=${pkg_cmd%%:*} cmd=${pkg_cmd#*:}
   if [[ $cmd == /* ]]; then [[ -e $cmd ]] || need+=("$pkg")
   else command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg"); fi
@@ -17,6 +18,9 @@ dpkg-query -W -f '${Status}' busybox-static 2>/dev/null | grep -q 'ok installed'
   || need+=(busybox-static)
 if ((${#need[@]})); then
   echo "installing: ${need[*]}"
+  # firewalld must not start and take over this machine's firewall: the
+  # firewall plugin's tests run their own, in a throwaway namespace.
+  systemctl mask firewalld >/dev/null 2>&1 || true
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -4,6 +4,7 @@
 //! Run it through scripts/bench.sh, which builds the release binaries and
 //! runs this inside a throwaway "host" network namespace.
 
+mod cluster;
 mod measure;
 mod report;
 
@@ -17,6 +18,8 @@ pub struct Settings {
     pub pods: usize,
     pub version_runs: usize,
     pub out: PathBuf,
+    /// The flannel cluster scenario: nodes, and pods per node.
+    pub cluster: (usize, usize),
 }
 
 fn parse_args() -> Result<Settings, String> {
@@ -25,6 +28,7 @@ fn parse_args() -> Result<Settings, String> {
         pods: 1000,
         version_runs: 200,
         out: PathBuf::from("docs/performance.md"),
+        cluster: (8, 25),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -33,6 +37,7 @@ fn parse_args() -> Result<Settings, String> {
             "--quick" => {
                 s.pods = 12;
                 s.version_runs = 20;
+                s.cluster = (2, 3);
             }
             "--pods" => {
                 s.pods = value("--pods")?

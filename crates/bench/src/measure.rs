@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 /// How many pods the reference's bridge+portmap series attaches at most.
 pub const REFERENCE_BRIDGE_PODS: usize = 300;
 
+/// How many pods each Podman-chain series attaches at most: the
+/// reference's firewall adds iptables calls to its already slowest series.
+pub const PODMAN_CHAIN_PODS: usize = 100;
+
 /// One implementation under test.
 pub struct Impl {
     pub label: String,
@@ -35,11 +39,14 @@ pub struct Results {
     pub version_ms: Vec<(String, String, Vec<f64>)>,
     pub ptp: Vec<PodRun>,
     pub bridge: Vec<PodRun>,
+    /// bridge + portmap + firewall + tuning, as Podman's networks chain them.
+    pub podman: Vec<PodRun>,
     pub peak_rss_kib: Vec<(String, String, u64)>,
     pub size_bytes: (u64, u64),
     pub hostlocal_alloc_us: Vec<f64>,
     pub hostlocal_taken: usize,
     pub pods: usize,
+    pub cluster: Vec<crate::cluster::ClusterRun>,
 }
 
 fn sh(cmd: &str, args: &[&str]) -> Result<(), String> {
@@ -156,6 +163,25 @@ fn bridge_list(data: &Path, backend: Option<&str>) -> Value {
         pm["backend"] = json!(b);
     }
     json!({"cniVersion": "1.0.0", "name": "benchbr", "plugins": [br, pm]})
+}
+
+/// The conflist `podman network create` writes (Podman 4.3's CNI backend),
+/// but with the firewall backend set: Podman's `""` means firewalld when it
+/// is on the machine's bus, and the benchmark must not touch the machine's
+/// firewall.
+fn podman_list(data: &Path, backend: Option<&str>) -> Value {
+    let mut br = json!({"type": "bridge", "bridge": "rbench1", "isGateway": true, "ipMasq": true,
+        "hairpinMode": true,
+        "ipam": {"type": "host-local", "routes": [{"dst": "0.0.0.0/0"}], "dataDir": data.to_str(),
+                 "ranges": [[{"subnet": "10.202.0.0/16", "gateway": "10.202.0.1"}]]}});
+    let mut pm = json!({"type": "portmap", "capabilities": {"portMappings": true}});
+    if let Some(b) = backend {
+        br["ipMasqBackend"] = json!(b);
+        pm["backend"] = json!(b);
+    }
+    let firewall = json!({"type": "firewall", "backend": backend.unwrap_or("iptables")});
+    json!({"cniVersion": "0.4.0", "name": "benchpodman",
+           "plugins": [br, pm, firewall, {"type": "tuning"}]})
 }
 
 /// Attaches `pods` pods one after another, then deletes them, timing each
@@ -341,6 +367,7 @@ pub fn run_all(s: &Settings) -> Result<Results, String> {
     let data = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut ptp = Vec::new();
     let mut bridge = Vec::new();
+    let mut podman = Vec::new();
     for imp in [
         rcni(None),
         Impl {
@@ -354,18 +381,21 @@ pub fn run_all(s: &Settings) -> Result<Results, String> {
         );
         ptp.push(pod_run(&imp, &ptp_list(data.path()), s.pods, false)?);
     }
-    for (imp, label) in [
-        (rcni(Some("iptables")), "rcni (iptables)"),
-        (rcni(Some("nftables")), "rcni (nftables)"),
-        (
-            Impl {
-                label: "reference".into(),
-                dir: PathBuf::from(REFERENCE_DIR),
-                backend: None,
-            },
-            "reference (iptables)",
-        ),
-    ] {
+    let firewall_backends = || {
+        [
+            (rcni(Some("iptables")), "rcni (iptables)"),
+            (rcni(Some("nftables")), "rcni (nftables)"),
+            (
+                Impl {
+                    label: "reference".into(),
+                    dir: PathBuf::from(REFERENCE_DIR),
+                    backend: None,
+                },
+                "reference (iptables)",
+            ),
+        ]
+    };
+    for (imp, label) in firewall_backends() {
         // The reference's bridge+portmap cost grows with every pod (each of
         // its iptables calls re-reads the ruleset): 1,000 of them alone
         // would take over 15 minutes, so it runs a shorter series.
@@ -380,6 +410,30 @@ pub fn run_all(s: &Settings) -> Result<Results, String> {
         bridge.push(run);
     }
     let _ = sh("ip", &["link", "del", "rbench0"]);
+    let pods = s.pods.min(PODMAN_CHAIN_PODS);
+    for (imp, label) in firewall_backends() {
+        eprintln!("== Podman's chain: bridge + host-local + portmap + firewall + tuning, {pods} pods: {label}");
+        let mut run = pod_run(&imp, &podman_list(data.path(), imp.backend), pods, true)?;
+        run.label = label.to_string();
+        podman.push(run);
+    }
+    let _ = sh("ip", &["link", "del", "rbench1"]);
+
+    let (nodes, per_node) = s.cluster;
+    eprintln!("== flannel cluster, {nodes} nodes x {per_node} pods, ADDs on all nodes at once");
+    let cluster = vec![
+        crate::cluster::run(&rcni(None), true, nodes, per_node)?,
+        crate::cluster::run(
+            &Impl {
+                label: "reference".into(),
+                dir: PathBuf::from(REFERENCE_DIR),
+                backend: None,
+            },
+            false,
+            nodes,
+            per_node,
+        )?,
+    ];
 
     eprintln!("== host-local allocation with many addresses taken");
     let taken = if s.pods >= 100 { 10_000 } else { 1_000 };
@@ -392,10 +446,12 @@ pub fn run_all(s: &Settings) -> Result<Results, String> {
         version_ms,
         ptp,
         bridge,
+        podman,
         peak_rss_kib,
         size_bytes: (rcni_size, dir_size(Path::new(REFERENCE_DIR))),
         hostlocal_alloc_us,
         hostlocal_taken: taken,
         pods: s.pods,
+        cluster,
     })
 }

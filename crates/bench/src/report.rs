@@ -4,6 +4,9 @@ use crate::measure::{PodRun, Results};
 use crate::Settings;
 use std::fmt::Write as _;
 
+/// How the rows of the Podman-chain scenario name it.
+const PODMAN_CHAIN: &str = "Podman's chain (bridge + host-local + portmap + firewall + tuning)";
+
 fn sorted(v: &[f64]) -> Vec<f64> {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));
@@ -44,6 +47,50 @@ fn row(out: &mut String, metric: &str, ours: f64, theirs: f64, unit: &str, targe
         out,
         "| {metric} | {ours:.2} {unit} | {theirs:.2} {unit} | {ratio:.3} | {verdict} |"
     );
+}
+
+/// ADD latency per node of the flannel cluster scenario, rcni against
+/// the reference, side by side.
+fn cluster_section(out: &mut String, r: &Results) {
+    let [ours, theirs] = r.cluster.as_slice() else {
+        return;
+    };
+    let pods = ours.add_ms.first().map_or(0, Vec::len);
+    let _ = writeln!(
+        out,
+        "\n## A flannel cluster: ADDs on all nodes at once\n\n\
+         {} node namespaces × {pods} pods, each node its own subnet.env, data dirs and runtime; \
+         flannel + portmap. rcni runs flannel (delegating to its bridge + host-local); the reference \
+         flannel plugin is not in Debian's package, so the reference runs bridge + host-local with \
+         the delegate config flannel builds. ADD latency per node:\n",
+        ours.add_ms.len()
+    );
+    let (a, b) = (&ours.label, &theirs.label);
+    let _ = writeln!(
+        out,
+        "| node | {a} median | {b} median | ratio | {a} p90 | {b} p90 |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    let all = |run: &crate::cluster::ClusterRun| run.add_ms.concat();
+    let rows = ours
+        .add_ms
+        .iter()
+        .zip(&theirs.add_ms)
+        .enumerate()
+        .map(|(i, (a, b))| ((i + 1).to_string(), a.clone(), b.clone()))
+        .chain([("all".to_string(), all(ours), all(theirs))]);
+    for (node, a, b) in rows {
+        let _ = writeln!(
+            out,
+            "| {node} | {:.2} ms | {:.2} ms | {:.3} | {:.2} ms | {:.2} ms |",
+            median(&a),
+            median(&b),
+            median(&a) / median(&b),
+            quantile(&a, 0.9),
+            quantile(&b, 0.9)
+        );
+    }
+    out.push('\n');
 }
 
 fn find<'a>(runs: &'a [PodRun], label: &str) -> Option<&'a PodRun> {
@@ -222,7 +269,13 @@ pub fn write(s: &Settings, r: &Results) -> std::io::Result<()> {
     );
     let _ = writeln!(
         out,
-        "- Spec version 1.0.0 (the newest Debian's reference speaks)\n"
+        "- {PODMAN_CHAIN}: the conflist `podman network create` writes (spec version 0.4.0, the \
+         firewall backend set instead of Podman's `\"\"`), {} pods per implementation",
+        r.podman.first().map_or(0, |run| run.add_ms.len())
+    );
+    let _ = writeln!(
+        out,
+        "- Spec version 1.0.0 (the newest Debian's reference speaks) for the other scenarios\n"
     );
 
     let _ = writeln!(
@@ -328,6 +381,23 @@ pub fn write(s: &Settings, r: &Results) -> std::io::Result<()> {
             );
         }
     }
+    let theirs = find(&r.podman, "reference (iptables)");
+    for label in ["rcni (iptables)", "rcni (nftables)"] {
+        if let (Some(ours), Some(theirs)) = (find(&r.podman, label), theirs) {
+            for (what, ours, theirs) in [
+                ("ADD, median", median(&ours.add_ms), median(&theirs.add_ms)),
+                (
+                    "ADD, p95",
+                    quantile(&ours.add_ms, 0.95),
+                    quantile(&theirs.add_ms, 0.95),
+                ),
+                ("DEL, median", median(&ours.del_ms), median(&theirs.del_ms)),
+            ] {
+                let metric = format!("{PODMAN_CHAIN} {what}, {label}");
+                row(&mut out, &metric, ours, theirs, "ms", None);
+            }
+        }
+    }
     for what in [
         "ptp VERSION",
         "bridge VERSION",
@@ -366,7 +436,11 @@ pub fn write(s: &Settings, r: &Results) -> std::io::Result<()> {
         out,
         "| run | ADD near pod 1 | ADD near the last pod | growth | target |\n|---|---|---|---|---|"
     );
-    for (scenario, runs) in [("ptp", &r.ptp), ("bridge+portmap", &r.bridge)] {
+    for (scenario, runs) in [
+        ("ptp", &r.ptp),
+        ("bridge+portmap", &r.bridge),
+        ("Podman's chain", &r.podman),
+    ] {
         for run in runs.iter() {
             let first = at_pod(&run.add_ms, 5);
             let last = at_pod(&run.add_ms, run.add_ms.len().saturating_sub(5));
@@ -395,6 +469,7 @@ pub fn write(s: &Settings, r: &Results) -> std::io::Result<()> {
         median(&r.hostlocal_alloc_us),
         quantile(&r.hostlocal_alloc_us, 0.95)
     );
+    cluster_section(&mut out, r);
     let svg_name = "performance-add-latency.svg";
     let _ = writeln!(
         out,

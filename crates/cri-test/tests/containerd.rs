@@ -16,6 +16,9 @@
 //! removes it, as kubelet does, and checks that no veth, no host-local
 //! address, no DNAT or masquerade rule and no result cache file is left.
 
+mod common;
+
+use common::{read_dir_names, run, HostNetns, Isolated, TIMEOUT};
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
     PodSandboxConfig, PodSandboxMetadata, PodSandboxStatusRequest, PortMapping, Protocol,
@@ -27,7 +30,6 @@ use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
@@ -37,91 +39,6 @@ const SUBNET: &str = "10.89.0.0/24";
 const GATEWAY: &str = "10.89.0.1";
 const CONTAINER_PORT: u16 = 80;
 const FIRST_HOST_PORT: u16 = 18080;
-/// The bound on every CRI call and every wait.
-const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Runs a command with a time limit and returns its stdout; panics with its
-/// output on failure.
-fn run(cmd: &str, args: &[&str]) -> String {
-    let mut child = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd}: {e}"));
-    let deadline = Instant::now() + TIMEOUT;
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd} {args:?} did not finish in {TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().expect("output");
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The rcni binary `cargo test --workspace` built next to this test
-/// (`RCNI_BIN` overrides).
-fn rcni_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("RCNI_BIN") {
-        return PathBuf::from(bin);
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    // target/<profile>/deps/<this test> -> target/<profile>/rcni
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join("rcni");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first (`cargo build -p rcni`; `cargo test --workspace` does)",
-        bin.display()
-    );
-    bin
-}
-
-/// A throwaway network namespace, deleted on drop.
-struct HostNetns {
-    name: String,
-}
-
-impl HostNetns {
-    fn new(tag: &str) -> HostNetns {
-        let name = format!("rcni-cri-{tag}-{}", std::process::id());
-        run("ip", &["netns", "add", &name]);
-        let ns = HostNetns { name };
-        run("ip", &["-n", &ns.name, "link", "set", "lo", "up"]);
-        ns
-    }
-
-    fn path(&self) -> PathBuf {
-        PathBuf::from(format!("/run/netns/{}", self.name))
-    }
-
-    fn exec(&self, cmd: &[&str]) -> String {
-        let mut args = vec!["netns", "exec", &self.name];
-        args.extend_from_slice(cmd);
-        run("ip", &args)
-    }
-}
-
-impl Drop for HostNetns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
 
 /// The docker archive of the sandbox image: busybox-static sleeping.
 fn write_sandbox_image(dir: &Path) -> PathBuf {
@@ -225,10 +142,8 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
 /// A containerd of our own; killed (with everything in its PID namespace:
 /// shims and pods) on drop.
 struct Containerd {
-    /// `unshare`, whose child is containerd, PID 1 of the namespace.
-    unshare: Child,
-    /// containerd's PID as seen from here.
-    pid: u32,
+    /// Dropped first: killed before its directory goes.
+    process: Isolated,
     dir: tempfile::TempDir,
     host: HostNetns,
 }
@@ -241,78 +156,27 @@ impl Containerd {
             .tempdir()
             .expect("tempdir");
         let d = dir.path();
-        for sub in ["run", "varlib", "conf", "ipam", "image"] {
+        for sub in ["conf", "ipam", "image"] {
             std::fs::create_dir(d.join(sub)).expect("mkdir");
         }
-        match plugin_dir {
-            Some(reference) => {
-                std::fs::create_dir(d.join("bin")).expect("mkdir bin");
-                for plugin in ["bridge", "host-local", "portmap", "loopback"] {
-                    std::os::unix::fs::symlink(reference.join(plugin), d.join("bin").join(plugin))
-                        .expect("link plugin");
-                }
-            }
-            None => {
-                run(
-                    rcni_binary().to_str().expect("utf8"),
-                    &["install", d.join("bin").to_str().expect("utf8")],
-                );
-            }
-        }
+        common::plugin_dir(
+            &d.join("bin"),
+            plugin_dir,
+            &["bridge", "host-local", "portmap", "loopback"],
+        );
         std::fs::write(
             d.join("conf/10-rcni.conflist"),
             conflist(backend, &d.join("ipam")).to_string(),
         )
         .expect("write conflist");
         std::fs::write(d.join("config.toml"), containerd_config(d)).expect("write config");
-        let log = std::fs::File::create(d.join("containerd.log")).expect("log");
-        let script = format!(
-            "mount --bind {d}/run /run && mount --bind {d}/varlib /var/lib && exec containerd --config {d}/config.toml",
-            d = d.display()
+        let process = Isolated::start(
+            &host,
+            d,
+            &format!("containerd --config {}/config.toml", d.display()),
+            &d.join("containerd.log"),
         );
-        let unshare = Command::new("nsenter")
-            .arg(format!("--net={}", host.path().display()))
-            .args(["--", "unshare", "--mount", "--propagation", "private"])
-            .args([
-                "--pid",
-                "--fork",
-                "--kill-child",
-                "--mount-proc",
-                "sh",
-                "-c",
-            ])
-            .arg(script)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn containerd");
-        let mut containerd = Containerd {
-            unshare,
-            pid: 0,
-            dir,
-            host,
-        };
-        containerd.pid = containerd.wait_for_child();
-        containerd
-    }
-
-    /// containerd's PID: the one child of `unshare` (nsenter execs it).
-    fn wait_for_child(&mut self) -> u32 {
-        let pid = self.unshare.id();
-        let children = format!("/proc/{pid}/task/{pid}/children");
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let text = std::fs::read_to_string(&children).unwrap_or_default();
-            if let Some(child) = text.split_whitespace().next() {
-                return child.parse().expect("pid");
-            }
-            if let Ok(Some(status)) = self.unshare.try_wait() {
-                panic!("containerd exited ({status}):\n{}", self.log());
-            }
-            assert!(Instant::now() < deadline, "containerd did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        Containerd { process, dir, host }
     }
 
     fn log(&self) -> String {
@@ -321,11 +185,6 @@ impl Containerd {
 
     fn socket(&self) -> PathBuf {
         self.dir.path().join("containerd.sock")
-    }
-
-    /// A path in containerd's mount namespace, seen from ours.
-    fn in_mounts(&self, path: &str) -> PathBuf {
-        PathBuf::from(format!("/proc/{}/root{path}", self.pid))
     }
 
     fn import_sandbox_image(&self) {
@@ -491,29 +350,7 @@ impl Drop for Containerd {
             eprintln!("containerd's log, last lines:");
             tail.iter().rev().for_each(|l| eprintln!("{l}"));
         }
-        // Killing PID 1 of the namespace kills the shims and pods with it;
-        // `unshare` returns once they are all gone. Killing `unshare` first
-        // (when containerd's PID is not known yet) kills its child too.
-        if let Some(pid) = rustix::process::Pid::from_raw(self.pid as i32) {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-            let deadline = Instant::now() + TIMEOUT;
-            while !matches!(self.unshare.try_wait(), Ok(Some(_))) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let _ = self.unshare.kill();
-        let _ = self.unshare.wait();
     }
-}
-
-fn read_dir_names(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// A running pod as the test knows it.
@@ -621,7 +458,7 @@ fn assert_pod_reachable(containerd: &Containerd, pod: &Pod) {
         pod.name,
         pod.ip
     );
-    let netns = containerd.in_mounts(&pod.netns);
+    let netns = containerd.process.in_mounts(&pod.netns);
     let in_pod = |args: &[&str]| {
         let net = format!("--net={}", netns.display());
         run("nsenter", &[&[net.as_str(), "ip", "-o"], args].concat())

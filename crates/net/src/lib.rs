@@ -8,7 +8,8 @@
 //!   What it does is in one module per object: `link` (the model:
 //!   [`Link`], the typed [`LinkKind`] and its modes, new-link options),
 //!   `link_ops` (lookup, creation, changes, moves, deletion), `addr`,
-//!   `route`, `bridge_vlan` (bridge port VLANs).
+//!   `route`, `rule`, `bridge_vlan` (bridge port VLANs), `tc` (the qdiscs
+//!   and the redirect filter of traffic shaping).
 //! - `mac`: [`parse_mac`] and [`format_mac`], the workspace's one MAC text
 //!   format.
 //! - NETLINK_NETFILTER, hand-encoded since netlink-packet-route covers
@@ -42,9 +43,11 @@ mod netns;
 pub mod nf_tables;
 mod nfnetlink;
 mod route;
+mod rule;
 mod socket;
 mod sys;
 pub mod sysctl;
+mod tc;
 mod tuntap;
 
 pub use addr::{
@@ -63,5 +66,9 @@ pub use route::{
     IpFamily, Route, RTN_LOCAL, RTN_UNICAST, RTPROT_BOOT, RTPROT_KERNEL, RTPROT_STATIC,
     RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_LOCAL, RT_TABLE_MAIN,
 };
+pub use rule::Rule;
 pub use socket::Handle;
+pub use tc::{
+    tick_in_usec, Filter, Qdisc, QdiscKind, Tbf, INGRESS_HANDLE, TC_H_INGRESS, TC_H_ROOT,
+};
 pub use tuntap::{create_tap, TapSpec};

@@ -35,6 +35,10 @@ pub struct Link {
     pub oper_up: bool,
     /// `IFF_PROMISC`.
     pub promisc: bool,
+    /// `IFF_ALLMULTI`: all multicast frames are received.
+    pub allmulti: bool,
+    /// `IFLA_TXQLEN`: the transmit queue length.
+    pub txqlen: u32,
     /// Index of the bridge (or VRF, bond) it is enslaved to.
     pub master: Option<u32>,
     /// `IFLA_LINK`: the peer of a veth, the parent of a macvlan/vlan. When
@@ -58,6 +62,8 @@ impl Link {
             admin_up: msg.header.flags.contains(LinkFlags::Up),
             oper_up: false,
             promisc: msg.header.flags.contains(LinkFlags::Promisc),
+            allmulti: msg.header.flags.contains(LinkFlags::Allmulti),
+            txqlen: 0,
             master: None,
             link: None,
             link_netnsid: None,
@@ -70,6 +76,7 @@ impl Link {
                 LinkAttribute::IfName(n) => link.name = n.clone(),
                 LinkAttribute::Address(a) => link.mac = Some(a.clone()),
                 LinkAttribute::Mtu(m) => link.mtu = *m,
+                LinkAttribute::TxQueueLen(q) => link.txqlen = *q,
                 LinkAttribute::Controller(m) if *m != 0 => link.master = Some(*m),
                 LinkAttribute::Link(l) if *l != 0 => link.link = Some(*l),
                 LinkAttribute::LinkNetNsId(id) => link.link_netnsid = Some(*id),

@@ -100,6 +100,32 @@ impl NetNs {
         &self.path
     }
 
+    /// Takes an exclusive flock on the namespace file, held until this
+    /// value is dropped; waits at most `wait` for another holder (any
+    /// process that flocks the same namespace, whatever path it opened),
+    /// so a call never hangs on one that does.
+    pub fn lock_exclusive(&self, wait: std::time::Duration) -> Result<()> {
+        let start = std::time::Instant::now();
+        loop {
+            match self.file.try_lock() {
+                Ok(()) => return Ok(()),
+                Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < wait => {
+                    std::thread::sleep(std::time::Duration::from_millis(2))
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(NetError::io(format!("lock netns {}", self.path.display()))(
+                        std::io::Error::from(std::io::ErrorKind::TimedOut),
+                    ))
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(NetError::io(format!("lock netns {}", self.path.display()))(
+                        e,
+                    ))
+                }
+            }
+        }
+    }
+
     /// The open namespace file, for `setns` or `IFLA_NET_NS_FD`.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.file.as_fd()

@@ -252,13 +252,8 @@ impl Handle {
     /// Routes of a family (or both) in a table (or all tables, including
     /// `local`).
     pub fn routes(&mut self, family: Option<IpFamily>, table: Option<u32>) -> Result<Vec<Route>> {
-        let families: &[IpFamily] = match family {
-            Some(IpFamily::V4) => &[IpFamily::V4],
-            Some(IpFamily::V6) => &[IpFamily::V6],
-            None => &[IpFamily::V4, IpFamily::V6],
-        };
         let mut out = Vec::new();
-        for fam in families {
+        for fam in families(family) {
             let mut req = RouteMessage::default();
             req.header.address_family = address_family(*fam);
             let replies = self.dump(RouteNetlinkMessage::GetRoute(req), "list routes")?;
@@ -342,7 +337,16 @@ impl Handle {
     }
 }
 
-fn address_family(f: IpFamily) -> AddressFamily {
+/// One family, or both when `None`, for dumps.
+pub(crate) fn families(family: Option<IpFamily>) -> &'static [IpFamily] {
+    match family {
+        Some(IpFamily::V4) => &[IpFamily::V4],
+        Some(IpFamily::V6) => &[IpFamily::V6],
+        None => &[IpFamily::V4, IpFamily::V6],
+    }
+}
+
+pub(crate) fn address_family(f: IpFamily) -> AddressFamily {
     match f {
         IpFamily::V4 => AddressFamily::Inet,
         IpFamily::V6 => AddressFamily::Inet6,

@@ -7,8 +7,8 @@ mod common;
 
 use common::{net, TestNs};
 use rcni_net::{
-    sysctl, Handle, IpFamily, LinkKind, LinkOptions, MacVlanMode, NetError, NetNs, Route, VethSpec,
-    RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN,
+    sysctl, Handle, IpFamily, LinkKind, LinkOptions, MacVlanMode, NetError, NetNs, Route, Rule,
+    VethSpec, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN,
 };
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
@@ -294,6 +294,58 @@ fn routes() {
     assert!(hb.delete_route(&v6).unwrap_err().is_not_found());
     hb.delete_route(&other_table).unwrap();
     assert!(hb.routes(None, Some(1000)).unwrap().is_empty());
+}
+
+#[test]
+fn rules() {
+    let b = TestNs::new();
+    let mut hb = b.handle();
+    let defaults = hb.rules(None).unwrap();
+    // local, main and default; IPv6 has no default.
+    assert_eq!(defaults.len(), 5, "{defaults:?}");
+    assert_eq!((defaults[0].table, defaults[0].priority), (255, Some(0)));
+    let v4 = Rule::from_source(net("10.9.0.2/32"), 100);
+    hb.add_rule(&v4).unwrap();
+    let mut v6 = Rule::from_source(net("fd00:9::2/128"), 5000);
+    v6.priority = Some(1000);
+    hb.add_rule(&v6).unwrap();
+    assert!(hb.add_rule(&v6).unwrap_err().is_exists());
+
+    let text = b.ip(&["rule"]);
+    // Without a priority the kernel picks one below main's.
+    assert!(text.contains("32765:\tfrom 10.9.0.2 lookup 100"), "{text}");
+    let text = b.ip(&["-6", "rule"]);
+    assert!(text.contains("1000:\tfrom fd00:9::2 lookup 5000"), "{text}");
+
+    let got = hb.rules(Some(IpFamily::V4)).unwrap();
+    let ours = got.iter().find(|r| r.src.is_some()).unwrap();
+    assert_eq!(
+        (ours.src, ours.table, ours.priority),
+        (Some(net("10.9.0.2/32")), 100, Some(32765))
+    );
+    let main = got.iter().find(|r| r.table == RT_TABLE_MAIN).unwrap();
+    assert_eq!((main.src, main.priority), (None, Some(32766)));
+    let got = hb.rules(Some(IpFamily::V6)).unwrap();
+    assert!(got.contains(&v6), "{got:?}");
+
+    hb.delete_rule(&v4).unwrap();
+    hb.delete_rule(&v6).unwrap();
+    assert!(hb.delete_rule(&v4).unwrap_err().is_not_found());
+    assert_eq!(hb.rules(None).unwrap(), defaults);
+}
+
+#[test]
+fn netns_lock_excludes_other_openers() {
+    let b = TestNs::new();
+    let first = NetNs::open(format!("/run/netns/{}", b.name)).unwrap();
+    let second = NetNs::open(format!("/run/netns/{}", b.name)).unwrap();
+    first.lock_exclusive(Duration::from_secs(1)).unwrap();
+    let busy = second
+        .lock_exclusive(Duration::from_millis(50))
+        .unwrap_err();
+    assert!(busy.to_string().contains("lock netns"), "{busy}");
+    drop(first);
+    second.lock_exclusive(Duration::from_millis(50)).unwrap();
 }
 
 #[test]

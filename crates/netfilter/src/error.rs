@@ -39,22 +39,24 @@ fn join(errors: &[FirewallError]) -> String {
 /// What kind of failure a [`FirewallError`] is, for the CNI error code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
-    /// The config asks for something that cannot work: a bad value, or a
-    /// backend this host does not have.
+    /// The config asks for something that cannot work: a bad value.
     InvalidConfig,
     /// A firewall tool could not be started or the lock not taken.
     Io,
-    /// The firewall refused a change, or rules are not as they should be:
-    /// the reference reports these as plain (internal) errors.
+    /// The firewall refused a change, rules are not as they should be, or
+    /// the backend's tools are not installed: the reference reports these
+    /// as plain (internal) errors.
     Internal,
 }
 
 impl FirewallError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            FirewallError::Config(_) | FirewallError::Unavailable(_) => ErrorKind::InvalidConfig,
+            FirewallError::Config(_) => ErrorKind::InvalidConfig,
             FirewallError::Io(_) => ErrorKind::Io,
-            FirewallError::Tool { .. } | FirewallError::NotInPlace(_) => ErrorKind::Internal,
+            FirewallError::Unavailable(_)
+            | FirewallError::Tool { .. }
+            | FirewallError::NotInPlace(_) => ErrorKind::Internal,
             FirewallError::Several { errors, .. } => errors
                 .first()
                 .map_or(ErrorKind::Internal, FirewallError::kind),

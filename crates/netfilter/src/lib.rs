@@ -8,6 +8,8 @@
 //! - [`masq`]: IP masquerading for bridge and ptp (`ipMasq`), teardown
 //!   trying both backends, and GC.
 //! - [`spoofcheck`]: bridge's `macspoofchk` (nftables only).
+//! - [`firewall`]: the firewall plugin's accept rules and `ingressPolicy`
+//!   isolation.
 //!
 //! What those are built on:
 //! - [`iptables`]: read with one `iptables-save`, write with one
@@ -23,6 +25,7 @@
 //! - [`error`]: [`FirewallError`] and its [`ErrorKind`].
 
 pub mod error;
+pub mod firewall;
 pub mod hostport;
 pub mod iptables;
 pub mod masq;

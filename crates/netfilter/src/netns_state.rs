@@ -79,6 +79,12 @@ pub(crate) fn nftables_lock_file() -> io::Result<File> {
         .open(path)
 }
 
+/// The directory of the firewall plugin's attachment records of this
+/// namespace (`/run/rcni/firewall-ns<inode>`).
+pub(crate) fn firewall_records_dir() -> io::Result<PathBuf> {
+    path("firewall-", "")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -94,6 +94,38 @@ pub fn nft_container_comment(container_id: &str) -> String {
     )
 }
 
+/// The start of the nftables comment of every attachment of `network`
+/// (the reference's ipMasq layout, which rcni's firewall rules follow): 16
+/// hex digits of its hash.
+pub fn nft_network_prefix(network: &str) -> String {
+    hash_with_prefix(16, "", network)
+}
+
+/// The start of the nftables comment of one attachment:
+/// `<h16(net)>-<h16(ifname:id)>`.
+pub fn nft_attachment_prefix(network: &str, ifname: &str, container_id: &str) -> String {
+    format!(
+        "{}-{}",
+        nft_network_prefix(network),
+        hash_with_prefix(16, "", &format!("{ifname}:{container_id}"))
+    )
+}
+
+/// The nftables comment of an attachment's rules:
+/// `<h16(net)>-<h16(ifname:id)>, net: ..., if: ..., id: ...`, without
+/// quotes, cut to the comment limit.
+pub fn nft_attachment_comment(network: &str, ifname: &str, container_id: &str) -> String {
+    let strip = |s: &str| s.replace('"', "");
+    let c = format!(
+        "{}, net: {}, if: {}, id: {}",
+        nft_attachment_prefix(network, ifname, container_id),
+        strip(network),
+        strip(ifname),
+        strip(container_id)
+    );
+    cut(&c, NFT_COMMENT_MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

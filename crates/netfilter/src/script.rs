@@ -120,6 +120,39 @@ impl ChainName {
     }
 }
 
+/// A network interface name from a prevResult (the firewall plugin's
+/// bridge for `ingressPolicy`): 1 to 15 letters, digits, `_`, `-` or `.`,
+/// not starting with `-` or `.`. Enough for every name the bridge plugin
+/// makes, and nothing that iptables reads as a wildcard (`+`), an option
+/// or a second argument, or that ends an nft statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceName(String);
+
+/// The kernel's longest interface name (IFNAMSIZ - 1).
+pub const INTERFACE_NAME_MAX: usize = 15;
+
+impl InterfaceName {
+    pub fn new(field: &str, name: &str) -> Result<InterfaceName, FirewallError> {
+        let charset_ok = name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if name.is_empty()
+            || name.len() > INTERFACE_NAME_MAX
+            || !charset_ok
+            || name.starts_with(['-', '.'])
+        {
+            return Err(FirewallError::Config(format!(
+                "{field}: invalid interface name {name:?}: 1 to {INTERFACE_NAME_MAX} letters, digits, '_', '-' or '.', not starting with '-' or '.'"
+            )));
+        }
+        Ok(InterfaceName(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +200,15 @@ mod tests {
         assert!(ChainName::new("f", "KUBE-MARK-MASQ").is_ok());
         for bad in ["", "a\nb", "../../x", "-j", "a b", &"x".repeat(29)] {
             assert!(ChainName::new("f", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn interface_names_are_plain_words() {
+        assert!(InterfaceName::new("f", "cni-podman0").is_ok());
+        for bad in ["", "br+", "a b", "-i", "x\"", "a;b", "abcdefghijklmnop"] {
+            let e = InterfaceName::new("f", bad).unwrap_err();
+            assert!(e.to_string().starts_with("f: "), "{bad:?}");
         }
     }
 }

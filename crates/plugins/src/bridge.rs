@@ -4,16 +4,20 @@
 //! isolation and MAC spoof checking. Without IPAM (`ipam: {}`) it is
 //! layer 2 only.
 
-use crate::common::{
-    configure_iface, create_veth_pair, delete_container_link, expect_addresses, format_mac,
-    ipam_forward, ipam_type, kernel_err, masq_backend, open_netns, prev_addresses, requested_mac,
-    valid_attachments, IpamLease,
-};
+use crate::attachments::{prev_addresses, valid_attachments};
+use crate::container::{self, handle_in, require_netns};
+use crate::error::{Context, Teardown};
+use crate::iface::{self, enable_forwarding, expect_addresses};
+use crate::ipam::{forward_if_any, has_ipam, ipam_forward, IpamLease};
+use crate::mac::requested_mac;
+use crate::undo::Undo;
+use crate::{masquerade, veth};
 use ipnet::IpNet;
-use rcni_net::{Handle, LinkKind, LinkOptions, NetNs, PortVlan};
+use rcni_net::{Handle, Link, LinkKind, LinkOptions, NetNs, PortVlan};
 use rcni_netfilter::{masq, spoofcheck, Backend};
 use rcni_skel::{CmdArgs, Command, Plugin};
 use rcni_spec::config::PluginConf;
+use rcni_spec::schema::{Key, Schema};
 use rcni_spec::{CniError, CniResult, Interface, Route};
 use serde::Deserialize;
 use std::net::IpAddr;
@@ -79,15 +83,11 @@ struct Config {
     mac: Option<[u8; 6]>,
 }
 
-fn invalid(msg: impl Into<String>) -> CniError {
-    CniError::invalid_config(msg)
-}
-
 fn check_vlan_id(v: i64, what: &str) -> Result<u16, CniError> {
     if v <= 0 || v > MAX_VLAN {
-        return Err(invalid(format!(
+        return Err(invalid!(
             "incorrect trunk {what} parameter: {v} (must be between 1 and 4094)"
-        )));
+        ));
     }
     Ok(v as u16)
 }
@@ -100,16 +100,16 @@ fn collect_trunk(entries: &[TrunkEntry]) -> Result<Vec<u16>, CniError> {
             (Some(min), Some(max)) => {
                 let (min, max) = (check_vlan_id(min, "minID")?, check_vlan_id(max, "maxID")?);
                 if max < min {
-                    return Err(invalid(
+                    return Err(CniError::invalid_config(
                         "vlanTrunk: minID is greater than maxID in trunk parameter",
                     ));
                 }
                 out.extend(min..=max);
             }
-            (None, Some(_)) => return Err(invalid(
+            (None, Some(_)) => return Err(CniError::invalid_config(
                 "vlanTrunk: minID and maxID should be configured simultaneously, minID is missing",
             )),
-            (Some(_), None) => return Err(invalid(
+            (Some(_), None) => return Err(CniError::invalid_config(
                 "vlanTrunk: minID and maxID should be configured simultaneously, maxID is missing",
             )),
             (None, None) => {}
@@ -129,7 +129,7 @@ fn load(args: &CmdArgs) -> Result<Config, CniError> {
     if own.bridge.is_empty() {
         own.bridge = DEFAULT_BRIDGE.to_string();
     }
-    let layer3 = conf.ipam.as_ref().is_some_and(|i| !i.ipam_type.is_empty());
+    let layer3 = has_ipam(&conf);
     if args.is_del() {
         // DEL uses none of what is checked below: an attachment made
         // with values rcni refuses (by the reference, say) still goes.
@@ -142,15 +142,15 @@ fn load(args: &CmdArgs) -> Result<Config, CniError> {
         });
     }
     if own.vlan < 0 || own.vlan > MAX_VLAN {
-        return Err(invalid(format!(
+        return Err(invalid!(
             "invalid VLAN ID {} (must be between 0 and 4094)",
             own.vlan
-        )));
+        ));
     }
     let trunk = collect_trunk(own.vlan_trunk.as_deref().unwrap_or_default())?;
     let mac = requested_mac(&conf, &args.args)?;
     if layer3 && own.disable_container_interface {
-        return Err(invalid(
+        return Err(CniError::invalid_config(
             "cannot use IPAM when DisableContainerInterface flag is set",
         ));
     }
@@ -158,7 +158,7 @@ fn load(args: &CmdArgs) -> Result<Config, CniError> {
         own.is_gateway = true;
     }
     if own.hairpin_mode && own.promisc_mode {
-        return Err(invalid(
+        return Err(CniError::invalid_config(
             "cannot set hairpin mode and promiscuous mode at the same time",
         ));
     }
@@ -177,10 +177,10 @@ fn ensure_bridge(
     host: &mut Handle,
     own: &BridgeConf,
     vlan_filtering: bool,
-) -> Result<rcni_net::Link, CniError> {
+) -> Result<Link, CniError> {
     let existing = host
         .link_by_name(&own.bridge)
-        .map_err(kernel_err("look up the bridge"))?;
+        .context("look up the bridge")?;
     if existing.is_none() {
         let kind = LinkKind::Bridge { vlan_filtering };
         let options = LinkOptions {
@@ -188,33 +188,29 @@ fn ensure_bridge(
             ..LinkOptions::default()
         };
         match host.create_link(&own.bridge, &kind, &options) {
-            Ok(()) => {}
-            Err(e) if e.is_exists() => {}
-            Err(e) => {
-                return Err(CniError::internal(format!(
-                    "could not add {:?}: {e}",
-                    own.bridge
-                )))
+            Err(e) if !e.is_exists() => {
+                // reference text
+                return Err(e).context(format!("could not add {:?}", own.bridge));
             }
+            _ => {}
         }
     }
+    // reference text
     let br = host
-        .link_by_name(&own.bridge)
-        .map_err(kernel_err("look up the bridge"))?
-        .ok_or_else(|| CniError::internal(format!("could not lookup {:?}", own.bridge)))?;
+        .find_link(&own.bridge)
+        .context(format!("could not lookup {:?}", own.bridge))?;
     if !matches!(br.kind, Some(LinkKind::Bridge { .. })) {
-        return Err(invalid(format!(
+        return Err(invalid!(
             "{:?} already exists but is not a bridge",
             own.bridge
-        )));
+        ));
     }
     if own.promisc_mode {
         host.set_promisc(br.index, true)
-            .map_err(kernel_err("set the bridge promiscuous"))?;
+            .context("set the bridge promiscuous")?;
     }
     let _ = rcni_net::sysctl::set(&format!("net/ipv6/conf/{}/accept_ra", own.bridge), "0");
-    host.set_up(br.index)
-        .map_err(kernel_err("set the bridge up"))?;
+    host.set_up(br.index).context("set the bridge up")?;
     Ok(br)
 }
 
@@ -227,19 +223,16 @@ fn attach_port(
     trunk: &[u16],
 ) -> Result<(), CniError> {
     host.set_master(port, Some(bridge))
-        .map_err(kernel_err("connect the veth to the bridge"))?;
+        .context("connect the veth to the bridge")?;
     host.set_hairpin(port, own.hairpin_mode)
-        .map_err(kernel_err("set hairpin mode"))?;
+        .context("set hairpin mode")?;
     host.set_isolated(port, own.port_isolation)
-        .map_err(kernel_err("set port isolation"))?;
+        .context("set port isolation")?;
     let vlan = own.vlan as u16;
     if (vlan != 0 || !trunk.is_empty()) && !own.preserve_default_vlan {
-        for v in host
-            .bridge_vlans(port)
-            .map_err(kernel_err("list the port's VLANs"))?
-        {
+        for v in host.bridge_vlans(port).context("list the port's VLANs")? {
             host.bridge_vlan_del(port, v.vid)
-                .map_err(kernel_err("remove the default VLAN"))?;
+                .context("remove the default VLAN")?;
         }
     }
     if vlan != 0 {
@@ -251,7 +244,7 @@ fn attach_port(
                 untagged: true,
             },
         )
-        .map_err(kernel_err("set up the VLAN tag"))?;
+        .context("set up the VLAN tag")?;
     }
     for v in trunk {
         host.bridge_vlan_add(
@@ -262,7 +255,7 @@ fn attach_port(
                 untagged: false,
             },
         )
-        .map_err(kernel_err("set up the trunk VLANs"))?;
+        .context("set up the trunk VLANs")?;
     }
     if vlan == 0 && !trunk.is_empty() {
         host.bridge_vlan_add(
@@ -273,53 +266,78 @@ fn attach_port(
                 untagged: true,
             },
         )
-        .map_err(kernel_err("set up the default native VLAN"))?;
+        .context("set up the default native VLAN")?;
     }
     Ok(())
 }
 
-/// Adds `gw` to `link`, as the reference's `ensureAddr`: an existing
-/// different IPv4 address (or an overlapping IPv6 one) is an error unless
-/// `forceAddress`, which replaces it.
-fn ensure_address(
-    host: &mut Handle,
-    link: &rcni_net::Link,
+/// What adding a gateway address to the bridge takes, as the reference's
+/// `ensureAddr` decides it.
+#[derive(Debug, PartialEq, Eq)]
+struct AddressPlan {
+    /// Existing addresses to remove first (only with `forceAddress`).
+    remove: Vec<IpNet>,
+    /// False when the bridge already has the address.
+    add: bool,
+}
+
+/// Plans adding `gw` to a bridge that has `existing` (address, scope):
+/// an existing different IPv4 address, or an overlapping global IPv6 one,
+/// conflicts; `force` replaces it, otherwise it is returned as the error.
+fn plan_gateway_address(
+    existing: &[(IpNet, u8)],
     gw: IpNet,
     force: bool,
-) -> Result<(), CniError> {
-    let existing = host
-        .addresses(Some(link.index))
-        .map_err(kernel_err("list the bridge addresses"))?;
-    for a in existing
+) -> Result<AddressPlan, IpNet> {
+    let mut remove = Vec::new();
+    for (net, scope) in existing
         .iter()
-        .filter(|a| a.net.addr().is_ipv4() == gw.addr().is_ipv4())
+        .filter(|(net, _)| net.addr().is_ipv4() == gw.addr().is_ipv4())
     {
-        if a.net == gw {
-            return Ok(());
+        if *net == gw {
+            return Ok(AddressPlan { remove, add: false });
         }
-        let conflicts =
-            gw.addr().is_ipv4() || a.net.contains(&gw.addr()) || gw.contains(&a.net.addr());
-        if !conflicts || a.net.addr().is_ipv6() && a.scope != 0 {
+        let conflicts = gw.addr().is_ipv4() || net.contains(&gw.addr()) || gw.contains(&net.addr());
+        if !conflicts || net.addr().is_ipv6() && *scope != 0 {
             continue;
         }
-        if force {
-            host.delete_address(link.index, a.net)
-                .map_err(kernel_err("remove the bridge's old address"))?;
-        } else {
-            return Err(CniError::internal(format!(
-                "{:?} already has an IP address different from {gw}",
-                link.name
-            )));
+        if !force {
+            return Err(*net);
+        }
+        remove.push(*net);
+    }
+    Ok(AddressPlan { remove, add: true })
+}
+
+/// Adds `gw` to `link` by [`plan_gateway_address`].
+fn ensure_address(host: &mut Handle, link: &Link, gw: IpNet, force: bool) -> Result<(), CniError> {
+    let existing: Vec<(IpNet, u8)> = host
+        .addresses(Some(link.index))
+        .context("list the bridge addresses")?
+        .into_iter()
+        .map(|a| (a.net, a.scope))
+        .collect();
+    let Ok(plan) = plan_gateway_address(&existing, gw, force) else {
+        // reference text
+        return Err(fail!(
+            "{:?} already has an IP address different from {gw}",
+            link.name
+        ));
+    };
+    for old in plan.remove {
+        host.delete_address(link.index, old)
+            .context("remove the bridge's old address")?;
+    }
+    if plan.add {
+        match host.add_address(link.index, gw) {
+            // reference text
+            Err(e) if !e.is_exists() => {
+                return Err(e).context(format!("could not add IP address {gw} to {:?}", link.name))
+            }
+            _ => {}
         }
     }
-    match host.add_address(link.index, gw) {
-        Ok(()) => Ok(()),
-        Err(e) if e.is_exists() => Ok(()),
-        Err(e) => Err(CniError::internal(format!(
-            "could not add IP address {gw} to {:?}: {e}",
-            link.name
-        ))),
-    }
+    Ok(())
 }
 
 /// Gives each IPAM address a gateway (isGateway) and adds the default
@@ -374,24 +392,20 @@ fn first_host(net: &IpNet) -> Option<IpAddr> {
 
 /// The `<bridge>.<vlan>` veth that holds the gateway on a VLAN, created
 /// on first use as a tagged port of the bridge.
-fn ensure_vlan_gateway(
-    host: &mut Handle,
-    br: &rcni_net::Link,
-    cfg: &Config,
-) -> Result<rcni_net::Link, CniError> {
+fn ensure_vlan_gateway(host: &mut Handle, br: &Link, cfg: &Config) -> Result<Link, CniError> {
     let name = format!("{}.{}", br.name, cfg.own.vlan);
     if let Some(l) = host
         .link_by_name(&name)
-        .map_err(kernel_err("look up the VLAN gateway"))?
+        .context("look up the VLAN gateway")?
     {
         return Ok(l);
     }
-    let here = NetNs::current().map_err(kernel_err("open the host netns"))?;
-    let peer = create_veth_pair(host, &here, &name, br.mtu, None)?;
+    let here = NetNs::current().context("open the host netns")?;
+    let peer = veth::create_pair(host, &here, &name, br.mtu, None)?;
+    // reference text
     let port = host
-        .link_by_name(&peer)
-        .map_err(kernel_err("look up the VLAN gateway's peer"))?
-        .ok_or_else(|| CniError::internal(format!("failed to lookup {peer:?}")))?;
+        .find_link(&peer)
+        .context(format!("failed to lookup {peer:?}"))?;
     attach_port(
         host,
         port.index,
@@ -404,35 +418,34 @@ fn ensure_vlan_gateway(
         &[],
     )?;
     host.set_up(port.index)
-        .map_err(kernel_err("set the VLAN gateway's peer up"))?;
+        .context("set the VLAN gateway's peer up")?;
+    // reference text
     let link = host
-        .link_by_name(&name)
-        .map_err(kernel_err("look up the VLAN gateway"))?
-        .ok_or_else(|| CniError::internal(format!("failed to lookup {name:?}")))?;
-    host.set_up(link.index)
-        .map_err(kernel_err("set the VLAN gateway up"))?;
+        .find_link(&name)
+        .context(format!("failed to lookup {name:?}"))?;
+    host.set_up(link.index).context("set the VLAN gateway up")?;
     Ok(link)
 }
 
 /// Waits (as the reference: 0, 50, 500, 1000, 1000 ms) for the host veth
 /// to come up.
-fn wait_port_up(host: &mut Handle, name: &str) -> Result<rcni_net::Link, CniError> {
+fn wait_port_up(host: &mut Handle, name: &str) -> Result<Link, CniError> {
     let mut last = None;
     for pause in [0u64, 50, 500, 1000, 1000] {
         std::thread::sleep(Duration::from_millis(pause));
+        // reference text
         let link = host
-            .link_by_name(name)
-            .map_err(kernel_err("look up the host veth"))?
-            .ok_or_else(|| CniError::internal(format!("failed to lookup {name:?}")))?;
+            .find_link(name)
+            .context(format!("failed to lookup {name:?}"))?;
         if link.oper_up {
             return Ok(link);
         }
         last = Some(link);
     }
-    Err(CniError::internal(format!(
+    Err(fail!(
         "bridge port in error state: {}",
         last.map(|l| l.name).unwrap_or_default()
-    )))
+    ))
 }
 
 /// The ID the reference gives an attachment's spoof check chains.
@@ -440,82 +453,50 @@ fn unique_id(args: &CmdArgs) -> String {
     format!("{}-{}", args.container_id, args.ifname)
 }
 
-fn mac_string(link: &rcni_net::Link) -> String {
-    link.mac.as_deref().map(format_mac).unwrap_or_default()
-}
-
-/// What ADD has done so far, undone in reverse when a later step fails.
-/// The bridge is never undone, even when this call created it: by then a
-/// concurrent ADD may have attached its container and its gateway address
-/// to it (the reference never deletes it either).
-#[derive(Default)]
-struct Undo {
-    host_veth: Option<String>,
-    spoof_check: Option<String>,
-    masq: bool,
-}
-
-impl Undo {
-    fn run(&self, host: &mut Handle, owner: &masq::Owner<'_>) {
-        if self.masq {
-            let _ = masq::teardown(owner);
-        }
-        if let Some(id) = &self.spoof_check {
-            let _ = spoofcheck::teardown(id);
-        }
-        if let Some(name) = &self.host_veth {
-            if let Ok(Some(l)) = host.link_by_name(name) {
-                let _ = host.delete_link(l.index);
-            }
-        }
-    }
-}
-
-fn add(
-    args: &CmdArgs,
-    cfg: &Config,
-    backend: Option<Backend>,
-    undo: &mut Undo,
-    host: &mut Handle,
-) -> Result<CniResult, CniError> {
+/// ADD. Each step's undo is a guard dropped when a later step fails:
+/// the host veth (which takes the bridge port and the container end with
+/// it), the spoof check, the masquerading, the IPAM lease. The bridge is
+/// never undone, even when this call created it: by then a concurrent ADD
+/// may have attached its container and its gateway address to it (the
+/// reference never deletes it either).
+fn add(args: &CmdArgs, cfg: &Config, backend: Option<Backend>) -> Result<CniResult, CniError> {
     let own = &cfg.own;
-    let ns = open_netns(&args.netns)?
-        .ok_or_else(|| CniError::internal(format!("failed to open netns {:?}", args.netns)))?;
-    let mut ctr = Handle::new_in(&ns).map_err(kernel_err("open netlink in the container"))?;
+    let ns = require_netns(args)?;
+    let mut host = Handle::new().context("open netlink")?;
+    let mut ctr = handle_in(&ns)?;
     let vlan_filtering = own.vlan != 0 || own.vlan_trunk.is_some();
-    let br = ensure_bridge(host, own, vlan_filtering)?;
+    let br = ensure_bridge(&mut host, own, vlan_filtering)?;
 
-    let host_name = create_veth_pair(host, &ns, &args.ifname, own.mtu, cfg.mac)?;
-    undo.host_veth = Some(host_name.clone());
+    let host_name = veth::create_pair(&mut host, &ns, &args.ifname, own.mtu, cfg.mac)?;
+    let port = veth::undo_host_end(host_name.clone());
+    // reference text
     let host_veth = host
-        .link_by_name(&host_name)
-        .map_err(kernel_err("look up the host veth"))?
-        .ok_or_else(|| CniError::internal(format!("failed to lookup {host_name:?}")))?;
-    attach_port(host, host_veth.index, br.index, own, &cfg.trunk)?;
+        .find_link(&host_name)
+        .context(format!("failed to lookup {host_name:?}"))?;
+    attach_port(&mut host, host_veth.index, br.index, own, &cfg.trunk)?;
     host.set_up(host_veth.index)
-        .map_err(kernel_err("set the host veth up"))?;
+        .context("set the host veth up")?;
     let _ = rcni_net::sysctl::set(&format!("net/ipv6/conf/{host_name}/accept_ra"), "0");
     let ctr_link = ctr
-        .link_by_name(&args.ifname)
-        .map_err(kernel_err("look up the container veth"))?
-        .ok_or_else(|| CniError::internal(format!("failed to look up {:?}", args.ifname)))?;
+        .find_link(&args.ifname)
+        .context("look up the container veth")?;
 
     let mut result = CniResult {
         cni_version: cfg.conf.cni_version.clone(),
         interfaces: vec![
             Interface {
                 name: br.name.clone(),
-                mac: mac_string(&br),
+                mac: br.mac_string(),
                 ..Interface::default()
             },
             Interface {
                 name: host_name.clone(),
-                mac: mac_string(&host_veth),
+                mac: host_veth.mac_string(),
                 ..Interface::default()
             },
             Interface {
                 name: args.ifname.clone(),
-                mac: mac_string(&ctr_link),
+                mac: ctr_link.mac_string(),
                 sandbox: args.netns.clone(),
                 ..Interface::default()
             },
@@ -523,17 +504,25 @@ fn add(
         ..CniResult::default()
     };
 
-    if own.mac_spoof_check {
+    let spoof_check = if own.mac_spoof_check {
         let id = unique_id(args);
-        spoofcheck::setup(&host_name, &mac_string(&ctr_link), &id)
-            .map_err(|e| CniError::internal(format!("failed to setup spoof-check: {e}")))?;
-        undo.spoof_check = Some(id);
-    }
+        spoofcheck::setup(&host_name, &ctr_link.mac_string(), &id)
+            .context("failed to setup spoof-check")?;
+        Some(Undo::new(move || {
+            let _ = spoofcheck::teardown(&id);
+        }))
+    } else {
+        None
+    };
 
+    let owner = masquerade::owner(&cfg.conf.name, args);
+    let mut lease = None;
+    let mut masq_rules = None;
     if cfg.layer3 {
-        let (lease, ipam) = IpamLease::acquire(&cfg.conf, args)?;
+        let (ipam_lease, ipam) = IpamLease::acquire(&cfg.conf, args)?;
+        lease = Some(ipam_lease);
         if ipam.ips.is_empty() {
-            return Err(CniError::internal("IPAM plugin returned missing IP config"));
+            return Err(fail!("IPAM plugin returned missing IP config"));
         }
         result.ips = ipam.ips;
         result.routes = ipam.routes;
@@ -553,18 +542,18 @@ fn add(
             }
             set(format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
         })
-        .map_err(kernel_err("enter the container netns"))?;
-        configure_iface(&mut ctr, &ns, &args.ifname, &result)?;
+        .context("enter the container netns")?;
+        iface::configure(&mut ctr, &ns, &args.ifname, &result)?;
 
         if own.is_gateway {
             let mut vlan_iface_added = false;
             for gw in &gws {
                 let target = if own.vlan != 0 {
-                    let l = ensure_vlan_gateway(host, &br, cfg)?;
+                    let l = ensure_vlan_gateway(&mut host, &br, cfg)?;
                     if !vlan_iface_added {
                         result.interfaces.push(Interface {
                             name: l.name.clone(),
-                            mac: mac_string(&l),
+                            mac: l.mac_string(),
                             ..Interface::default()
                         });
                         vlan_iface_added = true;
@@ -573,165 +562,249 @@ fn add(
                 } else {
                     br.clone()
                 };
-                ensure_address(host, &target, *gw, own.force_address)?;
+                ensure_address(&mut host, &target, *gw, own.force_address)?;
             }
             let forwarding = CniResult {
                 ips: result.ips.clone(),
                 ..CniResult::default()
             };
-            crate::common::enable_forwarding(&forwarding)?;
+            enable_forwarding(&forwarding)?;
         }
         if let Some(backend) = backend {
             let ips: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
-            let owner = masq::Owner {
-                network: &cfg.conf.name,
-                ifname: &args.ifname,
-                container_id: &args.container_id,
-            };
-            undo.masq = true;
-            masq::setup(backend, &ips, &owner).map_err(|e| {
-                CniError::internal(format!("failed to set up IP masquerading: {e}"))
-            })?;
+            let rules = masquerade::undo_rules(&owner);
+            masq::setup(backend, &ips, &owner).context("failed to set up IP masquerading")?;
+            masq_rules = Some(rules);
         }
-        lease.keep();
     } else if !own.disable_container_interface {
         ctr.set_up(ctr_link.index)
-            .map_err(kernel_err("set the container interface up"))?;
+            .context("set the container interface up")?;
     }
 
     if !own.disable_container_interface {
-        let up = wait_port_up(host, &host_name)?;
-        result.interfaces[1].mac = mac_string(&up);
+        let up = wait_port_up(&mut host, &host_name)?;
+        result.interfaces[1].mac = up.mac_string();
     }
     if let Some(br) = host
         .link_by_name(&own.bridge)
-        .map_err(kernel_err("look up the bridge"))?
+        .context("look up the bridge")?
     {
-        result.interfaces[0].mac = mac_string(&br);
+        result.interfaces[0].mac = br.mac_string();
     }
     if let Some(dns) = cfg.conf.dns.clone().filter(|d| !d.is_empty()) {
         result.dns = dns;
     }
+    if let Some(rules) = masq_rules {
+        rules.keep();
+    }
+    if let Some(lease) = lease {
+        lease.keep();
+    }
+    if let Some(spoof_check) = spoof_check {
+        spoof_check.keep();
+    }
+    port.keep();
     Ok(result)
 }
+
+/// bridge's keys, as `rcni help bridge` prints them.
+pub const SCHEMA: Schema = Schema {
+    about:
+        "puts the container on a host bridge through a veth pair, the bridge optionally its gateway",
+    keys: &[
+        Key {
+            name: "bridge",
+            ty: "string",
+            default: "cni0",
+            meaning: "the host bridge, created when missing",
+        },
+        Key {
+            name: "isGateway",
+            ty: "bool",
+            default: "false",
+            meaning: "put each range's gateway address on the bridge",
+        },
+        Key {
+            name: "isDefaultGateway",
+            ty: "bool",
+            default: "false",
+            meaning: "also route the container's default through the bridge (implies isGateway)",
+        },
+        Key {
+            name: "forceAddress",
+            ty: "bool",
+            default: "false",
+            meaning: "replace a different address of the same family already on the bridge",
+        },
+        masquerade::IP_MASQ_KEY,
+        masquerade::IP_MASQ_BACKEND_KEY,
+        Key {
+            name: "mtu",
+            ty: "uint32",
+            default: "0 (the kernel's)",
+            meaning: "MTU of a new bridge and of the veth pair",
+        },
+        Key {
+            name: "hairpinMode",
+            ty: "bool",
+            default: "false",
+            meaning: "let frames go back out of the port they came in on (excludes promiscMode)",
+        },
+        Key {
+            name: "promiscMode",
+            ty: "bool",
+            default: "false",
+            meaning: "set the bridge promiscuous (excludes hairpinMode)",
+        },
+        Key {
+            name: "vlan",
+            ty: "int (0-4094)",
+            default: "0 (none)",
+            meaning: "the untagged VLAN of the container's port",
+        },
+        Key {
+            name: "vlanTrunk",
+            ty: "[{id} or {minID, maxID}]",
+            default: "",
+            meaning: "tagged VLANs (1-4094) the container's port carries",
+        },
+        Key {
+            name: "preserveDefaultVlan",
+            ty: "bool",
+            default: "false",
+            meaning: "keep the default VLAN on the port when vlan or vlanTrunk is set",
+        },
+        Key {
+            name: "macspoofchk",
+            ty: "bool",
+            default: "false",
+            meaning: "drop frames from the container with another source MAC",
+        },
+        Key {
+            name: "enabledad",
+            ty: "bool",
+            default: "false",
+            meaning: "run IPv6 duplicate address detection on the container interface",
+        },
+        Key {
+            name: "disableContainerInterface",
+            ty: "bool",
+            default: "false",
+            meaning: "leave the container's end down (no IPAM then)",
+        },
+        Key {
+            name: "portIsolation",
+            ty: "bool",
+            default: "false",
+            meaning: "isolate the port from the bridge's other isolated ports",
+        },
+    ],
+    capabilities: &["mac"],
+    example: r#"{"cniVersion": "1.0.0", "name": "podnet", "type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": true,
+  "ipam": {"type": "host-local", "subnet": "10.88.0.0/16"}}"#,
+    check: |conf| {
+        let cfg = load(&crate::offline::add_call(conf))?;
+        crate::offline::masq_backend(cfg.own.ip_masq_backend.as_deref())
+    },
+};
 
 impl Plugin for Bridge {
     fn name(&self) -> &str {
         "bridge"
     }
 
+    fn schema(&self) -> Option<&'static Schema> {
+        Some(&SCHEMA)
+    }
+
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
         let cfg = load(args)?;
         let backend = (cfg.own.ip_masq && cfg.layer3)
-            .then(|| masq_backend(cfg.own.ip_masq_backend.as_deref()))
+            .then(|| masquerade::backend(cfg.own.ip_masq_backend.as_deref()))
             .transpose()?;
-        let mut host = Handle::new().map_err(kernel_err("open netlink"))?;
-        let mut undo = Undo::default();
-        match add(args, &cfg, backend, &mut undo, &mut host) {
-            Ok(r) => Ok(r),
-            Err(e) => {
-                let owner = masq::Owner {
-                    network: &cfg.conf.name,
-                    ifname: &args.ifname,
-                    container_id: &args.container_id,
-                };
-                undo.run(&mut host, &owner);
-                Err(e)
-            }
-        }
+        add(args, &cfg, backend)
     }
 
+    /// Link, address, then the firewall, each whatever the others did.
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
         let cfg = load(args)?;
-        let ipam_del = || {
-            if cfg.layer3 {
-                ipam_forward(Command::Del, &cfg.conf, args)
-            } else {
-                Ok(())
-            }
-        };
+        let mut teardown = Teardown::new("bridge");
+        teardown.step(container::delete_link(&args.netns, &args.ifname));
+        if cfg.layer3 {
+            teardown.step(ipam_forward(Command::Del, &cfg.conf, args));
+        }
         // Found by name: removed even when the netns is gone (the
         // reference leaks the rules then).
         if cfg.layer3 && cfg.own.ip_masq {
-            let owner = masq::Owner {
-                network: &cfg.conf.name,
-                ifname: &args.ifname,
-                container_id: &args.container_id,
-            };
-            masq::teardown_known(&owner, &prev_addresses(&cfg.conf, &args.ifname)).map_err(
-                |e| CniError::internal(format!("failed to tear down IP masquerading: {e}")),
-            )?;
+            let owner = masquerade::owner(&cfg.conf.name, args);
+            teardown.step(
+                masq::teardown_known(&owner, &prev_addresses(&cfg.conf, &args.ifname))
+                    .context("failed to tear down IP masquerading"),
+            );
         }
         if cfg.own.mac_spoof_check {
             if let Err(e) = spoofcheck::teardown(&unique_id(args)) {
                 eprintln!("bridge: spoof-check teardown: {e}");
             }
         }
-        delete_container_link(&args.netns, &args.ifname)?;
-        ipam_del()
+        teardown.finish()
     }
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
         let cfg = load(args)?;
-        if cfg.layer3 {
-            ipam_forward(Command::Check, &cfg.conf, args)?;
-        }
+        forward_if_any(Command::Check, &cfg.conf, args)?;
         let prev = cfg
             .conf
             .prev_result()?
-            .ok_or_else(|| invalid("Required prevResult missing"))?;
-        let ns = open_netns(&args.netns)?
-            .ok_or_else(|| CniError::internal(format!("failed to open netns {:?}", args.netns)))?;
-        let mut host = Handle::new().map_err(kernel_err("open netlink"))?;
-        let mut ctr = Handle::new_in(&ns).map_err(kernel_err("open netlink in the container"))?;
+            .ok_or_else(|| CniError::invalid_config("Required prevResult missing"))?;
+        let ns = require_netns(args)?;
+        let mut host = Handle::new().context("open netlink")?;
+        let mut ctr = handle_in(&ns)?;
         let br = host
             .link_by_name(&cfg.own.bridge)
-            .map_err(kernel_err("look up the bridge"))?
+            .context("look up the bridge")?
             .filter(|l| matches!(l.kind, Some(LinkKind::Bridge { .. })))
-            .ok_or_else(|| {
-                CniError::internal(format!(
-                    "Error: Bridge interface {} not found",
-                    cfg.own.bridge
-                ))
-            })?;
+            .ok_or_else(|| fail!("Error: Bridge interface {} not found", cfg.own.bridge))?;
         let ctr_if = prev
             .interfaces
             .iter()
             .find(|i| i.name == args.ifname && i.sandbox == args.netns)
             .ok_or_else(|| {
-                CniError::internal(format!(
+                fail!(
                     "Sandbox in prevResult doesn't match configured netns: {}",
                     args.netns
-                ))
+                )
             })?;
         let link = ctr
             .link_by_name(&ctr_if.name)
-            .map_err(kernel_err("look up the container veth"))?
+            .context("look up the container veth")?
             .filter(|l| l.kind == Some(LinkKind::Veth))
             .ok_or_else(|| {
-                CniError::internal(format!(
+                fail!(
                     "Error: Container interface {} not found or not a veth",
                     ctr_if.name
-                ))
+                )
             })?;
-        if !ctr_if.mac.is_empty() && !ctr_if.mac.eq_ignore_ascii_case(&mac_string(&link)) {
-            return Err(CniError::internal(format!(
+        if !ctr_if.mac.is_empty() && !ctr_if.mac.eq_ignore_ascii_case(&link.mac_string()) {
+            return Err(fail!(
                 "Interface {} Mac doesn't match: {}",
-                ctr_if.name, ctr_if.mac
-            )));
+                ctr_if.name,
+                ctr_if.mac
+            ));
         }
         let peer = link
             .link
-            .ok_or_else(|| CniError::internal("the container veth has no peer"))?;
+            .ok_or_else(|| fail!("the container veth has no peer"))?;
         let host_veth = host
             .link_by_index(peer)
-            .map_err(kernel_err("look up the container veth's peer"))?
-            .ok_or_else(|| CniError::internal("the container veth's peer is gone"))?;
+            .context("look up the container veth's peer")?
+            .ok_or_else(|| fail!("the container veth's peer is gone"))?;
         if host_veth.master != Some(br.index) {
-            return Err(CniError::internal(format!(
+            return Err(fail!(
                 "{} is not connected to bridge {}",
-                host_veth.name, br.name
-            )));
+                host_veth.name,
+                br.name
+            ));
         }
         expect_addresses(&mut ctr, link.index, &args.ifname, &prev.ips)?;
         Ok(())
@@ -744,26 +817,25 @@ impl Plugin for Bridge {
             if cfg.own.ip_masq {
                 let valid = valid_attachments(&cfg.conf)?;
                 let held = crate::host_local::held_addresses(&cfg.conf);
-                masq::gc(&cfg.conf.name, &valid, held.as_deref())
-                    .map_err(|e| CniError::internal(format!("IP masquerading GC: {e}")))?;
+                masq::gc(&cfg.conf.name, &valid, held.as_deref()).context("IP masquerading GC")?;
             }
         }
         Ok(())
     }
 
     fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
-        let cfg = load(args)?;
-        if cfg.layer3 {
-            ipam_type(&cfg.conf)?;
-            ipam_forward(Command::Status, &cfg.conf, args)?;
-        }
-        Ok(())
+        forward_if_any(Command::Status, &load(args)?.conf, args)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schema_declares_what_is_decoded() {
+        assert_eq!(SCHEMA.drift::<BridgeConf>(), Vec::<String>::new());
+    }
 
     fn trunk(json: &str) -> Result<Vec<u16>, CniError> {
         let entries: Vec<TrunkEntry> = serde_json::from_str(json).unwrap();
@@ -794,5 +866,98 @@ mod tests {
             first_host(&"fd00::7/64".parse().unwrap()),
             Some("fd00::1".parse().unwrap())
         );
+    }
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn gateway_address_conflicts() {
+        let gw = net("10.1.0.1/24");
+        let v4 = [(net("10.9.0.1/16"), 0)];
+        // A different IPv4 address conflicts; forceAddress replaces it.
+        assert_eq!(
+            plan_gateway_address(&v4, gw, false),
+            Err(net("10.9.0.1/16"))
+        );
+        assert_eq!(
+            plan_gateway_address(&v4, gw, true),
+            Ok(AddressPlan {
+                remove: vec![net("10.9.0.1/16")],
+                add: true
+            })
+        );
+        // Already there: nothing to do.
+        let present = [(gw, 0)];
+        assert_eq!(
+            plan_gateway_address(&present, gw, false),
+            Ok(AddressPlan {
+                remove: vec![],
+                add: false
+            })
+        );
+        // IPv6: only an overlapping global address conflicts; link-local
+        // and other subnets stay.
+        let gw6 = net("fd00:1::1/64");
+        let v6 = [
+            (net("fe80::1/64"), 253),
+            (net("fd00:2::1/64"), 0),
+            (net("fd00:1::9/64"), 0),
+        ];
+        assert_eq!(
+            plan_gateway_address(&v6, gw6, false),
+            Err(net("fd00:1::9/64"))
+        );
+        // The other family never conflicts.
+        assert_eq!(
+            plan_gateway_address(&v4, gw6, false),
+            Ok(AddressPlan {
+                remove: vec![],
+                add: true
+            })
+        );
+    }
+
+    fn conf(json: &str) -> BridgeConf {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn ipam_result(ips: &[(&str, Option<&str>)]) -> CniResult {
+        CniResult {
+            ips: ips
+                .iter()
+                .map(|(a, gw)| rcni_spec::IpConfig {
+                    interface: None,
+                    address: net(a),
+                    gateway: gw.map(|g| g.parse().unwrap()),
+                })
+                .collect(),
+            ..CniResult::default()
+        }
+    }
+
+    #[test]
+    fn gateways_and_default_routes() {
+        let own = conf(r#"{"isGateway":true,"isDefaultGateway":true}"#);
+        let mut result = ipam_result(&[("10.1.0.5/24", None), ("fd00::5/64", Some("fd00::fe"))]);
+        let gws = gateways(&mut result, &own);
+        assert_eq!(gws, [net("10.1.0.1/24"), net("fd00::fe/64")]);
+        assert!(result.ips.iter().all(|ip| ip.interface == Some(2)));
+        let defaults: Vec<String> = result
+            .routes
+            .iter()
+            .map(|r| format!("{} via {:?}", r.dst, r.gw))
+            .collect();
+        assert_eq!(
+            defaults,
+            ["0.0.0.0/0 via Some(10.1.0.1)", "::/0 via Some(fd00::fe)"]
+        );
+
+        // Without isGateway: no gateway invented, nothing on the bridge.
+        let mut plain = ipam_result(&[("10.1.0.5/24", None)]);
+        assert!(gateways(&mut plain, &conf("{}")).is_empty());
+        assert_eq!(plain.ips[0].gateway, None);
+        assert!(plain.routes.is_empty());
     }
 }

@@ -1,16 +1,35 @@
 //! What the plugins that put one link in the container (macvlan, ipvlan,
-//! vlan, dummy) share: finding the master, creating the link under a
-//! temporary name and renaming it to `CNI_IFNAME` inside the container,
-//! addressing it from IPAM, and the CHECK of such a link. Every step of
-//! ADD is undone when a later one fails.
+//! vlan, dummy, tap, host-device) share: finding the master, creating the
+//! link under a temporary name and renaming it to `CNI_IFNAME` inside the
+//! container, addressing it from IPAM or a previous result, its DEL, and
+//! the CHECK of such a link (ptp's CHECK too). Every step of ADD is undone
+//! when a later one fails.
 
-use crate::common::{
-    configure_iface, expect_addresses, ipam_forward, kernel_err, open_netns, IpamLease,
-};
+use crate::container::{delete_link, handle_in, require_netns, undo_link};
+use crate::error::{Context, Teardown};
+use crate::iface::{self, expect_addresses};
+use crate::ipam::{forward_if_any, has_ipam, IpamLease};
 use rcni_net::{Handle, Link, LinkKind, LinkOptions, NetNs, RT_TABLE_MAIN};
 use rcni_skel::{CmdArgs, Command};
 use rcni_spec::config::PluginConf;
+use rcni_spec::schema::Key;
 use rcni_spec::{CniError, CniResult, Interface};
+
+/// The `mtu` key of macvlan, ipvlan and vlan, read by [`check_mtu`].
+pub const MTU_KEY: Key = Key {
+    name: "mtu",
+    ty: "int",
+    default: "0 (the master's)",
+    meaning: "MTU of the link, at most the master's",
+};
+
+/// The `linkInContainer` key of macvlan, ipvlan and vlan.
+pub const LINK_IN_CONTAINER_KEY: Key = Key {
+    name: "linkInContainer",
+    ty: "bool",
+    default: "false",
+    meaning: "the master is in the container's netns, not the host's",
+};
 
 /// The parent link of a macvlan, ipvlan or vlan.
 pub struct Master {
@@ -19,18 +38,12 @@ pub struct Master {
     pub mtu: u32,
 }
 
-/// Opens the container netns, which ADD and CHECK need.
-pub fn require_netns(args: &CmdArgs) -> Result<NetNs, CniError> {
-    open_netns(&args.netns)?
-        .ok_or_else(|| CniError::internal(format!("failed to open netns {:?}", args.netns)))
-}
-
 /// A netlink handle in the container (`in_container`) or in the host.
 pub fn handle_for(ns: &NetNs, in_container: bool) -> Result<Handle, CniError> {
     if in_container {
-        Handle::new_in(ns).map_err(kernel_err("open netlink in the container"))
+        handle_in(ns)
     } else {
-        Handle::new().map_err(kernel_err("open netlink"))
+        Handle::new().context("open netlink")
     }
 }
 
@@ -38,12 +51,12 @@ pub fn handle_for(ns: &NetNs, in_container: bool) -> Result<Handle, CniError> {
 fn default_route_interface(nl: &mut Handle) -> Result<String, CniError> {
     let routes = nl
         .routes(None, Some(RT_TABLE_MAIN))
-        .map_err(kernel_err("list routes"))?;
+        .context("list routes")?;
     for route in routes.iter().filter(|r| r.dst.prefix_len() == 0) {
         if let Some(oif) = route.oif {
             if let Some(link) = nl
                 .link_by_index(oif)
-                .map_err(kernel_err("look up the default route's link"))?
+                .context("look up the default route's link")?
             {
                 return Ok(link.name);
             }
@@ -74,12 +87,10 @@ pub fn find_master(
     }
     let link = nl
         .link_by_name(&name)
-        .map_err(kernel_err("look up the master"))?
+        .context("look up the master")?
         .ok_or_else(|| {
             let place = if in_container { "container" } else { "host" };
-            CniError::invalid_config(format!(
-                "master: failed to lookup master {name:?}: no such link in the {place} netns"
-            ))
+            invalid!("master: failed to lookup master {name:?}: no such link in the {place} netns")
         })?;
     Ok(Master {
         name,
@@ -91,10 +102,10 @@ pub fn find_master(
 /// `mtu` must not exceed the master's (0 keeps the kernel's default).
 pub fn check_mtu(mtu: i64, master: &Master) -> Result<Option<u32>, CniError> {
     if mtu < 0 || mtu > i64::from(master.mtu) {
-        return Err(CniError::invalid_config(format!(
+        return Err(invalid!(
             "mtu: invalid MTU {mtu}, must be [0, master MTU({})]",
             master.mtu
-        )));
+        ));
     }
     Ok((mtu != 0).then_some(mtu as u32))
 }
@@ -118,22 +129,19 @@ pub fn create(
     let mut creator = handle_for(ns, in_container)?;
     creator
         .create_link(&tmp_name, kind, &opts)
-        .map_err(|e| CniError::internal(format!("failed to create {what}: {e}")))?;
+        .context(format!("failed to create {what}"))?;
     // Made from the container's side, the creating handle is the one.
     let mut ctr = if in_container {
         creator
     } else {
-        Handle::new_in(ns).map_err(kernel_err("open netlink in the container"))?
+        handle_in(ns)?
     };
     let link = ctr
-        .link_by_name(&tmp_name)
-        .map_err(kernel_err("look up the new link"))?
-        .ok_or_else(|| CniError::internal(format!("failed to find the new {what} {tmp_name:?}")))?;
+        .find_link(&tmp_name)
+        .context(format!("failed to find the new {what}"))?;
     if let Err(e) = ctr.set_name(link.index, ifname) {
         let _ = ctr.delete_link(link.index);
-        return Err(CniError::internal(format!(
-            "failed to rename {what} to {ifname:?}: {e}"
-        )));
+        return Err(e).context(format!("failed to rename {what} to {ifname:?}"));
     }
     Ok(Interface {
         name: ifname.to_string(),
@@ -164,11 +172,6 @@ impl Addressing {
     }
 }
 
-/// Whether the config names an IPAM plugin.
-pub fn has_ipam(conf: &PluginConf) -> bool {
-    conf.ipam.as_ref().is_some_and(|i| !i.ipam_type.is_empty())
-}
-
 /// Finishes an ADD after [`create`]: addresses and routes on the link
 /// (with `arp_notify`/`ndisc_notify` when `notify`), or just link up for
 /// layer 2. On failure the container link is deleted and the address
@@ -181,11 +184,10 @@ pub fn address(
     addressing: Addressing,
     notify: bool,
 ) -> Result<CniResult, CniError> {
-    let attached = configure(conf, args, Some(ns), iface, addressing, notify);
-    if attached.is_err() {
-        let _ = crate::common::delete_container_link(&args.netns, &args.ifname);
-    }
-    attached
+    let link = undo_link(args);
+    let result = configure(conf, args, Some(ns), iface, addressing, notify)?;
+    link.keep();
+    Ok(result)
 }
 
 /// As [`address`], leaving the undo of the link to the caller (the address
@@ -200,18 +202,15 @@ pub fn configure(
     addressing: Addressing,
     notify: bool,
 ) -> Result<CniResult, CniError> {
-    let mut ctr = ns
-        .map(|ns| Handle::new_in(ns).map_err(kernel_err("open netlink in the container")))
-        .transpose()?;
+    let mut ctr = ns.map(handle_in).transpose()?;
     let (lease, mut result) = match addressing {
         Addressing::None => {
             if let Some(ctr) = ctr.as_mut() {
                 let link = ctr
                     .find_link(&args.ifname)
-                    .map_err(kernel_err("look up the container link"))?;
-                ctr.set_up(link.index).map_err(|e| {
-                    CniError::internal(format!("failed to set {:?} UP: {e}", args.ifname))
-                })?;
+                    .context("look up the container link")?;
+                ctr.set_up(link.index)
+                    .context(format!("failed to set {:?} UP", args.ifname))?;
             }
             (None, CniResult::default())
         }
@@ -222,7 +221,7 @@ pub fn configure(
         Addressing::Previous(prev) => (None, prev),
     };
     if lease.is_some() && result.ips.is_empty() {
-        return Err(CniError::internal("IPAM plugin returned missing IP config"));
+        return Err(fail!("IPAM plugin returned missing IP config"));
     }
     result.interfaces = vec![iface];
     for ip in &mut result.ips {
@@ -237,9 +236,9 @@ pub fn configure(
                     let _ =
                         rcni_net::sysctl::set(&format!("net/ipv6/conf/{name}/ndisc_notify"), "1");
                 })
-                .map_err(kernel_err("enter the container netns"))?;
+                .context("enter the container netns")?;
             }
-            configure_iface(ctr, ns, &args.ifname, &result)?;
+            iface::configure(ctr, ns, &args.ifname, &result)?;
         }
     }
     if let Some(dns) = conf.dns.clone().filter(|d| !d.is_empty()) {
@@ -252,21 +251,19 @@ pub fn configure(
     Ok(result)
 }
 
-/// DEL: releases the address (when the config has IPAM) and deletes the
-/// container link; a netns or link already gone is success.
-pub fn del(conf: &PluginConf, args: &CmdArgs) -> Result<(), CniError> {
-    if has_ipam(conf) {
-        ipam_forward(Command::Del, conf, args)?;
-    }
-    crate::common::delete_container_link(&args.netns, &args.ifname)
+/// DEL: deletes the container link, then releases the address (when the
+/// config has IPAM), both whatever the other did; a netns or link already
+/// gone is success.
+pub fn del(plugin: &'static str, conf: &PluginConf, args: &CmdArgs) -> Result<(), CniError> {
+    let mut teardown = Teardown::new(plugin);
+    teardown.step(delete_link(&args.netns, &args.ifname));
+    teardown.step(forward_if_any(Command::Del, conf, args));
+    teardown.finish()
 }
 
 /// STATUS: the IPAM plugin's, when there is one.
 pub fn status(conf: &PluginConf, args: &CmdArgs) -> Result<(), CniError> {
-    if has_ipam(conf) {
-        ipam_forward(Command::Status, conf, args)?;
-    }
-    Ok(())
+    forward_if_any(Command::Status, conf, args)
 }
 
 /// CHECK of the container link against the previous result: IPAM CHECK,
@@ -280,51 +277,51 @@ pub fn check(
     verify: impl FnOnce(&Link) -> Result<(), CniError>,
 ) -> Result<(), CniError> {
     let ns = require_netns(args)?;
-    if has_ipam(conf) {
-        ipam_forward(Command::Check, conf, args)?;
-    }
-    let prev = conf.prev_result()?.ok_or_else(|| {
-        CniError::invalid_config(format!("{plugin}: Required prevResult missing"))
-    })?;
+    forward_if_any(Command::Check, conf, args)?;
+    let prev = conf
+        .prev_result()?
+        .ok_or_else(|| invalid!("{plugin}: Required prevResult missing"))?;
     let iface = prev
         .interfaces
         .iter()
         .find(|i| i.name == args.ifname)
         .ok_or_else(|| {
-            CniError::internal(format!(
+            fail!(
                 "{plugin}: Container interface name missing in prevResult: {}",
                 args.ifname
-            ))
+            )
         })?;
     if iface.sandbox != args.netns {
-        return Err(CniError::internal(format!(
+        return Err(fail!(
             "Sandbox in prevResult {} doesn't match configured netns: {}",
-            iface.sandbox, args.netns
-        )));
+            iface.sandbox,
+            args.netns
+        ));
     }
-    let mut ctr = Handle::new_in(&ns).map_err(kernel_err("open netlink in the container"))?;
+    let mut ctr = handle_in(&ns)?;
     let link = ctr
         .link_by_name(&iface.name)
-        .map_err(kernel_err("look up the container link"))?
+        .context("look up the container link")?
         .ok_or_else(|| {
-            CniError::internal(format!(
+            fail!(
                 "{plugin}: Container Interface name in prevResult: {} not found",
                 iface.name
-            ))
+            )
         })?;
     if let Some(kind) = kind.filter(|k| link.kind.as_ref().map(LinkKind::name) != Some(*k)) {
-        return Err(CniError::internal(format!(
+        return Err(fail!(
             "Error: Container interface {} not of type {kind}",
             iface.name
-        )));
+        ));
     }
     verify(&link)?;
     let mac = link.mac_string();
     if !iface.mac.is_empty() && !iface.mac.eq_ignore_ascii_case(&mac) {
-        return Err(CniError::internal(format!(
+        return Err(fail!(
             "{plugin}: Interface {} Mac {} doesn't match container Mac: {mac}",
-            iface.name, iface.mac
-        )));
+            iface.name,
+            iface.mac
+        ));
     }
     let mine = prev.ips.iter().filter(|ip| {
         ip.interface
@@ -332,16 +329,13 @@ pub fn check(
             .is_some_and(|i| i.name == args.ifname)
     });
     expect_addresses(&mut ctr, link.index, &args.ifname, mine)?;
-    let routes = ctr.routes(None, None).map_err(kernel_err("list routes"))?;
+    let routes = ctr.routes(None, None).context("list routes")?;
     for want in &prev.routes {
         if !routes
             .iter()
             .any(|r| r.dst == want.dst.trunc() && (want.gw.is_none() || r.gateway == want.gw))
         {
-            return Err(CniError::internal(format!(
-                "Failed to match route {} in the container",
-                want.dst
-            )));
+            return Err(fail!("Failed to match route {} in the container", want.dst));
         }
     }
     Ok(())

@@ -5,13 +5,14 @@ use crate::container_link::{self as cl, Addressing};
 use rcni_net::{LinkKind, LinkOptions};
 use rcni_skel::{CmdArgs, Plugin};
 use rcni_spec::config::PluginConf;
+use rcni_spec::schema::Schema;
 use rcni_spec::{CniError, CniResult};
 
 pub struct Dummy;
 
 fn load(args: &CmdArgs) -> Result<PluginConf, CniError> {
     let conf = args.conf()?;
-    if !cl::has_ipam(&conf) && !args.is_del() {
+    if !crate::ipam::has_ipam(&conf) && !args.is_del() {
         return Err(CniError::invalid_config(
             "ipam: dummy interface requires an IPAM configuration",
         ));
@@ -19,14 +20,28 @@ fn load(args: &CmdArgs) -> Result<PluginConf, CniError> {
     Ok(conf)
 }
 
+/// dummy has no keys of its own, only `ipam` (required).
+pub const SCHEMA: Schema = Schema {
+    about: "gives the container a dummy link holding its IPAM addresses (requires ipam)",
+    keys: &[],
+    capabilities: &[],
+    example: r#"{"cniVersion": "1.0.0", "name": "addr-only", "type": "dummy",
+  "ipam": {"type": "host-local", "subnet": "10.200.0.0/24"}}"#,
+    check: |conf| load(&crate::offline::add_call(conf)).map(drop),
+};
+
 impl Plugin for Dummy {
     fn name(&self) -> &str {
         "dummy"
     }
 
+    fn schema(&self) -> Option<&'static Schema> {
+        Some(&SCHEMA)
+    }
+
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
         let conf = load(args)?;
-        let ns = cl::require_netns(args)?;
+        let ns = crate::container::require_netns(args)?;
         let iface = cl::create(
             &LinkKind::Dummy,
             "dummy",
@@ -39,7 +54,7 @@ impl Plugin for Dummy {
     }
 
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
-        cl::del(&load(args)?, args)
+        cl::del("dummy", &load(args)?, args)
     }
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
@@ -48,10 +63,7 @@ impl Plugin for Dummy {
             if link.admin_up {
                 Ok(())
             } else {
-                Err(CniError::internal(format!(
-                    "Interface {} is down",
-                    link.name
-                )))
+                Err(fail!("Interface {} is down", link.name))
             }
         })
     }

@@ -5,11 +5,16 @@
 //! restores the name. Devices bound to a userspace (DPDK) driver are not
 //! moved at all.
 
-use crate::common::{kernel_err, open_netns, parse_mac};
+use crate::container::{handle_in, open_netns};
 use crate::container_link::{self as cl, Addressing};
+use crate::error::{Context, Teardown};
+use crate::ipam::forward_if_any;
+use crate::mac::parse_mac;
+use crate::undo::Undo;
 use rcni_net::{Handle, Link, NetNs};
 use rcni_skel::{CmdArgs, Command, Plugin};
 use rcni_spec::config::PluginConf;
+use rcni_spec::schema::{Key, Schema};
 use rcni_spec::{CniError, CniResult, Interface};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -44,10 +49,6 @@ enum Selector {
     Auxiliary(String),
 }
 
-fn invalid(msg: impl Into<String>) -> CniError {
-    CniError::invalid_config(msg)
-}
-
 /// The selector of a config: `runtimeConfig.deviceID` (a PCI or auxiliary
 /// bus device) wins; otherwise exactly one of `device`, `hwaddr`,
 /// `kernelpath`, `pciBusID`.
@@ -68,9 +69,9 @@ fn selector(
         if is_auxiliary_device_name(id) && aux.join(id).exists() {
             return Ok(Selector::Auxiliary(id.to_string()));
         }
-        return Err(invalid(format!(
+        return Err(invalid!(
             "runtimeConfig.deviceID: {id} not found or unsupported"
-        )));
+        ));
     }
     let set: Vec<&str> = [
         ("device", &own.device),
@@ -83,7 +84,7 @@ fn selector(
     .map(|(k, _)| k)
     .collect();
     match set.as_slice() {
-        [] => Err(invalid(
+        [] => Err(CniError::invalid_config(
             r#"specify either "device", "hwaddr", "kernelpath" or "pciBusID""#,
         )),
         ["device"] => Ok(Selector::Name(own.device.clone())),
@@ -96,10 +97,10 @@ fn selector(
                 .skip(1)
                 .all(|c| matches!(c, std::path::Component::Normal(_)));
             if !path.is_absolute() || !own.kernelpath.starts_with("/sys/devices/") || !plain {
-                return Err(invalid(format!(
+                return Err(invalid!(
                     "kernelpath: kernel device path {:?} must be absolute and begin with /sys/devices/, without . or ..",
                     own.kernelpath
-                )));
+                ));
             }
             Ok(Selector::KernelPath(path))
         }
@@ -107,10 +108,10 @@ fn selector(
             check_pci_bus_id(&own.pci_bus_id)?;
             Ok(Selector::Pci(own.pci_bus_id.clone()))
         }
-        many => Err(invalid(format!(
+        many => Err(invalid!(
             "{}: specify only one way to select the device",
             many.join(", ")
-        ))),
+        )),
     }
 }
 
@@ -148,9 +149,9 @@ fn check_pci_bus_id(id: &str) -> Result<(), CniError> {
     if is_pci_address(id) {
         return Ok(());
     }
-    Err(invalid(format!(
+    Err(invalid!(
         "pciBusID: {id:?} is not a PCI address (domain:bus:device.function, e.g. 0000:3b:00.1)"
-    )))
+    ))
 }
 
 /// Whether a PCI device is bound to a userspace driver.
@@ -164,21 +165,19 @@ fn has_userspace_driver(pci_root: &Path, pci: &str) -> bool {
 /// The first interface name under a sysfs `net` directory.
 fn name_under(dir: &Path, field: &str) -> Result<String, CniError> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map_err(|e| {
-            invalid(format!(
-                "{field}: failed to read directory {}: {e}",
-                dir.display()
-            ))
-        })?
+        .invalid_context(format!(
+            "{field}: failed to read directory {}",
+            dir.display()
+        ))?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
     names.into_iter().next().ok_or_else(|| {
-        invalid(format!(
+        invalid!(
             "{field}: failed to find network device in path {}",
             dir.display()
-        ))
+        )
     })
 }
 
@@ -201,7 +200,7 @@ fn pci_net_dir(pci_root: &Path, pci: &str) -> Result<PathBuf, CniError> {
         })
         .map(|p| p.join("net"))
         .find(|p| p.is_dir());
-    virtio.ok_or_else(|| invalid(format!("pciBusID: no net directory under pci device {pci}")))
+    virtio.ok_or_else(|| invalid!("pciBusID: no net directory under pci device {pci}"))
 }
 
 /// Finds the host link a selector names.
@@ -209,15 +208,15 @@ fn find_device(host: &mut Handle, sel: &Selector, sys_bus: [&Path; 2]) -> Result
     let (name, field) = match sel {
         Selector::Name(n) => (n.clone(), "device"),
         Selector::Mac(mac) => {
-            let links = host.links().map_err(kernel_err("list links"))?;
+            let links = host.links().context("list links")?;
             return links
                 .into_iter()
                 .find(|l| l.mac6() == Some(*mac))
                 .ok_or_else(|| {
-                    invalid(format!(
+                    invalid!(
                         "hwaddr: no link with MAC address {}",
                         rcni_net::format_mac(mac)
-                    ))
+                    )
                 });
         }
         Selector::KernelPath(p) => (name_under(&p.join("net"), "kernelpath")?, "kernelpath"),
@@ -231,89 +230,87 @@ fn find_device(host: &mut Handle, sel: &Selector, sys_bus: [&Path; 2]) -> Result
         ),
     };
     host.link_by_name(&name)
-        .map_err(kernel_err("look up the host device"))?
-        .ok_or_else(|| invalid(format!("{field}: failed to find host device {name:?}")))
+        .context("look up the host device")?
+        .ok_or_else(|| invalid!("{field}: failed to find host device {name:?}"))
 }
 
 /// Refuses devices that something else on the host depends on.
 fn ensure_free(link: &Link) -> Result<(), CniError> {
     if link.name == "lo" {
-        return Err(invalid("device: the loopback device cannot be moved"));
+        return Err(CniError::invalid_config(
+            "device: the loopback device cannot be moved",
+        ));
     }
     if let Some(master) = link.master {
-        return Err(invalid(format!(
+        return Err(invalid!(
             "device: {:?} is in use: it is a port of link {master}",
             link.name
-        )));
+        ));
     }
     Ok(())
-}
-
-fn step(what: String) -> impl Fn(rcni_net::NetError) -> CniError {
-    move |e| CniError::internal(format!("{what}: {e}"))
 }
 
 /// Moves `dev` from the host into the container as `ifname`, up, with its
 /// host name as alias. On failure the device is back in the host under its
 /// name, up if it was.
 fn move_in(host: &mut Handle, dev: &Link, ctr_ns: &NetNs, ifname: &str) -> Result<Link, CniError> {
-    let host_ns = NetNs::current().map_err(kernel_err("open the host netns"))?;
-    let temp_ns = NetNs::new_anonymous().map_err(kernel_err("failed to create tempNS"))?;
+    let host_ns = NetNs::current().context("open the host netns")?;
+    let temp_ns = NetNs::new_anonymous().context("failed to create tempNS")?;
     let name = dev.name.as_str();
     host.set_netns(dev.index, &temp_ns)
-        .map_err(step(format!("failed to move {name:?} to tempNS")))?;
-    let mut temp = Handle::new_in(&temp_ns).map_err(kernel_err("open netlink in tempNS"))?;
-    let moved = (|| {
-        let index = temp
-            .find_link(name)
-            .map_err(step(format!("failed to find {name:?} in tempNS")))?
-            .index;
-        temp.set_name(index, ifname).map_err(step(format!(
-            "failed to rename host device {name:?} to {ifname:?}"
-        )))?;
-        temp.set_alias(index, name)
-            .map_err(step(format!("failed to set alias to {name:?}")))?;
-        temp.set_netns(index, ctr_ns).map_err(step(format!(
-            "failed to move {ifname:?} (host: {name:?}) to container NS"
-        )))?;
-        let mut ctr =
-            Handle::new_in(ctr_ns).map_err(kernel_err("open netlink in the container"))?;
-        let link = ctr
-            .find_link(ifname)
-            .map_err(step(format!("failed to find {ifname:?} in container NS")))?;
-        if let Err(e) = ctr.set_up(link.index) {
-            let _ = ctr.set_netns(link.index, &temp_ns);
-            return Err(CniError::internal(format!(
-                "failed to set {ifname:?} up: {e}"
-            )));
-        }
-        Ok(link)
-    })();
-    if moved.is_err() {
-        // Whatever name it has now in tempNS, it goes home as `name`.
-        for now in [ifname, name] {
-            if let Ok(Some(l)) = temp.link_by_name(now) {
-                let _ = temp.set_name(l.index, name);
-                let _ = temp.set_alias(l.index, "");
-                let _ = temp.set_netns(l.index, &host_ns);
+        .context(format!("failed to move {name:?} to tempNS"))?;
+    // Whatever name it has by then in tempNS, a device that does not make
+    // it into the container goes home as `name`, up if it was.
+    let home = Undo::new(|| {
+        if let Ok(mut temp) = Handle::new_in(&temp_ns) {
+            for now in [ifname, name] {
+                if let Ok(Some(l)) = temp.link_by_name(now) {
+                    let _ = temp.set_name(l.index, name);
+                    let _ = temp.set_alias(l.index, "");
+                    let _ = temp.set_netns(l.index, &host_ns);
+                }
             }
         }
         if dev.admin_up {
-            if let Ok(Some(l)) = host.link_by_name(name) {
-                let _ = host.set_up(l.index);
+            if let Ok(mut host) = Handle::new() {
+                if let Ok(Some(l)) = host.link_by_name(name) {
+                    let _ = host.set_up(l.index);
+                }
             }
         }
+    });
+    let mut temp = Handle::new_in(&temp_ns).context("open netlink in tempNS")?;
+    let index = temp
+        .find_link(name)
+        .context(format!("failed to find {name:?} in tempNS"))?
+        .index;
+    temp.set_name(index, ifname).context(format!(
+        "failed to rename host device {name:?} to {ifname:?}"
+    ))?;
+    temp.set_alias(index, name)
+        .context(format!("failed to set alias to {name:?}"))?;
+    temp.set_netns(index, ctr_ns).context(format!(
+        "failed to move {ifname:?} (host: {name:?}) to container NS"
+    ))?;
+    let mut ctr = handle_in(ctr_ns)?;
+    let link = ctr
+        .find_link(ifname)
+        .context(format!("failed to find {ifname:?} in container NS"))?;
+    if let Err(e) = ctr.set_up(link.index) {
+        let _ = ctr.set_netns(link.index, &temp_ns);
+        return Err(e).context(format!("failed to set {ifname:?} up"));
     }
-    moved
+    home.keep();
+    Ok(link)
 }
 
 /// Moves the container's `ifname` back to the host under the name in its
 /// alias, left down. A link that is gone is success.
 fn move_out(ctr_ns: &NetNs, ifname: &str) -> Result<(), CniError> {
-    let mut ctr = Handle::new_in(ctr_ns).map_err(kernel_err("open netlink in the container"))?;
+    let mut ctr = handle_in(ctr_ns)?;
     let Some(link) = ctr
         .link_by_name(ifname)
-        .map_err(kernel_err("look up the container device"))?
+        .context("look up the container device")?
     else {
         return Ok(());
     };
@@ -321,35 +318,34 @@ fn move_out(ctr_ns: &NetNs, ifname: &str) -> Result<(), CniError> {
         .alias
         .clone()
         .filter(|a| !a.is_empty())
-        .ok_or_else(|| {
-            CniError::internal(format!(
-                "failed to find original ifname for {ifname:?} (alias is not set)"
-            ))
-        })?;
-    let host_ns = NetNs::current().map_err(kernel_err("open the host netns"))?;
-    let temp_ns = NetNs::new_anonymous().map_err(kernel_err("failed to create tempNS"))?;
+        .ok_or_else(|| fail!("failed to find original ifname for {ifname:?} (alias is not set)"))?;
+    let host_ns = NetNs::current().context("open the host netns")?;
+    let temp_ns = NetNs::new_anonymous().context("failed to create tempNS")?;
     ctr.set_netns(link.index, &temp_ns)
-        .map_err(step(format!("failed to move {ifname:?} to tempNS")))?;
-    let mut temp = Handle::new_in(&temp_ns).map_err(kernel_err("open netlink in tempNS"))?;
+        .context(format!("failed to move {ifname:?} to tempNS"))?;
+    let mut temp = Handle::new_in(&temp_ns).context("open netlink in tempNS")?;
     let index = temp
         .find_link(ifname)
-        .map_err(step(format!("failed to find {ifname:?} in tempNS")))?
+        .context(format!("failed to find {ifname:?} in tempNS"))?
         .index;
-    let back = (|| {
-        temp.set_name(index, &host_name).map_err(step(format!(
-            "failed to rename device {ifname:?} to {host_name:?}"
-        )))?;
-        temp.set_alias(index, "")
-            .map_err(step(format!("failed to unset alias of {host_name:?}")))?;
-        temp.set_netns(index, &host_ns)
-            .map_err(step(format!("failed to move {host_name:?} to hostNS")))
-    })();
-    if back.is_err() {
-        let _ = temp.set_name(index, ifname);
-        let _ = temp.set_alias(index, &host_name);
-        let _ = temp.set_netns(index, ctr_ns);
-    }
-    back
+    // A device that does not make it home goes back into the container
+    // as it was, so that a later DEL can try again.
+    let to_container = Undo::new(|| {
+        if let Ok(mut temp) = Handle::new_in(&temp_ns) {
+            let _ = temp.set_name(index, ifname);
+            let _ = temp.set_alias(index, &host_name);
+            let _ = temp.set_netns(index, ctr_ns);
+        }
+    });
+    temp.set_name(index, &host_name).context(format!(
+        "failed to rename device {ifname:?} to {host_name:?}"
+    ))?;
+    temp.set_alias(index, "")
+        .context(format!("failed to unset alias of {host_name:?}"))?;
+    temp.set_netns(index, &host_ns)
+        .context(format!("failed to move {host_name:?} to hostNS"))?;
+    to_container.keep();
+    Ok(())
 }
 
 struct Config {
@@ -372,14 +368,41 @@ fn is_dpdk(sel: &Selector) -> bool {
     matches!(sel, Selector::Pci(pci) if has_userspace_driver(Path::new(SYS_BUS_PCI), pci))
 }
 
+/// host-device's keys, as `rcni help host-device` prints them: exactly
+/// one selects the device, unless the runtime gives a `deviceID`.
+pub const SCHEMA: Schema = Schema {
+    about: "moves an existing host interface into the container (one of device, hwaddr, kernelpath, pciBusID selects it)",
+    keys: &[
+        Key { name: "device", ty: "string", default: "", meaning: "the interface's name on the host" },
+        Key { name: "hwaddr", ty: "string", default: "", meaning: "the interface's MAC address" },
+        Key { name: "kernelpath", ty: "string", default: "", meaning: "the device's path under /sys/devices/" },
+        Key { name: "pciBusID", ty: "string", default: "", meaning: "the device's PCI address (0000:3b:00.1)" },
+    ],
+    capabilities: &["deviceID"],
+    example: r#"{"cniVersion": "1.0.0", "name": "passthrough", "type": "host-device", "device": "enp3s0f1",
+  "ipam": {"type": "static", "addresses": [{"address": "10.5.0.2/24"}]}}"#,
+    check: |conf| {
+        let own: HostDeviceConf = conf.plugin_fields()?;
+        if conf.runtime("deviceID").is_some() {
+            // A runtime's device is looked up under /sys at ADD.
+            return Ok(());
+        }
+        selector(conf, &own, [Path::new(SYS_BUS_PCI), Path::new(SYS_BUS_AUXILIARY)]).map(drop)
+    },
+};
+
 impl Plugin for HostDevice {
     fn name(&self) -> &str {
         "host-device"
     }
 
+    fn schema(&self) -> Option<&'static Schema> {
+        Some(&SCHEMA)
+    }
+
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
         let cfg = load(args)?;
-        let ns = cl::require_netns(args)?;
+        let ns = crate::container::require_netns(args)?;
         let addressing = Addressing::from_conf(&cfg.conf, Addressing::None);
         if is_dpdk(&cfg.selector) {
             // Nothing to move: report the name and hand out the address.
@@ -390,7 +413,7 @@ impl Plugin for HostDevice {
             };
             return cl::configure(&cfg.conf, args, None, iface, addressing, false);
         }
-        let mut host = Handle::new().map_err(kernel_err("open netlink"))?;
+        let mut host = Handle::new().context("open netlink")?;
         let dev = find_device(
             &mut host,
             &cfg.selector,
@@ -404,12 +427,13 @@ impl Plugin for HostDevice {
             sandbox: args.netns.clone(),
             ..Interface::default()
         };
-        let addressed = cl::configure(&cfg.conf, args, Some(&ns), iface, addressing, false);
-        if addressed.is_err() {
-            // Leaving a namespace drops the device's addresses and routes.
+        // Leaving a namespace drops the device's addresses and routes.
+        let back = Undo::new(|| {
             let _ = move_out(&ns, &args.ifname);
-        }
-        addressed
+        });
+        let result = cl::configure(&cfg.conf, args, Some(&ns), iface, addressing, false)?;
+        back.keep();
+        Ok(result)
     }
 
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
@@ -418,20 +442,19 @@ impl Plugin for HostDevice {
         if !own.pci_bus_id.is_empty() {
             check_pci_bus_id(&own.pci_bus_id)?;
         }
+        let mut teardown = Teardown::new("host-device");
+        let dpdk = !own.pci_bus_id.is_empty()
+            && has_userspace_driver(Path::new(SYS_BUS_PCI), &own.pci_bus_id);
+        if !dpdk {
+            teardown.step(open_netns(&args.netns).and_then(|ns| match ns {
+                Some(ns) => move_out(&ns, &args.ifname),
+                None => Ok(()),
+            }));
+        }
         // The address is released even when the netns is gone (the
         // reference skips IPAM then and leaks it).
-        if cl::has_ipam(&conf) {
-            crate::common::ipam_forward(Command::Del, &conf, args)?;
-        }
-        if !own.pci_bus_id.is_empty()
-            && has_userspace_driver(Path::new(SYS_BUS_PCI), &own.pci_bus_id)
-        {
-            return Ok(());
-        }
-        let Some(ns) = open_netns(&args.netns)? else {
-            return Ok(());
-        };
-        move_out(&ns, &args.ifname)
+        teardown.step(forward_if_any(Command::Del, &conf, args));
+        teardown.finish()
     }
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
@@ -450,6 +473,11 @@ impl Plugin for HostDevice {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schema_declares_what_is_decoded() {
+        assert_eq!(SCHEMA.drift::<HostDeviceConf>(), Vec::<String>::new());
+    }
     use serde_json::json;
 
     fn conf(v: serde_json::Value) -> (PluginConf, HostDeviceConf) {

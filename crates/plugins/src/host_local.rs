@@ -4,12 +4,15 @@
 //! the addresses of attachments the runtime no longer knows, and STATUS
 //! reports an exhausted or unwritable store.
 
-use crate::common::{parse_ip_maybe_cidr, prev_addresses};
-use rcni_ipam::{Allocator, DiskStore, IpamError, Range};
+use crate::attachments::prev_addresses;
+use crate::cidr::parse_ip_maybe_cidr;
+use crate::error::Context;
+use rcni_ipam::{Allocator, DiskStore, Range};
 use rcni_skel::{CmdArgs, Plugin};
 use rcni_spec::args::CniArgs;
 use rcni_spec::config::{decode, PluginConf};
 use rcni_spec::gojson;
+use rcni_spec::schema::{Key, Schema};
 use rcni_spec::{version, CniError, CniResult, ErrorCode, IpConfig, Route};
 use serde::Deserialize;
 use serde_json::Value;
@@ -68,25 +71,22 @@ struct RawRange {
 
 fn parse_range(value: &Value, place: &str) -> Result<Range, CniError> {
     let Value::Object(map) = value else {
-        return Err(CniError::invalid_config(format!(
-            "{place}: a range must be an object"
-        )));
+        return Err(invalid!("{place}: a range must be an object"));
     };
-    let raw: RawRange =
-        gojson::from_map(map).map_err(|e| CniError::invalid_config(e.within(place).to_string()))?;
+    let raw: RawRange = gojson::from_map(map).map_err(|e| e.within(place)).cni()?;
     let subnet_text = raw
         .subnet
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| CniError::invalid_config(format!("{place}.subnet is missing")))?;
-    let subnet = crate::common::parse_cidr_keep_host(&subnet_text).ok_or_else(|| {
-        CniError::invalid_config(format!("{place}.subnet: invalid CIDR {subnet_text:?}"))
-    })?;
+        .ok_or_else(|| invalid!("{place}.subnet is missing"))?;
+    let subnet = crate::cidr::parse_cidr_keep_host(&subnet_text)
+        .ok_or_else(|| invalid!("{place}.subnet: invalid CIDR {subnet_text:?}"))?;
     let ip = |field: &str, v: Option<String>| -> Result<Option<IpAddr>, CniError> {
         match v.filter(|s| !s.is_empty()) {
             None => Ok(None),
-            Some(s) => s.parse().map(Some).map_err(|_| {
-                CniError::invalid_config(format!("{place}.{field}: invalid IP {s:?}"))
-            }),
+            Some(s) => match s.parse() {
+                Ok(ip) => Ok(Some(ip)),
+                Err(_) => Err(invalid!("{place}.{field}: invalid IP {s:?}")),
+            },
         }
     };
     Ok(Range {
@@ -100,9 +100,7 @@ fn parse_range(value: &Value, place: &str) -> Result<Range, CniError> {
 /// Decodes one range set from JSON, naming its place on failure.
 fn parse_range_set(value: &Value, place: &str) -> Result<Vec<Range>, CniError> {
     let Value::Array(items) = value else {
-        return Err(CniError::invalid_config(format!(
-            "{place}: a range set must be a list of ranges"
-        )));
+        return Err(invalid!("{place}: a range set must be a list of ranges"));
     };
     items
         .iter()
@@ -119,9 +117,7 @@ fn parse_range_sets(value: Option<&Value>, place: &str) -> Result<Vec<Vec<Range>
             .enumerate()
             .map(|(i, set)| parse_range_set(set, &format!("{place}[{i}]")))
             .collect(),
-        Some(_) => Err(CniError::invalid_config(format!(
-            "{place} must be a list of range sets"
-        ))),
+        Some(_) => Err(invalid!("{place} must be a list of range sets")),
     }
 }
 
@@ -143,15 +139,10 @@ fn requested_ips(conf: &PluginConf, cni_args: &str) -> Result<Vec<IpAddr>, CniEr
     ] {
         let list: Vec<String> = match value {
             None | Some(Value::Null) => Vec::new(),
-            Some(v) => gojson::from_value(v)
-                .map_err(|e| CniError::invalid_config(e.within(field).to_string()))?,
+            Some(v) => gojson::from_value(v).map_err(|e| e.within(field)).cni()?,
         };
         for s in list {
-            out.push(
-                parse_ip_maybe_cidr(&s).ok_or_else(|| {
-                    CniError::invalid_config(format!("{field}: invalid IP {s:?}"))
-                })?,
-            );
+            out.push(parse_ip_maybe_cidr(&s).ok_or_else(|| invalid!("{field}: invalid IP {s:?}"))?);
         }
     }
     Ok(out)
@@ -168,11 +159,11 @@ const MAX_RANGES: usize = 1024;
 fn check_range_limits(range_sets: &[Vec<Range>]) -> Result<(), CniError> {
     let ranges: usize = range_sets.iter().map(Vec::len).sum();
     if range_sets.len() > MAX_RANGE_SETS || ranges > MAX_RANGES {
-        return Err(CniError::invalid_config(format!(
+        return Err(invalid!(
             "ipam.ranges: {} range sets with {ranges} ranges in all (with runtimeConfig.ipRanges); \
              at most {MAX_RANGE_SETS} range sets and {MAX_RANGES} ranges are supported",
             range_sets.len()
-        )));
+        ));
     }
     Ok(())
 }
@@ -183,7 +174,7 @@ pub(crate) fn load(conf: &PluginConf, cni_args: &str) -> Result<Config, CniError
         .ipam
         .as_ref()
         .ok_or_else(|| CniError::invalid_config("IPAM config missing 'ipam' key"))?;
-    let section: IpamSection = decode(&ipam.raw).map_err(|e| e.context("ipam"))?;
+    let section: IpamSection = decode(&ipam.raw).context("ipam")?;
     let requested = requested_ips(conf, cni_args)?;
 
     let mut range_sets = parse_range_sets(section.ranges.as_ref(), "ipam.ranges")?;
@@ -210,8 +201,7 @@ pub(crate) fn load(conf: &PluginConf, cni_args: &str) -> Result<Config, CniError
     }
     check_range_limits(&range_sets)?;
     for (i, set) in range_sets.iter_mut().enumerate() {
-        rcni_ipam::canonicalize_set(set)
-            .map_err(|e| CniError::invalid_config(format!("invalid range set {i}: {e}")))?;
+        rcni_ipam::canonicalize_set(set).invalid_context(format!("invalid range set {i}"))?;
     }
     let v4 = range_sets
         .iter()
@@ -219,17 +209,15 @@ pub(crate) fn load(conf: &PluginConf, cni_args: &str) -> Result<Config, CniError
         .count();
     let v6 = range_sets.len() - v4;
     if (v4 > 1 || v6 > 1) && !version::at_least(&conf.cni_version, "0.3.0")? {
-        return Err(CniError::invalid_config(format!(
+        return Err(invalid!(
             "CNI version {} does not support more than 1 address per family",
             conf.cni_version
-        )));
+        ));
     }
     for i in 0..range_sets.len() {
         for j in i + 1..range_sets.len() {
             if rcni_ipam::sets_overlap(&range_sets[i], &range_sets[j]) {
-                return Err(CniError::invalid_config(format!(
-                    "range set {i} overlaps with {j}"
-                )));
+                return Err(invalid!("range set {i} overlaps with {j}"));
             }
         }
     }
@@ -253,18 +241,8 @@ fn data_dir(configured: &str) -> PathBuf {
     })
 }
 
-fn store_err(e: IpamError) -> CniError {
-    if e.is_config() {
-        return CniError::invalid_config(e.to_string());
-    }
-    if e.is_io() {
-        return CniError::io(e.to_string());
-    }
-    CniError::internal(e.to_string())
-}
-
 fn open_store(cfg: &Config) -> Result<DiskStore, CniError> {
-    DiskStore::open(&cfg.data_dir, &cfg.network).map_err(store_err)
+    DiskStore::open(&cfg.data_dir, &cfg.network).cni()
 }
 
 /// The addresses the store of `conf`'s network holds, when its IPAM is
@@ -307,10 +285,10 @@ fn allocate(
         .map(IpAddr::to_string)
         .collect();
     if !unmatched.is_empty() {
-        return Err(CniError::invalid_config(format!(
+        return Err(invalid!(
             "failed to allocate all requested IPs: {}",
             unmatched.join(" ")
-        )));
+        ));
     }
     let mut pending = cfg.requested.clone();
     let mut ips = Vec::new();
@@ -332,28 +310,85 @@ fn allocate(
             }),
             Err(e) => {
                 release_taken(idx);
-                let err = store_err(e);
-                return Err(CniError {
-                    msg: format!("failed to allocate for range {idx}: {}", err.msg),
-                    ..err
-                });
+                // reference text
+                return Err(e).context(format!("failed to allocate for range {idx}"));
             }
         }
     }
     if !pending.is_empty() {
         release_taken(cfg.range_sets.len());
         let list: Vec<String> = pending.iter().map(IpAddr::to_string).collect();
-        return Err(CniError::invalid_config(format!(
+        return Err(invalid!(
             "failed to allocate all requested IPs: {}",
             list.join(" ")
-        )));
+        ));
     }
     Ok(ips)
 }
 
+/// host-local's keys: those of the `ipam` object, as `rcni help
+/// host-local` prints them.
+pub const SCHEMA: Schema = Schema {
+    about: "IPAM (keys of the ipam object): allocates addresses from ranges, leases kept in files",
+    keys: &[
+        Key {
+            name: "ranges",
+            ty: "[[{subnet, rangeStart, rangeEnd, gateway}]]",
+            default: "",
+            meaning: "range sets: one address from each set, in order",
+        },
+        Key {
+            name: "subnet",
+            ty: "string (CIDR)",
+            default: "",
+            meaning: "a single range, the legacy flat form (before ranges)",
+        },
+        Key {
+            name: "rangeStart",
+            ty: "string (IP)",
+            default: "the subnet's first host",
+            meaning: "first address of the flat range",
+        },
+        Key {
+            name: "rangeEnd",
+            ty: "string (IP)",
+            default: "the subnet's last host",
+            meaning: "last address of the flat range",
+        },
+        Key {
+            name: "gateway",
+            ty: "string (IP)",
+            default: "the subnet's first host",
+            meaning: "gateway of the flat range",
+        },
+        crate::ipam::ROUTES_KEY,
+        Key {
+            name: "dataDir",
+            ty: "string",
+            default: DEFAULT_DATA_DIR,
+            meaning: "where the leases are kept, a directory per network",
+        },
+        Key {
+            name: "resolvConf",
+            ty: "string",
+            default: "",
+            meaning: "a resolv.conf file whose DNS settings are reported",
+        },
+    ],
+    capabilities: &["ips", "ipRanges"],
+    example: r#"{"cniVersion": "1.0.0", "name": "podnet", "type": "bridge", "bridge": "cni0", "isGateway": true,
+  "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.22.0.0/24"}], [{"subnet": "fd22::/64"}]],
+           "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]}}"#,
+    check: |conf| load(conf, "").map(drop),
+};
+
 impl Plugin for HostLocal {
     fn name(&self) -> &str {
         "host-local"
+    }
+
+    fn schema(&self) -> Option<&'static Schema> {
+        Some(&SCHEMA)
     }
 
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
@@ -362,8 +397,7 @@ impl Plugin for HostLocal {
         let dns = if cfg.resolv_conf.is_empty() {
             Default::default()
         } else {
-            let r = rcni_ipam::parse_resolv_conf(std::path::Path::new(&cfg.resolv_conf))
-                .map_err(store_err)?;
+            let r = rcni_ipam::parse_resolv_conf(std::path::Path::new(&cfg.resolv_conf)).cni()?;
             rcni_spec::Dns {
                 nameservers: r.nameservers,
                 domain: r.domain,
@@ -393,8 +427,8 @@ impl Plugin for HostLocal {
             .and_then(|ipam| gojson::get(&ipam.raw, "dataDir"))
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let store = DiskStore::open(&data_dir(configured), &conf.name).map_err(store_err)?;
-        let _lock = store.lock().map_err(store_err)?;
+        let store = DiskStore::open(&data_dir(configured), &conf.name).cni()?;
+        let _lock = store.lock().cni()?;
         // The addresses of prevResult, when all of them are this
         // attachment's, are freed without walking the whole store.
         let known: Vec<IpAddr> = prev_addresses(&conf, &args.ifname)
@@ -403,12 +437,12 @@ impl Plugin for HostLocal {
             .collect();
         if store
             .release_known(&args.container_id, &args.ifname, &known)
-            .map_err(store_err)?
+            .cni()?
             .is_none()
         {
             store
                 .release_by_id(&args.container_id, &args.ifname)
-                .map_err(store_err)?;
+                .cni()?;
         }
         Ok(())
     }
@@ -419,13 +453,13 @@ impl Plugin for HostLocal {
         let store = open_store(&cfg)?;
         if store
             .get_by_id(&args.container_id, &args.ifname)
-            .map_err(store_err)?
+            .cni()?
             .is_empty()
         {
-            return Err(CniError::internal(format!(
+            return Err(fail!(
                 "host-local: Failed to find address added by container {}",
                 args.container_id
-            )));
+            ));
         }
         Ok(())
     }
@@ -435,15 +469,15 @@ impl Plugin for HostLocal {
     fn gc(&self, args: &CmdArgs) -> Result<(), CniError> {
         let conf = args.conf()?;
         let cfg = load(&conf, &args.args)?;
-        let valid = crate::common::valid_attachments(&conf)?;
+        let valid = crate::attachments::valid_attachments(&conf)?;
         let store = open_store(&cfg)?;
-        let _lock = store.lock().map_err(store_err)?;
-        for alloc in store.allocations().map_err(store_err)? {
+        let _lock = store.lock().cni()?;
+        for alloc in store.allocations().cni()? {
             let keep = valid.iter().any(|(id, ifname)| {
                 *id == alloc.container_id && (alloc.ifname.is_empty() || *ifname == alloc.ifname)
             });
             if !keep {
-                store.release(alloc.ip).map_err(store_err)?;
+                store.release(alloc.ip).cni()?;
             }
         }
         Ok(())
@@ -454,20 +488,29 @@ impl Plugin for HostLocal {
     fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
         let conf = args.conf()?;
         let cfg = load(&conf, &args.args)?;
-        let unavailable = |msg: String| CniError::new(ErrorCode::PLUGIN_NOT_AVAILABLE, msg);
-        let store =
-            open_store(&cfg).map_err(|e| unavailable(format!("host-local store unusable: {e}")))?;
+        const UNAVAILABLE: u32 = ErrorCode::PLUGIN_NOT_AVAILABLE;
+        let store = open_store(&cfg).context_code(UNAVAILABLE, "host-local store unusable")?;
         store
             .check_writable()
-            .map_err(|e| unavailable(format!("host-local store is not writable: {e}")))?;
+            .context_code(UNAVAILABLE, "host-local store is not writable")?;
         for (idx, set) in cfg.range_sets.iter().enumerate() {
-            if !Allocator::new(set, &store, idx)
-                .has_free()
-                .map_err(store_err)?
-            {
-                return Err(unavailable(format!("range set {idx} is exhausted")));
+            if !Allocator::new(set, &store, idx).has_free().cni()? {
+                return Err(CniError::new(
+                    UNAVAILABLE,
+                    format!("range set {idx} is exhausted"),
+                ));
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_declares_what_is_decoded() {
+        assert_eq!(SCHEMA.drift::<IpamSection>(), Vec::<String>::new());
     }
 }

@@ -3,7 +3,9 @@
 //! reference's rule layout (see `rcni_netfilter::hostport`). Only traffic
 //! addressed to the node itself is translated.
 
-use crate::common::{kernel_err, valid_attachments};
+use crate::attachments::valid_attachments;
+use crate::error::Context;
+use crate::undo::Undo;
 use ipnet::IpNet;
 use rcni_net::Handle;
 use rcni_netfilter::hostport::{self as portmap, Mapping, PortMap};
@@ -11,7 +13,8 @@ use rcni_netfilter::script::{ChainName, Conditions};
 use rcni_netfilter::Backend;
 use rcni_skel::{CmdArgs, Plugin};
 use rcni_spec::config::PluginConf;
-use rcni_spec::{CniError, CniResult};
+use rcni_spec::schema::{Key, Schema};
+use rcni_spec::{CniError, CniResult, ErrorCode};
 use serde::Deserialize;
 use std::net::IpAddr;
 
@@ -66,10 +69,6 @@ struct Config {
     prev: Option<CniResult>,
 }
 
-fn invalid(msg: impl Into<String>) -> CniError {
-    CniError::invalid_config(msg)
-}
-
 /// `-…`/`!…` first token: iptables conditions; anything else: nftables.
 fn conditions_backend(c: &Option<Vec<String>>) -> Option<&'static str> {
     let first = c.as_ref()?.first()?;
@@ -83,30 +82,33 @@ fn parse_mappings(conf: &PluginConf) -> Result<Vec<Mapping>, CniError> {
     let raw: Vec<RawMapping> = match conf.runtime("portMappings") {
         None | Some(serde_json::Value::Null) => Vec::new(),
         Some(v) => rcni_spec::gojson::from_value(v)
-            .map_err(|e| invalid(e.within("runtimeConfig.portMappings").to_string()))?,
+            .map_err(|e| e.within("runtimeConfig.portMappings"))
+            .cni()?,
     };
     raw.into_iter()
         .enumerate()
         .map(|(i, m)| {
             let field = |f: &str| format!("runtimeConfig.portMappings[{i}].{f}");
             let port = |v: i64, f: &str, what: &str| {
-                u16::try_from(v).ok().filter(|p| *p > 0).ok_or_else(|| {
-                    invalid(format!("{}: Invalid {what} port number: {v}", field(f)))
-                })
+                u16::try_from(v)
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| invalid!("{}: Invalid {what} port number: {v}", field(f)))
             };
             let protocol = m.protocol.to_ascii_lowercase();
             if !matches!(protocol.as_str(), "tcp" | "udp" | "sctp") {
-                return Err(invalid(format!(
+                return Err(invalid!(
                     "{}: unknown protocol {:?} (expected tcp, udp or sctp)",
                     field("protocol"),
                     m.protocol
-                )));
+                ));
             }
             let host_ip = match m.host_ip.as_str() {
                 "" => None,
                 s => Some(
                     s.parse::<IpAddr>()
-                        .map_err(|_| invalid(format!("{}: invalid IP {s:?}", field("hostIP"))))?,
+                        .ok()
+                        .ok_or_else(|| invalid!("{}: invalid IP {s:?}", field("hostIP")))?,
                 ),
             };
             Ok(Mapping {
@@ -143,18 +145,15 @@ fn load(args: &CmdArgs) -> Result<Config, CniError> {
     let conf = args.conf()?;
     let own: PortmapConf = conf.plugin_fields()?;
     if own.mark_masq_bit.is_some() && own.external_set_mark_chain.is_some() {
-        return Err(invalid(
+        return Err(CniError::invalid_config(
             "Cannot specify externalSetMarkChain and markMasqBit",
         ));
     }
     let bit = own.mark_masq_bit.unwrap_or(DEFAULT_MARK_BIT);
     if !(0..=31).contains(&bit) {
-        return Err(invalid(format!(
-            "markMasqBit must be between 0 and 31, got {bit}"
-        )));
+        return Err(invalid!("markMasqBit must be between 0 and 31, got {bit}"));
     }
-    let backend =
-        Backend::choose(own.backend.as_deref(), "backend").map_err(|e| invalid(e.to_string()))?;
+    let backend = Backend::choose(own.backend.as_deref(), "backend").cni()?;
     let mut foreign = Vec::new();
     if own.external_set_mark_chain.is_some() && backend == Backend::Nftables {
         foreign.push("externalSetMarkChain");
@@ -175,10 +174,10 @@ fn load(args: &CmdArgs) -> Result<Config, CniError> {
         } else {
             "iptables"
         };
-        return Err(invalid(format!(
+        return Err(invalid!(
             "{} backend was requested but configuration contains {other}-specific options {foreign:?}",
             backend.name()
-        )));
+        ));
     }
     // Validated here, once, for the script they go into: the types cannot
     // be built otherwise.
@@ -204,7 +203,7 @@ fn load(args: &CmdArgs) -> Result<Config, CniError> {
             Conditions::none(),
             Conditions::none(),
             None,
-            Some(invalid(e.to_string())),
+            Some(CniError::invalid_config(e.to_string())),
         ),
     };
     let mappings = parse_mappings(&conf)?;
@@ -255,17 +254,17 @@ impl Config {
 /// Lets hairpin traffic from 127.0.0.1 be routed to the container: sets
 /// `route_localnet` on the host interface that routes to it.
 fn enable_route_localnet(container: IpAddr) -> Result<(), CniError> {
-    let mut nl = Handle::new().map_err(kernel_err("open netlink"))?;
+    let mut nl = Handle::new().context("open netlink")?;
     let Ok(route) = nl.route_get(container) else {
         return Ok(());
     };
     let Some(oif) = route.oif else { return Ok(()) };
     if let Some(link) = nl
         .link_by_index(oif)
-        .map_err(kernel_err("look up the route's interface"))?
+        .context("look up the route's interface")?
     {
         rcni_net::sysctl::set(&format!("net/ipv4/conf/{}/route_localnet", link.name), "1")
-            .map_err(|e| CniError::internal(format!("unable to enable route_localnet: {e}")))?;
+            .context("unable to enable route_localnet")?;
     }
     Ok(())
 }
@@ -292,13 +291,32 @@ fn flush_udp_flows(cfg: &Config) {
     }
 }
 
-fn firewall_err(what: &str) -> impl Fn(rcni_netfilter::FirewallError) -> CniError + '_ {
-    move |e| CniError::internal(format!("{what}: {e}"))
-}
+/// portmap's keys, as `rcni help portmap` prints them.
+pub const SCHEMA: Schema = Schema {
+    about: "forwards host ports to the container (chained after a main plugin)",
+    keys: &[
+        Key { name: "backend", ty: "string", default: "iptables, or nftables when only nft works", meaning: "firewall backend: iptables or nftables" },
+        Key { name: "snat", ty: "bool", default: "true", meaning: "masquerade hairpin and localhost traffic to the container" },
+        Key { name: "conditionsV4", ty: "[string]", default: "", meaning: "extra match tokens on the IPv4 DNAT rules (iptables tokens, or one nft expression)" },
+        Key { name: "conditionsV6", ty: "[string]", default: "", meaning: "extra match tokens on the IPv6 DNAT rules" },
+        Key { name: "masqAll", ty: "bool", default: "false", meaning: "masquerade every source, not only the container's own" },
+        Key { name: "markMasqBit", ty: "int (0-31)", default: "13", meaning: "the packet mark bit that asks for masquerading (iptables)" },
+        Key { name: "externalSetMarkChain", ty: "string", default: "", meaning: "an existing iptables chain that sets the masquerade mark instead (excludes markMasqBit)" },
+    ],
+    capabilities: &["portMappings"],
+    example: r#"{"cniVersion": "1.0.0", "name": "podnet", "plugins": [
+  {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipam": {"type": "host-local", "subnet": "10.88.0.0/16"}},
+  {"type": "portmap", "capabilities": {"portMappings": true}, "backend": "nftables"}]}"#,
+    check: |conf| conf.plugin_fields::<PortmapConf>().map(drop),
+};
 
 impl Plugin for Portmap {
     fn name(&self) -> &str {
         "portmap"
+    }
+
+    fn schema(&self) -> Option<&'static Schema> {
+        Some(&SCHEMA)
     }
 
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
@@ -306,26 +324,22 @@ impl Plugin for Portmap {
         let prev = cfg
             .prev
             .clone()
-            .ok_or_else(|| invalid("must be called as chained plugin"))?;
+            .ok_or_else(|| CniError::invalid_config("must be called as chained plugin"))?;
         if cfg.mappings.is_empty() {
             return Ok(prev);
         }
-        cfg.backend
-            .ensure_available()
-            .map_err(|e| invalid(format!("backend: {e}")))?;
+        cfg.backend.ensure_available().invalid_context("backend")?;
         let pm = cfg.portmap(args);
-        let result = portmap::add(cfg.backend, &pm, &cfg.containers)
-            .map_err(firewall_err("unable to set up port mappings"))
-            .and_then(
-                |()| match cfg.containers.iter().find(|c| c.addr().is_ipv4()) {
-                    Some(v4) if pm.snat => enable_route_localnet(v4.addr()),
-                    _ => Ok(()),
-                },
-            );
-        if let Err(e) = result {
+        let rules = Undo::new(|| {
             let _ = portmap::del(&cfg.conf.name, &args.container_id, None);
-            return Err(e);
+        });
+        portmap::add(cfg.backend, &pm, &cfg.containers)
+            .context("unable to set up port mappings")?;
+        match cfg.containers.iter().find(|c| c.addr().is_ipv4()) {
+            Some(v4) if pm.snat => enable_route_localnet(v4.addr())?,
+            _ => {}
         }
+        rules.keep();
         flush_udp_flows(&cfg);
         Ok(prev)
     }
@@ -341,7 +355,7 @@ impl Plugin for Portmap {
                 eprintln!("portmap: DEL: {}; removing the rules by name", e.msg);
                 let conf = args.conf()?;
                 return portmap::del(&conf.name, &args.container_id, None)
-                    .map_err(firewall_err("could not tear down port mappings"));
+                    .context("could not tear down port mappings");
             }
         };
         let pm = cfg.portmap(args);
@@ -349,19 +363,21 @@ impl Plugin for Portmap {
             (!cfg.mappings.is_empty() && !cfg.containers.is_empty() && cfg.script_error.is_none())
                 .then_some((&pm, cfg.containers.as_slice()));
         portmap::del(&cfg.conf.name, &args.container_id, known)
-            .map_err(firewall_err("could not tear down port mappings"))
+            .context("could not tear down port mappings")
     }
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
         let cfg = load(args)?.strict()?;
         if cfg.prev.is_none() {
-            return Err(invalid("Required prevResult missing"));
+            return Err(CniError::invalid_config("Required prevResult missing"));
         }
         if cfg.mappings.is_empty() {
             return Ok(());
         }
+        // Rules not as ADD left them are not a config error, whatever the
+        // firewall layer calls them.
         portmap::check(cfg.backend, &cfg.portmap(args), &cfg.containers)
-            .map_err(firewall_err("port mappings"))
+            .context_code(ErrorCode::INTERNAL, "port mappings")
     }
 
     fn gc(&self, args: &CmdArgs) -> Result<(), CniError> {
@@ -370,13 +386,18 @@ impl Plugin for Portmap {
             .into_iter()
             .map(|(id, _)| id)
             .collect();
-        portmap::gc(&conf.name, &valid).map_err(firewall_err("port mapping GC"))
+        portmap::gc(&conf.name, &valid).context("port mapping GC")
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schema_declares_what_is_decoded() {
+        assert_eq!(SCHEMA.drift::<PortmapConf>(), Vec::<String>::new());
+    }
 
     fn args(conf: &str) -> CmdArgs {
         CmdArgs {

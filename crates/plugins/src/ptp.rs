@@ -2,16 +2,18 @@
 //! container's addresses from IPAM, the gateway address on the host end,
 //! and /32 (/128) routes in both directions instead of a shared L2 segment.
 
-use crate::common::{
-    configure_iface, create_veth_pair, delete_container_link, enable_forwarding, format_mac,
-    ipam_forward, kernel_err, masq_backend, open_netns, prev_addresses, valid_attachments,
-    IpamLease,
-};
+use crate::attachments::{prev_addresses, valid_attachments};
+use crate::container::{self, handle_in, require_netns};
+use crate::error::{Context, Teardown};
+use crate::iface::{self, enable_forwarding};
+use crate::ipam::{ipam_forward, IpamLease};
+use crate::{masquerade, veth};
 use ipnet::IpNet;
-use rcni_net::{Handle, NetNs, Route as KernelRoute};
+use rcni_net::{Handle, NetNs, Route as KernelRoute, RT_SCOPE_LINK};
 use rcni_netfilter::masq;
 use rcni_skel::{CmdArgs, Command, Plugin};
 use rcni_spec::config::PluginConf;
+use rcni_spec::schema::{Key, Schema};
 use rcni_spec::{CniError, CniResult, Interface};
 use serde::Deserialize;
 use std::net::IpAddr;
@@ -27,8 +29,6 @@ struct PtpConf {
     #[serde(default)]
     mtu: u32,
 }
-
-const RT_SCOPE_LINK: u8 = 253;
 
 fn load(args: &CmdArgs) -> Result<(PluginConf, PtpConf), CniError> {
     let conf = args.conf()?;
@@ -49,11 +49,8 @@ fn setup_container(
     ifname: &str,
     result: &CniResult,
 ) -> Result<(), CniError> {
-    configure_iface(nl, ns, ifname, result)?;
-    let link = nl
-        .link_by_name(ifname)
-        .map_err(kernel_err("look up the container veth"))?
-        .ok_or_else(|| CniError::internal(format!("failed to look up {ifname:?}")))?;
+    iface::configure(nl, ns, ifname, result)?;
+    let link = nl.find_link(ifname).context("look up the container veth")?;
     for ip in &result.ips {
         let Some(gw) = ip.gateway else { continue };
         let subnet = ip.address.trunc();
@@ -62,11 +59,7 @@ fn setup_container(
         match nl.delete_route(&auto) {
             Ok(()) => {}
             Err(e) if e.is_not_found() => {}
-            Err(e) => {
-                return Err(CniError::internal(format!(
-                    "failed to delete route {subnet}: {e}"
-                )))
-            }
+            Err(e) => return Err(e).context(format!("failed to delete route {subnet}")),
         }
         let mut to_gw = KernelRoute::new(host_prefix(gw));
         to_gw.oif = Some(link.index);
@@ -77,9 +70,8 @@ fn setup_container(
         via_gw.gateway = Some(gw);
         via_gw.prefsrc = Some(ip.address.addr());
         for route in [to_gw, via_gw] {
-            nl.add_route(&route).map_err(|e| {
-                CniError::internal(format!("failed to add route {}: {e}", route.dst))
-            })?;
+            nl.add_route(&route)
+                .context(format!("failed to add route {}", route.dst))?;
         }
     }
     Ok(())
@@ -91,132 +83,137 @@ fn setup_host(host: &mut Handle, host_index: u32, result: &CniResult) -> Result<
     for ip in &result.ips {
         let Some(gw) = ip.gateway else { continue };
         host.add_address(host_index, host_prefix(gw))
-            .map_err(|e| CniError::internal(format!("failed to add IP addr {gw} to veth: {e}")))?;
+            .context(format!("failed to add IP addr {gw} to veth"))?;
         let mut route = KernelRoute::new(host_prefix(ip.address.addr()));
         route.oif = Some(host_index);
         route.scope = RT_SCOPE_LINK;
         match host.add_route(&route) {
             Ok(()) => {}
             Err(e) if e.is_exists() => {}
-            Err(e) => {
-                return Err(CniError::internal(format!(
-                    "failed to add route on host: {e}"
-                )))
-            }
+            Err(e) => return Err(e).context("failed to add route on host"),
         }
     }
     Ok(())
 }
+
+/// ptp's keys, as `rcni help ptp` prints them.
+pub const SCHEMA: Schema = Schema {
+    about: "links the container to the host by a veth pair, routed (no shared L2 segment)",
+    keys: &[
+        masquerade::IP_MASQ_KEY,
+        masquerade::IP_MASQ_BACKEND_KEY,
+        Key {
+            name: "mtu",
+            ty: "uint32",
+            default: "0 (the kernel's)",
+            meaning: "MTU of the veth pair",
+        },
+    ],
+    capabilities: &[],
+    example: r#"{"cniVersion": "1.0.0", "name": "ptpnet", "type": "ptp", "ipMasq": true,
+  "ipam": {"type": "host-local", "subnet": "10.22.0.0/24"}}"#,
+    check: |conf| {
+        let (_, own) = load(&crate::offline::add_call(conf))?;
+        crate::offline::masq_backend(own.ip_masq_backend.as_deref())
+    },
+};
 
 impl Plugin for Ptp {
     fn name(&self) -> &str {
         "ptp"
     }
 
+    fn schema(&self) -> Option<&'static Schema> {
+        Some(&SCHEMA)
+    }
+
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
         let (conf, own) = load(args)?;
         let backend = own
             .ip_masq
-            .then(|| masq_backend(own.ip_masq_backend.as_deref()))
+            .then(|| masquerade::backend(own.ip_masq_backend.as_deref()))
             .transpose()?;
-        let owner = masq::Owner {
-            network: &conf.name,
-            ifname: &args.ifname,
-            container_id: &args.container_id,
-        };
-        let ns = open_netns(&args.netns)?
-            .ok_or_else(|| CniError::internal(format!("failed to open netns {:?}", args.netns)))?;
-        let mut host = Handle::new().map_err(kernel_err("open netlink"))?;
-        let mut ctr = Handle::new_in(&ns).map_err(kernel_err("open netlink in the container"))?;
+        let owner = masquerade::owner(&conf.name, args);
+        let ns = require_netns(args)?;
+        let mut host = Handle::new().context("open netlink")?;
+        let mut ctr = handle_in(&ns)?;
 
         let (lease, mut result) = IpamLease::acquire(&conf, args)?;
         if result.ips.is_empty() {
-            return Err(CniError::internal("IPAM plugin returned missing IP config"));
+            return Err(fail!("IPAM plugin returned missing IP config"));
         }
         if let Some(ip) = result.ips.iter().find(|ip| ip.gateway.is_none()) {
-            return Err(CniError::invalid_config(format!(
-                "ptp needs a gateway from IPAM for {}",
-                ip.address
-            )));
+            return Err(invalid!("ptp needs a gateway from IPAM for {}", ip.address));
         }
         enable_forwarding(&result)?;
 
-        let host_name = create_veth_pair(&mut host, &ns, &args.ifname, own.mtu, None)?;
-        // From here on, deleting the host end removes the pair.
-        let undo_veth = |host: &mut Handle| {
-            if let Ok(Some(l)) = host.link_by_name(&host_name) {
-                let _ = host.delete_link(l.index);
-            }
-        };
-        let attached = (|| {
-            let host_link = host
-                .link_by_name(&host_name)
-                .map_err(kernel_err("look up the host veth"))?
-                .ok_or_else(|| CniError::internal(format!("failed to lookup {host_name:?}")))?;
-            host.set_up(host_link.index)
-                .map_err(kernel_err("set the host veth up"))?;
-            let _ = rcni_net::sysctl::set(&format!("net/ipv6/conf/{host_name}/accept_ra"), "0");
-            let ctr_link = ctr
-                .link_by_name(&args.ifname)
-                .map_err(kernel_err("look up the container veth"))?
-                .ok_or_else(|| {
-                    CniError::internal(format!("failed to look up {:?}", args.ifname))
-                })?;
-            result.interfaces = vec![
-                Interface {
-                    name: host_name.clone(),
-                    mac: host_link.mac.as_deref().map(format_mac).unwrap_or_default(),
-                    ..Interface::default()
-                },
-                Interface {
-                    name: args.ifname.clone(),
-                    mac: ctr_link.mac.as_deref().map(format_mac).unwrap_or_default(),
-                    sandbox: args.netns.clone(),
-                    ..Interface::default()
-                },
-            ];
-            for ip in &mut result.ips {
-                ip.interface = Some(1);
-            }
-            setup_container(&mut ctr, &ns, &args.ifname, &result)?;
-            setup_host(&mut host, host_link.index, &result)?;
-            if let Some(backend) = backend {
-                let ips: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
-                masq::setup(backend, &ips, &owner).map_err(|e| {
-                    let _ = masq::teardown(&owner);
-                    CniError::internal(format!("failed to set up IP masquerading: {e}"))
-                })?;
-            }
-            Ok(())
-        })();
-        if let Err(e) = attached {
-            undo_veth(&mut host);
-            return Err(e);
+        let host_name = veth::create_pair(&mut host, &ns, &args.ifname, own.mtu, None)?;
+        // Deleting the host end removes the pair.
+        let pair = veth::undo_host_end(host_name.clone());
+        let host_link = host
+            .find_link(&host_name)
+            .context("look up the host veth")?;
+        host.set_up(host_link.index)
+            .context("set the host veth up")?;
+        let _ = rcni_net::sysctl::set(&format!("net/ipv6/conf/{host_name}/accept_ra"), "0");
+        let ctr_link = ctr
+            .find_link(&args.ifname)
+            .context("look up the container veth")?;
+        result.interfaces = vec![
+            Interface {
+                name: host_name.clone(),
+                mac: host_link.mac_string(),
+                ..Interface::default()
+            },
+            Interface {
+                name: args.ifname.clone(),
+                mac: ctr_link.mac_string(),
+                sandbox: args.netns.clone(),
+                ..Interface::default()
+            },
+        ];
+        for ip in &mut result.ips {
+            ip.interface = Some(1);
         }
+        setup_container(&mut ctr, &ns, &args.ifname, &result)?;
+        setup_host(&mut host, host_link.index, &result)?;
+        let masq_rules = match backend {
+            Some(backend) => {
+                let rules = masquerade::undo_rules(&owner);
+                let ips: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
+                masq::setup(backend, &ips, &owner).context("failed to set up IP masquerading")?;
+                Some(rules)
+            }
+            None => None,
+        };
         if let Some(dns) = conf.dns.clone().filter(|d| !d.is_empty()) {
             result.dns = dns;
         }
+        if let Some(rules) = masq_rules {
+            rules.keep();
+        }
+        pair.keep();
         lease.keep();
         result.cni_version = conf.cni_version.clone();
         Ok(result)
     }
 
+    /// Link, address, then masquerading, each whatever the others did.
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
         let (conf, own) = load(args)?;
-        ipam_forward(Command::Del, &conf, args)?;
+        let mut teardown = Teardown::new("ptp");
+        teardown.step(container::delete_link(&args.netns, &args.ifname));
+        teardown.step(ipam_forward(Command::Del, &conf, args));
         // The rules are found by name, so they go even when the netns is
         // already gone (the reference leaks them then).
         if own.ip_masq {
-            let owner = masq::Owner {
-                network: &conf.name,
-                ifname: &args.ifname,
-                container_id: &args.container_id,
-            };
-            masq::teardown_known(&owner, &prev_addresses(&conf, &args.ifname)).map_err(|e| {
-                CniError::internal(format!("failed to tear down IP masquerading: {e}"))
-            })?;
+            let owner = masquerade::owner(&conf.name, args);
+            teardown.step(
+                masq::teardown_known(&owner, &prev_addresses(&conf, &args.ifname))
+                    .context("failed to tear down IP masquerading"),
+            );
         }
-        delete_container_link(&args.netns, &args.ifname)
+        teardown.finish()
     }
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
@@ -232,8 +229,7 @@ impl Plugin for Ptp {
         if own.ip_masq {
             let valid = valid_attachments(&conf)?;
             let held = crate::host_local::held_addresses(&conf);
-            masq::gc(&conf.name, &valid, held.as_deref())
-                .map_err(|e| CniError::internal(format!("IP masquerading GC: {e}")))?;
+            masq::gc(&conf.name, &valid, held.as_deref()).context("IP masquerading GC")?;
         }
         Ok(())
     }
@@ -241,5 +237,15 @@ impl Plugin for Ptp {
     fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
         let conf = args.conf()?;
         ipam_forward(Command::Status, &conf, args)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_declares_what_is_decoded() {
+        assert_eq!(SCHEMA.drift::<PtpConf>(), Vec::<String>::new());
     }
 }

@@ -1,12 +1,14 @@
 //! `static` IPAM: hands out the addresses written in the config (or given
 //! by the runtime), with routes and DNS. It keeps no state.
 
-use crate::common::parse_cidr_keep_host;
+use crate::cidr::parse_cidr_keep_host;
+use crate::error::Context;
 use ipnet::IpNet;
 use rcni_skel::{CmdArgs, Plugin};
 use rcni_spec::args::CniArgs;
 use rcni_spec::config::{decode, PluginConf};
 use rcni_spec::gojson;
+use rcni_spec::schema::{Key, Schema};
 use rcni_spec::version;
 use rcni_spec::{CniError, CniResult, Dns, IpConfig, Route};
 use serde::Deserialize;
@@ -48,8 +50,7 @@ struct Config {
 fn string_list(value: Option<&serde_json::Value>, field: &str) -> Result<Vec<String>, CniError> {
     match value {
         None | Some(serde_json::Value::Null) => Ok(Vec::new()),
-        Some(v) => gojson::from_value(v)
-            .map_err(|e| CniError::invalid_config(format!("invalid {}", e.within(field)))),
+        Some(v) => gojson::from_value(v).map_err(|e| e.within(field)).cni(),
     }
 }
 
@@ -62,9 +63,7 @@ fn parse_override(list: &[String], field: &str) -> Result<Vec<Address>, CniError
                     gateway: None,
                 })
                 .ok_or_else(|| {
-                    CniError::invalid_config(format!(
-                        "an entry in the '{field}' field is NOT in CIDR notation, got: '{s}'"
-                    ))
+                    invalid!("an entry in the '{field}' field is NOT in CIDR notation, got: '{s}'")
                 })
         })
         .collect()
@@ -75,17 +74,17 @@ fn load(conf: &PluginConf, cni_args: &str) -> Result<Config, CniError> {
         .ipam
         .as_ref()
         .ok_or_else(|| CniError::invalid_config("IPAM config missing 'ipam' key"))?;
-    let parsed: StaticIpam = decode(&ipam.raw).map_err(|e| e.context("invalid ipam config"))?;
+    let parsed: StaticIpam = decode(&ipam.raw).context("invalid ipam config")?;
     let mut addresses = parsed
         .addresses
         .into_iter()
         .enumerate()
         .map(|(i, a)| {
             let address = parse_cidr_keep_host(&a.address).ok_or_else(|| {
-                CniError::invalid_config(format!(
+                invalid!(
                     "the 'address' field is expected to be in CIDR notation, got: '{}' (ipam.addresses[{i}])",
                     a.address
-                ))
+                )
             })?;
             Ok(Address { address, gateway: a.gateway })
         })
@@ -95,9 +94,7 @@ fn load(conf: &PluginConf, cni_args: &str) -> Result<Config, CniError> {
     if let Some(ips) = env.get("IP").filter(|s| !s.is_empty()) {
         for item in ips.split(',').map(str::trim) {
             let address = parse_cidr_keep_host(item).ok_or_else(|| {
-                CniError::invalid_config(format!(
-                    "the 'ip' field is expected to be in CIDR notation, got: '{item}'"
-                ))
+                invalid!("the 'ip' field is expected to be in CIDR notation, got: '{item}'")
             })?;
             addresses.push(Address {
                 address,
@@ -107,9 +104,9 @@ fn load(conf: &PluginConf, cni_args: &str) -> Result<Config, CniError> {
     }
     if let Some(gws) = env.get("GATEWAY").filter(|s| !s.is_empty()) {
         for item in gws.split(',') {
-            let gw: IpAddr = item.trim().parse().map_err(|_| {
-                CniError::invalid_config(format!("invalid gateway address: {item}"))
-            })?;
+            let Ok(gw) = item.trim().parse::<IpAddr>() else {
+                return Err(invalid!("invalid gateway address: {item}"));
+            };
             for a in addresses.iter_mut().filter(|a| a.address.contains(&gw)) {
                 a.gateway = Some(gw);
             }
@@ -130,10 +127,10 @@ fn load(conf: &PluginConf, cni_args: &str) -> Result<Config, CniError> {
         .count();
     let v6 = addresses.len() - v4;
     if (v4 > 1 || v6 > 1) && !version::at_least(&conf.cni_version, "0.3.0")? {
-        return Err(CniError::invalid_config(format!(
+        return Err(invalid!(
             "CNI version {} does not support more than 1 address per family",
             conf.cni_version
-        )));
+        ));
     }
     Ok(Config {
         addresses,
@@ -142,9 +139,39 @@ fn load(conf: &PluginConf, cni_args: &str) -> Result<Config, CniError> {
     })
 }
 
+/// static's keys: those of the `ipam` object, as `rcni help static`
+/// prints them.
+pub const SCHEMA: Schema = Schema {
+    about: "IPAM (keys of the ipam object): hands out the addresses written in the config",
+    keys: &[
+        Key {
+            name: "addresses",
+            ty: "[{address, gateway}]",
+            default: "",
+            meaning: "the addresses (CIDR) with their optional gateways",
+        },
+        crate::ipam::ROUTES_KEY,
+        Key {
+            name: "dns",
+            ty: "{nameservers, domain, search, options}",
+            default: "",
+            meaning: "DNS settings to report",
+        },
+    ],
+    capabilities: &["ips"],
+    example: r#"{"cniVersion": "1.0.0", "name": "fixed", "type": "macvlan", "master": "eth0",
+  "ipam": {"type": "static", "addresses": [{"address": "10.40.0.7/24", "gateway": "10.40.0.1"}],
+           "routes": [{"dst": "0.0.0.0/0"}], "dns": {"nameservers": ["10.40.0.1"]}}}"#,
+    check: |conf| load(conf, "").map(drop),
+};
+
 impl Plugin for Static {
     fn name(&self) -> &str {
         "static"
+    }
+
+    fn schema(&self) -> Option<&'static Schema> {
+        Some(&SCHEMA)
     }
 
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
@@ -187,11 +214,11 @@ impl Plugin for Static {
             match found {
                 Some(ip) if want.gateway.is_none() || ip.gateway == want.gateway => {}
                 _ => {
-                    return Err(CniError::internal(format!(
+                    return Err(fail!(
                         "static: Failed to match addr {} on interface {}",
                         want.address.addr(),
                         args.ifname
-                    )))
+                    ))
                 }
             }
         }
@@ -202,6 +229,11 @@ impl Plugin for Static {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schema_declares_what_is_decoded() {
+        assert_eq!(SCHEMA.drift::<StaticIpam>(), Vec::<String>::new());
+    }
 
     fn add(stdin: &str, cni_args: &str) -> Result<CniResult, CniError> {
         let args = CmdArgs {

@@ -4,6 +4,9 @@
 //! (and, for the node installer image, copies and a network config);
 //! `rcni pause` keeps that image's pod running.
 
+mod check_config;
+mod help;
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,6 +24,11 @@ usage:
                             With --conflist, also check FILE and put it
                             into NETDIR (e.g. /etc/cni/net.d) the same way
   rcni list                 print the plugin names
+  rcni help PLUGIN          the plugin's keys (type, default, meaning) and an example
+  rcni check-config FILE|DIR
+                            check network configs offline as a runtime loads
+                            them: keys and types, likely typos, capabilities,
+                            versions, overlapping subnets (exit 1 on errors)
   rcni pause                sleep until killed (the installer pod's container)
   rcni --version | --help";
 
@@ -41,6 +49,8 @@ fn main() -> ExitCode {
         .collect();
     match args.first().map(String::as_str) {
         Some("install") => install(&args[1..]),
+        Some("check-config") => check_config::run(&args[1..]),
+        Some("help") if args.len() == 2 => help::run(&args[1]),
         Some("pause") => loop {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         },

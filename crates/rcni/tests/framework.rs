@@ -151,9 +151,11 @@ fn multi_call_dispatch_and_install() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("supportedVersions"));
     let listed = sh(bin, &["list"]);
+    let installed = tempfile::tempdir().unwrap();
+    sh(bin, &["install", installed.path().to_str().unwrap()]);
     for p in ["loopback", "host-local", "static", "ptp"] {
         assert!(listed.lines().any(|l| l == p), "{listed}");
-        let link = rcni_bin_dir().join(p);
+        let link = installed.path().join(p);
         assert_eq!(
             std::fs::read_link(&link).unwrap(),
             std::path::Path::new("rcni")

@@ -102,6 +102,11 @@ fn confs(data: &tempfile::TempDir, net: &str) -> Vec<(&'static str, Value)> {
                    "runtimeConfig": {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]},
                    "prevResult": prev}),
         ),
+        (
+            "bandwidth",
+            json!({"cniVersion": "1.0.0", "name": net, "type": "bandwidth",
+                   "ingressRate": 8000, "ingressBurst": 8000, "prevResult": prev}),
+        ),
         ("host-local", main("host-local", json!({}))),
         (
             "static",
@@ -196,6 +201,7 @@ fn netns_that_is_not_a_namespace_answers_at_once() {
         "tap",
         "loopback",
         "vrf",
+        "bandwidth",
     ];
     for (plugin, conf) in confs(&data, &net) {
         if !entering.contains(&plugin) {

@@ -275,6 +275,42 @@ fn ipam_failure_leaves_no_veth() {
 }
 
 #[test]
+fn del_tears_down_every_step_when_one_fails() {
+    let host = Netns::new("ph");
+    let ctr = Netns::new("pc");
+    let data = data_dir();
+    let net = unique("ptpnet");
+    let host_before = host.snapshot();
+    let conf = with(
+        ptp_conf("1.0.0", &net, data.path(), v4_ranges()),
+        "ipMasq",
+        json!(true),
+    );
+    Call::rcni("ptp", "ADD", &host, Some(&ctr)).run(&conf).ok();
+    assert!(host.exec(&["iptables-save", "-t", "nat"]).contains("CNI-"));
+
+    // The IPAM plugin cannot be found: DEL fails, but only after the link
+    // and the masquerading are gone.
+    let mut broken = conf.clone();
+    broken["ipam"]["type"] = json!("no-such-ipam");
+    let (code, msg) = Call::rcni("ptp", "DEL", &host, Some(&ctr))
+        .run(&broken)
+        .err();
+    assert!(msg.contains("no-such-ipam"), "{code} {msg}");
+    assert_only_lo(&ctr);
+    assert_eq!(host.snapshot(), host_before);
+    assert!(
+        !host.exec(&["iptables-save", "-t", "nat"]).contains("CNI-"),
+        "masquerading left after a DEL whose IPAM step failed"
+    );
+    assert_eq!(allocated_ips(data.path(), &net), ["10.77.0.2"]);
+
+    // The runtime retries: the address goes too.
+    Call::rcni("ptp", "DEL", &host, Some(&ctr)).run(&conf).ok();
+    assert!(allocated_ips(data.path(), &net).is_empty());
+}
+
+#[test]
 fn failure_after_ipam_releases_the_address() {
     let host = Netns::new("ph");
     let ctr = Netns::new("pc");

@@ -293,13 +293,7 @@ impl Cni {
         if version::at_least(&list.cni_version, "1.1.0").unwrap_or(false) {
             let valid_json = valid.map(|v| serde_json::to_value(v).unwrap_or(Value::Null));
             for plugin in &list.plugins {
-                let mut conf = plugin.raw.clone();
-                gojson::set(&mut conf, "name", Value::String(list.name.clone()));
-                gojson::set(
-                    &mut conf,
-                    "cniVersion",
-                    Value::String(list.cni_version.clone()),
-                );
+                let mut conf = list_member_config(list, plugin);
                 if let Some(v) = &valid_json {
                     gojson::set(&mut conf, "cni.dev/valid-attachments", v.clone());
                     // The reference also sends the key under its first spelling.
@@ -419,6 +413,19 @@ impl Cni {
     }
 }
 
+/// A plugin's config as a member of `list`: the list's `name` and
+/// `cniVersion` injected (replacing any spelling of them), as libcni does.
+fn list_member_config(list: &NetworkList, plugin: &PluginConfig) -> Map<String, Value> {
+    let mut conf = plugin.raw.clone();
+    gojson::set(&mut conf, "name", Value::String(list.name.clone()));
+    gojson::set(
+        &mut conf,
+        "cniVersion",
+        Value::String(list.cni_version.clone()),
+    );
+    conf
+}
+
 /// One plugin's stdin: its config with `name`, `cniVersion`, `prevResult`
 /// and a `runtimeConfig` holding the capability values it declares.
 pub fn build_config(
@@ -427,13 +434,7 @@ pub fn build_config(
     prev: Option<&Value>,
     rt: Option<&RuntimeConf>,
 ) -> Vec<u8> {
-    let mut conf = plugin.raw.clone();
-    gojson::set(&mut conf, "name", Value::String(list.name.clone()));
-    gojson::set(
-        &mut conf,
-        "cniVersion",
-        Value::String(list.cni_version.clone()),
-    );
+    let mut conf = list_member_config(list, plugin);
     if let Some(prev) = prev {
         gojson::set(&mut conf, "prevResult", prev.clone());
     }

@@ -1,7 +1,9 @@
 //! The plugin entry point: verb dispatch and stdout/stderr handling.
 
+use crate::call_log::{CallLog, Facts};
 use crate::cmd::{self, CmdArgs, Command};
 use rcni_spec::result::{self, to_pretty_json};
+use rcni_spec::schema::Schema;
 use rcni_spec::version::{self, VersionInfo};
 use rcni_spec::{CniError, CniResult, ErrorCode};
 use std::io::{Read, Write};
@@ -39,6 +41,10 @@ pub trait Plugin {
     fn status(&self, _args: &CmdArgs) -> Result<(), CniError> {
         Ok(())
     }
+    /// The keys the plugin reads, for `rcni help` and `rcni check-config`.
+    fn schema(&self) -> Option<&'static Schema> {
+        None
+    }
 }
 
 /// Where a plugin reads its config and writes its answer.
@@ -69,8 +75,16 @@ pub fn run_with(
     getenv: &dyn Fn(&str) -> Option<String>,
     io: &mut Io<'_>,
 ) -> i32 {
+    let log = CallLog::from_env(getenv);
     let mut conf_version = String::new();
-    match dispatch(plugin, getenv, io, &mut conf_version) {
+    let mut facts = Facts::default();
+    let outcome = dispatch(plugin, getenv, io, &mut conf_version, &mut facts);
+    if let Some(log) = &log {
+        if !matches!(&outcome, Err(e) if e.code == u32::MAX) {
+            log.record(plugin.name(), &facts, &outcome);
+        }
+    }
+    match outcome {
         Ok(()) => 0,
         Err(e) if e.code == u32::MAX => 0,
         Err(e) => {
@@ -91,7 +105,11 @@ fn dispatch(
     getenv: &dyn Fn(&str) -> Option<String>,
     io: &mut Io<'_>,
     conf_version: &mut String,
+    facts: &mut Facts,
 ) -> Result<(), CniError> {
+    facts.command = getenv("CNI_COMMAND").unwrap_or_default();
+    facts.container_id = getenv("CNI_CONTAINERID").unwrap_or_default();
+    facts.ifname = getenv("CNI_IFNAME").unwrap_or_default();
     let (raw_cmd, mut args) = match cmd::from_env(getenv) {
         Ok(v) => v,
         Err(e) if getenv("CNI_COMMAND").unwrap_or_default().is_empty() => {
@@ -132,7 +150,7 @@ fn dispatch(
             MAX_STDIN >> 20
         )));
     }
-    validate_stdin(&args.stdin)?;
+    facts.network = validate_stdin(&args.stdin)?;
     *conf_version = version::config_version(&args.stdin)?;
 
     let minimum = match command {
@@ -182,16 +200,18 @@ fn dispatch(
 pub const MAX_STDIN: u64 = 4 << 20;
 
 /// What the reference checks of every config before the verb: valid JSON
-/// with a valid `name`. Only the name is decoded (the rest is skipped, not
-/// built), so a huge document costs no more than reading it.
-fn validate_stdin(stdin: &[u8]) -> Result<(), CniError> {
+/// with a valid `name`, which is returned. Only the name is decoded (the
+/// rest is skipped, not built), so a huge document costs no more than
+/// reading it.
+fn validate_stdin(stdin: &[u8]) -> Result<String, CniError> {
     let name: String = rcni_spec::gojson::field_from_slice(stdin, "name")
         .map_err(|e| CniError::decode(format!("error unmarshall network config: {e}")))?
         .unwrap_or_default();
     if name.is_empty() {
         return Err(CniError::invalid_config("missing network name"));
     }
-    rcni_spec::names::validate_network_name(&name)
+    rcni_spec::names::validate_network_name(&name)?;
+    Ok(name)
 }
 
 /// A plugin run inside the container's own netns would configure (or tear

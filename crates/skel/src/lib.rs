@@ -27,7 +27,9 @@
 //! config's version, or the error JSON, on stdout.
 //!
 //! [`invoke`] finds and runs other plugins (IPAM delegation).
+//! [`call_log`] is the opt-in log of every call.
 
+pub mod call_log;
 pub mod cmd;
 pub mod dispatch;
 pub mod invoke;

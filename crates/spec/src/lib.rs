@@ -8,6 +8,8 @@
 //! - [`config`]: network configs and config lists, keeping unknown keys.
 //! - [`args`]: `CNI_ARGS` parsing.
 //! - [`names`]: validation of container IDs, interface and network names.
+//! - [`gojson`]: the one JSON decoding rule (Go's).
+//! - [`schema`]: what a plugin's config may hold, for help and checks.
 
 pub mod args;
 pub mod config;
@@ -15,6 +17,7 @@ pub mod error;
 pub mod gojson;
 pub mod names;
 pub mod result;
+pub mod schema;
 pub mod types;
 pub mod version;
 

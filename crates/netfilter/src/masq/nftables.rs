@@ -7,37 +7,16 @@
 use super::Owner;
 use crate::error::FirewallError;
 use crate::nft::{self, quote, NfFamily};
-use crate::rule_names::{hash_with_prefix, NFT_COMMENT_MAX};
+use crate::rule_names::{nft_attachment_comment, nft_attachment_prefix, nft_network_prefix};
 use crate::Family;
 use ipnet::IpNet;
 
 const TABLE: &str = "cni_plugins_masquerade";
 const CHAIN: &str = "masq_checks";
 
-fn network_hash(network: &str) -> String {
-    hash_with_prefix(16, "", network)
-}
-
-fn instance_hash(o: &Owner<'_>) -> String {
-    format!(
-        "{}-{}",
-        network_hash(o.network),
-        hash_with_prefix(16, "", &format!("{}:{}", o.ifname, o.container_id))
-    )
-}
-
 /// The nftables comment of an attachment's rules.
 pub(super) fn comment(o: &Owner<'_>) -> String {
-    let strip = |s: &str| s.replace('"', "");
-    let mut c = format!(
-        "{}, net: {}, if: {}, id: {}",
-        instance_hash(o),
-        strip(o.network),
-        strip(o.ifname),
-        strip(o.container_id)
-    );
-    c.truncate(NFT_COMMENT_MAX);
-    c
+    nft_attachment_comment(o.network, o.ifname, o.container_id)
 }
 
 /// The nft script that sets up masquerading for `ips`.
@@ -94,7 +73,7 @@ pub(super) fn teardown(o: &Owner<'_>) -> Result<(), FirewallError> {
     if !nft::table_may_exist(NfFamily::Inet, TABLE) {
         return Ok(());
     }
-    let prefix = instance_hash(o);
+    let prefix = nft_attachment_prefix(o.network, o.ifname, o.container_id);
     nft::locked(|| {
         let rules = nft::list_rules(NfFamily::Inet, TABLE, CHAIN)?;
         let handles: Vec<u64> = rules
@@ -119,7 +98,7 @@ pub(super) fn gc(network: &str, valid: &[(String, String)]) -> Result<(), Firewa
             })
         })
         .collect();
-    let prefix = network_hash(network);
+    let prefix = nft_network_prefix(network);
     nft::locked(|| {
         let rules = nft::list_rules(NfFamily::Inet, TABLE, CHAIN)?;
         let stale: Vec<u64> = rules
@@ -139,7 +118,7 @@ mod tests {
     #[test]
     fn nft_comment_and_script() {
         let c = comment(&owner());
-        assert!(c.starts_with(&format!("{}-", hash_with_prefix(16, "", "mynet"))));
+        assert!(c.starts_with(&format!("{}-", nft_network_prefix("mynet"))));
         assert!(c.ends_with(", net: mynet, if: eth0, id: c1"));
         let s = setup_script(&["10.1.0.5/24".parse().unwrap()], &owner());
         assert!(s.contains("add rule inet cni_plugins_masquerade masq_checks ip saddr == 10.1.0.5 ip daddr != 10.1.0.0/24 masquerade comment"));
