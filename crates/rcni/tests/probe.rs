@@ -850,7 +850,9 @@ fn worker(seed: u64, cases: Vec<u64>, report_file: Option<PathBuf>) -> (usize, V
                 .append(true)
                 .open(path)
                 .unwrap();
-            writeln!(f, "{}", text.replace('\n', " ")).unwrap();
+            // One write, so that the lines of two threads do not mix.
+            let line = format!("{}\n", text.replace('\n', " "));
+            f.write_all(line.as_bytes()).unwrap();
         }
         failures.push(text);
         // Start over from a clean host if this one is not.
