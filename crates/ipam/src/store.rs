@@ -108,9 +108,10 @@ fn read_trimmed(path: &Path) -> Option<String> {
     Some(String::from_utf8_lossy(&buf).trim().to_string())
 }
 
-/// The most a store file is read: far more than a container ID and an
-/// interface name, and a bound on what a planted file can make us read.
-const MAX_STORE_FILE: usize = 64 * 1024;
+/// The most a store file is read: more than the longest container ID an
+/// environment variable can carry (128 KiB) plus an interface name, and a
+/// bound on what a planted file can make us read.
+const MAX_STORE_FILE: usize = 256 * 1024;
 
 /// Reads the file `name` (relative to the open directory `dir`) into
 /// `buf`; `None` when it cannot be opened or read (as a file gone in

@@ -471,3 +471,24 @@ fn del_with_prev_result_frees_only_its_own() {
     call(&host, "DEL", "other").run(&with_prev(other)).ok();
     assert!(allocated_ips(data.path(), &net).is_empty());
 }
+
+/// A container ID as long as an environment variable may be (70,000
+/// characters, all valid): the address file holds it whole, and DEL must
+/// still read it and free the address (found by the hostile-input probe).
+#[test]
+fn del_frees_the_address_of_a_very_long_container_id() {
+    let host = Netns::new("hl");
+    let data = data_dir();
+    let net = unique("hl");
+    let c = conf(
+        "1.0.0",
+        &net,
+        data.path(),
+        json!({"subnet": "10.81.0.0/24"}),
+    );
+    let id = "a".repeat(70_000);
+    call(&host, "ADD", &id).run(&c).ok();
+    assert_eq!(allocated_ips(data.path(), &net), ["10.81.0.2"]);
+    call(&host, "DEL", &id).run(&c).ok();
+    assert!(allocated_ips(data.path(), &net).is_empty());
+}
