@@ -345,10 +345,7 @@ fn bad_input_leaves_nothing() {
 
 #[test]
 fn interop_with_the_reference() {
-    assert!(
-        have_reference(),
-        "the reference plugins are not installed at {REFERENCE_DIR}"
-    );
+    require_reference();
     for rcni_adds in [true, false] {
         let host = Netns::new("bh");
         let ctr = Netns::new("bc");

@@ -184,10 +184,7 @@ fn bad_backend_is_refused_and_leaves_nothing() {
 
 #[test]
 fn interop_with_reference_rules() {
-    assert!(
-        have_reference(),
-        "the reference plugins are not installed at {REFERENCE_DIR}"
-    );
+    require_reference();
     for rcni_adds in [true, false] {
         let w = World::new();
         let ctr = Netns::new("mc");

@@ -323,10 +323,7 @@ fn gc_removes_stale_mappings() {
 
 #[test]
 fn interop_with_the_reference() {
-    assert!(
-        have_reference(),
-        "the reference plugins are not installed at {REFERENCE_DIR}"
-    );
+    require_reference();
     for reference_adds in [true, false] {
         let w = World::new();
         let ctr = Netns::new("pc");
