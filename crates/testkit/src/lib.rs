@@ -15,10 +15,14 @@ mod netns;
 mod plugin;
 mod reference;
 mod traffic;
+mod world;
 
 pub use cmd::{sh, try_sh, unique, TIMEOUT};
 pub use data::{allocated_ips, data_dir, read_dir_names, with};
 pub use netns::{assert_only_lo, in_netns, link_details, outside_of, veth_master, Netns};
-pub use plugin::{interop_pair, rcni_bin_dir, rcni_binary, run_or_kill, Call, Reply, VERSIONS};
+pub use plugin::{
+    interop_pair, ip_of, rcni_bin_dir, rcni_binary, run_or_kill, Call, Reply, VERSIONS,
+};
 pub use reference::{have_reference, require_reference, REFERENCE_DIR};
 pub use traffic::{serve, tcp_get, udp_get, udp_get_from};
+pub use world::World;

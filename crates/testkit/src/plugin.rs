@@ -351,3 +351,9 @@ pub fn interop_pair(plugin: &str, host: &Netns, ctr: &Netns, reference_adds: boo
         (add, del.reference())
     }
 }
+
+/// The first address of a result, without its prefix length.
+pub fn ip_of(result: &Value) -> String {
+    let cidr = result["ips"][0]["address"].as_str().unwrap();
+    cidr.split('/').next().unwrap().to_string()
+}
