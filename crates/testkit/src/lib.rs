@@ -10,6 +10,7 @@
 
 mod cmd;
 mod data;
+mod links;
 pub mod mutate;
 mod netns;
 mod plugin;
@@ -19,6 +20,7 @@ mod world;
 
 pub use cmd::{sh, try_sh, unique, TIMEOUT};
 pub use data::{allocated_ips, data_dir, read_dir_names, with};
+pub use links::{add_and_check, assert_refused, del_and_assert_gone};
 pub use netns::{assert_only_lo, in_netns, link_details, outside_of, veth_master, Netns};
 pub use plugin::{
     interop_pair, ip_of, rcni_bin_dir, rcni_binary, run_or_kill, Call, Reply, VERSIONS,
