@@ -22,7 +22,8 @@
 
 mod common;
 
-use common::{plugin_dir, read_dir_names, sh, try_sh, Isolated, Netns};
+use common::{plugin_dir, read_dir_names, sh, Isolated, Netns};
+use rcni_testkit::try_sh;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -31,7 +31,7 @@ impl PortmapHost {
     fn new() -> PortmapHost {
         let world = World::new("pm");
         let host = &world.host;
-        let outside = outside_of(&host);
+        let outside = outside_of(host);
         host.exec(&["ip", "addr", "add", "198.51.100.1/32", "dev", "lo"]);
         outside.exec(&[
             "ip",

@@ -3,7 +3,7 @@
 //! directory a runtime is pointed at, and a runtime isolated in its own
 //! mount and PID namespaces.
 
-pub use rcni_testkit::{rcni_binary, read_dir_names, sh, try_sh, Netns, TIMEOUT};
+pub use rcni_testkit::{rcni_binary, read_dir_names, sh, Netns, TIMEOUT};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
