@@ -5,101 +5,22 @@
 
 #![allow(clippy::unwrap_used)]
 
+use rcni_testkit::{rcni_bin_dir, require_reference, Netns, REFERENCE_DIR};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
 
-const REFERENCE_DIR: &str = "/usr/lib/cni";
-static N: AtomicUsize = AtomicUsize::new(0);
-
-/// rcni's plugins, installed into a temp dir from the built binary.
+/// rcni's plugins, from the rcni binary built next to this test.
 fn rcni_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let target = PathBuf::from(env!("CARGO_BIN_EXE_cnitool"))
-            .parent()
-            .unwrap()
-            .to_path_buf();
-        let bin = target.join("rcni");
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
         let built = Command::new("cargo")
             .args(["build", "-q", "-p", "rcni"])
             .status()
             .unwrap();
-        assert!(built.success() && bin.exists());
-        let dir = std::env::temp_dir().join(format!("rcni-cnitool-bin-{}", std::process::id()));
-        let out = Command::new(&bin)
-            .args(["install", dir.to_str().unwrap(), "--force"])
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        dir
-    })
-}
-
-fn require_reference() {
-    assert!(
-        Path::new(REFERENCE_DIR).join("ptp").exists(),
-        "the reference plugins are not installed at {REFERENCE_DIR} (scripts/deps.sh installs them)"
-    );
-}
-
-struct Netns(String);
-
-impl Netns {
-    fn new(prefix: &str) -> Netns {
-        let name = format!(
-            "{prefix}{}x{}",
-            std::process::id() % 100000,
-            N.fetch_add(1, Ordering::SeqCst)
-        );
-        assert!(Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .unwrap()
-            .success());
-        let ns = Netns(name);
-        ns.run(&["ip", "link", "set", "lo", "up"]);
-        ns
-    }
-
-    fn path(&self) -> String {
-        format!("/run/netns/{}", self.0)
-    }
-
-    fn run(&self, cmd: &[&str]) -> bool {
-        Command::new("ip")
-            .args(["netns", "exec", &self.0])
-            .args(cmd)
-            .output()
-            .unwrap()
-            .status
-            .success()
-    }
-
-    fn links(&self) -> Vec<String> {
-        let out = Command::new("ip")
-            .args(["-n", &self.0, "-br", "link"])
-            .output()
-            .unwrap();
-        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| {
-                l.split_whitespace()
-                    .next()
-                    .map(|n| n.split('@').next().unwrap_or(n).to_string())
-            })
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
+        assert!(built.success());
+    });
+    rcni_bin_dir()
 }
 
 struct Setup {
@@ -132,7 +53,12 @@ impl Setup {
 
     fn cnitool(&self, plugins: &Path, args: &[&str]) -> Output {
         Command::new("ip")
-            .args(["netns", "exec", &self.host.0, env!("CARGO_BIN_EXE_cnitool")])
+            .args([
+                "netns",
+                "exec",
+                &self.host.name,
+                env!("CARGO_BIN_EXE_cnitool"),
+            ])
             .args(args)
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
@@ -193,7 +119,7 @@ fn same_results_with_rcni_and_the_reference() {
         let added: Value =
             serde_json::from_str(&s.ok(plugins, &["add", "podnet", &ctr.path()])).unwrap();
         assert!(
-            ctr.run(&["ping", "-c1", "-w5", "10.33.0.1"]),
+            ctr.try_exec(&["ping", "-c1", "-w5", "10.33.0.1"]),
             "{plugins:?}: no connectivity"
         );
         s.ok(plugins, &["check", "podnet", &ctr.path()]);
@@ -267,7 +193,7 @@ fn gc_removes_exactly_the_stale_attachments() {
     assert_eq!(containers[1].links(), ["lo"]);
     assert_eq!(containers[2].links(), ["lo"]);
     assert!(
-        containers[0].run(&["ping", "-c1", "-w5", "10.33.0.1"]),
+        containers[0].try_exec(&["ping", "-c1", "-w5", "10.33.0.1"]),
         "the valid attachment was harmed"
     );
     s.ok(rcni_dir(), &["status", "podnet"]);

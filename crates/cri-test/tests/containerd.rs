@@ -18,7 +18,7 @@
 
 mod common;
 
-use common::{read_dir_names, run, HostNetns, Isolated, TIMEOUT};
+use common::{read_dir_names, sh, Isolated, Netns, TIMEOUT};
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
     PodSandboxConfig, PodSandboxMetadata, PodSandboxStatusRequest, PortMapping, Protocol,
@@ -46,7 +46,7 @@ fn write_sandbox_image(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(rootfs.join("bin")).expect("mkdir rootfs");
     std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("copy busybox");
     let layer = dir.join("layer.tar");
-    run(
+    sh(
         "tar",
         &[
             "-C",
@@ -68,7 +68,7 @@ fn write_sandbox_image(dir: &Path) -> PathBuf {
         json!([{"Config": "config.json", "RepoTags": [SANDBOX_IMAGE], "Layers": ["layer.tar"]}]);
     std::fs::write(dir.join("manifest.json"), manifest.to_string()).expect("write manifest");
     let archive = dir.join("pause.tar");
-    run(
+    sh(
         "tar",
         &[
             "-C",
@@ -145,12 +145,12 @@ struct Containerd {
     /// Dropped first: killed before its directory goes.
     process: Isolated,
     dir: tempfile::TempDir,
-    host: HostNetns,
+    host: Netns,
 }
 
 impl Containerd {
     fn start(tag: &str, backend: &str, plugin_dir: Option<&Path>) -> Containerd {
-        let host = HostNetns::new(tag);
+        let host = Netns::new(&format!("rcni-cri-{tag}-"));
         let dir = tempfile::Builder::new()
             .prefix("rcni-cri-")
             .tempdir()
@@ -189,7 +189,7 @@ impl Containerd {
 
     fn import_sandbox_image(&self) {
         let archive = write_sandbox_image(&self.dir.path().join("image"));
-        run(
+        sh(
             "ctr",
             &[
                 "--address",
@@ -461,7 +461,7 @@ fn assert_pod_reachable(containerd: &Containerd, pod: &Pod) {
     let netns = containerd.process.in_mounts(&pod.netns);
     let in_pod = |args: &[&str]| {
         let net = format!("--net={}", netns.display());
-        run("nsenter", &[&[net.as_str(), "ip", "-o"], args].concat())
+        sh("nsenter", &[&[net.as_str(), "ip", "-o"], args].concat())
     };
     let addrs = in_pod(&["-4", "addr", "show", "dev", "eth0"]);
     assert!(

@@ -22,7 +22,8 @@
 
 mod common;
 
-use common::{plugin_dir, read_dir_names, run, try_run, HostNetns, Isolated};
+use common::{plugin_dir, read_dir_names, sh, Isolated, Netns};
+use rcni_testkit::try_sh;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -54,8 +55,8 @@ struct Podman {
     /// conmon and the containers end up as its children.
     holder: Isolated,
     dir: tempfile::TempDir,
-    outside: HostNetns,
-    host: HostNetns,
+    outside: Netns,
+    host: Netns,
 }
 
 /// The running container as the test knows it.
@@ -66,9 +67,9 @@ struct Container {
 
 impl Podman {
     fn start(tag: &str, reference: Option<&Path>) -> Podman {
-        let host = HostNetns::new(tag);
-        let outside = HostNetns::new(&format!("{tag}-out"));
-        run(
+        let host = Netns::new(&format!("rcni-cri-{tag}-"));
+        let outside = Netns::new(&format!("rcni-cri-{tag}-out-"));
+        sh(
             "ip",
             &[
                 "-n",
@@ -149,7 +150,7 @@ impl Podman {
             "podman",
         ];
         cmd.extend_from_slice(args);
-        try_run("nsenter", &cmd)
+        try_sh("nsenter", &cmd)
     }
 
     /// Imports busybox-static with a page to serve as [`IMAGE`].
@@ -164,7 +165,7 @@ impl Podman {
             rootfs.to_str().expect("utf8"),
             tarball.to_str().expect("utf8"),
         );
-        run("tar", &["-C", rootfs, "-cf", tarball, "bin", "www"]);
+        sh("tar", &["-C", rootfs, "-cf", tarball, "bin", "www"]);
         self.podman(&["import", "--quiet", tarball, IMAGE]);
     }
 
@@ -285,7 +286,7 @@ impl Podman {
     }
 
     /// The page through `addr` from the namespace at `netns`.
-    fn fetch_from(&self, netns: &Path, addr: &str) -> Option<String> {
+    fn fetch_from(&self, netns: &str, addr: &str) -> Option<String> {
         let addr: SocketAddr = format!("{addr}:{HOST_PORT}").parse().expect("address");
         rcni_net::NetNs::open(netns)
             .expect("open netns")

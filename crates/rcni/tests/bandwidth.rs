@@ -18,21 +18,21 @@ const BW_VERSIONS: &[&str] = &["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 const CTR_IP: &str = "10.77.0.2";
 const GW_IP: &str = "10.77.0.1";
 
-struct World {
-    host: Netns,
-    data: tempfile::TempDir,
-    net: String,
+/// What bandwidth's tests do on the shared [`World`]: attach a container
+/// with ptp, chain bandwidth, read the host's qdiscs, filters and ifbs.
+trait Bandwidth {
+    fn ptp_conf(&self, version: &str) -> Value;
+    fn attach(&self, ctr: &Netns, version: &str) -> Value;
+    fn attach_as(&self, ctr: &Netns, version: &str, id: &str) -> Value;
+    fn detach(&self, ctr: &Netns, version: &str);
+    fn detach_as(&self, ctr: &Netns, version: &str, id: &str);
+    fn conf(&self, version: &str, keys: Value, prev: &Value) -> Value;
+    fn qdiscs(&self, dev: &str) -> Vec<Value>;
+    fn filters(&self, dev: &str) -> String;
+    fn ifbs(&self) -> Vec<String>;
 }
 
-impl World {
-    fn new() -> World {
-        World {
-            host: Netns::new("bh"),
-            data: data_dir(),
-            net: unique("bw"),
-        }
-    }
-
+impl Bandwidth for World {
     fn ptp_conf(&self, version: &str) -> Value {
         json!({"cniVersion": version, "name": self.net, "type": "ptp",
                "ipam": {"type": "host-local", "subnet": "10.77.0.0/24",
@@ -130,7 +130,7 @@ fn tbf_options(q: &[Value]) -> Value {
 fn ingress_and_egress_are_shaped_as_the_reference_shapes_them() {
     require_reference();
     for version in BW_VERSIONS {
-        let w = World::new();
+        let w = World::new("bw");
         let ctr = Netns::new("bc");
         let prev = w.attach(&ctr, version);
         let veth = host_veth(&prev);
@@ -232,7 +232,7 @@ fn ifb_of(w: &World, container_id: &str) -> String {
 
 #[test]
 fn runtime_config_is_used_and_top_level_keys_win() {
-    let w = World::new();
+    let w = World::new("bw");
     let ctr = Netns::new("bc");
     let prev = w.attach(&ctr, "1.0.0");
     let veth = host_veth(&prev);
@@ -275,7 +275,7 @@ fn runtime_config_is_used_and_top_level_keys_win() {
 
 #[test]
 fn no_or_zero_limits_pass_the_result_through() {
-    let w = World::new();
+    let w = World::new("bw");
     let ctr = Netns::new("bc");
     let prev = w.attach(&ctr, "1.1.0");
     let veth = host_veth(&prev);
@@ -296,7 +296,7 @@ fn no_or_zero_limits_pass_the_result_through() {
 
 #[test]
 fn bad_input_is_refused_naming_the_key_and_leaves_nothing() {
-    let w = World::new();
+    let w = World::new("bw");
     let ctr = Netns::new("bc");
     let prev = w.attach(&ctr, "1.0.0");
     let veth = host_veth(&prev);
@@ -371,7 +371,7 @@ fn bad_input_is_refused_naming_the_key_and_leaves_nothing() {
 
 #[test]
 fn a_failing_add_undoes_what_it_made() {
-    let w = World::new();
+    let w = World::new("bw");
     let ctr = Netns::new("bc");
     let prev = w.attach(&ctr, "1.0.0");
     let veth = host_veth(&prev);
@@ -401,7 +401,7 @@ fn a_failing_add_undoes_what_it_made() {
 
 #[test]
 fn check_finds_missing_or_changed_qdiscs() {
-    let w = World::new();
+    let w = World::new("bw");
     let ctr = Netns::new("bc");
     let prev = w.attach(&ctr, "1.0.0");
     let veth = host_veth(&prev);
@@ -451,7 +451,7 @@ fn check_finds_missing_or_changed_qdiscs() {
 
 #[test]
 fn del_without_netns_or_prev_result_removes_the_ifb() {
-    let w = World::new();
+    let w = World::new("bw");
     let ctr = Netns::new("bc");
     let prev = w.attach(&ctr, "1.0.0");
     let conf = w.conf("1.0.0", all_keys(8_000_000, 80_000), &prev);
@@ -486,7 +486,7 @@ fn del_without_netns_or_prev_result_removes_the_ifb() {
 fn interop_with_the_reference() {
     require_reference();
     for reference_adds in [true, false] {
-        let w = World::new();
+        let w = World::new("bw");
         let ctr = Netns::new("bc");
         let prev = w.attach(&ctr, "1.0.0");
         let conf = w.conf("1.0.0", all_keys(8_000_000, 80_000), &prev);
@@ -653,7 +653,7 @@ fn assert_near(measured: f64, what: &str) {
 
 #[test]
 fn traffic_through_the_shaped_veth_keeps_to_the_rate() {
-    let w = World::new();
+    let w = World::new("bw");
     let ctr = Netns::new("bc");
     let prev = w.attach(&ctr, "1.0.0");
     // Unshaped, the veth carries several times the rate: the limit below

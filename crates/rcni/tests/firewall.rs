@@ -20,12 +20,18 @@ const FORWARD_JUMP: &str =
 
 /// A throwaway host with up to two bridge networks (`a`: 10.97.1.0/24 on
 /// br-a, `b`: 10.97.2.0/24 on br-b).
-struct World {
-    host: Netns,
-    data: tempfile::TempDir,
-    net: String,
+/// The shared [`World`] with the environment of every plugin call.
+struct FirewallHost {
+    world: World,
     /// Environment of every plugin call (a private system bus).
     env: Vec<(String, String)>,
+}
+
+impl std::ops::Deref for FirewallHost {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.world
+    }
 }
 
 struct Attached {
@@ -35,12 +41,10 @@ struct Attached {
     firewall: Value,
 }
 
-impl World {
-    fn new() -> World {
-        World {
-            host: Netns::new("fh"),
-            data: data_dir(),
-            net: unique("fw"),
+impl FirewallHost {
+    fn new() -> FirewallHost {
+        FirewallHost {
+            world: World::new("fw"),
             // No system bus unless a test brings its own: a firewalld of
             // the machine's is never touched.
             env: vec![(
@@ -172,7 +176,7 @@ fn addr_of(a: &Attached) -> String {
 #[test]
 fn iptables_rules_are_the_reference_layout_and_del_removes_them() {
     for version in ["0.4.0", "1.0.0", "1.1.0"] {
-        let w = World::new();
+        let w = FirewallHost::new();
         let a = w.attach(version, 'a', json!({"backend": "iptables"}), false);
         let filter = w.filter();
         for expected in [
@@ -214,7 +218,7 @@ fn iptables_rules_are_the_reference_layout_and_del_removes_them() {
 #[test]
 fn nftables_rules_name_the_attachment_and_del_needs_no_prevresult() {
     for version in ["0.4.0", "1.0.0", "1.1.0"] {
-        let w = World::new();
+        let w = FirewallHost::new();
         let a = w.attach(version, 'a', json!({"backend": "nftables"}), false);
         let table = w.nft_table();
         assert!(
@@ -252,7 +256,7 @@ fn nftables_rules_name_the_attachment_and_del_needs_no_prevresult() {
     }
 }
 
-impl World {
+impl FirewallHost {
     /// The start of the nftables comment of `a`'s rules: the network's
     /// hash, as ipMasq's nftables rules start.
     fn filter_comment_prefix(&self, a: &Attached) -> String {
@@ -269,7 +273,7 @@ impl World {
 #[test]
 fn a_users_admin_rules_survive_and_apply_on_both_backends() {
     for backend in BACKENDS {
-        let w = World::new();
+        let w = FirewallHost::new();
         let conf = json!({"backend": backend, "iptablesAdminChainName": "MY-ADMIN"});
         let a1 = w.attach("1.0.0", 'a', conf.clone(), false);
         let b1 = w.attach("1.0.0", 'b', conf.clone(), false);
@@ -333,7 +337,7 @@ fn reaches(from: &Attached, to: &Attached) -> bool {
 fn ingress_policy_isolates_bridges_on_both_backends() {
     for backend in BACKENDS {
         for policy in ["open", "same-bridge", "isolated"] {
-            let w = World::new();
+            let w = FirewallHost::new();
             // Bridged traffic goes through the forward hook, as on a host
             // with br_netfilter (Docker's and Podman's hosts).
             w.host
@@ -368,7 +372,7 @@ fn ingress_policy_isolates_bridges_on_both_backends() {
 #[test]
 fn gc_drops_the_rules_of_attachments_the_runtime_no_longer_knows() {
     for backend in BACKENDS {
-        let w = World::new();
+        let w = FirewallHost::new();
         let conf = json!({ "backend": backend });
         let keep = w.attach("1.1.0", 'a', conf.clone(), false);
         let stale = w.attach("1.1.0", 'a', conf.clone(), false);
@@ -394,7 +398,7 @@ fn gc_drops_the_rules_of_attachments_the_runtime_no_longer_knows() {
 #[test]
 fn concurrent_adds_to_a_fresh_host_keep_every_rule() {
     for backend in BACKENDS {
-        let w = World::new();
+        let w = FirewallHost::new();
         let ctr = Netns::new("fc");
         let calls: Vec<_> = (10..18)
             .map(|i| {
@@ -429,7 +433,7 @@ fn concurrent_adds_to_a_fresh_host_keep_every_rule() {
 #[test]
 fn ipv6_addresses_get_their_rules_on_both_backends() {
     for backend in BACKENDS {
-        let w = World::new();
+        let w = FirewallHost::new();
         let ctr = Netns::new("fc");
         let conf = json!({"cniVersion": "1.0.0", "name": "fwv6", "type": "firewall", "backend": backend,
             "prevResult": {"cniVersion": "1.0.0", "interfaces": [{"name": "br-a"}],
@@ -437,7 +441,7 @@ fn ipv6_addresses_get_their_rules_on_both_backends() {
         let call = |c: &str| w.with_env(Call::rcni("firewall", c, &w.host, Some(&ctr)));
         call("ADD").run(&conf).ok();
         call("CHECK").run(&conf).ok();
-        let v6 = |w: &World| {
+        let v6 = |w: &FirewallHost| {
             if backend == "iptables" {
                 w.host
                     .exec(&["ip6tables-save", "-t", "filter"])
@@ -463,7 +467,7 @@ fn ipv6_addresses_get_their_rules_on_both_backends() {
 
 #[test]
 fn podmans_config_with_an_empty_backend_uses_iptables_without_a_bus() {
-    let w = World::new();
+    let w = FirewallHost::new();
     // As Podman 4 writes it (cniVersion 0.4.0, "backend": ""); the
     // world's system bus address leads nowhere, so no firewalld.
     let a = w.attach("0.4.0", 'a', json!({"backend": ""}), false);
@@ -477,7 +481,7 @@ fn podmans_config_with_an_empty_backend_uses_iptables_without_a_bus() {
 fn interop_with_the_reference_both_ways() {
     require_reference();
     for reference_adds in [true, false] {
-        let w = World::new();
+        let w = FirewallHost::new();
         let conf = json!({"backend": "iptables", "ingressPolicy": "same-bridge"});
         let a = w.attach("1.0.0", 'a', conf, reference_adds);
         let filter = w.filter();
@@ -538,7 +542,7 @@ fn interop_with_the_reference_both_ways() {
 
 #[test]
 fn bad_input_is_refused_and_leaves_nothing() {
-    let w = World::new();
+    let w = FirewallHost::new();
     let ctr = Netns::new("fc");
     let prev = Call::rcni("bridge", "ADD", &w.host, Some(&ctr))
         .run(&w.bridge_conf("1.0.0", 'a'))
@@ -714,7 +718,7 @@ impl Drop for Firewalld {
 #[test]
 fn firewalld_backend_puts_the_addresses_in_the_zone_over_dbus() {
     require_reference();
-    let mut w = World::new();
+    let mut w = FirewallHost::new();
     let fw = Firewalld::start(&w.host);
     w.env = vec![("DBUS_SYSTEM_BUS_ADDRESS".into(), fw.address())];
     // Configured, and chosen by default once firewalld is on the bus (as
@@ -791,7 +795,7 @@ fn firewalld_backend_puts_the_addresses_in_the_zone_over_dbus() {
 
 #[test]
 fn a_bus_that_does_not_answer_costs_a_second_not_a_hang() {
-    let mut w = World::new();
+    let mut w = FirewallHost::new();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bus");
     // Listens, never accepts, never answers.

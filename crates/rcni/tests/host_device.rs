@@ -9,17 +9,25 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-struct World {
-    host: Netns,
+/// The shared [`World`] whose host has the device `hd0`, a veth whose
+/// peer is in `peer`.
+struct DeviceHost {
+    world: World,
     peer: Netns,
-    data: tempfile::TempDir,
-    net: String,
 }
 
-impl World {
+impl std::ops::Deref for DeviceHost {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.world
+    }
+}
+
+impl DeviceHost {
     /// `hd0` in the host, its veth peer (10.65.0.250/24) in `peer`.
-    fn new() -> World {
-        let host = Netns::new("hdh");
+    fn new() -> DeviceHost {
+        let world = World::new("hd");
+        let host = &world.host;
         let peer = Netns::new("hdp");
         host.exec(&[
             "ip", "link", "add", "hd0", "type", "veth", "peer", "name", "hd0p", "netns", &peer.name,
@@ -27,12 +35,7 @@ impl World {
         host.exec(&["ip", "link", "set", "hd0", "up"]);
         peer.exec(&["ip", "addr", "add", "10.65.0.250/24", "dev", "hd0p"]);
         peer.exec(&["ip", "link", "set", "hd0p", "up"]);
-        World {
-            host,
-            peer,
-            data: data_dir(),
-            net: unique("hd"),
-        }
+        DeviceHost { world, peer }
     }
 
     fn conf(&self, version: &str, extra: Value) -> Value {
@@ -47,10 +50,6 @@ impl World {
 
     fn mac(&self) -> Value {
         link_details(&self.host, "hd0")["address"].clone()
-    }
-
-    fn allocated(&self) -> Vec<String> {
-        allocated_ips(self.data.path(), &self.net)
     }
 
     /// hd0 is in the host under its name, without alias or addresses.
@@ -71,7 +70,7 @@ impl World {
 #[test]
 fn device_moves_in_reaches_its_peer_and_comes_back() {
     for version in VERSIONS {
-        let w = World::new();
+        let w = DeviceHost::new();
         let ctr = Netns::new("hdc");
         let mac = w.mac();
         let conf = w.conf(version, json!({"device": "hd0"}));
@@ -110,7 +109,7 @@ fn device_moves_in_reaches_its_peer_and_comes_back() {
 
 #[test]
 fn selected_by_mac_and_layer2_only() {
-    let w = World::new();
+    let w = DeviceHost::new();
     let ctr = Netns::new("hdc");
     let mac = w.mac();
     let mut conf = w.conf("1.1.0", json!({"hwaddr": mac}));
@@ -135,7 +134,7 @@ fn selected_by_mac_and_layer2_only() {
 
 #[test]
 fn bad_input_and_failed_moves_leave_the_device_home() {
-    let w = World::new();
+    let w = DeviceHost::new();
     let ctr = Netns::new("hdc");
     let before = w.host.snapshot();
     let cases = [
@@ -201,7 +200,7 @@ fn bad_input_and_failed_moves_leave_the_device_home() {
 
 #[test]
 fn del_with_the_netns_gone_still_releases_the_address() {
-    let w = World::new();
+    let w = DeviceHost::new();
     let ctr = Netns::new("hdc");
     let conf = w.conf("1.0.0", json!({"device": "hd0"}));
     Call::rcni("host-device", "ADD", &w.host, Some(&ctr))
@@ -220,7 +219,7 @@ fn del_with_the_netns_gone_still_releases_the_address() {
 fn interop_with_the_reference() {
     require_reference();
     for reference_adds in [true, false] {
-        let w = World::new();
+        let w = DeviceHost::new();
         let ctr = Netns::new("hdc");
         let conf = w.conf("1.0.0", json!({"device": "hd0"}));
         let (add, del) = interop_pair("host-device", &w.host, &ctr, reference_adds);

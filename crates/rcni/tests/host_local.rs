@@ -400,9 +400,7 @@ fn hundred_parallel_adds_never_share_an_address() {
 
 #[test]
 fn interop_with_the_reference_store() {
-    if !have_reference() {
-        panic!("the reference plugins are not installed at {REFERENCE_DIR} (scripts/deps.sh installs them)");
-    }
+    require_reference();
     let host = Netns::new("hl");
     let data = data_dir();
     let net = unique("hlnet");

@@ -9,13 +9,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-fn require_reference() {
-    assert!(
-        have_reference(),
-        "the reference plugins are not installed at {REFERENCE_DIR} (scripts/deps.sh installs them)"
-    );
-}
-
 fn ptp_conf(net: &str, data: &std::path::Path) -> Value {
     // Debian's reference build supports spec versions up to 1.0.0.
     json!({

@@ -14,16 +14,16 @@ use serde_json::{json, Value};
 /// A host namespace with an "outside" namespace behind a veth: the host
 /// is 203.0.113.1, the outside 203.0.113.2, and the outside has no route
 /// to the container subnet, so only masqueraded traffic gets answers.
-struct World {
+struct MasqHost {
     host: Netns,
     outside: Netns,
 }
 
-impl World {
-    fn new() -> World {
+impl MasqHost {
+    fn new() -> MasqHost {
         let host = Netns::new("mh");
         let outside = outside_of(&host);
-        World { host, outside }
+        MasqHost { host, outside }
     }
 
     fn iptables_nat(&self) -> String {
@@ -59,7 +59,7 @@ fn conf(net: &str, data: &std::path::Path, backend: Option<&str>) -> Value {
     c
 }
 
-fn masq_present(w: &World, backend: &str, net: &str) -> bool {
+fn masq_present(w: &MasqHost, backend: &str, net: &str) -> bool {
     let chain = chain_for(net, "ctr1");
     match backend {
         "iptables" => w.iptables_nat().contains(&chain),
@@ -82,7 +82,7 @@ fn chain_for(net: &str, id: &str) -> String {
 #[test]
 fn masquerades_on_both_backends_and_del_cleans_up() {
     for backend in ["iptables", "nftables"] {
-        let w = World::new();
+        let w = MasqHost::new();
         let ctr = Netns::new("mc");
         let data = data_dir();
         let net = unique("mq");
@@ -119,7 +119,7 @@ fn masquerades_on_both_backends_and_del_cleans_up() {
 #[test]
 fn del_without_netns_still_removes_the_rules() {
     for backend in ["iptables", "nftables"] {
-        let w = World::new();
+        let w = MasqHost::new();
         let ctr = Netns::new("mc");
         let data = data_dir();
         let net = unique("mq");
@@ -138,7 +138,7 @@ fn del_without_netns_still_removes_the_rules() {
 
 #[test]
 fn gc_drops_stale_masquerading_only() {
-    let w = World::new();
+    let w = MasqHost::new();
     let (a, b) = (Netns::new("ma"), Netns::new("mb"));
     let data = data_dir();
     let net = unique("mq");
@@ -169,7 +169,7 @@ fn gc_drops_stale_masquerading_only() {
 
 #[test]
 fn bad_backend_is_refused_and_leaves_nothing() {
-    let w = World::new();
+    let w = MasqHost::new();
     let ctr = Netns::new("mc");
     let data = data_dir();
     let net = unique("mq");
@@ -184,12 +184,9 @@ fn bad_backend_is_refused_and_leaves_nothing() {
 
 #[test]
 fn interop_with_reference_rules() {
-    assert!(
-        have_reference(),
-        "the reference plugins are not installed at {REFERENCE_DIR}"
-    );
+    require_reference();
     for rcni_adds in [true, false] {
-        let w = World::new();
+        let w = MasqHost::new();
         let ctr = Netns::new("mc");
         let data = data_dir();
         let net = unique("mq");
@@ -217,7 +214,7 @@ fn interop_with_reference_rules() {
 
 #[test]
 fn without_ip_masq_the_outside_cannot_answer() {
-    let w = World::new();
+    let w = MasqHost::new();
     let ctr = Netns::new("mc");
     let data = data_dir();
     let net = unique("mq");
@@ -268,7 +265,7 @@ fn del_runs_only_the_programs_of_the_backend_in_use() {
         ("nftables", None, &["host-local"]),
     ];
     for (backend, prev, programs) in cases {
-        let w = World::new();
+        let w = MasqHost::new();
         let ctr = Netns::new("mc");
         let data = data_dir();
         let net = unique("mq");
@@ -300,7 +297,7 @@ fn del_runs_only_the_programs_of_the_backend_in_use() {
 #[test]
 fn del_keeps_the_masquerading_of_a_colliding_attachment() {
     for backend in ["iptables", "nftables"] {
-        let w = World::new();
+        let w = MasqHost::new();
         let (a, b) = (Netns::new("ma"), Netns::new("mb"));
         let data = data_dir();
         let ca = conf("relnet", data.path(), Some(backend));
@@ -348,7 +345,7 @@ fn del_keeps_the_masquerading_of_a_colliding_attachment() {
 #[test]
 fn del_of_a_second_interface_keeps_eth0s_masquerading() {
     for backend in ["iptables", "nftables"] {
-        let w = World::new();
+        let w = MasqHost::new();
         let ctr = Netns::new("mc");
         let data = data_dir();
         let net = unique("mq");
@@ -399,7 +396,7 @@ fn del_of_a_second_interface_keeps_eth0s_masquerading() {
 #[test]
 fn gc_treats_another_ifname_as_another_attachment() {
     for backend in ["iptables", "nftables"] {
-        let w = World::new();
+        let w = MasqHost::new();
         let ctr = Netns::new("mc");
         let data = data_dir();
         let net = unique("mq");

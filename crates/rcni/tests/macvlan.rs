@@ -9,23 +9,12 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-struct World {
-    host: Netns,
-    data: tempfile::TempDir,
-    net: String,
+/// macvlan's config on the shared [`World`] (built with the master `m0`).
+trait MacvlanConf {
+    fn conf(&self, version: &str, extra: Value) -> Value;
 }
 
-impl World {
-    fn new() -> World {
-        let host = Netns::new("mvh");
-        veth_master(&host, "m0");
-        World {
-            host,
-            data: data_dir(),
-            net: unique("mv"),
-        }
-    }
-
+impl MacvlanConf for World {
     fn conf(&self, version: &str, extra: Value) -> Value {
         let mut c = json!({"cniVersion": version, "name": self.net, "type": "macvlan", "master": "m0",
             "ipam": {"type": "host-local", "subnet": "10.60.0.0/24", "routes": [{"dst": "10.61.0.0/16"}],
@@ -35,21 +24,12 @@ impl World {
         }
         c
     }
-
-    fn allocated(&self) -> Vec<String> {
-        allocated_ips(self.data.path(), &self.net)
-    }
-}
-
-fn ip_of(result: &Value) -> String {
-    let cidr = result["ips"][0]["address"].as_str().unwrap();
-    cidr.split('/').next().unwrap().to_string()
 }
 
 #[test]
 fn two_containers_reach_each_other_and_del_leaves_nothing() {
     for version in VERSIONS {
-        let w = World::new();
+        let w = World::with_master("mv", None);
         let (a, b) = (Netns::new("mva"), Netns::new("mvb"));
         let conf = w.conf(version, json!({"mtu": 1400}));
         let ra = Call::rcni("macvlan", "ADD", &w.host, Some(&a))
@@ -117,7 +97,7 @@ fn two_containers_reach_each_other_and_del_leaves_nothing() {
 #[test]
 fn every_mode_is_applied_and_private_mode_isolates() {
     for mode in ["bridge", "private", "vepa", "passthru"] {
-        let w = World::new();
+        let w = World::with_master("mv", None);
         let a = Netns::new("mva");
         let conf = w.conf("1.0.0", json!({"mode": mode}));
         Call::rcni("macvlan", "ADD", &w.host, Some(&a))
@@ -130,7 +110,7 @@ fn every_mode_is_applied_and_private_mode_isolates() {
             .ok();
         assert_only_lo(&a);
     }
-    let w = World::new();
+    let w = World::with_master("mv", None);
     let (a, b) = (Netns::new("mva"), Netns::new("mvb"));
     let conf = w.conf("1.0.0", json!({"mode": "private"}));
     Call::rcni("macvlan", "ADD", &w.host, Some(&a))
@@ -157,7 +137,7 @@ fn every_mode_is_applied_and_private_mode_isolates() {
 
 #[test]
 fn mac_sources_in_order_and_bcqueuelen() {
-    let w = World::new();
+    let w = World::with_master("mv", None);
     let a = Netns::new("mva");
     let cases = [
         (json!({"mac": "02:00:00:00:00:01"}), "", "02:00:00:00:00:01"),
@@ -199,7 +179,7 @@ fn mac_sources_in_order_and_bcqueuelen() {
 #[test]
 fn layer2_only_default_master_and_link_in_container() {
     // ipam: {} gives an address-less link that is up.
-    let w = World::new();
+    let w = World::with_master("mv", None);
     let a = Netns::new("mva");
     let mut conf = w.conf("1.0.0", json!({}));
     conf["ipam"] = json!({});
@@ -258,7 +238,7 @@ fn layer2_only_default_master_and_link_in_container() {
 
 #[test]
 fn bad_input_names_the_field_and_leaves_nothing() {
-    let w = World::new();
+    let w = World::with_master("mv", None);
     let a = Netns::new("mva");
     let cases = [
         (json!({"master": "nope0"}), "master"),
@@ -300,7 +280,7 @@ fn bad_input_names_the_field_and_leaves_nothing() {
 fn interop_with_the_reference() {
     require_reference();
     for reference_adds in [true, false] {
-        let w = World::new();
+        let w = World::with_master("mv", None);
         let a = Netns::new("mva");
         let conf = w.conf("1.0.0", json!({"mode": "bridge"}));
         let (add, del) = interop_pair("macvlan", &w.host, &a, reference_adds);
@@ -317,7 +297,7 @@ fn interop_with_the_reference() {
 /// succeeds once the netns is gone.
 #[test]
 fn status_forwards_to_ipam_and_del_without_netns() {
-    let w = World::new();
+    let w = World::with_master("mv", None);
     let a = Netns::new("mva");
     let mut conf = w.conf("1.1.0", json!({}));
     conf["ipam"]["subnet"] = json!("10.60.0.0/30");

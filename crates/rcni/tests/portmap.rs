@@ -10,20 +10,28 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-struct World {
-    host: Netns,
+/// The shared [`World`] with an outside namespace that reaches the
+/// host's ports.
+struct PortmapHost {
+    world: World,
     outside: Netns,
-    data: tempfile::TempDir,
-    net: String,
 }
 
-impl World {
+impl std::ops::Deref for PortmapHost {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.world
+    }
+}
+
+impl PortmapHost {
     /// host (203.0.113.1) ↔ outside (203.0.113.2); the host also owns
     /// 198.51.100.1 on lo; the outside routes 198.51.100.1 and the transit
     /// range 198.18.0.0/24 through the host.
-    fn new() -> World {
-        let host = Netns::new("ph");
-        let outside = outside_of(&host);
+    fn new() -> PortmapHost {
+        let world = World::new("pm");
+        let host = &world.host;
+        let outside = outside_of(host);
         host.exec(&["ip", "addr", "add", "198.51.100.1/32", "dev", "lo"]);
         outside.exec(&[
             "ip",
@@ -34,12 +42,7 @@ impl World {
             "203.0.113.1",
         ]);
         outside.exec(&["ip", "route", "add", "198.18.0.0/24", "via", "203.0.113.1"]);
-        World {
-            host,
-            outside,
-            data: data_dir(),
-            net: unique("pm"),
-        }
+        PortmapHost { world, outside }
     }
 
     fn bridge_conf(&self, version: &str) -> Value {
@@ -114,7 +117,7 @@ fn mappings(backend: &str, extra: Value) -> Value {
 #[test]
 fn tcp_and_udp_reach_the_container_on_both_backends() {
     for backend in ["iptables", "nftables"] {
-        let w = World::new();
+        let w = PortmapHost::new();
         let ctr = Netns::new("pc");
         let (br, pm) = w.attach(&ctr, "1.0.0", mappings(backend, json!({})), false);
         for port in [80, 53, 90] {
@@ -193,7 +196,7 @@ fn tcp_and_udp_reach_the_container_on_both_backends() {
 
 #[test]
 fn layout_is_the_references() {
-    let w = World::new();
+    let w = PortmapHost::new();
     let ctr = Netns::new("pc");
     let (br, pm) = w.attach(&ctr, "1.0.0", mappings("iptables", json!({})), false);
     let nat = w.iptables_nat();
@@ -219,7 +222,7 @@ fn layout_is_the_references() {
 
 #[test]
 fn del_without_mappings_in_the_config_still_cleans_up() {
-    let w = World::new();
+    let w = PortmapHost::new();
     let ctr = Netns::new("pc");
     let (br, mut pm) = w.attach(&ctr, "1.0.0", mappings("iptables", json!({})), false);
     pm["runtimeConfig"] = json!({});
@@ -237,7 +240,7 @@ fn del_without_mappings_in_the_config_still_cleans_up() {
 #[test]
 fn gc_removes_stale_mappings() {
     for backend in ["iptables", "nftables"] {
-        let w = World::new();
+        let w = PortmapHost::new();
         let other_net = unique("pmo");
         let br = w.bridge_conf("1.1.0");
         let attachments = [
@@ -323,12 +326,9 @@ fn gc_removes_stale_mappings() {
 
 #[test]
 fn interop_with_the_reference() {
-    assert!(
-        have_reference(),
-        "the reference plugins are not installed at {REFERENCE_DIR}"
-    );
+    require_reference();
     for reference_adds in [true, false] {
-        let w = World::new();
+        let w = PortmapHost::new();
         let ctr = Netns::new("pc");
         // Debian's reference (1.1.1) speaks up to 1.0.0 and only iptables.
         let mut maps = mappings("iptables", json!({}));
@@ -351,7 +351,7 @@ fn interop_with_the_reference() {
 
 #[test]
 fn bad_config_leaves_nothing() {
-    let w = World::new();
+    let w = PortmapHost::new();
     let ctr = Netns::new("pc");
     let br = w.bridge_conf("1.0.0");
     let prev = Call::rcni("bridge", "ADD", &w.host, Some(&ctr))
@@ -397,7 +397,7 @@ fn bad_config_leaves_nothing() {
 #[test]
 fn stale_udp_flows_are_flushed_on_add() {
     for backend in ["iptables", "nftables"] {
-        let w = World::new();
+        let w = PortmapHost::new();
         let ctr = Netns::new("pc");
         // Connection tracking only runs in a namespace once a rule needs
         // it; make it run, as it does on any real node.
@@ -428,7 +428,7 @@ fn stale_udp_flows_are_flushed_on_add() {
 #[test]
 fn deleting_one_container_keeps_the_others_mappings() {
     for backend in ["iptables", "nftables"] {
-        let w = World::new();
+        let w = PortmapHost::new();
         let (a, b) = (Netns::new("pa"), Netns::new("pb"));
         let br = w.bridge_conf("1.0.0");
         let mut confs = Vec::new();
@@ -474,7 +474,7 @@ fn deleting_one_container_keeps_the_others_mappings() {
 
 #[test]
 fn a_backend_that_is_not_installed_is_refused() {
-    let w = World::new();
+    let w = PortmapHost::new();
     let ctr = Netns::new("pc");
     let prev = Call::rcni("bridge", "ADD", &w.host, Some(&ctr))
         .run(&w.bridge_conf("1.0.0"))
@@ -500,7 +500,7 @@ fn a_backend_that_is_not_installed_is_refused() {
 #[test]
 fn firewall_programs_per_add() {
     for backend in ["iptables", "nftables"] {
-        let w = World::new();
+        let w = PortmapHost::new();
         let (first, second) = (Netns::new("pf"), Netns::new("ps"));
         let pm_conf = |prev: Value, base: u16| {
             json!({"cniVersion": "1.0.0", "name": w.net, "type": "portmap", "backend": backend, "prevResult": prev,
@@ -600,7 +600,7 @@ fn del_reads_the_table_only_when_it_must() {
         ("none", &["iptables-save", "iptables-restore"]),
     ];
     for (del_mappings, programs) in cases {
-        let w = World::new();
+        let w = PortmapHost::new();
         let ctr = Netns::new("pd");
         let maps = mappings("iptables", json!({}));
         let (br, pm) = w.attach(&ctr, "1.0.0", maps, false);
@@ -636,7 +636,7 @@ fn del_reads_the_table_only_when_it_must() {
 /// What a runtime checks after the last DEL of a pod: no rule that names
 /// the container, no address taken, no veth on the host, an empty
 /// container.
-fn assert_nothing_left(w: &World, ctr: &Netns, what: &str) {
+fn assert_nothing_left(w: &PortmapHost, ctr: &Netns, what: &str) {
     assert!(
         !w.iptables_nat().contains("ctr1"),
         "{what}: iptables rules left:\n{}",
@@ -665,7 +665,7 @@ fn assert_nothing_left(w: &World, ctr: &Netns, what: &str) {
 #[test]
 fn containerd_capitalised_mappings_and_its_three_dels() {
     for backend in ["iptables", "nftables"] {
-        let w = World::new();
+        let w = PortmapHost::new();
         let ctr = Netns::new("pc");
         let cri = json!({"backend": backend, "capabilities": {"portMappings": true},
             "runtimeConfig": {"portMappings": [
@@ -700,7 +700,7 @@ fn containerd_capitalised_mappings_and_its_three_dels() {
 #[test]
 fn del_with_malformed_optional_sections_removes_everything() {
     for backend in ["iptables", "nftables"] {
-        let w = World::new();
+        let w = PortmapHost::new();
         let ctr = Netns::new("pc");
         let mut br = w.bridge_conf("1.0.0");
         br["ipMasq"] = json!(true);
@@ -751,7 +751,7 @@ fn del_with_malformed_optional_sections_removes_everything() {
 /// /run/rcni. A token with spaces stays one argument.
 #[test]
 fn config_strings_cannot_inject_rules() {
-    let w = World::new();
+    let w = PortmapHost::new();
     let ctr = Netns::new("pi");
     // The mark chain must exist for a restore naming it to go through.
     w.host.exec(&["iptables", "-t", "nat", "-N", "X"]);
@@ -843,7 +843,7 @@ fn config_strings_cannot_inject_rules() {
 #[test]
 fn concurrent_adds_and_dels_leave_nothing_on_nftables() {
     const PODS: usize = 40;
-    let w = World::new();
+    let w = PortmapHost::new();
     let ctr = Netns::new("pk");
     let conf = |i: usize| {
         json!({"cniVersion": "1.0.0", "name": w.net, "type": "portmap", "backend": "nftables",
@@ -883,7 +883,7 @@ fn concurrent_adds_and_dels_leave_nothing_on_nftables() {
 #[test]
 fn container_ids_longer_than_a_comment_work() {
     for backend in ["iptables", "nftables"] {
-        let w = World::new();
+        let w = PortmapHost::new();
         let ctr = Netns::new("pl");
         let id = format!("L{}", "x".repeat(1099));
         let mut br = w.bridge_conf("1.1.0");
@@ -952,7 +952,7 @@ fn container_ids_longer_than_a_comment_work() {
 /// reference does, so host ports work again.
 #[test]
 fn add_after_a_nat_flush_restores_the_entry_jumps() {
-    let w = World::new();
+    let w = PortmapHost::new();
     let (first, second) = (Netns::new("pf"), Netns::new("ps"));
     let br = w.bridge_conf("1.0.0");
     let mut attached = Vec::new();
@@ -1009,7 +1009,7 @@ fn add_after_a_nat_flush_restores_the_entry_jumps() {
 /// another network must not drop this network's conditionsV4.
 #[test]
 fn nft_conditions_survive_another_networks_add() {
-    let w = World::new();
+    let w = PortmapHost::new();
     let (a, b) = (Netns::new("pa"), Netns::new("pb"));
     let br = w.bridge_conf("1.0.0");
     let mut attached = Vec::new();

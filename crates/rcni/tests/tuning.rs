@@ -14,14 +14,14 @@ const ORIGINAL_MTU: u64 = 1500;
 
 /// A host netns, a container netns whose `eth0` (one end of a veth pair,
 /// the other end `peer0` also inside) has known values, and a data dir.
-struct World {
+struct TuningSetup {
     host: Netns,
     ctr: Netns,
     data: tempfile::TempDir,
 }
 
-impl World {
-    fn new() -> World {
+impl TuningSetup {
+    fn new() -> TuningSetup {
         let host = Netns::new("tuh");
         let ctr = Netns::new("tuc");
         ctr.exec(&[
@@ -38,7 +38,7 @@ impl World {
             "peer0",
         ]);
         ctr.exec(&["ip", "link", "set", "eth0", "up"]);
-        World {
+        TuningSetup {
             host,
             ctr,
             data: data_dir(),
@@ -139,7 +139,7 @@ fn tuned() -> LinkState {
 #[test]
 fn every_key_applied_checked_and_restored_on_each_version() {
     for version in ["0.1.0", "0.2.0"].iter().chain(VERSIONS) {
-        let w = World::new();
+        let w = TuningSetup::new();
         assert_eq!(link_state(&w.ctr, "eth0"), original());
         let conf = w.conf(version, every_key());
         let result = w.call("ADD").run(&conf).ok();
@@ -172,7 +172,7 @@ fn every_key_applied_checked_and_restored_on_each_version() {
 
 #[test]
 fn only_sysctls_leave_no_backup_and_unset_keys_stay() {
-    let w = World::new();
+    let w = TuningSetup::new();
     let conf = w.conf(
         "1.0.0",
         json!({"sysctl": {"net.ipv4.conf.eth0.arp_ignore": "2"}}),
@@ -197,7 +197,7 @@ fn only_sysctls_leave_no_backup_and_unset_keys_stay() {
 
 #[test]
 fn check_reports_what_drifted() {
-    let w = World::new();
+    let w = TuningSetup::new();
     let conf = w.conf("1.0.0", every_key());
     w.call("ADD").run(&conf).ok();
     w.call("CHECK").run(&conf).ok();
@@ -235,7 +235,7 @@ fn check_reports_what_drifted() {
 
 #[test]
 fn overrides_in_the_references_order() {
-    let w = World::new();
+    let w = TuningSetup::new();
     let mac_of = |call: Call, conf: &Value| {
         call.run(conf).ok();
         let mac = link_state(&w.ctr, "eth0").mac;
@@ -287,7 +287,7 @@ fn overrides_in_the_references_order() {
 
 #[test]
 fn ifname_with_a_dot_in_a_sysctl_key() {
-    let w = World::new();
+    let w = TuningSetup::new();
     w.ctr.exec(&[
         "ip", "link", "add", "eth0.7", "type", "veth", "peer", "name", "peer7",
     ]);
@@ -302,7 +302,7 @@ fn ifname_with_a_dot_in_a_sysctl_key() {
 
 #[test]
 fn bad_input_is_refused_naming_the_key_and_changes_nothing() {
-    let w = World::new();
+    let w = TuningSetup::new();
     let cases: Vec<(Value, &str)> = vec![
         (json!({"sysctl": {"kernel.hostname": "x"}}), "sysctl"),
         (json!({"sysctl": {"net/../kernel/hostname": "x"}}), "sysctl"),
@@ -388,7 +388,7 @@ fn bad_input_is_refused_naming_the_key_and_changes_nothing() {
 
 #[test]
 fn a_failing_add_undoes_its_changes() {
-    let w = World::new();
+    let w = TuningSetup::new();
     // veth takes at most 65535: the kernel refuses the MTU after the
     // sysctl and the MAC are set.
     let conf = w.conf(
@@ -406,18 +406,18 @@ fn a_failing_add_undoes_its_changes() {
 
 #[test]
 fn del_with_the_netns_or_the_link_gone() {
-    let w = World::new();
+    let w = TuningSetup::new();
     let conf = w.conf("1.0.0", every_key());
     w.call("ADD").run(&conf).ok();
     w.ctr.exec(&["ip", "link", "del", "eth0"]);
     w.call("DEL").run(&conf).ok();
     assert_eq!(w.backup(), None);
 
-    let w = World::new();
+    let w = TuningSetup::new();
     let conf = w.conf("1.0.0", every_key());
     w.call("ADD").run(&conf).ok();
     let del = w.call("DEL");
-    let World {
+    let TuningSetup {
         host: _host,
         ctr,
         data,
@@ -434,7 +434,7 @@ fn del_with_the_netns_or_the_link_gone() {
 
 #[test]
 fn del_restores_with_keys_it_does_not_use_broken() {
-    let w = World::new();
+    let w = TuningSetup::new();
     let conf = w.conf("1.0.0", every_key());
     w.call("ADD").run(&conf).ok();
     let broken = w.conf(
@@ -515,7 +515,7 @@ exec "$@""#;
 /// nothing is written through the link.
 #[test]
 fn planted_files_neither_hang_nor_redirect() {
-    let w = World::new();
+    let w = TuningSetup::new();
     let bounded = ["timeout", "10"];
     let conf = w.conf("1.0.0", json!({"mtu": 1400}));
     let backup = w.data.path().join("ctr1_eth0.json");
@@ -552,7 +552,7 @@ fn planted_files_neither_hang_nor_redirect() {
 
 #[test]
 fn allowlist_lines_are_unanchored_regexes() {
-    let w = World::new();
+    let w = TuningSetup::new();
     let before = std::fs::read_dir("/etc/cni").map(|d| d.count()).ok();
     // Unanchored: "arp_ignore" allows any key containing it; the anchored
     // line allows exactly its key.
@@ -609,7 +609,7 @@ fn interop_tuned() -> LinkState {
 fn interop_with_the_reference() {
     require_reference();
     for reference_adds in [false, true] {
-        let w = World::new();
+        let w = TuningSetup::new();
         let conf = w.conf("1.0.0", interop_keys());
         let (add, del) = interop_pair("tuning", &w.host, &w.ctr, reference_adds);
         add.run(&conf).ok();
@@ -630,7 +630,7 @@ fn same_backup_file_as_the_reference() {
     require_reference();
     let mut files = Vec::new();
     for reference in [false, true] {
-        let w = World::new();
+        let w = TuningSetup::new();
         let conf = w.conf("1.0.0", interop_keys());
         let mut add = w.call("ADD");
         if reference {

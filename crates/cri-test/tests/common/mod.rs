@@ -1,76 +1,12 @@
-//! What the runtime end-to-end tests share: bounded commands, the rcni
-//! binary under test, the plugin directory a runtime is pointed at, and a
-//! throwaway "host" network namespace.
+//! What the runtime end-to-end tests share beyond the test kit (bounded
+//! commands, the rcni binary, the throwaway "host" [`Netns`]): the plugin
+//! directory a runtime is pointed at, and a runtime isolated in its own
+//! mount and PID namespaces.
 
+pub use rcni_testkit::{rcni_binary, read_dir_names, sh, Netns, TIMEOUT};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// The bound on every command, call and wait of a test.
-pub const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Runs a command with a time limit and returns its stdout; panics with its
-/// output on failure.
-pub fn run(cmd: &str, args: &[&str]) -> String {
-    try_run(cmd, args).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// [`run`] that says what failed instead of panicking: for clean-ups, which
-/// may run while a test panics.
-pub fn try_run(cmd: &str, args: &[&str]) -> Result<String, String> {
-    let mut child = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("spawn {cmd}: {e}"))?;
-    let deadline = Instant::now() + TIMEOUT;
-    while child
-        .try_wait()
-        .map_err(|e| format!("wait for {cmd}: {e}"))?
-        .is_none()
-    {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("{cmd} {args:?} did not finish in {TIMEOUT:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("output of {cmd}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{cmd} {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// The rcni binary `cargo test --workspace` built next to this test
-/// (`RCNI_BIN` overrides).
-pub fn rcni_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("RCNI_BIN") {
-        return PathBuf::from(bin);
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    // target/<profile>/deps/<this test> -> target/<profile>/rcni
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join("rcni");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first (`cargo build -p rcni`; `cargo test --workspace` does)",
-        bin.display()
-    );
-    bin
-}
 
 /// Fills `bin` (created here) with the plugins a runtime will execute:
 /// links to `plugins` of the `reference` directory, or else rcni's own
@@ -85,55 +21,12 @@ pub fn plugin_dir(bin: &Path, reference: Option<&Path>, plugins: &[&str]) {
             }
         }
         None => {
-            run(
+            sh(
                 rcni_binary().to_str().expect("utf8"),
                 &["install", bin.to_str().expect("utf8")],
             );
         }
     }
-}
-
-/// A throwaway network namespace, deleted on drop.
-pub struct HostNetns {
-    pub name: String,
-}
-
-impl HostNetns {
-    pub fn new(tag: &str) -> HostNetns {
-        let name = format!("rcni-cri-{tag}-{}", std::process::id());
-        run("ip", &["netns", "add", &name]);
-        let ns = HostNetns { name };
-        run("ip", &["-n", &ns.name, "link", "set", "lo", "up"]);
-        ns
-    }
-
-    pub fn path(&self) -> PathBuf {
-        PathBuf::from(format!("/run/netns/{}", self.name))
-    }
-
-    pub fn exec(&self, cmd: &[&str]) -> String {
-        let mut args = vec!["netns", "exec", &self.name];
-        args.extend_from_slice(cmd);
-        run("ip", &args)
-    }
-}
-
-impl Drop for HostNetns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-pub fn read_dir_names(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// A program of our own as PID 1 of new mount and PID namespaces inside
@@ -150,7 +43,7 @@ pub struct Isolated {
 
 impl Isolated {
     /// Starts `program` (a shell command line) with its output in `log`.
-    pub fn start(host: &HostNetns, dir: &Path, program: &str, log: &Path) -> Isolated {
+    pub fn start(host: &Netns, dir: &Path, program: &str, log: &Path) -> Isolated {
         for sub in ["run", "varlib"] {
             std::fs::create_dir_all(dir.join(sub)).expect("mkdir");
         }
@@ -160,7 +53,7 @@ impl Isolated {
             d = dir.display()
         );
         let unshare = Command::new("nsenter")
-            .arg(format!("--net={}", host.path().display()))
+            .arg(format!("--net={}", host.path()))
             .args(["--", "unshare", "--mount", "--propagation", "private"])
             .args([
                 "--pid",

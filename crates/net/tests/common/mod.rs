@@ -1,36 +1,30 @@
-//! Throwaway network namespaces for the kernel tests (`ip netns add`,
-//! deleted on drop). Tests never touch the machine's own interfaces.
+//! The kernel tests' namespaces: the test kit's throwaway [`Netns`] (`ip
+//! netns add`, deleted on drop), opened for this crate's own calls. Tests
+//! never touch the machine's own interfaces.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
 use ipnet::IpNet;
 use rcni_net::{Handle, NetNs};
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use rcni_testkit::Netns;
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A named namespace (`/run/netns/rcni-nettest-<pid>-<n>`), open.
+/// A throwaway namespace, open.
 pub struct TestNs {
+    /// Owns the namespace (deleted on drop).
+    netns: Netns,
     pub name: String,
     pub ns: NetNs,
 }
 
 impl TestNs {
     pub fn new() -> TestNs {
-        let name = format!(
-            "rcni-nettest-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .expect("run ip netns add")
-            .success();
-        assert!(ok, "ip netns add {name}");
-        let ns = NetNs::open(format!("/run/netns/{name}")).unwrap();
-        TestNs { name, ns }
+        let netns = Netns::new("rcni-nettest-");
+        let ns = NetNs::open(netns.path()).unwrap();
+        TestNs {
+            name: netns.name.clone(),
+            netns,
+            ns,
+        }
     }
 
     /// A fresh netlink handle inside.
@@ -40,26 +34,9 @@ impl TestNs {
 
     /// `ip -n <ns> <args>`'s stdout, for cross-checking with iproute2.
     pub fn ip(&self, args: &[&str]) -> String {
-        let out = Command::new("ip")
-            .arg("-n")
-            .arg(&self.name)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ip {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for TestNs {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
+        let mut full = vec!["-n", &self.name];
+        full.extend_from_slice(args);
+        rcni_testkit::sh("ip", &full)
     }
 }
 

@@ -33,6 +33,9 @@ impl Rng {
         Rng((z ^ (z >> 31)) | 1)
     }
 
+    /// The next number of the stream (an endless stream, not an
+    /// `Iterator`: the probe draws from it by hand).
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
