@@ -96,6 +96,25 @@ impl IntoCniError for std::io::Error {
     }
 }
 
+/// JSON that does not parse: 6 (a config value is named with
+/// `invalid_context`, 7); a failed write: 5.
+impl IntoCniError for serde_json::Error {
+    fn into_cni(self) -> CniError {
+        match self.classify() {
+            serde_json::error::Category::Io => CniError::io(self.to_string()),
+            _ => CniError::decode(self.to_string()),
+        }
+    }
+}
+
+/// A pattern of an admin's file that does not compile (tuning's
+/// allowlist): internal, as the reference reports it.
+impl IntoCniError for regex_lite::Error {
+    fn into_cni(self) -> CniError {
+        CniError::internal(self.to_string())
+    }
+}
+
 /// Naming the step that failed, on any layer's `Result`.
 pub trait Context<T> {
     /// The error as a CNI error with its kind's code, its message

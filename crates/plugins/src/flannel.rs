@@ -82,7 +82,7 @@ impl SubnetEnv {
             seen.push(key);
             let value = value.trim();
             let cidr = |v: &str, want_v4: bool| -> Result<IpNet, CniError> {
-                let net: IpNet = v.parse().map_err(|_| {
+                let net: IpNet = v.parse().ok().ok_or_else(|| {
                     bad(key, format!("{v:?} is not an address with a prefix length"))
                 })?;
                 if matches!(net, IpNet::V4(_)) != want_v4 {
@@ -173,14 +173,19 @@ impl SubnetEnv {
                 "subnetFile {file}: {why} (flanneld writes it once it runs: check its log on this node)"
             )
         };
-        let meta = std::fs::metadata(path).map_err(|e| unreadable(e.to_string()))?;
+        let meta = match std::fs::metadata(path) {
+            Ok(meta) => meta,
+            Err(e) => return Err(unreadable(e.to_string())),
+        };
         if !meta.is_file() {
             return Err(unreadable("not a regular file".into()));
         }
         let mut text = String::new();
-        std::fs::File::open(path)
+        if let Err(e) = std::fs::File::open(path)
             .and_then(|f| f.take(MAX_SUBNET_FILE + 1).read_to_string(&mut text))
-            .map_err(|e| unreadable(e.to_string()))?;
+        {
+            return Err(unreadable(e.to_string()));
+        }
         if text.len() as u64 > MAX_SUBNET_FILE {
             return Err(unreadable(format!("larger than {MAX_SUBNET_FILE} bytes")));
         }
@@ -507,8 +512,8 @@ impl Plugin for Flannel {
         let file = Undo::new(|| {
             let _ = saved.remove(&path);
         });
-        let result = invoke::delegate_add(&plugin, &bytes, args)
-            .map_err(|e| e.context("failed to delegate add"))?;
+        let result =
+            invoke::delegate_add(&plugin, &bytes, args).context("failed to delegate add")?;
         file.keep();
         Ok(result)
     }
@@ -590,8 +595,15 @@ impl Plugin for Flannel {
     /// then the delegate's answer.
     fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
         let cfg = load(args)?;
-        let env = SubnetEnv::load(&cfg.subnet_file)
-            .map_err(|e| CniError::new(ErrorCode::PLUGIN_NOT_AVAILABLE, e.msg))?;
+        let env = match SubnetEnv::load(&cfg.subnet_file) {
+            Ok(env) => env,
+            Err(e) => {
+                return Err(CniError {
+                    code: ErrorCode::PLUGIN_NOT_AVAILABLE,
+                    ..e
+                })
+            }
+        };
         forward(Command::Status, build_delegate(&cfg, &env)?, &cfg, args)
     }
 }

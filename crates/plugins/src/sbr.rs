@@ -100,7 +100,8 @@ fn gateways(list: &[String]) -> Result<(Option<IpAddr>, Option<IpAddr>), CniErro
     for text in list {
         let ip: IpAddr = text
             .parse()
-            .map_err(|_| invalid!("gateways: invalid static gateway IP address: {text:?}"))?;
+            .ok()
+            .ok_or_else(|| invalid!("gateways: invalid static gateway IP address: {text:?}"))?;
         let slot = if ip.is_ipv4() { &mut v4 } else { &mut v6 };
         if let Some(first) = slot.replace(ip) {
             return Err(invalid!(

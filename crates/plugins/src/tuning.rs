@@ -17,7 +17,7 @@ use rcni_net::{format_mac, sysctl, Handle, Link, NetNs};
 use rcni_skel::{CmdArgs, Plugin};
 use rcni_spec::config::PluginConf;
 use rcni_spec::schema::{Key, Schema};
-use rcni_spec::{gojson, CniError, CniResult};
+use rcni_spec::{gojson, CniError, CniResult, ErrorCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::io::Read;
@@ -137,17 +137,20 @@ fn backup_path(own: &TuningFields, args: &CmdArgs) -> PathBuf {
 /// refused unless it stays under `net/`.
 fn sysctl_path(key: &str, ifname: &str) -> Result<String, CniError> {
     let bad = || invalid!("sysctl: invalid net sysctl key {key:?}");
-    let normalized = sysctl::path_of(key).map_err(|_| bad())?;
+    let normalized = sysctl::path_of(key).ok().ok_or_else(bad)?;
     let relative = normalized
         .strip_prefix("/proc/sys")
-        .map_err(|_| bad())?
+        .ok()
+        .ok_or_else(bad)?
         .to_str()
         .ok_or_else(bad)?
         .replacen("IFNAME", ifname, 1);
     // Validated again with the interface name in it; the leading slash
     // keeps it verbatim (no dot/slash swap of a name like `eth0.100`).
-    let full = sysctl::path_of(&format!("/{relative}")).map_err(|_| bad())?;
-    let mut parts = full.strip_prefix("/proc/sys").map_err(|_| bad())?.iter();
+    let full = sysctl::path_of(&format!("/{relative}"))
+        .ok()
+        .ok_or_else(bad)?;
+    let mut parts = full.strip_prefix("/proc/sys").ok().ok_or_else(bad)?.iter();
     if parts.next() != Some("net".as_ref()) || parts.next().is_none() {
         return Err(bad());
     }
@@ -178,7 +181,7 @@ fn sysctls(
                 }
                 _ => return Err(invalid!("{field}: the value of {key:?} must be a string")),
             };
-            let path = sysctl_path(key, ifname).map_err(|e| e.context(field))?;
+            let path = sysctl_path(key, ifname).context(field)?;
             let entry = Sysctl {
                 key: key.clone(),
                 path,
@@ -252,7 +255,7 @@ fn refuse_duplicate_keys(stdin: &[u8]) -> Result<(), CniError> {
         }
     }
     let mut de = serde_json::Deserializer::from_slice(stdin);
-    de::Deserializer::deserialize_map(&mut de, Document).map_err(|e| invalid!("sysctl: {e}"))
+    de::Deserializer::deserialize_map(&mut de, Document).invalid_context("sysctl")
 }
 
 /// Refuses keys that the allowlist file, when present, does not match.
@@ -274,7 +277,7 @@ fn check_allowlist(sysctls: &[Sysctl]) -> Result<(), CniError> {
         .iter()
         .map(|l| regex_lite::Regex::new(l))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| fail!("sysctl allowlist {ALLOWLIST}: {e}"))?;
+        .context(format!("sysctl allowlist {ALLOWLIST}"))?;
     for s in sysctls {
         if !patterns.iter().any(|p| p.is_match(&s.key)) {
             // reference text
@@ -417,7 +420,7 @@ fn write_backup(path: &Path, backup: &Backup) -> Result<(), CniError> {
         .serialize(&mut serde_json::Serializer::with_formatter(
             &mut text, formatter,
         ))
-        .map_err(|e| fail!("failed to marshal the backup: {e}"))?;
+        .context_code(ErrorCode::INTERNAL, "failed to marshal the backup")?;
     std::fs::OpenOptions::new()
         .write(true)
         .create(true)
