@@ -636,6 +636,24 @@ fn udp_rates(from: &Netns, to: &Netns, to_addr: &str) -> (f64, f64) {
     (sent, receiver.join().unwrap())
 }
 
+/// A rate within 15 % of the configured one, measured again once when the
+/// first window falls outside (a loaded machine's scheduling can put one
+/// burst into a short window): a shaping that is wrong misses both times.
+fn near_in_one_of_two<T>(mut measure: impl FnMut() -> (f64, T), what: &str) -> T {
+    let (first, extra) = measure();
+    if (0.85..=1.15).contains(&(first / RATE_BITS as f64)) {
+        assert_near(first, what);
+        return extra;
+    }
+    eprintln!(
+        "{what}: {:.2} Mbit/s on the first window, measuring again",
+        first / 1e6
+    );
+    let (second, extra) = measure();
+    assert_near(second, what);
+    extra
+}
+
 fn assert_near(measured: f64, what: &str) {
     let ratio = measured / RATE_BITS as f64;
     eprintln!(
@@ -668,12 +686,12 @@ fn traffic_through_the_shaped_veth_keeps_to_the_rate() {
     Call::rcni("bandwidth", "ADD", &w.host, Some(&ctr))
         .run(&conf)
         .ok();
-    assert_near(
-        tcp_rate(&w.host, &ctr, CTR_IP),
+    near_in_one_of_two(
+        || (tcp_rate(&w.host, &ctr, CTR_IP), ()),
         "TCP ingress (host to container)",
     );
-    assert_near(
-        tcp_rate(&ctr, &w.host, GW_IP),
+    near_in_one_of_two(
+        || (tcp_rate(&ctr, &w.host, GW_IP), ()),
         "TCP egress (container to host)",
     );
     // UDP is shaped both ways too, but nothing slows the sender down: the
@@ -684,8 +702,13 @@ fn traffic_through_the_shaped_veth_keeps_to_the_rate() {
         (&w.host, &ctr, CTR_IP, "UDP ingress (host to container)"),
         (&ctr, &w.host, GW_IP, "UDP egress (container to host)"),
     ] {
-        let (sent, received) = udp_rates(from, to, addr);
-        assert_near(received, what);
+        let sent = near_in_one_of_two(
+            || {
+                let (sent, received) = udp_rates(from, to, addr);
+                (received, sent)
+            },
+            what,
+        );
         assert!(
             sent > 1.6 * RATE_BITS as f64,
             "{what}: the sender was held back to {:.1} Mbit/s",
