@@ -170,11 +170,34 @@ fn race(backend: &str, seed: u64) {
         );
         let ip = address(result);
         let dnat = format!("{ip}:80");
+        let dnat_rule = rules.iter().find(|l| l.contains(&dnat));
         assert!(
-            rules.iter().any(|l| l.contains(&dnat)),
+            dnat_rule.is_some(),
             "{context}: {}'s port mapping is gone",
             container_id(i)
         );
+        // On iptables the mapping lives in the container's own chain, which
+        // only works while the shared chain still jumps to it (a racing
+        // first ADD that redeclares the shared chain flushes that jump).
+        if backend == "iptables" {
+            let saved = rules
+                .iter()
+                .find(|l| l.starts_with("v4 ") && l.contains(&dnat));
+            let mut words = saved
+                .expect("iptables-save shows the mapping")
+                .split_whitespace();
+            let own_chain = words
+                .by_ref()
+                .find(|w| *w == "-A")
+                .and(words.next())
+                .unwrap();
+            assert!(
+                rules.iter().any(|l| l.contains("-A CNI-HOSTPORT-DNAT ")
+                    && l.ends_with(&format!("-j {own_chain}"))),
+                "{context}: nothing jumps to {}'s chain {own_chain}",
+                container_id(i)
+            );
+        }
         let masq = if backend == "nftables" {
             format!("saddr {ip}")
         } else {

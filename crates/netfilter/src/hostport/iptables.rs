@@ -175,8 +175,13 @@ pub(super) fn add(pm: &PortMap<'_>, containers: &[IpNet]) -> Result<(), Firewall
                 continue;
             }
         }
-        let table = iptables::save(family, "nat")?;
-        add_batch(pm, *c, &table).apply(family, "nat")?;
+        // Read and write under the namespace's lock: two first ADDs that
+        // both found a shared chain missing would both declare it, and the
+        // second declaration flushes the jump the first one added.
+        crate::nft::locked(|| {
+            let table = iptables::save(family, "nat")?;
+            add_batch(pm, *c, &table).apply(family, "nat")
+        })?;
         if let Some(m) = marker {
             m.set();
         }
