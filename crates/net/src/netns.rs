@@ -76,6 +76,13 @@ impl NetNs {
         NetNs::open("/proc/thread-self/ns/net")
     }
 
+    /// The cookie of the calling thread's namespace: unlike its inode, never
+    /// the same for two namespaces while the machine runs (Linux 5.14).
+    pub fn current_cookie() -> std::io::Result<u64> {
+        let socket = std::os::unix::net::UnixDatagram::unbound()?;
+        crate::sys::netns_cookie(socket.as_fd())
+    }
+
     /// A new, empty namespace that lives as long as the returned value (no
     /// name, nothing mounted): a scratch space, e.g. to rename a device
     /// away from the eyes of udev and NetworkManager.

@@ -1,5 +1,5 @@
 //! The system calls rcni makes that have no safe wrapper: entering a new
-//! network namespace and the tun driver's ioctls. This is the only module
+//! network namespace, reading its cookie, and the tun driver's ioctls. This is the only module
 //! with `unsafe`; each block says why it is sound.
 #![allow(unsafe_code)]
 
@@ -88,6 +88,37 @@ pub(crate) fn is_network_namespace(ns: BorrowedFd<'_>) -> io::Result<bool> {
         Err(io::Error::last_os_error())
     } else {
         Ok(rc == libc::CLONE_NEWNET)
+    }
+}
+
+/// `SO_NETNS_COOKIE` (asm-generic/socket.h; Linux 5.14). mips and sparc
+/// number it differently; rcni builds for x86_64 and aarch64 only.
+const SO_NETNS_COOKIE: libc::c_int = 71;
+
+/// The cookie of the network namespace `socket` lives in: a number the
+/// kernel never gives to another namespace while it runs, unlike the
+/// namespace's inode, which is reused.
+pub(crate) fn netns_cookie(socket: BorrowedFd<'_>) -> io::Result<u64> {
+    let mut cookie: u64 = 0;
+    let mut len = size_of::<u64>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes to the pointer; it
+    // points at `cookie`, a live u64 on this stack frame, and `len` is its
+    // size. `socket` is an open fd for the whole call.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_NETNS_COOKIE,
+            (&mut cookie as *mut u64).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 && len as usize == size_of::<u64>() {
+        Ok(cookie)
+    } else if rc == 0 {
+        Err(io::Error::other("SO_NETNS_COOKIE returned a short value"))
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 

@@ -7,6 +7,8 @@
 //!   namespace for one family, mark and SNAT choice (ADD's fast path).
 //! - the nftables lock: an flock serialising rcni's nftables changes in
 //!   this namespace ([`crate::nft::locked`]).
+//! - the firewall plugin's records, in a directory stamped with the
+//!   namespace's cookie (inodes are reused; cookies are not).
 
 use crate::script::ChainName;
 use crate::Family;
@@ -20,7 +22,7 @@ const DIR: &str = "/run/rcni";
 /// is in.
 fn path(prefix: &str, suffix: &str) -> io::Result<PathBuf> {
     use std::os::unix::fs::MetadataExt;
-    let ns = std::fs::metadata("/proc/self/ns/net")?.ino();
+    let ns = std::fs::metadata("/proc/thread-self/ns/net")?.ino();
     let name = format!("{prefix}ns{ns}{suffix}");
     let plain = name
         .chars()
@@ -79,10 +81,35 @@ pub(crate) fn nftables_lock_file() -> io::Result<File> {
         .open(path)
 }
 
+/// The file in a records directory that names the namespace it belongs
+/// to (records are files without an extension).
+const COOKIE_FILE: &str = "netns.cookie";
+
 /// The directory of the firewall plugin's attachment records of this
-/// namespace (`/run/rcni/firewall-ns<inode>`).
+/// namespace (`/run/rcni/firewall-ns<inode>`), made if missing. Inodes are
+/// reused once a namespace is gone, so the directory carries the
+/// namespace's cookie: one left by a namespace that had the same inode is
+/// emptied, rather than its records taken for this namespace's.
 pub(crate) fn firewall_records_dir() -> io::Result<PathBuf> {
-    path("firewall-", "")
+    let dir = path("firewall-", "")?;
+    let Ok(cookie) = rcni_net::NetNs::current_cookie() else {
+        // A kernel before 5.14 cannot tell namespaces apart: keep the
+        // directory as it is.
+        return Ok(dir);
+    };
+    let cookie = cookie.to_string();
+    let stamp = dir.join(COOKIE_FILE);
+    match std::fs::read_to_string(&stamp) {
+        Ok(found) if found == cookie => return Ok(dir),
+        Ok(_) => std::fs::remove_dir_all(&dir)?,
+        // No stamp: a directory written by an older rcni, whose records
+        // cannot be told apart; they stay and get the stamp.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(&stamp, cookie)?;
+    Ok(dir)
 }
 
 #[cfg(test)]
@@ -109,5 +136,30 @@ mod tests {
         for bad in ["../x-", "a/b-", ".hidden-", "a\nb-"] {
             assert!(path(bad, "").is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn records_left_by_a_namespace_with_the_same_inode_are_not_taken() {
+        // A fresh namespace of its own, so the directory is this test's.
+        let ns = rcni_net::NetNs::new_anonymous().unwrap();
+        ns.run(|| {
+            let dir = firewall_records_dir().unwrap();
+            let record = dir.join("attachment");
+            std::fs::write(&record, "{}").unwrap();
+            // Its own stamp: the records stay.
+            assert_eq!(firewall_records_dir().unwrap(), dir);
+            assert!(record.exists());
+            // Another namespace's stamp (the inode was reused): emptied.
+            std::fs::write(dir.join(COOKIE_FILE), "1").unwrap();
+            assert_eq!(firewall_records_dir().unwrap(), dir);
+            assert!(!record.exists());
+            let cookie = rcni_net::NetNs::current_cookie().unwrap().to_string();
+            assert_eq!(
+                std::fs::read_to_string(dir.join(COOKIE_FILE)).unwrap(),
+                cookie
+            );
+            std::fs::remove_dir_all(&dir).unwrap();
+        })
+        .unwrap();
     }
 }
