@@ -184,9 +184,36 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        remove_rcni_state(&self.name);
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
+    }
+}
+
+/// Removes what rcni keeps for the namespace `name` in /run/rcni (files and
+/// directories named `<what>ns<inode>[.<suffix>]`): the namespace is about to
+/// go, and its inode will be reused.
+fn remove_rcni_state(name: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(ino) = std::fs::metadata(format!("/run/netns/{name}")).map(|m| m.ino()) else {
+        return;
+    };
+    let key = format!("ns{ino}");
+    let Ok(entries) = std::fs::read_dir("/run/rcni") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        let ours = file_name
+            .find(&key)
+            .map(|at| &file_name[at + key.len()..])
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'));
+        if ours {
+            let path = entry.path();
+            let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+        }
     }
 }
 
