@@ -3,7 +3,9 @@
 //! this kernel, configs whose every key is re-cased at random (at every
 //! depth) must give the same result and the same link as the canonical
 //! config, and the reference's binaries must accept the same input.
-//! portmap's capitalised mappings are in `portmap.rs`.
+//! The chained plugins (tuning, bandwidth, sbr, firewall) are re-cased
+//! after ptp and judged by what they did. portmap's capitalised mappings
+//! are in `portmap.rs`.
 
 // Tests panic on anything unexpected; that is their job.
 #![allow(clippy::unwrap_used)]
@@ -54,6 +56,16 @@ fn with_data_dir(conf: &Value, dir: &str) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// A call of rcni's plugin, or of the reference's.
+fn call_of(plugin: &str, verb: &str, host: &Netns, ctr: &Netns, reference: bool) -> Call {
+    let c = Call::rcni(plugin, verb, host, Some(ctr));
+    if reference {
+        c.reference()
+    } else {
+        c
+    }
+}
+
 /// ADD, the container's eth0 as `ip` shows it, then DEL; the container
 /// is empty after.
 fn round(case: &Case, conf: &Value, reference: bool) -> (Value, Value) {
@@ -62,14 +74,7 @@ fn round(case: &Case, conf: &Value, reference: bool) -> (Value, Value) {
     let ctr = Netns::new("kcc");
     let data = data_dir();
     let conf = with_data_dir(conf, data.path().to_str().unwrap());
-    let call = |verb: &str| {
-        let c = Call::rcni(case.plugin, verb, &host, Some(&ctr));
-        if reference {
-            c.reference()
-        } else {
-            c
-        }
-    };
+    let call = |verb: &str| call_of(case.plugin, verb, &host, &ctr, reference);
     let result = call("ADD").run(&conf).ok();
     let link = link_details(&ctr, "eth0");
     let mac = if case.sets_mac {
@@ -152,22 +157,31 @@ fn every_plugin_reads_keys_in_any_case() {
 /// config's result and link, with rcni and (where it has the plugin) with
 /// the reference.
 fn assert_any_case(case: &Case, seeds: impl IntoIterator<Item = u64>) {
-    let canonical = round(case, &case.conf, false);
+    let same = |conf: &Value, reference: bool| round(case, conf, reference);
+    assert_recased_alike(case.plugin, &case.conf, case.reference, seeds, same);
+}
+
+/// For each seed, `round` (ADD, what was done, DEL) of the config re-cased
+/// at random gives what it gives for the canonical config, with rcni and
+/// (when `reference`) with the reference.
+fn assert_recased_alike(
+    plugin: &str,
+    conf: &Value,
+    reference: bool,
+    seeds: impl IntoIterator<Item = u64>,
+    round: impl Fn(&Value, bool) -> (Value, Value),
+) {
+    let canonical = round(conf, false);
+    assert_ne!(canonical.1, json!([]), "{plugin}: nothing to see");
     for seed in seeds {
-        let recased = recase(&case.conf, &mut Rng::new(seed));
-        assert_eq!(
-            round(case, &recased, false),
-            canonical,
-            "{}: {recased}",
-            case.plugin
-        );
-        if case.reference {
+        let recased = recase(conf, &mut Rng::new(seed));
+        assert_eq!(round(&recased, false), canonical, "{plugin}: {recased}");
+        if reference {
             require_reference();
             assert_eq!(
-                round(case, &recased, true),
+                round(&recased, true),
                 canonical,
-                "{} (reference): {recased}",
-                case.plugin
+                "{plugin} (reference): {recased}"
             );
         }
     }
@@ -230,5 +244,118 @@ fn vm_plugins_read_keys_in_any_case() {
     ];
     for case in cases {
         assert_any_case(&case, [0x5851_f42d_4c95_7f2d]);
+    }
+}
+
+/// A chained plugin's case: its config (run after ptp, whose result is its
+/// `prevResult`) and what a user would look at to see its work.
+struct ChainCase {
+    plugin: &'static str,
+    conf: Value,
+    observe: fn(&Netns, &Netns) -> Value,
+    reference: bool,
+}
+
+/// The address ptp gives the container in the chained cases.
+const CHAIN_ADDRESS: &str = "10.79.0.5";
+
+/// ADD ptp, then the chained plugin with `conf`; what it did; DEL of both,
+/// after which neither side keeps anything of the attachment.
+fn chain_round(case: &ChainCase, conf: &Value, reference: bool) -> (Value, Value) {
+    let host = Netns::new("kch");
+    let ctr = Netns::new("kcc");
+    let data = data_dir();
+    let ptp = json!({"cniVersion": "1.0.0", "name": "kcchain", "type": "ptp",
+        "ipam": {"type": "static", "addresses": [{"address": format!("{CHAIN_ADDRESS}/24"), "gateway": "10.79.0.1"}],
+                 "routes": [{"dst": "0.0.0.0/0"}]}});
+    let first = Call::rcni("ptp", "ADD", &host, Some(&ctr)).run(&ptp).ok();
+    let mut conf = with_data_dir(conf, data.path().to_str().unwrap());
+    conf["prevResult"] = first.clone();
+    let call = |verb: &str| call_of(case.plugin, verb, &host, &ctr, reference);
+    let result = call("ADD").run(&conf).ok();
+    let seen = (case.observe)(&host, &ctr);
+    call("DEL").run(&conf).ok();
+    Call::rcni("ptp", "DEL", &host, Some(&ctr))
+        .run(&with(ptp, "prevResult", first))
+        .ok();
+    assert_only_lo(&ctr);
+    // Shared chains (firewall's admin chain) stay, as the reference's do.
+    let left: Vec<String> = host
+        .firewall()
+        .into_iter()
+        .filter(|l| l.contains(CHAIN_ADDRESS))
+        .collect();
+    assert!(left.is_empty(), "{}: left {left:?}", case.plugin);
+    (normalized(result), seen)
+}
+
+/// The qdiscs bandwidth sets, without device names and handles (the host
+/// veth's name is random).
+fn shaping(host: &Netns, _ctr: &Netns) -> Value {
+    let mut qdiscs: Vec<Value> = host
+        .exec(&["tc", "-j", "qdisc", "show"])
+        .parse::<Value>()
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|q| matches!(q["kind"].as_str(), Some("tbf" | "ingress")))
+        .map(|q| json!({"kind": q["kind"], "options": q["options"]}))
+        .collect();
+    qdiscs.sort_by_key(|q| q.to_string());
+    json!(qdiscs)
+}
+
+#[test]
+fn chained_plugins_read_keys_in_any_case() {
+    let cases = [
+        ChainCase {
+            plugin: "tuning",
+            conf: json!({"cniVersion": "1.0.0", "name": "kcchain", "type": "tuning", "mtu": 1280,
+                "promisc": true, "allmulti": true, "mac": "02:00:00:00:00:46", "dataDir": "@DATA@",
+                "sysctl": {"net.ipv4.conf.eth0.arp_filter": "1"}}),
+            observe: |_, ctr| {
+                let link = link_details(ctr, "eth0");
+                json!({"mtu": link["mtu"], "promiscuity": link["promiscuity"],
+                       "allmulti": link["allmulti"], "address": link["address"],
+                       "arp_filter": ctr.exec(&["sysctl", "-n", "net.ipv4.conf.eth0.arp_filter"]).trim()})
+            },
+            reference: true,
+        },
+        ChainCase {
+            plugin: "bandwidth",
+            conf: json!({"cniVersion": "1.0.0", "name": "kcchain", "type": "bandwidth",
+                "ingressRate": 8_000_000, "ingressBurst": 16_000, "egressRate": 4_000_000, "egressBurst": 8_000}),
+            observe: shaping,
+            reference: true,
+        },
+        ChainCase {
+            plugin: "sbr",
+            conf: json!({"cniVersion": "1.0.0", "name": "kcchain", "type": "sbr", "table": 120}),
+            observe: |_, ctr| {
+                json!({"rules": ctr.exec(&["ip", "rule", "show"]),
+                       "routes": ctr.exec(&["ip", "route", "show", "table", "all"])})
+            },
+            // Debian's reference (1.1.1) has no `table` key.
+            reference: false,
+        },
+        ChainCase {
+            plugin: "firewall",
+            conf: json!({"cniVersion": "1.0.0", "name": "kcchain", "type": "firewall",
+                "backend": "iptables", "iptablesAdminChainName": "KC-ADMIN"}),
+            observe: |host, _| {
+                json!(host
+                    .firewall()
+                    .into_iter()
+                    .filter(|l| l.starts_with("v4 ")
+                        && (l.contains(CHAIN_ADDRESS) || l.contains("KC-ADMIN")))
+                    .collect::<Vec<_>>())
+            },
+            reference: true,
+        },
+    ];
+    for case in cases {
+        let same = |conf: &Value, reference: bool| chain_round(&case, conf, reference);
+        assert_recased_alike(case.plugin, &case.conf, case.reference, 1..=CASES, same);
     }
 }

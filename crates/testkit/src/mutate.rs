@@ -80,14 +80,15 @@ pub fn recase_key(key: &str, rng: &mut Rng) -> String {
     }
 }
 
-/// Every key re-cased, except the capability names, which are map keys
-/// (matched exactly by Go too).
+/// Every key re-cased, except the keys of maps that hold data rather than
+/// fields (capability names, tuning's sysctl names), which Go matches
+/// exactly too.
 pub fn recase(value: &Value, rng: &mut Rng) -> Value {
     match value {
         Value::Object(m) => Value::Object(
             m.iter()
                 .map(|(k, v)| {
-                    let v = if k == "capabilities" {
+                    let v = if k == "capabilities" || k == "sysctl" {
                         v.clone()
                     } else {
                         recase(v, rng)
