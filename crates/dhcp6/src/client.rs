@@ -6,7 +6,7 @@
 
 use crate::codec::{
     CodecError, IaAddr, IaNa, Message, MessageType, ALL_DHCP_RELAY_AGENTS_AND_SERVERS, CLIENT_PORT,
-    MAX_DUID_LEN, OPT_DNS_SERVERS, OPT_DOMAIN_LIST, SERVER_PORT, STATUS_SUCCESS,
+    MAX_DUID_LEN, OPT_DNS_SERVERS, OPT_DOMAIN_LIST, SERVER_PORT, STATUS_NO_BINDING, STATUS_SUCCESS,
 };
 use crate::lease::Lease6;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -220,45 +220,29 @@ impl Client6 {
             },
         )?;
         let (advertise, _) = advertise.ok_or_else(|| self.no_server())?;
-        let server_id = advertise.server_id.clone();
-        let mut request = self.message(MessageType::Request);
-        request.server_id = server_id.clone();
         let offered = advertise
             .ia_na
             .into_iter()
             .find(|ia| ia.iaid == self.iaid)
             .map(|ia| ia.addresses)
             .unwrap_or_default();
-        request
-            .ia_na
-            .push(self.ia(hints(offered.iter().map(|a| a.address))));
-        self.expect_reply(&socket, deadline, REQUEST, request, server_id)
+        self.request(
+            &socket,
+            deadline,
+            advertise.server_id,
+            hints(offered.iter().map(|a| a.address)),
+        )
     }
 
     /// Extends `lease` with the server that granted it (Renew).
     pub fn renew(&self, lease: &Lease6) -> Result<Lease6, Error6> {
-        let deadline = self.deadline();
-        let socket = self.open_socket(deadline)?;
-        let mut renew = self.message(MessageType::Renew);
-        renew.server_id = Some(lease.server_duid.clone());
-        renew.ia_na.push(self.ia(hints([lease.address])));
-        self.expect_reply(
-            &socket,
-            deadline,
-            RENEW,
-            renew,
-            Some(lease.server_duid.clone()),
-        )
+        self.extend(MessageType::Renew, lease)
     }
 
     /// Extends `lease` with any server (Rebind), for when its own server
     /// does not answer.
     pub fn rebind(&self, lease: &Lease6) -> Result<Lease6, Error6> {
-        let deadline = self.deadline();
-        let socket = self.open_socket(deadline)?;
-        let mut rebind = self.message(MessageType::Rebind);
-        rebind.ia_na.push(self.ia(hints([lease.address])));
-        self.expect_reply(&socket, deadline, REBIND, rebind, None)
+        self.extend(MessageType::Rebind, lease)
     }
 
     /// Gives `lease` back (Release). `Ok` once the server confirmed;
@@ -334,16 +318,55 @@ impl Client6 {
                 .any(|ia| ia.iaid == self.iaid && usable_address(ia).is_some())
     }
 
+    /// A Renew (to the lease's server) or a Rebind (to any). A server that
+    /// answers NoBinding (it lost the lease) is sent a Request for the same
+    /// address, as RFC 8415 §18.2.10.1 says.
+    fn extend(&self, kind: MessageType, lease: &Lease6) -> Result<Lease6, Error6> {
+        let deadline = self.deadline();
+        let socket = self.open_socket(deadline)?;
+        let (retransmission, server_id) = match kind {
+            MessageType::Renew => (RENEW, Some(lease.server_duid.clone())),
+            _ => (REBIND, None),
+        };
+        let mut msg = self.message(kind);
+        msg.server_id = server_id.clone();
+        msg.ia_na.push(self.ia(hints([lease.address])));
+        let (reply, from) = self.await_reply(&socket, deadline, retransmission, msg, server_id)?;
+        let server_id = reply.server_id.clone();
+        match self.lease_from(reply, from) {
+            Err(Error6::Status {
+                code: STATUS_NO_BINDING,
+                ..
+            }) => self.request(&socket, deadline, server_id, hints([lease.address])),
+            other => other,
+        }
+    }
+
+    /// Request → Reply with `server_id`, for `addresses`.
+    fn request(
+        &self,
+        socket: &UdpSocket,
+        deadline: Instant,
+        server_id: Option<Vec<u8>>,
+        addresses: Vec<IaAddr>,
+    ) -> Result<Lease6, Error6> {
+        let mut request = self.message(MessageType::Request);
+        request.server_id = server_id.clone();
+        request.ia_na.push(self.ia(addresses));
+        let (reply, from) = self.await_reply(socket, deadline, REQUEST, request, server_id)?;
+        self.lease_from(reply, from)
+    }
+
     /// Sends `msg` until a Reply from `server_id` (any server when `None`)
-    /// comes, and reads the lease from it.
-    fn expect_reply(
+    /// comes.
+    fn await_reply(
         &self,
         socket: &UdpSocket,
         deadline: Instant,
         retransmission: Retransmission,
         msg: Message,
         server_id: Option<Vec<u8>>,
-    ) -> Result<Lease6, Error6> {
+    ) -> Result<(Message, Ipv6Addr), Error6> {
         let reply = self.transact(
             socket,
             deadline,
@@ -355,14 +378,14 @@ impl Client6 {
                         .as_ref()
                         .is_none_or(|id| msg.server_id.as_ref() == Some(id));
                 if msg.kind == MessageType::Reply && from_server {
-                    Answer::Done(self.lease_from(msg, from))
+                    Answer::Done((msg, from))
                 } else {
                     Answer::Ignore
                 }
             },
             || None,
         )?;
-        reply.ok_or_else(|| self.no_server())?
+        reply.ok_or_else(|| self.no_server())
     }
 
     /// The lease a Reply grants, or the failure it says.

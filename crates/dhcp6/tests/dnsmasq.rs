@@ -108,9 +108,13 @@ impl Lan {
             .spawn()
             .expect("dnsmasq (scripts/deps.sh installs it)");
         self.dnsmasq = Some(child);
-        wait_for("dnsmasq to start", || {
-            self.log().contains("DHCPv6, IP range")
-        });
+        let started = self.starts();
+        wait_for("dnsmasq to start", || self.starts() > started);
+    }
+
+    /// How many times dnsmasq said it serves the range.
+    fn starts(&self) -> usize {
+        self.log().matches("DHCPv6, IP range").count()
     }
 
     fn log(&self) -> String {
@@ -121,6 +125,16 @@ impl Lan {
     fn logged(&self, kind: &str) -> usize {
         let tag = format!("{kind}(lan0)");
         self.log().lines().filter(|l| l.contains(&tag)).count()
+    }
+
+    /// Asserts that dnsmasq logged `kind` exactly `count` times (its log
+    /// may trail its answers by a moment, so it waits for the count first).
+    fn assert_logged(&self, kind: &str, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.logged(kind) < count && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(self.logged(kind), count, "{kind}:\n{}", self.log());
     }
 
     fn lease_file(&self) -> String {
@@ -199,16 +213,20 @@ fn acquire_renew_rebind_release() {
     assert!(renewed.valid_lifetime > 0);
     assert_eq!(rebound.address, acquired.address);
     assert!(rebound.valid_lifetime > 0);
-    for kind in ["DHCPSOLICIT", "DHCPADVERTISE", "DHCPREQUEST"] {
-        assert_eq!(lan.logged(kind), 1, "{kind}:\n{}", lan.log());
+    for kind in [
+        "DHCPSOLICIT",
+        "DHCPADVERTISE",
+        "DHCPREQUEST",
+        "DHCPRENEW",
+        "DHCPREBIND",
+        "DHCPRELEASE",
+    ] {
+        lan.assert_logged(kind, 1);
     }
-    assert_eq!(lan.logged("DHCPRENEW"), 1, "{}", lan.log());
-    assert_eq!(lan.logged("DHCPREBIND"), 1, "{}", lan.log());
     // A Reply with the address to each of the Request, the Renew and the
     // Rebind (dnsmasq logs the Release's Reply by its status only).
-    assert_eq!(lan.logged("DHCPREPLY"), 3, "{}", lan.log());
+    lan.assert_logged("DHCPREPLY", 3);
     released.expect("release");
-    assert_eq!(lan.logged("DHCPRELEASE"), 1, "{}", lan.log());
     assert!(lan.log().contains("release received"), "{}", lan.log());
     let address = acquired.address.to_string();
     wait_for("the lease to leave the lease file", || {
@@ -252,8 +270,8 @@ fn a_restarted_client_renews_its_lease_without_solicit() {
     });
     let first: Lease6 = serde_json::from_str(&saved).unwrap();
     assert_eq!(renewed.address, first.address);
-    assert_eq!(lan.logged("DHCPSOLICIT"), 1, "{}", lan.log());
-    assert_eq!(lan.logged("DHCPRENEW"), 1, "{}", lan.log());
+    lan.assert_logged("DHCPRENEW", 1);
+    lan.assert_logged("DHCPSOLICIT", 1);
     released.expect("release");
 }
 
@@ -476,4 +494,37 @@ fn bad_arguments_are_refused() {
         matches!(results.3, Err(Error6::InvalidArgument(_))),
         "{results:?}"
     );
+}
+
+/// RFC 8415 §18.2.10.1: a server that lost the binding answers the Renew
+/// with NoBinding; the client asks it again with a Request for the same
+/// address, without a new Solicit.
+#[test]
+fn renew_after_the_server_lost_its_leases() {
+    let mut lan = Lan::new(true);
+    let id = "ctr-h/lan/eth0";
+    let lease = lan.with_client(id, TIMING, |c| c.acquire().expect("acquire"));
+    lan.assert_logged("DHCPREQUEST", 1);
+    // The server restarts with its DUID (the lease file's `duid` line) but
+    // without the leases.
+    let mut old = lan.dnsmasq.take().unwrap();
+    old.kill().unwrap();
+    old.wait().unwrap();
+    let duid_line: String = lan
+        .lease_file()
+        .lines()
+        .filter(|l| l.starts_with("duid "))
+        .collect();
+    std::fs::write(lan.dir.path().join("leases"), format!("{duid_line}\n")).unwrap();
+    lan.start_dnsmasq();
+    let address = lease.address;
+    let renewed = lan.with_client(id, TIMING, move |c| c.renew(&lease).expect("renew"));
+    assert_eq!(renewed.address, address);
+    lan.assert_logged("DHCPRENEW", 1);
+    assert!(lan.log().contains("no binding found"), "{}", lan.log());
+    lan.assert_logged("DHCPREQUEST", 2);
+    lan.assert_logged("DHCPSOLICIT", 1);
+    wait_for("the lease back in the lease file", || {
+        lan.lease_file().contains(&address.to_string())
+    });
 }
