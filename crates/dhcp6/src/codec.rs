@@ -194,10 +194,10 @@ impl Message {
         out.push(self.kind.code());
         out.extend_from_slice(&self.transaction_id.to_be_bytes()[1..]);
         if let Some(duid) = &self.client_id {
-            put_option(&mut out, OPT_CLIENTID, &checked_duid(duid)?)?;
+            put_option(&mut out, OPT_CLIENTID, checked_duid(duid)?)?;
         }
         if let Some(duid) = &self.server_id {
-            put_option(&mut out, OPT_SERVERID, &checked_duid(duid)?)?;
+            put_option(&mut out, OPT_SERVERID, checked_duid(duid)?)?;
         }
         for ia in &self.ia_na {
             put_option(&mut out, OPT_IA_NA, &encode_ia_na(ia)?)?;
@@ -381,20 +381,23 @@ fn encode_ia_na(ia: &IaNa) -> Result<Vec<u8>, CodecError> {
     Ok(body)
 }
 
-fn be_u32(bytes: &[u8; 4]) -> u32 {
-    u32::from_be_bytes(*bytes)
+/// The big-endian word at `at` of a fixed-size header.
+fn word_at<const N: usize>(head: &[u8; N], at: usize) -> u32 {
+    let mut word = [0u8; 4];
+    if let Some(bytes) = head.get(at..at + 4) {
+        word.copy_from_slice(bytes);
+    }
+    u32::from_be_bytes(word)
 }
 
 fn decode_ia_na(body: &[u8]) -> Result<IaNa, CodecError> {
     let Some((head, options)) = body.split_first_chunk::<12>() else {
         return malformed("IA_NA shorter than 12 bytes");
     };
-    let (iaid, times) = head.split_at(4);
-    let word = |b: &[u8]| <[u8; 4]>::try_from(b).map(|w| be_u32(&w)).unwrap_or(0);
     let mut ia = IaNa {
-        iaid: word(iaid),
-        t1: word(&times[..4]),
-        t2: word(&times[4..]),
+        iaid: word_at(head, 0),
+        t1: word_at(head, 4),
+        t2: word_at(head, 8),
         addresses: Vec::new(),
         status: None,
     };
@@ -410,19 +413,15 @@ fn decode_ia_na(body: &[u8]) -> Result<IaNa, CodecError> {
 }
 
 fn decode_ia_addr(body: &[u8]) -> Result<IaAddr, CodecError> {
-    let Some((address, rest)) = body.split_first_chunk::<16>() else {
+    let Some((head, options)) = body.split_first_chunk::<24>() else {
         return malformed("IAADDR shorter than 24 bytes");
     };
-    let Some((preferred, rest)) = rest.split_first_chunk::<4>() else {
-        return malformed("IAADDR shorter than 24 bytes");
-    };
-    let Some((valid, options)) = rest.split_first_chunk::<4>() else {
-        return malformed("IAADDR shorter than 24 bytes");
-    };
+    let mut address = [0u8; 16];
+    address.copy_from_slice(&head[..16]);
     let mut addr = IaAddr {
-        address: Ipv6Addr::from(*address),
-        preferred_lifetime: be_u32(preferred),
-        valid_lifetime: be_u32(valid),
+        address: Ipv6Addr::from(address),
+        preferred_lifetime: word_at(head, 16),
+        valid_lifetime: word_at(head, 20),
         status: None,
     };
     for option in Options(options) {
