@@ -528,3 +528,24 @@ fn renew_after_the_server_lost_its_leases() {
         lan.lease_file().contains(&address.to_string())
     });
 }
+
+#[test]
+fn a_link_without_link_local_address_is_reported_within_the_timeout() {
+    let lan = Lan::new(true);
+    // A down link has no IPv6 address at all.
+    lan.client.exec(&["ip", "link", "set", CLIENT_IF, "down"]);
+    let timing = Timing6 {
+        timeout: Duration::from_secs(1),
+        resend_max: Duration::from_secs(1),
+    };
+    let (result, took) = lan.with_client("ctr-i/lan/eth0", timing, |c| {
+        let start = Instant::now();
+        (c.acquire(), start.elapsed())
+    });
+    assert!(
+        matches!(result, Err(Error6::NoLinkLocal { .. })),
+        "{result:?}"
+    );
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert_eq!(lan.logged("DHCPSOLICIT"), 0);
+}
