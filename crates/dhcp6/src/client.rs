@@ -5,8 +5,9 @@
 //! network namespace of the interface.
 
 use crate::codec::{
-    CodecError, IaAddr, IaNa, Message, MessageType, ALL_DHCP_RELAY_AGENTS_AND_SERVERS, CLIENT_PORT,
-    MAX_DUID_LEN, OPT_DNS_SERVERS, OPT_DOMAIN_LIST, SERVER_PORT, STATUS_NO_BINDING, STATUS_SUCCESS,
+    CodecError, IaAddr, IaNa, Message, MessageType, Status, ALL_DHCP_RELAY_AGENTS_AND_SERVERS,
+    CLIENT_PORT, MAX_DUID_LEN, OPT_DNS_SERVERS, OPT_DOMAIN_LIST, SERVER_PORT, STATUS_NO_BINDING,
+    STATUS_SUCCESS,
 };
 use crate::lease::Lease6;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -191,14 +192,14 @@ impl Client6 {
         let mut solicit = self.message(MessageType::Solicit);
         solicit.ia_na.push(self.ia(Vec::new()));
         // Shared by the two callbacks below.
-        let best: RefCell<Option<(u8, Message, Ipv6Addr)>> = RefCell::new(None);
+        let best: RefCell<Option<(u8, Message)>> = RefCell::new(None);
         let first_wait_over = Cell::new(false);
         let advertise = self.transact(
             &socket,
             deadline,
             SOLICIT,
             solicit,
-            |msg, from| {
+            |msg, _| {
                 if msg.kind != MessageType::Advertise || !self.offers_address(&msg) {
                     return Answer::Ignore;
                 }
@@ -206,20 +207,20 @@ impl Client6 {
                 // RFC 8415 §18.2.1: 255 ends the wait at once, and so does
                 // any Advertise once the first wait is over.
                 if preference == u8::MAX || first_wait_over.get() {
-                    return Answer::Done((msg, from));
+                    return Answer::Done(msg);
                 }
                 let mut best = best.borrow_mut();
-                if best.as_ref().is_none_or(|(p, _, _)| preference > *p) {
-                    *best = Some((preference, msg, from));
+                if best.as_ref().is_none_or(|(p, _)| preference > *p) {
+                    *best = Some((preference, msg));
                 }
                 Answer::Ignore
             },
             || {
                 first_wait_over.set(true);
-                best.take().map(|(_, msg, from)| (msg, from))
+                best.take().map(|(_, msg)| msg)
             },
         )?;
-        let (advertise, _) = advertise.ok_or_else(|| self.no_server())?;
+        let advertise = advertise.ok_or_else(|| self.no_server())?;
         let offered = advertise
             .ia_na
             .into_iter()
@@ -311,11 +312,10 @@ impl Client6 {
     /// address in our IA_NA.
     fn offers_address(&self, msg: &Message) -> bool {
         msg.server_id.is_some()
-            && msg.status.as_ref().is_none_or(|s| s.code == STATUS_SUCCESS)
-            && msg
-                .ia_na
-                .iter()
-                .any(|ia| ia.iaid == self.iaid && usable_address(ia).is_some())
+            && succeeded(&msg.status)
+            && msg.ia_na.iter().any(|ia| {
+                ia.iaid == self.iaid && succeeded(&ia.status) && usable_address(ia).is_some()
+            })
     }
 
     /// A Renew (to the lease's server) or a Rebind (to any). A server that
@@ -390,7 +390,7 @@ impl Client6 {
 
     /// The lease a Reply grants, or the failure it says.
     fn lease_from(&self, reply: Message, from: Ipv6Addr) -> Result<Lease6, Error6> {
-        let refused = |s: &crate::codec::Status| Error6::Status {
+        let refused = |s: &Status| Error6::Status {
             code: s.code,
             message: s.message.clone(),
         };
@@ -586,10 +586,13 @@ fn is_timeout(e: &io::Error) -> bool {
 /// preferred lifetime not above it, no failure status.
 fn usable_address(ia: &IaNa) -> Option<&IaAddr> {
     ia.addresses.iter().find(|a| {
-        a.valid_lifetime > 0
-            && a.preferred_lifetime <= a.valid_lifetime
-            && a.status.as_ref().is_none_or(|s| s.code == STATUS_SUCCESS)
+        a.valid_lifetime > 0 && a.preferred_lifetime <= a.valid_lifetime && succeeded(&a.status)
     })
+}
+
+/// No status option means success (RFC 8415 §21.13).
+fn succeeded(status: &Option<Status>) -> bool {
+    status.as_ref().is_none_or(|s| s.code == STATUS_SUCCESS)
 }
 
 /// Addresses as hints in our IA_NA: lifetimes 0, as RFC 8415 §18.2 asks.
@@ -686,7 +689,7 @@ mod tests {
             address: Ipv6Addr::LOCALHOST,
             preferred_lifetime: preferred,
             valid_lifetime: valid,
-            status: code.map(|code| crate::codec::Status {
+            status: code.map(|code| Status {
                 code,
                 message: String::new(),
             }),
