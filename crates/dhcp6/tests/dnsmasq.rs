@@ -505,6 +505,9 @@ fn renew_after_the_server_lost_its_leases() {
     let id = "ctr-h/lan/eth0";
     let lease = lan.with_client(id, TIMING, |c| c.acquire().expect("acquire"));
     lan.assert_logged("DHCPREQUEST", 1);
+    wait_for("the lease in the lease file", || {
+        lan.lease_file().contains(&lease.address.to_string())
+    });
     // The server restarts with its DUID (the lease file's `duid` line) but
     // without the leases.
     let mut old = lan.dnsmasq.take().unwrap();
@@ -515,6 +518,7 @@ fn renew_after_the_server_lost_its_leases() {
         .lines()
         .filter(|l| l.starts_with("duid "))
         .collect();
+    assert!(!duid_line.is_empty(), "{}", lan.lease_file());
     std::fs::write(lan.dir.path().join("leases"), format!("{duid_line}\n")).unwrap();
     lan.start_dnsmasq();
     let address = lease.address;
