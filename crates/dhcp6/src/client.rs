@@ -545,6 +545,7 @@ impl Client6 {
                     .map_err(io_error("set the receive timeout"))?;
                 let (len, from) = match socket.recv_from(&mut buf) {
                     Ok(got) => got,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) if is_timeout(&e) => break,
                     Err(e) => return Err(io_error(format!("receive on {}", self.ifname))(e)),
                 };
@@ -578,7 +579,7 @@ impl Client6 {
 fn is_timeout(e: &io::Error) -> bool {
     matches!(
         e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     )
 }
 
