@@ -381,7 +381,9 @@ fn no_server_is_reported_within_the_timeout() {
         .iter()
         .filter(|m| m.kind == MessageType::Solicit)
         .collect();
-    assert!(solicits.len() >= 3, "{seen:?}");
+    // The wait for the link-local address (DAD, about a second or two)
+    // counts against the same timeout, so only two sends are certain.
+    assert!(solicits.len() >= 2, "{seen:?}");
     assert!(solicits
         .iter()
         .all(|m| m.transaction_id == solicits[0].transaction_id));
