@@ -1,13 +1,17 @@
-//! nf_tables over netlink, for what DEL needs: whether a table or chain
-//! exists, the rules of a table with their handles and comments, and
-//! deleting rules and chains in one transaction. No process, and no
-//! loading of the whole ruleset as the `nft` tool does. (Rules are still
-//! added with `nft -f`: their expressions are the tool's business.)
+//! nf_tables over netlink: whether a table or chain exists, the rules of a
+//! table with their handles and comments, adding tables, chains and rules
+//! (expressions in [`crate::nf_expr`]) and deleting rules and chains, each
+//! change one transaction. No process, and no loading of the whole ruleset
+//! as the `nft` tool does.
 
 use crate::error::Result;
 use crate::error::EINTR;
 use crate::framing::{
     attribute, attributes, string_attribute, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
+};
+use crate::nf_expr::{
+    comment_udata, NftExpr, NFTA_DATA_VERDICT, NFTA_EXPR_DATA, NFTA_EXPR_NAME, NFTA_IMMEDIATE_DATA,
+    NFTA_LIST_ELEM, NFTA_VERDICT_CHAIN, UDATA_COMMENT,
 };
 use crate::nfnetlink::Conn;
 use std::cell::RefCell;
@@ -28,16 +32,7 @@ const NFTA_RULE_TABLE: u16 = 1;
 const NFTA_RULE_CHAIN: u16 = 2;
 const NFTA_RULE_HANDLE: u16 = 3;
 const NFTA_RULE_EXPRESSIONS: u16 = 4;
-const NFTA_LIST_ELEM: u16 = 1;
-const NFTA_EXPR_NAME: u16 = 1;
-const NFTA_EXPR_DATA: u16 = 2;
-const NFTA_IMMEDIATE_DATA: u16 = 2;
-const NFTA_DATA_VERDICT: u16 = 2;
-const NFTA_VERDICT_CHAIN: u16 = 2;
 const NFTA_RULE_USERDATA: u16 = 7;
-/// The comment's record type in a rule's user data (libnftnl's
-/// `NFTNL_UDATA_RULE_COMMENT`).
-const UDATA_RULE_COMMENT: u8 = 0;
 
 /// The nf_tables address families (`NFPROTO_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,7 +185,7 @@ fn comment_of(mut udata: &[u8]) -> String {
         let Some(value) = udata.get(2..2 + len) else {
             break;
         };
-        if kind == UDATA_RULE_COMMENT {
+        if kind == UDATA_COMMENT {
             return nul_string(value);
         }
         udata = &udata[2 + len..];
@@ -265,24 +260,172 @@ pub enum NftDeletion {
 /// Deletes rules and chains of table `family table` in one transaction:
 /// all or nothing.
 pub fn delete(family: NfFamily, table: &str, what: &[NftDeletion]) -> Result<()> {
-    let requests: Vec<(u16, u8, Vec<u8>)> = what
+    let requests: Vec<(u16, u16, u8, Vec<u8>)> = what
         .iter()
         .map(|d| match d {
             NftDeletion::Rule { chain, handle } => {
                 let mut a = string_attribute(NFTA_RULE_TABLE, table);
                 a.extend(string_attribute(NFTA_RULE_CHAIN, chain));
                 a.extend(u64_attr(NFTA_RULE_HANDLE, *handle));
-                (NFT_MSG_DELRULE, family as u8, a)
+                (NFT_MSG_DELRULE, 0, family as u8, a)
             }
             NftDeletion::Chain(chain) => {
                 let mut a = string_attribute(NFTA_CHAIN_TABLE, table);
                 a.extend(string_attribute(NFTA_CHAIN_NAME, chain));
-                (NFT_MSG_DELCHAIN, family as u8, a)
+                (NFT_MSG_DELCHAIN, 0, family as u8, a)
             }
         })
         .collect();
     let op = format!("delete from nf_tables table {table}");
     with_conn(|conn| conn.transaction(&requests, &op))
+}
+
+/// The netfilter hooks of base chains (`NF_INET_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    /// `prerouting`.
+    Prerouting = 0,
+    /// `input`.
+    Input = 1,
+    /// `forward`.
+    Forward = 2,
+    /// `output`.
+    Output = 3,
+    /// `postrouting`.
+    Postrouting = 4,
+}
+
+/// What makes a chain a base chain: its type, hook and priority, and its
+/// policy if one is written (else the kernel's default, accept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseChain {
+    /// `nat` or `filter`.
+    pub kind: &'static str,
+    /// Its hook.
+    pub hook: Hook,
+    /// Its priority (dstnat -100, filter 0, srcnat 100).
+    pub priority: i32,
+    /// `policy accept;` written out, as nft sends it when the script says so.
+    pub policy_accept: bool,
+}
+
+/// One change of a table, as an `nft` command does it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NftChange {
+    /// `add table` (created if missing, kept as it is if not).
+    AddTable {
+        /// `comment "..."`.
+        comment: Option<String>,
+    },
+    /// `add chain` (created if missing, kept if not).
+    AddChain {
+        /// Its name.
+        name: String,
+        /// Hook, type and priority of a base chain.
+        base: Option<BaseChain>,
+        /// `comment "..."`.
+        comment: Option<String>,
+    },
+    /// `flush chain`: deletes all its rules.
+    FlushChain(String),
+    /// `add rule` (appended) or `insert rule` (put first).
+    AddRule {
+        /// Its chain.
+        chain: String,
+        /// `insert` rather than `add`.
+        first: bool,
+        /// What it matches and does.
+        exprs: Vec<NftExpr>,
+        /// `comment "..."`.
+        comment: Option<String>,
+    },
+}
+
+const NFT_MSG_NEWTABLE: u16 = 0;
+const NFT_MSG_NEWCHAIN: u16 = 3;
+const NFT_MSG_NEWRULE: u16 = 6;
+const NFTA_TABLE_FLAGS: u16 = 2;
+const NFTA_TABLE_USERDATA: u16 = 6;
+const NFTA_CHAIN_HOOK: u16 = 4;
+const NFTA_CHAIN_POLICY: u16 = 5;
+const NFTA_CHAIN_TYPE: u16 = 7;
+const NFTA_CHAIN_USERDATA: u16 = 12;
+const NFTA_HOOK_HOOKNUM: u16 = 1;
+const NFTA_HOOK_PRIORITY: u16 = 2;
+const NLM_F_CREATE: u16 = 0x400;
+const NLM_F_APPEND: u16 = 0x800;
+
+/// The request (kind, flags, attributes) of one change of `table`.
+fn change_request(table: &str, change: &NftChange) -> (u16, u16, Vec<u8>) {
+    match change {
+        NftChange::AddTable { comment } => {
+            let mut a = string_attribute(NFTA_TABLE_NAME, table);
+            a.extend(attribute(NFTA_TABLE_FLAGS, &0u32.to_be_bytes()));
+            if let Some(c) = comment {
+                a.extend(attribute(NFTA_TABLE_USERDATA, &comment_udata(c)));
+            }
+            (NFT_MSG_NEWTABLE, NLM_F_CREATE, a)
+        }
+        NftChange::AddChain {
+            name,
+            base,
+            comment,
+        } => {
+            let mut a = string_attribute(NFTA_CHAIN_TABLE, table);
+            a.extend(string_attribute(NFTA_CHAIN_NAME, name));
+            if let Some(b) = base {
+                let mut hook = attribute(NFTA_HOOK_HOOKNUM, &(b.hook as u32).to_be_bytes());
+                hook.extend(attribute(NFTA_HOOK_PRIORITY, &b.priority.to_be_bytes()));
+                a.extend(crate::framing::nested(NFTA_CHAIN_HOOK, &hook));
+                if b.policy_accept {
+                    a.extend(attribute(NFTA_CHAIN_POLICY, &1u32.to_be_bytes()));
+                }
+                a.extend(string_attribute(NFTA_CHAIN_TYPE, b.kind));
+            }
+            if let Some(c) = comment {
+                a.extend(attribute(NFTA_CHAIN_USERDATA, &comment_udata(c)));
+            }
+            (NFT_MSG_NEWCHAIN, NLM_F_CREATE, a)
+        }
+        NftChange::FlushChain(chain) => {
+            let mut a = string_attribute(NFTA_RULE_TABLE, table);
+            a.extend(string_attribute(NFTA_RULE_CHAIN, chain));
+            (NFT_MSG_DELRULE, 0, a)
+        }
+        NftChange::AddRule {
+            chain,
+            first,
+            exprs,
+            comment,
+        } => {
+            let mut a = string_attribute(NFTA_RULE_TABLE, table);
+            a.extend(string_attribute(NFTA_RULE_CHAIN, chain));
+            let list: Vec<u8> = exprs.iter().flat_map(NftExpr::encode).collect();
+            a.extend(crate::framing::nested(NFTA_RULE_EXPRESSIONS, &list));
+            if let Some(c) = comment {
+                a.extend(attribute(NFTA_RULE_USERDATA, &comment_udata(c)));
+            }
+            let flags = if *first {
+                NLM_F_CREATE
+            } else {
+                NLM_F_CREATE | NLM_F_APPEND
+            };
+            (NFT_MSG_NEWRULE, flags, a)
+        }
+    }
+}
+
+/// Applies changes to tables (family, table, change) in one transaction,
+/// one `send`, every request acknowledged: all or nothing, as one `nft -f`.
+pub fn apply(changes: &[(NfFamily, &str, NftChange)]) -> Result<()> {
+    let requests: Vec<(u16, u16, u8, Vec<u8>)> = changes
+        .iter()
+        .map(|(family, table, change)| {
+            let (kind, flags, attrs) = change_request(table, change);
+            (kind, flags, *family as u8, attrs)
+        })
+        .collect();
+    with_conn(|conn| conn.transaction(&requests, "add nf_tables rules"))
 }
 
 fn u64_attr(kind: u16, value: u64) -> Vec<u8> {

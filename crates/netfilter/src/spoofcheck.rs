@@ -49,7 +49,7 @@ pub fn setup(host_iface: &str, mac: &str, id: &str) -> Result<(), FirewallError>
             "macspoofchk: {id:?} (container ID and interface name) may only hold letters, digits, '_', '-' and '.'"
         )));
     }
-    nft::apply(&setup_script(host_iface, mac, id))
+    nft::apply_script(&setup_script(host_iface, mac, id))
 }
 
 /// Removes the check of attachment `id`: its jump from PREROUTING and its

@@ -147,7 +147,7 @@ fn list() -> Result<ListedTable, FirewallError> {
 /// Sets up the rules: one transaction, planned from one listing, both under
 /// the namespace's nftables lock.
 pub(super) fn add(s: &Setup<'_>) -> Result<(), FirewallError> {
-    nft::locked(|| nft::apply(&add_script(&list()?, s)?))
+    nft::locked(|| nft::apply_script(&add_script(&list()?, s)?))
 }
 
 /// Deletes the accept rules whose comment passes `stale` (one transaction).

@@ -60,11 +60,11 @@ impl PortMap<'_> {
 
     /// The source address the masquerade rules match: any with `masqAll`,
     /// else `own` (the container's, as the backend writes it).
-    fn masq_source(&self, family: Family, own: String) -> String {
+    fn masq_source(&self, family: Family, own: IpNet) -> IpNet {
         match (self.masq_all, family) {
             (false, _) => own,
-            (true, Family::V4) => "0.0.0.0/0".into(),
-            (true, Family::V6) => "::/0".into(),
+            (true, Family::V4) => IpNet::V4(Default::default()),
+            (true, Family::V6) => IpNet::V6(Default::default()),
         }
     }
 
