@@ -494,9 +494,9 @@ fn a_backend_that_is_not_installed_is_refused() {
 }
 
 /// The acceptance budget: one ADD of bridge + host-local + portmap with two
-/// mappings runs at most one firewall program per table (iptables) or one
-/// `nft` in all (nftables). Measured on a node where the shared chains
-/// already exist (the first pod sets them up).
+/// mappings runs at most one firewall program per table (iptables) or none
+/// at all (nftables: the rules go over netlink). Measured on a node where
+/// the shared chains already exist (the first pod sets them up).
 #[test]
 fn firewall_programs_per_add() {
     for backend in ["iptables", "nftables"] {
@@ -549,11 +549,8 @@ fn firewall_programs_per_add() {
                 assert_eq!(p, ["iptables-restore"], "portmap ran {p:?}");
             }
             _ => {
-                assert!(
-                    b.iter().filter(|x| *x == "nft").count() <= 1,
-                    "bridge ran {b:?}"
-                );
-                assert_eq!(p, ["nft"], "portmap ran {p:?}");
+                assert!(b.is_empty(), "bridge ran {b:?}");
+                assert!(p.is_empty(), "portmap ran {p:?}");
             }
         }
         serve(&second, 443, "tls-ish", 5);
