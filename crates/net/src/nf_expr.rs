@@ -23,6 +23,8 @@ const NFTA_PAYLOAD_BASE: u16 = 2;
 const NFTA_PAYLOAD_OFFSET: u16 = 3;
 const NFTA_PAYLOAD_LEN: u16 = 4;
 const NFTA_META_KEY: u16 = 2;
+const NFTA_CT_KEY: u16 = 2;
+const NFT_CT_STATE: u32 = 0;
 const NFTA_CMP_OP: u16 = 2;
 const NFTA_CMP_DATA: u16 = 3;
 const NFTA_BITWISE_DREG: u16 = 2;
@@ -52,6 +54,8 @@ pub(crate) const UDATA_COMMENT: u8 = 0;
 /// Which header a payload load reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PayloadBase {
+    /// The Ethernet header (bridge family).
+    Link = 0,
     /// The IP header.
     Network = 1,
     /// The TCP/UDP/SCTP header.
@@ -61,6 +65,10 @@ pub enum PayloadBase {
 /// The meta keys rcni matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetaKey {
+    /// `iifname` (16 bytes, NUL-padded): the input interface.
+    Iifname = 6,
+    /// `oifname` (16 bytes, NUL-padded): the output interface.
+    Oifname = 7,
     /// `meta nfproto` (1 byte): IPv4 or IPv6 in an `inet` table.
     Nfproto = 15,
     /// `meta l4proto` (1 byte): the transport protocol.
@@ -117,6 +125,9 @@ pub enum NftExpr {
     },
     /// Loads a meta key into register 1.
     Meta(MetaKey),
+    /// Loads the conntrack state bits (`ct state`, a native-endian u32)
+    /// into register 1.
+    CtState,
     /// Compares register 1 with `data` (as long as the value loaded).
     Cmp {
         /// `==` rather than `!=`.
@@ -179,6 +190,11 @@ impl NftExpr {
                 let mut a = u32_attr(NFTA_REG, NFT_REG_1);
                 a.extend(u32_attr(NFTA_META_KEY, *key as u32));
                 element("meta", &a)
+            }
+            NftExpr::CtState => {
+                let mut a = u32_attr(NFTA_REG, NFT_REG_1);
+                a.extend(u32_attr(NFTA_CT_KEY, NFT_CT_STATE));
+                element("ct", &a)
             }
             NftExpr::Cmp { equal, data } => {
                 let mut a = u32_attr(NFTA_REG, NFT_REG_1);

@@ -264,10 +264,14 @@ pub fn delete(family: NfFamily, table: &str, what: &[NftDeletion]) -> Result<()>
         .iter()
         .map(|d| match d {
             NftDeletion::Rule { chain, handle } => {
-                let mut a = string_attribute(NFTA_RULE_TABLE, table);
-                a.extend(string_attribute(NFTA_RULE_CHAIN, chain));
-                a.extend(u64_attr(NFTA_RULE_HANDLE, *handle));
-                (NFT_MSG_DELRULE, 0, family as u8, a)
+                let (kind, flags, a) = change_request(
+                    table,
+                    &NftChange::DeleteRule {
+                        chain: chain.clone(),
+                        handle: *handle,
+                    },
+                );
+                (kind, flags, family as u8, a)
             }
             NftDeletion::Chain(chain) => {
                 let mut a = string_attribute(NFTA_CHAIN_TABLE, table);
@@ -328,6 +332,13 @@ pub enum NftChange {
     },
     /// `flush chain`: deletes all its rules.
     FlushChain(String),
+    /// `delete rule ... handle N`.
+    DeleteRule {
+        /// Its chain.
+        chain: String,
+        /// Its handle.
+        handle: u64,
+    },
     /// `add rule` (appended) or `insert rule` (put first).
     AddRule {
         /// Its chain.
@@ -390,6 +401,12 @@ fn change_request(table: &str, change: &NftChange) -> (u16, u16, Vec<u8>) {
         NftChange::FlushChain(chain) => {
             let mut a = string_attribute(NFTA_RULE_TABLE, table);
             a.extend(string_attribute(NFTA_RULE_CHAIN, chain));
+            (NFT_MSG_DELRULE, 0, a)
+        }
+        NftChange::DeleteRule { chain, handle } => {
+            let mut a = string_attribute(NFTA_RULE_TABLE, table);
+            a.extend(string_attribute(NFTA_RULE_CHAIN, chain));
+            a.extend(u64_attr(NFTA_RULE_HANDLE, *handle));
             (NFT_MSG_DELRULE, 0, a)
         }
         NftChange::AddRule {

@@ -138,6 +138,16 @@ pub enum Match<'a> {
     Dport(L4, u16),
     /// `fib daddr type local`.
     LocalDestination,
+    /// `iifname "veth1"`, `oifname != "cni0"`.
+    Ifname {
+        output: bool,
+        name: String,
+        equal: bool,
+    },
+    /// `ether saddr aa:bb:cc:dd:ee:ff`.
+    EtherSaddr([u8; 6]),
+    /// `ct state established,related`.
+    EstablishedOrRelated,
     /// Free nft match text, already validated for a script (portmap's
     /// conditions): it has no netlink form here, so a change holding it
     /// goes through `nft -f`.
@@ -162,6 +172,8 @@ pub enum Change<'a> {
     Chain(String, Option<BaseChain>, Option<&'static str>),
     /// `flush chain`.
     Flush(String),
+    /// `delete rule ... handle N`.
+    Delete { chain: String, handle: u64 },
     /// `add rule` (or `insert rule` when `first`).
     Rule {
         chain: String,
@@ -184,6 +196,11 @@ fn family_keyword(family: NfFamily) -> &'static str {
     }
 }
 
+/// The `ct state` bits (`NF_CT_STATE_BIT`) of established and related
+/// connections.
+const CT_ESTABLISHED: u32 = 1 << 1;
+const CT_RELATED: u32 = 1 << 2;
+
 impl Match<'_> {
     fn text(&self) -> String {
         match self {
@@ -203,6 +220,17 @@ impl Match<'_> {
             }
             Match::Dport(l4, port) => format!("{} dport {port}", l4.keyword()),
             Match::LocalDestination => "fib daddr type local".into(),
+            Match::Ifname {
+                output,
+                name,
+                equal,
+            } => {
+                let key = if *output { "oifname" } else { "iifname" };
+                let op = if *equal { "" } else { "!= " };
+                format!("{key} {op}{}", quote(name))
+            }
+            Match::EtherSaddr(mac) => format!("ether saddr {}", rcni_net::format_mac(mac)),
+            Match::EstablishedOrRelated => "ct state established,related".into(),
             Match::Text(text) => text.to_string(),
         }
     }
@@ -282,6 +310,45 @@ impl Match<'_> {
             Match::LocalDestination => {
                 vec![NftExpr::FibDaddrType, cmp(2u32.to_ne_bytes().to_vec())]
             }
+            Match::Ifname {
+                output,
+                name,
+                equal,
+            } => {
+                // IFNAMSIZ bytes, NUL-padded: an exact match.
+                let mut data = name.as_bytes()[..name.len().min(15)].to_vec();
+                data.resize(16, 0);
+                let key = if *output {
+                    MetaKey::Oifname
+                } else {
+                    MetaKey::Iifname
+                };
+                vec![
+                    NftExpr::Meta(key),
+                    NftExpr::Cmp {
+                        equal: *equal,
+                        data,
+                    },
+                ]
+            }
+            Match::EtherSaddr(mac) => vec![
+                NftExpr::Payload {
+                    base: PayloadBase::Link,
+                    offset: 6,
+                    len: 6,
+                },
+                cmp(mac.to_vec()),
+            ],
+            // Any of the two state bits, in the host's byte order as ct
+            // writes them.
+            Match::EstablishedOrRelated => vec![
+                NftExpr::CtState,
+                NftExpr::Mask((CT_ESTABLISHED | CT_RELATED).to_ne_bytes().to_vec()),
+                NftExpr::Cmp {
+                    equal: false,
+                    data: vec![0; 4],
+                },
+            ],
             Match::Text(_) => return None,
         })
     }
@@ -349,6 +416,9 @@ pub fn script(changes: &[TableChange<'_>]) -> String {
                 }
             }
             Change::Flush(chain) => format!("flush chain {t} {chain}"),
+            Change::Delete { chain, handle } => {
+                format!("delete rule {t} {chain} handle {handle}")
+            }
             Change::Rule {
                 chain,
                 first,
@@ -386,6 +456,10 @@ fn encode(changes: &[TableChange<'_>]) -> Option<Vec<(NfFamily, &'static str, Nf
                     comment: comment.map(String::from),
                 },
                 Change::Flush(chain) => NftChange::FlushChain(chain.clone()),
+                Change::Delete { chain, handle } => NftChange::DeleteRule {
+                    chain: chain.clone(),
+                    handle: *handle,
+                },
                 Change::Rule {
                     chain,
                     first,
