@@ -80,7 +80,7 @@ pub fn delete(family: NfFamily, table: &str, what: &[NftDeletion]) -> Result<(),
 }
 
 /// Applies an nft script atomically (one exec), under [`locked`].
-pub fn apply_script(script: &str) -> Result<(), FirewallError> {
+fn apply_script(script: &str) -> Result<(), FirewallError> {
     if script.trim().is_empty() {
         return Ok(());
     }
@@ -382,7 +382,7 @@ impl Action {
 }
 
 /// The changes as an nft script, one command a line.
-pub fn script(changes: &[TableChange<'_>]) -> String {
+pub(crate) fn script(changes: &[TableChange<'_>]) -> String {
     let mut s = String::new();
     for (family, table, change) in changes {
         let t = format!("{} {table}", family_keyword(*family));
@@ -555,7 +555,7 @@ fn wait_for(file: &std::fs::File) -> Result<(), FirewallError> {
 
 /// Quotes a string for an nft script; quotes and control characters are
 /// dropped, as nothing may end the string or the line.
-pub fn quote(s: &str) -> String {
+fn quote(s: &str) -> String {
     let inner: String = s.chars().filter(|c| *c != '"' && !c.is_control()).collect();
     format!("\"{inner}\"")
 }
