@@ -21,6 +21,7 @@ const DUMP_ATTEMPTS: usize = 5;
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFT_MSG_GETTABLE: u16 = 1;
+const NFT_MSG_GETGEN: u16 = 16;
 const NFT_MSG_GETCHAIN: u16 = 4;
 const NFT_MSG_DELCHAIN: u16 = 5;
 const NFT_MSG_GETRULE: u16 = 7;
@@ -89,6 +90,21 @@ fn exists(kind: u16, family: NfFamily, attrs: &[u8], op: &str) -> Result<bool> {
         Err(e) if e.is_not_found() => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// Whether nf_tables answers in this namespace (its ruleset generation
+/// can be read): false on a kernel without it.
+pub fn available() -> bool {
+    with_conn(|conn| {
+        conn.exchange(
+            NFT_MSG_GETGEN,
+            NLM_F_REQUEST | NLM_F_ACK,
+            0,
+            &[],
+            "read the nf_tables generation",
+        )
+    })
+    .is_ok()
 }
 
 /// Whether the nf_tables table `family name` exists in this namespace.

@@ -14,9 +14,20 @@ use rcni_net::nf_expr::{MetaKey, NftExpr, PayloadBase};
 use rcni_net::nf_tables::NftChange;
 use std::net::IpAddr;
 
-/// Whether nft is installed (looked up on PATH, no exec).
+/// Whether nft is installed (looked up on PATH, no exec): what choosing
+/// the nftables backend for an ADD takes, as in the reference (and a
+/// portmap network's conditions are applied with it).
 pub fn supported() -> bool {
     installed("nft")
+}
+
+/// Whether the kernel has nf_tables (one netlink request, asked once per
+/// process): what reading and deleting rcni's rules takes (DEL, GC),
+/// which never run `nft`. Rules added over netlink need no `nft` on PATH,
+/// so their removal must not depend on it either.
+pub fn kernel_supported() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(rcni_net::nf_tables::available)
 }
 
 /// Whether the table `family name` may exist (a netlink probe, no

@@ -88,7 +88,7 @@ pub fn setup(host_iface: &str, mac: &str, id: &str) -> Result<(), FirewallError>
 pub fn teardown(id: &str) -> Result<(), FirewallError> {
     let iface_chain = chain(id);
     // The chains come and go together: without the first, nothing to do.
-    if !nft::supported() || !nft::chain_may_exist(NfFamily::Bridge, TABLE, &iface_chain) {
+    if !nft::kernel_supported() || !nft::chain_may_exist(NfFamily::Bridge, TABLE, &iface_chain) {
         return Ok(());
     }
     let mac_chain = format!("{iface_chain}-mac");

@@ -235,6 +235,26 @@ fn del_without_mappings_in_the_config_still_cleans_up() {
         .ok();
 }
 
+/// DEL reads and deletes nftables rules over netlink: it needs no `nft`
+/// program (nor iptables) on PATH, and leaves nothing.
+#[test]
+fn nft_del_needs_no_nft_program() {
+    let w = PortmapHost::new();
+    let ctr = Netns::new("pc");
+    let (br, pm) = w.attach(&ctr, "1.0.0", mappings("nftables", json!({})), false);
+    assert!(w.nft_ruleset().contains("dnat to"));
+    Call::rcni("portmap", "DEL", &w.host, Some(&ctr))
+        .env("PATH", "/nonexistent")
+        .run(&pm)
+        .ok();
+    let ruleset = w.nft_ruleset();
+    assert!(!ruleset.contains("dnat to"), "{ruleset}");
+    assert!(!ruleset.contains("masquerade comment"), "{ruleset}");
+    Call::rcni("bridge", "DEL", &w.host, Some(&ctr))
+        .run(&br)
+        .ok();
+}
+
 /// GC of one network removes the mappings of its attachments that are not
 /// valid any more, and leaves those of another network alone.
 #[test]

@@ -103,7 +103,7 @@ pub fn del(
     if crate::iptables::supported() {
         iptables::del(network, container_id, known)?;
     }
-    if crate::nft::supported() {
+    if crate::nft::kernel_supported() {
         nftables::del(network, container_id)?;
     }
     Ok(())
@@ -127,7 +127,7 @@ pub fn gc(network: &str, valid: &[String]) -> Result<(), FirewallError> {
     if crate::iptables::supported() {
         iptables::gc(network, valid)?;
     }
-    if crate::nft::supported() {
+    if crate::nft::kernel_supported() {
         nftables::gc(network, valid)?;
     }
     Ok(())
