@@ -7,7 +7,8 @@
 use crate::error::Result;
 use crate::error::EINTR;
 use crate::framing::{
-    attribute, attributes, string_attribute, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
+    attribute, attributes, nested, string_attribute, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE,
+    NLM_F_DUMP, NLM_F_REQUEST,
 };
 use crate::nf_expr::{
     comment_udata, NftExpr, NFTA_DATA_VERDICT, NFTA_EXPR_DATA, NFTA_EXPR_NAME, NFTA_IMMEDIATE_DATA,
@@ -305,8 +306,6 @@ pub fn delete(family: NfFamily, table: &str, what: &[NftDeletion]) -> Result<()>
 pub enum Hook {
     /// `prerouting`.
     Prerouting = 0,
-    /// `input`.
-    Input = 1,
     /// `forward`.
     Forward = 2,
     /// `output`.
@@ -379,8 +378,6 @@ const NFTA_CHAIN_TYPE: u16 = 7;
 const NFTA_CHAIN_USERDATA: u16 = 12;
 const NFTA_HOOK_HOOKNUM: u16 = 1;
 const NFTA_HOOK_PRIORITY: u16 = 2;
-const NLM_F_CREATE: u16 = 0x400;
-const NLM_F_APPEND: u16 = 0x800;
 
 /// The request (kind, flags, attributes) of one change of `table`.
 fn change_request(table: &str, change: &NftChange) -> (u16, u16, Vec<u8>) {
@@ -403,7 +400,7 @@ fn change_request(table: &str, change: &NftChange) -> (u16, u16, Vec<u8>) {
             if let Some(b) = base {
                 let mut hook = attribute(NFTA_HOOK_HOOKNUM, &(b.hook as u32).to_be_bytes());
                 hook.extend(attribute(NFTA_HOOK_PRIORITY, &b.priority.to_be_bytes()));
-                a.extend(crate::framing::nested(NFTA_CHAIN_HOOK, &hook));
+                a.extend(nested(NFTA_CHAIN_HOOK, &hook));
                 if b.policy_accept {
                     a.extend(attribute(NFTA_CHAIN_POLICY, &1u32.to_be_bytes()));
                 }
@@ -434,7 +431,7 @@ fn change_request(table: &str, change: &NftChange) -> (u16, u16, Vec<u8>) {
             let mut a = string_attribute(NFTA_RULE_TABLE, table);
             a.extend(string_attribute(NFTA_RULE_CHAIN, chain));
             let list: Vec<u8> = exprs.iter().flat_map(NftExpr::encode).collect();
-            a.extend(crate::framing::nested(NFTA_RULE_EXPRESSIONS, &list));
+            a.extend(nested(NFTA_RULE_EXPRESSIONS, &list));
             if let Some(c) = comment {
                 a.extend(attribute(NFTA_RULE_USERDATA, &comment_udata(c)));
             }
@@ -487,7 +484,6 @@ mod tests {
 
     #[test]
     fn jumps_come_from_the_immediate_verdict() {
-        use crate::framing::nested;
         let verdict = nested(
             NFTA_DATA_VERDICT,
             &string_attribute(NFTA_VERDICT_CHAIN, "CNI-X"),

@@ -405,7 +405,6 @@ pub(crate) fn script(changes: &[TableChange<'_>]) -> String {
                 if let Some(b) = base {
                     let hook = match b.hook {
                         Hook::Prerouting => "prerouting",
-                        Hook::Input => "input",
                         Hook::Forward => "forward",
                         Hook::Output => "output",
                         Hook::Postrouting => "postrouting",
