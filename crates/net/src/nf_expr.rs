@@ -6,7 +6,10 @@
 //! Like `nft`, data goes through register 1 (a NAT port through 2), and
 //! verdicts through the verdict register.
 
-use crate::framing::{attribute, nested, string_attribute};
+use crate::framing::{
+    attribute, attributes, attributes_with_flags, nested, string_attribute, NLA_F_NESTED,
+    NLA_TYPE_MASK,
+};
 use std::net::IpAddr;
 
 pub(crate) const NFTA_LIST_ELEM: u16 = 1;
@@ -237,6 +240,37 @@ impl NftExpr {
             NftExpr::Masquerade => element("masq", &[]),
         }
     }
+}
+
+/// Whether the expressions of a rule as the kernel lists them
+/// (`NFTA_RULE_EXPRESSIONS`) are `wanted`: as many, each of the same name
+/// with every attribute rcni sends, of equal value. (The kernel lists some
+/// attributes nft does not send, such as bitwise's operation, and nests
+/// without the flag.)
+pub(crate) fn listed_as(listed: &[u8], wanted: &[NftExpr]) -> bool {
+    let ours: Vec<u8> = wanted.iter().flat_map(NftExpr::encode).collect();
+    let (theirs, ours) = (attributes(listed), attributes(&ours));
+    theirs.len() == ours.len()
+        && theirs
+            .iter()
+            .zip(&ours)
+            .all(|((_, listed), (_, sent))| covers(listed, sent))
+}
+
+/// Whether every attribute of `sent` is in `listed` with the same value
+/// (nested ones compared the same way, attribute by attribute).
+fn covers(listed: &[u8], sent: &[u8]) -> bool {
+    let listed = attributes_with_flags(listed);
+    attributes_with_flags(sent).iter().all(|(kind, value)| {
+        listed.iter().any(|(k, v)| {
+            k & NLA_TYPE_MASK == kind & NLA_TYPE_MASK
+                && if kind & NLA_F_NESTED != 0 {
+                    covers(v, value)
+                } else {
+                    v == value
+                }
+        })
+    })
 }
 
 /// User data holding one comment record, as `nft` writes a rule's, chain's

@@ -11,8 +11,8 @@ use crate::framing::{
     NLM_F_DUMP, NLM_F_REQUEST,
 };
 use crate::nf_expr::{
-    comment_udata, NftExpr, NFTA_DATA_VERDICT, NFTA_EXPR_DATA, NFTA_EXPR_NAME, NFTA_IMMEDIATE_DATA,
-    NFTA_LIST_ELEM, NFTA_VERDICT_CHAIN, UDATA_COMMENT,
+    comment_udata, listed_as, NftExpr, NFTA_DATA_VERDICT, NFTA_EXPR_DATA, NFTA_EXPR_NAME,
+    NFTA_IMMEDIATE_DATA, NFTA_LIST_ELEM, NFTA_VERDICT_CHAIN, UDATA_COMMENT,
 };
 use crate::nfnetlink::Conn;
 use std::cell::RefCell;
@@ -147,6 +147,14 @@ pub struct NftRule {
 /// Every rule of table `family table` (or only of `chain`); none when the
 /// table or chain does not exist.
 pub fn list_rules(family: NfFamily, table: &str, chain: Option<&str>) -> Result<Vec<NftRule>> {
+    Ok(dump_rules(family, table, chain)?
+        .into_iter()
+        .map(|r| r.rule)
+        .collect())
+}
+
+/// [`list_rules`] with each rule's expressions as the kernel lists them.
+fn dump_rules(family: NfFamily, table: &str, chain: Option<&str>) -> Result<Vec<ParsedRule>> {
     let mut attrs = string_attribute(NFTA_RULE_TABLE, table);
     if let Some(c) = chain {
         attrs.extend(string_attribute(NFTA_RULE_CHAIN, c));
@@ -181,13 +189,14 @@ pub fn list_rules(family: NfFamily, table: &str, chain: Option<&str>) -> Result<
         .iter()
         .filter_map(|msg| parse_rule(msg))
         .filter(|r| r.table == table && chain.is_none_or(|c| r.rule.chain == c))
-        .map(|r| r.rule)
         .collect())
 }
 
 struct ParsedRule {
     table: String,
     rule: NftRule,
+    /// `NFTA_RULE_EXPRESSIONS` as listed.
+    expressions: Vec<u8>,
 }
 
 fn nul_string(v: &[u8]) -> String {
@@ -239,13 +248,17 @@ fn parse_rule(msg: &[u8]) -> Option<ParsedRule> {
     let mut handle = None;
     let mut comment = String::new();
     let mut jumps_to = None;
+    let mut expressions = Vec::new();
     for (kind, value) in attributes(msg) {
         match kind {
             NFTA_RULE_TABLE => table = Some(nul_string(value)),
             NFTA_RULE_CHAIN => chain = Some(nul_string(value)),
             NFTA_RULE_HANDLE => handle = Some(u64::from_be_bytes(value.get(..8)?.try_into().ok()?)),
             NFTA_RULE_USERDATA => comment = comment_of(value),
-            NFTA_RULE_EXPRESSIONS => jumps_to = jump_target(value),
+            NFTA_RULE_EXPRESSIONS => {
+                jumps_to = jump_target(value);
+                expressions = value.to_vec();
+            }
             _ => {}
         }
     }
@@ -257,6 +270,7 @@ fn parse_rule(msg: &[u8]) -> Option<ParsedRule> {
             comment,
             jumps_to,
         },
+        expressions,
     })
 }
 
@@ -446,8 +460,25 @@ fn change_request(table: &str, change: &NftChange) -> (u16, u16, Vec<u8>) {
 }
 
 /// Applies changes to tables (family, table, change) in one transaction,
-/// one `send`, every request acknowledged: all or nothing, as one `nft -f`.
+/// one `send`, every request acknowledged: all or nothing, as one `nft -f`
+/// of the same commands.
+///
+/// What would leave a table as it is goes unsent (see [`needed`]): a
+/// transaction that only adds objects is freed at once, while one that
+/// updates a chain or deletes a rule leaves work that the next release of
+/// a netfilter socket in the namespace, i.e. this process's exit, waits
+/// for (an RCU grace period, 5 to 15 ms here). Should the smaller
+/// transaction fail (the table changed in between), the whole one is sent.
 pub fn apply(changes: &[(NfFamily, &str, NftChange)]) -> Result<()> {
+    let all: Vec<&(NfFamily, &str, NftChange)> = changes.iter().collect();
+    let needed = needed(changes).unwrap_or_else(|_| all.clone());
+    match commit(&needed) {
+        Err(_) if needed.len() < all.len() => commit(&all),
+        result => result,
+    }
+}
+
+fn commit(changes: &[&(NfFamily, &str, NftChange)]) -> Result<()> {
     let requests: Vec<(u16, u16, u8, Vec<u8>)> = changes
         .iter()
         .map(|(family, table, change)| {
@@ -456,6 +487,50 @@ pub fn apply(changes: &[(NfFamily, &str, NftChange)]) -> Result<()> {
         })
         .collect();
     with_conn(|conn| conn.transaction(&requests, "add nf_tables rules"))
+}
+
+/// The changes without those that would change nothing: adding a chain
+/// that exists, and flushing a chain whose rules the changes then write
+/// again exactly as they are (with those rules). Looks up each chain
+/// added and lists each chain flushed, so the cost does not grow with the
+/// rules of other chains.
+fn needed<'a>(
+    changes: &'a [(NfFamily, &'a str, NftChange)],
+) -> Result<Vec<&'a (NfFamily, &'a str, NftChange)>> {
+    let mut keep = vec![true; changes.len()];
+    for (i, (family, table, change)) in changes.iter().enumerate() {
+        match change {
+            NftChange::AddChain { name, .. } => keep[i] = !chain_exists(*family, table, name)?,
+            NftChange::FlushChain(chain) => {
+                let same_chain = |(f, t, c): &(NfFamily, &str, NftChange)| {
+                    *f == *family
+                        && t == table
+                        && matches!(c, NftChange::AddRule { chain: c, .. } if c == chain)
+                };
+                let rewritten: Vec<usize> = (i + 1..changes.len())
+                    .filter(|j| same_chain(&changes[*j]))
+                    .collect();
+                let listed = dump_rules(*family, table, Some(chain))?;
+                let unchanged = listed.len() == rewritten.len()
+                    && listed.iter().zip(&rewritten).all(|(have, j)| {
+                        matches!(&changes[*j].2, NftChange::AddRule { first: false, exprs, comment, .. }
+                            if have.rule.comment == comment.clone().unwrap_or_default()
+                                && listed_as(&have.expressions, exprs))
+                    });
+                if unchanged {
+                    keep[i] = false;
+                    rewritten.iter().for_each(|j| keep[*j] = false);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(changes
+        .iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(c, _)| c)
+        .collect())
 }
 
 fn u64_attr(kind: u16, value: u64) -> Vec<u8> {

@@ -576,31 +576,79 @@ pub(crate) mod tests {
     use rcni_testkit::{in_netns, unique, Netns};
 
     /// What nft lists of a namespace's ruleset: every rule's expressions
-    /// and user data as the kernel returns them, with handles.
-    fn listed(ns: &Netns) -> String {
-        ns.exec(&["nft", "-a", "--debug=netlink", "list", "ruleset"])
+    /// and user data as the kernel returns them, with handles when asked
+    /// (the debug lines that name a rule's chain end with its handle and
+    /// position, cut otherwise).
+    fn listed(ns: &Netns, handles: bool) -> String {
+        let all = ns.exec(&["nft", "-a", "--debug=netlink", "list", "ruleset"]);
+        if handles {
+            return all;
+        }
+        all.lines()
+            .map(|line| {
+                if line.starts_with(char::is_whitespace) || line.contains('{') {
+                    return line.split(" # handle").next().unwrap_or(line).to_string();
+                }
+                let mut words: Vec<&str> = line.split(' ').collect();
+                while words.len() > 3 && words.last().is_some_and(|w| w.parse::<u64>().is_ok()) {
+                    words.pop();
+                }
+                words.join(" ")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
-    /// Applies `changes` with `nft -f` (their script) in one throwaway
-    /// namespace and over netlink in another, and asserts that the kernel
-    /// holds the same ruleset in both, byte for byte as nft reads it back.
-    pub(crate) fn assert_same_in_kernel(changes: &[TableChange<'_>]) {
-        let by_nft = Netns::new("nftscript");
-        let by_netlink = Netns::new("nftnetlink");
+    fn apply_with_nft(ns: &Netns, changes: &[TableChange<'_>]) {
         let path = std::env::temp_dir().join(unique("rcni-nft-script"));
         std::fs::write(&path, script(changes)).unwrap();
-        let applied = by_nft.try_exec(&["nft", "-f", path.to_str().unwrap()]);
+        let applied = ns.try_exec(&["nft", "-f", path.to_str().unwrap()]);
         std::fs::remove_file(&path).unwrap();
         assert!(applied, "nft refused:\n{}", script(changes));
+    }
+
+    fn apply_over_netlink(ns: &Netns, changes: &[TableChange<'_>]) {
         let requests = encode(changes).expect("encodable changes");
-        in_netns(&by_netlink.name, move || {
+        in_netns(&ns.name, move || {
             rcni_net::nf_tables::apply(&requests).expect("netlink transaction")
         })
         .join()
         .unwrap();
-        let (want, got) = (listed(&by_nft), listed(&by_netlink));
+    }
+
+    /// Applies `changes` with `nft -f` (their script) in one throwaway
+    /// namespace and over netlink in another, and asserts that the kernel
+    /// holds the same ruleset in both, byte for byte as nft reads it back,
+    /// handles included.
+    pub(crate) fn assert_same_in_kernel(changes: &[TableChange<'_>]) {
+        let (by_nft, by_netlink) = (Netns::new("nftscript"), Netns::new("nftnetlink"));
+        apply_with_nft(&by_nft, changes);
+        apply_over_netlink(&by_netlink, changes);
+        let (want, got) = (listed(&by_nft, true), listed(&by_netlink, true));
         assert!(want.contains("userdata") || !script(changes).contains("comment"));
         assert_eq!(want, got, "script:\n{}", script(changes));
+    }
+
+    /// [`assert_same_in_kernel`] for two changes one after the other (two
+    /// ADDs), without handles; and over netlink the second leaves every
+    /// object of the first as it was (same handle): what it would only
+    /// write again (a chain that exists, the same rules after a flush) is
+    /// not sent, so that the transaction only adds.
+    pub(crate) fn assert_same_in_kernel_after(
+        first: &[TableChange<'_>],
+        second: &[TableChange<'_>],
+    ) {
+        let (by_nft, by_netlink) = (Netns::new("nftscript"), Netns::new("nftnetlink"));
+        apply_with_nft(&by_nft, first);
+        apply_with_nft(&by_nft, second);
+        apply_over_netlink(&by_netlink, first);
+        let objects = listed(&by_netlink, true);
+        apply_over_netlink(&by_netlink, second);
+        assert_eq!(listed(&by_nft, false), listed(&by_netlink, false));
+        let now = listed(&by_netlink, true);
+        for line in objects.lines().filter(|l| l.contains("# handle")) {
+            assert!(now.contains(line), "{line:?} was written again:\n{now}");
+        }
     }
 
     #[test]

@@ -352,4 +352,20 @@ mod tests {
             assert_same_in_kernel(&changes);
         }
     }
+
+    /// A second container's ADD writes the shared chains and entry rules
+    /// again: the kernel ends up as with nft, and over netlink nothing of
+    /// the first is touched.
+    #[test]
+    fn a_second_add_only_adds() {
+        let m = maps();
+        let one = pm(&m);
+        let first = add_changes(&one, "10.88.0.5/16".parse().unwrap()).unwrap();
+        let other = PortMap {
+            container_id: "c2",
+            ..pm(&m)
+        };
+        let second = add_changes(&other, "10.88.0.6/16".parse().unwrap()).unwrap();
+        nft::tests::assert_same_in_kernel_after(&first, &second);
+    }
 }

@@ -181,4 +181,12 @@ mod tests {
             .collect();
         nft::tests::assert_same_in_kernel(&setup_changes(&ips, &owner()));
     }
+
+    /// A second attachment's setup leaves the first one's objects alone.
+    #[test]
+    fn a_second_setup_only_adds() {
+        let first = setup_changes(&["10.1.0.5/24".parse().unwrap()], &owner());
+        let second = setup_changes(&["10.1.0.6/24".parse().unwrap()], &owner());
+        nft::tests::assert_same_in_kernel_after(&first, &second);
+    }
 }
