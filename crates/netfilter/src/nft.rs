@@ -169,8 +169,8 @@ pub enum Match<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Verdict(Verdict),
-    /// `dnat to addr[:port]`.
-    Dnat(IpAddr, Option<u16>),
+    /// `dnat to addr:port`.
+    Dnat(IpAddr, u16),
     Masquerade,
 }
 
@@ -373,9 +373,8 @@ impl Action {
             Action::Verdict(Verdict::Return) => "return".into(),
             Action::Verdict(Verdict::Jump(c)) => format!("jump {c}"),
             Action::Verdict(Verdict::Goto(c)) => format!("goto {c}"),
-            Action::Dnat(IpAddr::V4(a), Some(port)) => format!("dnat to {a}:{port}"),
-            Action::Dnat(IpAddr::V6(a), Some(port)) => format!("dnat to [{a}]:{port}"),
-            Action::Dnat(a, None) => format!("dnat to {a}"),
+            Action::Dnat(IpAddr::V4(a), port) => format!("dnat to {a}:{port}"),
+            Action::Dnat(IpAddr::V6(a), port) => format!("dnat to [{a}]:{port}"),
             Action::Masquerade => "masquerade".into(),
         }
     }

@@ -92,7 +92,7 @@ pub(super) fn add_changes<'a>(
         out.push(rule(
             "hostports",
             matches,
-            Action::Dnat(container.addr(), Some(m.container_port)),
+            Action::Dnat(container.addr(), m.container_port),
             comment.clone(),
         ));
     }
