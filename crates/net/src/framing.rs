@@ -7,7 +7,8 @@
 
 use crate::error::{NetError, Result};
 pub(crate) use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
+    NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_APPEND, NLM_F_CAPPED, NLM_F_CREATE, NLM_F_DUMP,
+    NLM_F_DUMP_INTR, NLM_F_REQUEST,
 };
 
 /// Length of a netlink message header.
@@ -22,7 +23,7 @@ const NLMSGERR_ATTR_MSG: u16 = 1;
 pub(crate) const NLA_F_NESTED: u16 = 0x8000;
 /// The attribute type bits (without `NLA_F_NESTED` and
 /// `NLA_F_NET_BYTEORDER`).
-const NLA_TYPE_MASK: u16 = 0x3fff;
+pub(crate) const NLA_TYPE_MASK: u16 = 0x3fff;
 
 /// `n` rounded up to netlink's 4-byte alignment.
 pub(crate) fn align4(n: usize) -> usize {
@@ -73,11 +74,19 @@ pub(crate) fn nested(kind: u16, payload: &[u8]) -> Vec<u8> {
 
 /// The attributes of a buffer: (type without flags, payload). Stops at the
 /// first malformed one.
-pub(crate) fn attributes(mut buf: &[u8]) -> Vec<(u16, &[u8])> {
+pub(crate) fn attributes(buf: &[u8]) -> Vec<(u16, &[u8])> {
+    attributes_with_flags(buf)
+        .into_iter()
+        .map(|(kind, value)| (kind & !NLA_F_NESTED, value))
+        .collect()
+}
+
+/// [`attributes`] with the type's flag bits (`NLA_F_NESTED`) kept.
+pub(crate) fn attributes_with_flags(mut buf: &[u8]) -> Vec<(u16, &[u8])> {
     let mut out = Vec::new();
     while buf.len() >= 4 {
         let len = usize::from(u16::from_ne_bytes([buf[0], buf[1]]));
-        let kind = u16::from_ne_bytes([buf[2], buf[3]]) & !NLA_F_NESTED;
+        let kind = u16::from_ne_bytes([buf[2], buf[3]]);
         if len < 4 || len > buf.len() {
             break;
         }

@@ -40,6 +40,7 @@ mod link;
 mod link_ops;
 mod mac;
 mod netns;
+pub mod nf_expr;
 pub mod nf_tables;
 mod nfnetlink;
 mod route;

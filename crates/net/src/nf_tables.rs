@@ -1,13 +1,18 @@
-//! nf_tables over netlink, for what DEL needs: whether a table or chain
-//! exists, the rules of a table with their handles and comments, and
-//! deleting rules and chains in one transaction. No process, and no
-//! loading of the whole ruleset as the `nft` tool does. (Rules are still
-//! added with `nft -f`: their expressions are the tool's business.)
+//! nf_tables over netlink: whether a table or chain exists, the rules of a
+//! table with their handles and comments, adding tables, chains and rules
+//! (expressions in [`crate::nf_expr`]) and deleting rules and chains, each
+//! change one transaction. No process, and no loading of the whole ruleset
+//! as the `nft` tool does.
 
 use crate::error::Result;
 use crate::error::EINTR;
 use crate::framing::{
-    attribute, attributes, string_attribute, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
+    attribute, attributes, nested, string_attribute, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE,
+    NLM_F_DUMP, NLM_F_REQUEST,
+};
+use crate::nf_expr::{
+    comment_udata, listed_as, NftExpr, NFTA_DATA_VERDICT, NFTA_EXPR_DATA, NFTA_EXPR_NAME,
+    NFTA_IMMEDIATE_DATA, NFTA_LIST_ELEM, NFTA_VERDICT_CHAIN, UDATA_COMMENT,
 };
 use crate::nfnetlink::Conn;
 use std::cell::RefCell;
@@ -17,6 +22,7 @@ const DUMP_ATTEMPTS: usize = 5;
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFT_MSG_GETTABLE: u16 = 1;
+const NFT_MSG_GETGEN: u16 = 16;
 const NFT_MSG_GETCHAIN: u16 = 4;
 const NFT_MSG_DELCHAIN: u16 = 5;
 const NFT_MSG_GETRULE: u16 = 7;
@@ -28,16 +34,7 @@ const NFTA_RULE_TABLE: u16 = 1;
 const NFTA_RULE_CHAIN: u16 = 2;
 const NFTA_RULE_HANDLE: u16 = 3;
 const NFTA_RULE_EXPRESSIONS: u16 = 4;
-const NFTA_LIST_ELEM: u16 = 1;
-const NFTA_EXPR_NAME: u16 = 1;
-const NFTA_EXPR_DATA: u16 = 2;
-const NFTA_IMMEDIATE_DATA: u16 = 2;
-const NFTA_DATA_VERDICT: u16 = 2;
-const NFTA_VERDICT_CHAIN: u16 = 2;
 const NFTA_RULE_USERDATA: u16 = 7;
-/// The comment's record type in a rule's user data (libnftnl's
-/// `NFTNL_UDATA_RULE_COMMENT`).
-const UDATA_RULE_COMMENT: u8 = 0;
 
 /// The nf_tables address families (`NFPROTO_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +93,21 @@ fn exists(kind: u16, family: NfFamily, attrs: &[u8], op: &str) -> Result<bool> {
     }
 }
 
+/// Whether nf_tables answers in this namespace (its ruleset generation
+/// can be read): false on a kernel without it.
+pub fn available() -> bool {
+    with_conn(|conn| {
+        conn.exchange(
+            NFT_MSG_GETGEN,
+            NLM_F_REQUEST | NLM_F_ACK,
+            0,
+            &[],
+            "read the nf_tables generation",
+        )
+    })
+    .is_ok()
+}
+
 /// Whether the nf_tables table `family name` exists in this namespace.
 pub fn table_exists(family: NfFamily, name: &str) -> Result<bool> {
     exists(
@@ -135,6 +147,14 @@ pub struct NftRule {
 /// Every rule of table `family table` (or only of `chain`); none when the
 /// table or chain does not exist.
 pub fn list_rules(family: NfFamily, table: &str, chain: Option<&str>) -> Result<Vec<NftRule>> {
+    Ok(dump_rules(family, table, chain)?
+        .into_iter()
+        .map(|r| r.rule)
+        .collect())
+}
+
+/// [`list_rules`] with each rule's expressions as the kernel lists them.
+fn dump_rules(family: NfFamily, table: &str, chain: Option<&str>) -> Result<Vec<ParsedRule>> {
     let mut attrs = string_attribute(NFTA_RULE_TABLE, table);
     if let Some(c) = chain {
         attrs.extend(string_attribute(NFTA_RULE_CHAIN, c));
@@ -169,13 +189,14 @@ pub fn list_rules(family: NfFamily, table: &str, chain: Option<&str>) -> Result<
         .iter()
         .filter_map(|msg| parse_rule(msg))
         .filter(|r| r.table == table && chain.is_none_or(|c| r.rule.chain == c))
-        .map(|r| r.rule)
         .collect())
 }
 
 struct ParsedRule {
     table: String,
     rule: NftRule,
+    /// `NFTA_RULE_EXPRESSIONS` as listed.
+    expressions: Vec<u8>,
 }
 
 fn nul_string(v: &[u8]) -> String {
@@ -190,7 +211,7 @@ fn comment_of(mut udata: &[u8]) -> String {
         let Some(value) = udata.get(2..2 + len) else {
             break;
         };
-        if kind == UDATA_RULE_COMMENT {
+        if kind == UDATA_COMMENT {
             return nul_string(value);
         }
         udata = &udata[2 + len..];
@@ -227,13 +248,17 @@ fn parse_rule(msg: &[u8]) -> Option<ParsedRule> {
     let mut handle = None;
     let mut comment = String::new();
     let mut jumps_to = None;
+    let mut expressions = Vec::new();
     for (kind, value) in attributes(msg) {
         match kind {
             NFTA_RULE_TABLE => table = Some(nul_string(value)),
             NFTA_RULE_CHAIN => chain = Some(nul_string(value)),
             NFTA_RULE_HANDLE => handle = Some(u64::from_be_bytes(value.get(..8)?.try_into().ok()?)),
             NFTA_RULE_USERDATA => comment = comment_of(value),
-            NFTA_RULE_EXPRESSIONS => jumps_to = jump_target(value),
+            NFTA_RULE_EXPRESSIONS => {
+                jumps_to = jump_target(value);
+                expressions = value.to_vec();
+            }
             _ => {}
         }
     }
@@ -245,6 +270,7 @@ fn parse_rule(msg: &[u8]) -> Option<ParsedRule> {
             comment,
             jumps_to,
         },
+        expressions,
     })
 }
 
@@ -265,24 +291,246 @@ pub enum NftDeletion {
 /// Deletes rules and chains of table `family table` in one transaction:
 /// all or nothing.
 pub fn delete(family: NfFamily, table: &str, what: &[NftDeletion]) -> Result<()> {
-    let requests: Vec<(u16, u8, Vec<u8>)> = what
+    let requests: Vec<(u16, u16, u8, Vec<u8>)> = what
         .iter()
         .map(|d| match d {
             NftDeletion::Rule { chain, handle } => {
-                let mut a = string_attribute(NFTA_RULE_TABLE, table);
-                a.extend(string_attribute(NFTA_RULE_CHAIN, chain));
-                a.extend(u64_attr(NFTA_RULE_HANDLE, *handle));
-                (NFT_MSG_DELRULE, family as u8, a)
+                let (kind, flags, a) = change_request(
+                    table,
+                    &NftChange::DeleteRule {
+                        chain: chain.clone(),
+                        handle: *handle,
+                    },
+                );
+                (kind, flags, family as u8, a)
             }
             NftDeletion::Chain(chain) => {
                 let mut a = string_attribute(NFTA_CHAIN_TABLE, table);
                 a.extend(string_attribute(NFTA_CHAIN_NAME, chain));
-                (NFT_MSG_DELCHAIN, family as u8, a)
+                (NFT_MSG_DELCHAIN, 0, family as u8, a)
             }
         })
         .collect();
     let op = format!("delete from nf_tables table {table}");
     with_conn(|conn| conn.transaction(&requests, &op))
+}
+
+/// The netfilter hooks of base chains (`NF_INET_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    /// `prerouting`.
+    Prerouting = 0,
+    /// `forward`.
+    Forward = 2,
+    /// `output`.
+    Output = 3,
+    /// `postrouting`.
+    Postrouting = 4,
+}
+
+/// What makes a chain a base chain: its type, hook and priority, and its
+/// policy if one is written (else the kernel's default, accept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseChain {
+    /// `nat` or `filter`.
+    pub kind: &'static str,
+    /// Its hook.
+    pub hook: Hook,
+    /// Its priority (dstnat -100, filter 0, srcnat 100).
+    pub priority: i32,
+    /// `policy accept;` written out, as nft sends it when the script says so.
+    pub policy_accept: bool,
+}
+
+/// One change of a table, as an `nft` command does it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NftChange {
+    /// `add table` (created if missing, kept as it is if not).
+    AddTable {
+        /// `comment "..."`.
+        comment: Option<String>,
+    },
+    /// `add chain` (created if missing, kept if not).
+    AddChain {
+        /// Its name.
+        name: String,
+        /// Hook, type and priority of a base chain.
+        base: Option<BaseChain>,
+        /// `comment "..."`.
+        comment: Option<String>,
+    },
+    /// `flush chain`: deletes all its rules.
+    FlushChain(String),
+    /// `delete rule ... handle N`.
+    DeleteRule {
+        /// Its chain.
+        chain: String,
+        /// Its handle.
+        handle: u64,
+    },
+    /// `add rule` (appended) or `insert rule` (put first).
+    AddRule {
+        /// Its chain.
+        chain: String,
+        /// `insert` rather than `add`.
+        first: bool,
+        /// What it matches and does.
+        exprs: Vec<NftExpr>,
+        /// `comment "..."`.
+        comment: Option<String>,
+    },
+}
+
+const NFT_MSG_NEWTABLE: u16 = 0;
+const NFT_MSG_NEWCHAIN: u16 = 3;
+const NFT_MSG_NEWRULE: u16 = 6;
+const NFTA_TABLE_FLAGS: u16 = 2;
+const NFTA_TABLE_USERDATA: u16 = 6;
+const NFTA_CHAIN_HOOK: u16 = 4;
+const NFTA_CHAIN_POLICY: u16 = 5;
+const NFTA_CHAIN_TYPE: u16 = 7;
+const NFTA_CHAIN_USERDATA: u16 = 12;
+const NFTA_HOOK_HOOKNUM: u16 = 1;
+const NFTA_HOOK_PRIORITY: u16 = 2;
+
+/// The request (kind, flags, attributes) of one change of `table`.
+fn change_request(table: &str, change: &NftChange) -> (u16, u16, Vec<u8>) {
+    match change {
+        NftChange::AddTable { comment } => {
+            let mut a = string_attribute(NFTA_TABLE_NAME, table);
+            a.extend(attribute(NFTA_TABLE_FLAGS, &0u32.to_be_bytes()));
+            if let Some(c) = comment {
+                a.extend(attribute(NFTA_TABLE_USERDATA, &comment_udata(c)));
+            }
+            (NFT_MSG_NEWTABLE, NLM_F_CREATE, a)
+        }
+        NftChange::AddChain {
+            name,
+            base,
+            comment,
+        } => {
+            let mut a = string_attribute(NFTA_CHAIN_TABLE, table);
+            a.extend(string_attribute(NFTA_CHAIN_NAME, name));
+            if let Some(b) = base {
+                let mut hook = attribute(NFTA_HOOK_HOOKNUM, &(b.hook as u32).to_be_bytes());
+                hook.extend(attribute(NFTA_HOOK_PRIORITY, &b.priority.to_be_bytes()));
+                a.extend(nested(NFTA_CHAIN_HOOK, &hook));
+                if b.policy_accept {
+                    a.extend(attribute(NFTA_CHAIN_POLICY, &1u32.to_be_bytes()));
+                }
+                a.extend(string_attribute(NFTA_CHAIN_TYPE, b.kind));
+            }
+            if let Some(c) = comment {
+                a.extend(attribute(NFTA_CHAIN_USERDATA, &comment_udata(c)));
+            }
+            (NFT_MSG_NEWCHAIN, NLM_F_CREATE, a)
+        }
+        NftChange::FlushChain(chain) => {
+            let mut a = string_attribute(NFTA_RULE_TABLE, table);
+            a.extend(string_attribute(NFTA_RULE_CHAIN, chain));
+            (NFT_MSG_DELRULE, 0, a)
+        }
+        NftChange::DeleteRule { chain, handle } => {
+            let mut a = string_attribute(NFTA_RULE_TABLE, table);
+            a.extend(string_attribute(NFTA_RULE_CHAIN, chain));
+            a.extend(u64_attr(NFTA_RULE_HANDLE, *handle));
+            (NFT_MSG_DELRULE, 0, a)
+        }
+        NftChange::AddRule {
+            chain,
+            first,
+            exprs,
+            comment,
+        } => {
+            let mut a = string_attribute(NFTA_RULE_TABLE, table);
+            a.extend(string_attribute(NFTA_RULE_CHAIN, chain));
+            let list: Vec<u8> = exprs.iter().flat_map(NftExpr::encode).collect();
+            a.extend(nested(NFTA_RULE_EXPRESSIONS, &list));
+            if let Some(c) = comment {
+                a.extend(attribute(NFTA_RULE_USERDATA, &comment_udata(c)));
+            }
+            let flags = if *first {
+                NLM_F_CREATE
+            } else {
+                NLM_F_CREATE | NLM_F_APPEND
+            };
+            (NFT_MSG_NEWRULE, flags, a)
+        }
+    }
+}
+
+/// Applies changes to tables (family, table, change) in one transaction,
+/// one `send`, every request acknowledged: all or nothing, as one `nft -f`
+/// of the same commands.
+///
+/// What would leave a table as it is goes unsent (see [`needed`]): a
+/// transaction that only adds objects is freed at once, while one that
+/// updates a chain or deletes a rule leaves work that the next release of
+/// a netfilter socket in the namespace, i.e. this process's exit, waits
+/// for (an RCU grace period, 5 to 15 ms here). Should the smaller
+/// transaction fail (the table changed in between), the whole one is sent.
+pub fn apply(changes: &[(NfFamily, &str, NftChange)]) -> Result<()> {
+    let all: Vec<&(NfFamily, &str, NftChange)> = changes.iter().collect();
+    let needed = needed(changes).unwrap_or_else(|_| all.clone());
+    match commit(&needed) {
+        Err(_) if needed.len() < all.len() => commit(&all),
+        result => result,
+    }
+}
+
+fn commit(changes: &[&(NfFamily, &str, NftChange)]) -> Result<()> {
+    let requests: Vec<(u16, u16, u8, Vec<u8>)> = changes
+        .iter()
+        .map(|(family, table, change)| {
+            let (kind, flags, attrs) = change_request(table, change);
+            (kind, flags, *family as u8, attrs)
+        })
+        .collect();
+    with_conn(|conn| conn.transaction(&requests, "add nf_tables rules"))
+}
+
+/// The changes without those that would change nothing: adding a chain
+/// that exists, and flushing a chain whose rules the changes then write
+/// again exactly as they are (with those rules). Looks up each chain
+/// added and lists each chain flushed, so the cost does not grow with the
+/// rules of other chains.
+fn needed<'a>(
+    changes: &'a [(NfFamily, &'a str, NftChange)],
+) -> Result<Vec<&'a (NfFamily, &'a str, NftChange)>> {
+    let mut keep = vec![true; changes.len()];
+    for (i, (family, table, change)) in changes.iter().enumerate() {
+        match change {
+            NftChange::AddChain { name, .. } => keep[i] = !chain_exists(*family, table, name)?,
+            NftChange::FlushChain(chain) => {
+                let same_chain = |(f, t, c): &(NfFamily, &str, NftChange)| {
+                    *f == *family
+                        && t == table
+                        && matches!(c, NftChange::AddRule { chain: c, .. } if c == chain)
+                };
+                let rewritten: Vec<usize> = (i + 1..changes.len())
+                    .filter(|j| same_chain(&changes[*j]))
+                    .collect();
+                let listed = dump_rules(*family, table, Some(chain))?;
+                let unchanged = listed.len() == rewritten.len()
+                    && listed.iter().zip(&rewritten).all(|(have, j)| {
+                        matches!(&changes[*j].2, NftChange::AddRule { first: false, exprs, comment, .. }
+                            if have.rule.comment == comment.clone().unwrap_or_default()
+                                && listed_as(&have.expressions, exprs))
+                    });
+                if unchanged {
+                    keep[i] = false;
+                    rewritten.iter().for_each(|j| keep[*j] = false);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(changes
+        .iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(c, _)| c)
+        .collect())
 }
 
 fn u64_attr(kind: u16, value: u64) -> Vec<u8> {
@@ -311,7 +559,6 @@ mod tests {
 
     #[test]
     fn jumps_come_from_the_immediate_verdict() {
-        use crate::framing::nested;
         let verdict = nested(
             NFTA_DATA_VERDICT,
             &string_attribute(NFTA_VERDICT_CHAIN, "CNI-X"),

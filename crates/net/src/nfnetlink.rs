@@ -75,10 +75,15 @@ impl Conn {
         self.replies(op, 1, first)
     }
 
-    /// Sends `requests` (kind, family, attributes) as one nf_tables
-    /// transaction (between batch begin and end messages, each request
-    /// acknowledged): all of them happen or none.
-    pub(crate) fn transaction(&mut self, requests: &[(u16, u8, Vec<u8>)], op: &str) -> Result<()> {
+    /// Sends `requests` (kind, extra flags such as `NLM_F_CREATE`, family,
+    /// attributes) as one nf_tables transaction (between batch begin and
+    /// end messages, one `send`, each request acknowledged): all of them
+    /// happen or none.
+    pub(crate) fn transaction(
+        &mut self,
+        requests: &[(u16, u16, u8, Vec<u8>)],
+        op: &str,
+    ) -> Result<()> {
         if requests.is_empty() {
             return Ok(());
         }
@@ -86,12 +91,12 @@ impl Conn {
         self.seq += 1;
         let first = self.seq;
         buf.extend(batch_marker(NFNL_MSG_BATCH_BEGIN, self.seq, self.subsys));
-        for (kind, family, attrs) in requests {
+        for (kind, flags, family, attrs) in requests {
             self.seq += 1;
             buf.extend(message(
                 self.subsys,
                 *kind,
-                NLM_F_REQUEST | NLM_F_ACK,
+                NLM_F_REQUEST | NLM_F_ACK | flags,
                 self.seq,
                 *family,
                 attrs,

@@ -14,9 +14,11 @@
 //! What those are built on:
 //! - [`iptables`]: read with one `iptables-save`, write with one
 //!   `iptables-restore --noflush` per table per call.
-//! - [`nft`]: rules added with one `nft -f -` transaction per call, reads
-//!   and deletions over netlink, only in rcni's (the reference's) own
-//!   tables, all under one lock per network namespace ([`nft::locked`]).
+//! - [`nft`]: rules added with one nf_tables transaction per call over
+//!   netlink (one `nft -f -` for portmap's conditions, which are free nft
+//!   text), reads and deletions over netlink, only in rcni's (the
+//!   reference's) own tables, all under one lock per network namespace
+//!   ([`nft::locked`]).
 //! - [`script`]: the only way a config value reaches an iptables-restore or
 //!   nft script: types built by validating it for that script.
 //! - [`rule_names`]: the reference's chain names, hashes and comments.

@@ -269,6 +269,27 @@ fn mac_spoof_check_drops_other_source_macs() {
     assert!(!rules.contains("ctr1-eth0"), "{rules}");
 }
 
+/// macspoofchk's rules go over netlink: ADD and DEL need no `nft`
+/// program, and DEL still removes them all.
+#[test]
+fn mac_spoof_check_needs_no_nft_program() {
+    let host = Netns::new("bh");
+    let ctr = Netns::new("bc");
+    let data = data_dir();
+    let net = unique("brnet");
+    let c = conf("1.0.0", &net, data.path(), json!({"macspoofchk": true}));
+    let call = Call::rcni("bridge", "ADD", &host, Some(&ctr)).env("PATH", "/nonexistent");
+    call.run(&c).ok();
+    let rules = host.exec(&["nft", "list", "table", "bridge", "nat"]);
+    assert!(
+        rules.contains("iifname") && rules.contains("macspoofchk-ctr1-eth0"),
+        "{rules}"
+    );
+    call.clone().command("DEL").run(&c).ok();
+    let rules = host.exec(&["nft", "list", "table", "bridge", "nat"]);
+    assert!(!rules.contains("ctr1-eth0"), "{rules}");
+}
+
 #[test]
 fn force_address_replaces_a_conflicting_gateway() {
     let host = Netns::new("bh");

@@ -242,6 +242,15 @@ fn nftables_rules_name_the_attachment_and_del_needs_no_prevresult() {
             !w.filter().iter().any(|l| l.contains("CNI-FORWARD")),
             "{version}: nothing on iptables"
         );
+        // A repeated ADD replaces the attachment's rules instead of
+        // adding a second pair.
+        w.call("ADD", &a).run(&a.firewall).ok();
+        assert_eq!(
+            w.accept_rules("nftables", "10.97.1.2"),
+            2,
+            "{version}: {}",
+            w.nft_table()
+        );
 
         w.del_bare(&a);
         assert_eq!(

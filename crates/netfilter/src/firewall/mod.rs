@@ -107,7 +107,7 @@ pub fn del(a: &Attachment<'_>, ips: &[IpAddr]) -> Result<(), FirewallError> {
     if !ips.is_empty() && crate::iptables::supported() {
         errors.extend(iptables::del(ips).err());
     }
-    if crate::nft::supported() {
+    if crate::nft::kernel_supported() {
         errors.extend(nftables::del(a).err());
     }
     if errors.is_empty() {
@@ -127,7 +127,7 @@ pub fn del(a: &Attachment<'_>, ips: &[IpAddr]) -> Result<(), FirewallError> {
 /// stays also holds.
 pub fn gc(network: &str, valid: &[(String, String)]) -> Result<(), FirewallError> {
     let mut errors = Vec::new();
-    if crate::nft::supported() {
+    if crate::nft::kernel_supported() {
         errors.extend(nftables::gc(network, valid).err());
     }
     let (stale, kept): (Vec<_>, Vec<_>) = records::all().into_iter().partition(|(net, r)| {

@@ -21,10 +21,13 @@
 
 use super::{Attachment, Isolation, Setup};
 use crate::error::FirewallError;
-use crate::nft::{self, quote, ListedTable, NfFamily, NftDeletion};
+use crate::nft::{
+    self, Action, AddrField, BaseChain, Change, Hook, ListedTable, Match, NfFamily, NftDeletion,
+    TableChange, Verdict,
+};
 use crate::rule_names::{nft_attachment_comment, nft_attachment_prefix, nft_network_prefix};
 use crate::script::ChainName;
-use crate::Family;
+use ipnet::IpNet;
 
 /// rcni's table for the firewall plugin (family `inet`).
 pub const TABLE: &str = "cni_firewall";
@@ -55,85 +58,137 @@ fn attachment_comment(a: &Attachment<'_>) -> String {
     nft_attachment_comment(a.network, a.ifname, a.container_id)
 }
 
-/// The isolation rules of a bridge, as (chain, comment, rule).
-fn isolation_rules(i: &Isolation<'_>) -> Vec<(&'static str, String, String)> {
-    let br = quote(i.bridge.as_str());
+/// The isolation rules of a bridge, as (chain, comment, matches, verdict).
+fn isolation_rules(i: &Isolation<'_>) -> Vec<(&'static str, String, Vec<Match<'static>>, Verdict)> {
     let name = i.bridge.as_str();
+    let port = |output, equal| Match::Ifname {
+        output,
+        name: name.into(),
+        equal,
+    };
     let mut rules = vec![(
         STAGE_1,
         format!("bridge {name}: to stage 2"),
-        format!("iifname {br} oifname != {br} jump {STAGE_2}"),
+        vec![port(false, true), port(true, false)],
+        Verdict::Jump(STAGE_2.into()),
     )];
     if i.isolated {
         rules.push((
             STAGE_1,
             format!("bridge {name}: isolated"),
-            format!("iifname {br} oifname {br} drop"),
+            vec![port(false, true), port(true, true)],
+            Verdict::Drop,
         ));
     }
     rules.push((
         STAGE_2,
         format!("bridge {name}: other bridges"),
-        format!("oifname {br} drop"),
+        vec![port(true, true)],
+        Verdict::Drop,
     ));
     rules
 }
 
 /// The transaction that brings the table (as listed) to what `s` needs;
 /// an attachment's earlier rules are replaced.
-pub(super) fn add_script(listed: &ListedTable, s: &Setup<'_>) -> Result<String, FirewallError> {
-    let t = format!("inet {TABLE}");
-    let mut out = format!("add table {t}\n");
-    out.push_str(&format!(
-        "add chain {t} forward {{ type filter hook forward priority filter; policy accept; }}\n"
-    ));
+pub(super) fn add_changes(
+    listed: &ListedTable,
+    s: &Setup<'_>,
+) -> Result<Vec<TableChange<'static>>, FirewallError> {
+    let rule = |chain: &str, first, matches, verdict, comment: Option<String>| Change::Rule {
+        chain: chain.into(),
+        first,
+        matches,
+        action: Action::Verdict(verdict),
+        comment,
+    };
+    let mut out = vec![
+        Change::Table(None),
+        Change::Chain(
+            "forward".into(),
+            Some(BaseChain {
+                kind: "filter",
+                hook: Hook::Forward,
+                priority: 0,
+                policy_accept: true,
+            }),
+            None,
+        ),
+    ];
     for chain in [STAGE_1, STAGE_2, FORWARD] {
-        out.push_str(&format!("add chain {t} {chain}\n"));
+        out.push(Change::Chain(chain.into(), None, None));
     }
-    out.push_str(&format!("flush chain {t} forward\n"));
-    out.push_str(&format!("add rule {t} forward jump {STAGE_1}\n"));
-    out.push_str(&format!("add rule {t} forward jump {FORWARD}\n"));
+    out.push(Change::Flush("forward".into()));
+    for to in [STAGE_1, FORWARD] {
+        out.push(rule(
+            "forward",
+            false,
+            vec![],
+            Verdict::Jump(to.into()),
+            None,
+        ));
+    }
     if let Some(admin) = s.admin_chain {
         let admin = admin_name(admin)?;
-        out.push_str(&format!("add chain {t} {admin}\n"));
+        out.push(Change::Chain(admin.into(), None, None));
         if !listed
             .rules_of(FORWARD)
             .any(|r| r.jumps_to.as_deref() == Some(admin))
         {
-            out.push_str(&format!(
-                "insert rule {t} {FORWARD} jump {admin} comment \"admin overrides\"\n"
+            out.push(rule(
+                FORWARD,
+                true,
+                vec![],
+                Verdict::Jump(admin.into()),
+                Some("admin overrides".into()),
             ));
         }
         let comment = attachment_comment(&s.attachment);
         for old in listed.rules_of(FORWARD).filter(|r| r.comment == comment) {
-            out.push_str(&format!(
-                "delete rule {t} {FORWARD} handle {}\n",
-                old.handle
-            ));
+            out.push(Change::Delete {
+                chain: FORWARD.into(),
+                handle: old.handle,
+            });
         }
-        let c = quote(&comment);
         for ip in s.ips {
-            let ipx = Family::of(*ip).nft_keyword();
-            out.push_str(&format!(
-                "add rule {t} {FORWARD} {ipx} daddr {ip} ct state established,related accept comment {c}\n"
+            let addr = |field| Match::Addr {
+                field,
+                net: IpNet::from(*ip),
+                equal: true,
+            };
+            out.push(rule(
+                FORWARD,
+                false,
+                vec![addr(AddrField::Daddr), Match::EstablishedOrRelated],
+                Verdict::Accept,
+                Some(comment.clone()),
             ));
-            out.push_str(&format!(
-                "add rule {t} {FORWARD} {ipx} saddr {ip} accept comment {c}\n"
+            out.push(rule(
+                FORWARD,
+                false,
+                vec![addr(AddrField::Saddr)],
+                Verdict::Accept,
+                Some(comment.clone()),
             ));
         }
     }
     if let Some(i) = &s.isolation {
-        for (chain, comment, rule) in isolation_rules(i) {
+        for (chain, comment, matches, verdict) in isolation_rules(i) {
             if !listed.rules_of(chain).any(|r| r.comment == comment) {
-                let verb = if chain == STAGE_1 { "insert" } else { "add" };
-                out.push_str(&format!(
-                    "{verb} rule {t} {chain} {rule} comment {}\n",
-                    quote(&comment)
+                out.push(rule(
+                    chain,
+                    chain == STAGE_1,
+                    matches,
+                    verdict,
+                    Some(comment),
                 ));
             }
         }
     }
-    Ok(out)
+    Ok(out
+        .into_iter()
+        .map(|c| (NfFamily::Inet, TABLE, c))
+        .collect())
 }
 
 fn list() -> Result<ListedTable, FirewallError> {
@@ -147,7 +202,7 @@ fn list() -> Result<ListedTable, FirewallError> {
 /// Sets up the rules: one transaction, planned from one listing, both under
 /// the namespace's nftables lock.
 pub(super) fn add(s: &Setup<'_>) -> Result<(), FirewallError> {
-    nft::locked(|| nft::apply(&add_script(&list()?, s)?))
+    nft::locked(|| nft::apply(&add_changes(&list()?, s)?))
 }
 
 /// Deletes the accept rules whose comment passes `stale` (one transaction).
@@ -238,12 +293,16 @@ mod tests {
     use crate::script::InterfaceName;
     use std::net::IpAddr;
 
+    fn script(listed: &ListedTable, s: &Setup<'_>) -> Result<String, FirewallError> {
+        Ok(nft::script(&add_changes(listed, s)?))
+    }
+
     #[test]
     fn script_replaces_the_attachment_and_keeps_the_admin_chain() {
         let admin = ChainName::new("f", "CNI-ADMIN").unwrap();
         let ips: Vec<IpAddr> = vec!["10.0.0.2".parse().unwrap(), "fd00::2".parse().unwrap()];
         let s = setup(&ips, &admin, None);
-        let fresh = add_script(&ListedTable::default(), &s).unwrap();
+        let fresh = script(&ListedTable::default(), &s).unwrap();
         assert!(fresh.contains("add chain inet cni_firewall CNI-ADMIN\n"));
         assert!(!fresh.contains("flush chain inet cni_firewall CNI-ADMIN"));
         assert!(fresh.contains("insert rule inet cni_firewall cni-forward jump CNI-ADMIN comment"));
@@ -267,14 +326,14 @@ mod tests {
                 },
             ],
         };
-        let again = add_script(&listed, &s).unwrap();
+        let again = script(&listed, &s).unwrap();
         assert!(!again.contains("insert rule inet cni_firewall cni-forward jump"));
         assert!(again.contains("delete rule inet cni_firewall cni-forward handle 7\n"));
         assert!(!again.contains("handle 4"));
         let bad = ChainName::new("f", "forward").unwrap();
-        assert!(add_script(&listed, &setup(&ips, &bad, None)).is_err());
+        assert!(add_changes(&listed, &setup(&ips, &bad, None)).is_err());
         let digit = ChainName::new("f", "1ADMIN").unwrap();
-        assert!(add_script(&listed, &setup(&ips, &digit, None)).is_err());
+        assert!(add_changes(&listed, &setup(&ips, &digit, None)).is_err());
     }
 
     #[test]
@@ -287,7 +346,7 @@ mod tests {
             isolated: false,
         };
         let s = setup(&ips, &admin, Some(iso));
-        let fresh = add_script(&ListedTable::default(), &s).unwrap();
+        let fresh = script(&ListedTable::default(), &s).unwrap();
         assert!(fresh.contains("insert rule inet cni_firewall isolation-stage-1 iifname \"cni0\" oifname != \"cni0\" jump isolation-stage-2 comment \"bridge cni0: to stage 2\""));
         assert!(fresh.contains("add rule inet cni_firewall isolation-stage-2 oifname \"cni0\" drop comment \"bridge cni0: other bridges\""));
         assert!(!fresh.contains("isolated"));
@@ -295,7 +354,7 @@ mod tests {
             rules: isolation_rules(&iso)
                 .into_iter()
                 .enumerate()
-                .map(|(i, (chain, comment, _))| ListedRule {
+                .map(|(i, (chain, comment, _, _))| ListedRule {
                     chain: chain.into(),
                     handle: i as u64,
                     comment,
@@ -303,6 +362,24 @@ mod tests {
                 })
                 .collect(),
         };
-        assert!(!add_script(&listed, &s).unwrap().contains("iifname"));
+        assert!(!script(&listed, &s).unwrap().contains("iifname"));
+    }
+
+    /// The layout reads back from the kernel as the rules `nft -f` makes
+    /// of the same script: v4 and v6 accept rules, the admin chain, and
+    /// both isolation policies.
+    #[test]
+    fn netlink_rules_are_the_ones_nft_makes() {
+        let admin = ChainName::new("f", "CNI-ADMIN").unwrap();
+        let br = InterfaceName::new("f", "cni0").unwrap();
+        let ips: Vec<IpAddr> = vec!["10.0.0.2".parse().unwrap(), "fd00::2".parse().unwrap()];
+        for isolated in [false, true] {
+            let iso = Isolation {
+                bridge: &br,
+                isolated,
+            };
+            let s = setup(&ips, &admin, Some(iso));
+            nft::tests::assert_same_in_kernel(&add_changes(&ListedTable::default(), &s).unwrap());
+        }
     }
 }

@@ -105,7 +105,7 @@ pub(super) fn add_batch(pm: &PortMap<'_>, container: IpNet, table: &Table) -> Ba
             base.push_str(&format!(" -d {ip}"));
         }
         if pm.snat {
-            let masq_src = pm.masq_source(family, container.to_string());
+            let masq_src = pm.masq_source(family, container);
             b.push(format!("-A {chain} {base} -s {masq_src} -j {setmark}"));
             if family == Family::V4 && !pm.masq_all {
                 b.push(format!("-A {chain} {base} -s 127.0.0.1 -j {setmark}"));

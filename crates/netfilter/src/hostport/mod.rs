@@ -60,11 +60,11 @@ impl PortMap<'_> {
 
     /// The source address the masquerade rules match: any with `masqAll`,
     /// else `own` (the container's, as the backend writes it).
-    fn masq_source(&self, family: Family, own: String) -> String {
+    fn masq_source(&self, family: Family, own: IpNet) -> IpNet {
         match (self.masq_all, family) {
             (false, _) => own,
-            (true, Family::V4) => "0.0.0.0/0".into(),
-            (true, Family::V6) => "::/0".into(),
+            (true, Family::V4) => IpNet::V4(Default::default()),
+            (true, Family::V6) => IpNet::V6(Default::default()),
         }
     }
 
@@ -103,7 +103,7 @@ pub fn del(
     if crate::iptables::supported() {
         iptables::del(network, container_id, known)?;
     }
-    if crate::nft::supported() {
+    if crate::nft::kernel_supported() {
         nftables::del(network, container_id)?;
     }
     Ok(())
@@ -127,7 +127,7 @@ pub fn gc(network: &str, valid: &[String]) -> Result<(), FirewallError> {
     if crate::iptables::supported() {
         iptables::gc(network, valid)?;
     }
-    if crate::nft::supported() {
+    if crate::nft::kernel_supported() {
         nftables::gc(network, valid)?;
     }
     Ok(())

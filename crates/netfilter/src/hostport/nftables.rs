@@ -10,12 +10,16 @@
 //! GC, which works per network, find the network's attachments in the same
 //! place and lifetime as their rules.
 
-use super::{ip_port, PortMap};
+use super::PortMap;
 use crate::error::FirewallError;
-use crate::nft::{self, quote, NftDeletion};
+use crate::nft::{
+    self, Action, AddrField, BaseChain, Change, Hook, Match, NfFamily, NftDeletion, TableChange,
+    Verdict, L4,
+};
 use crate::rule_names::{hash_with_prefix, nft_container_comment};
 use crate::Family;
 use ipnet::IpNet;
+use std::net::IpAddr;
 
 const TABLE: &str = "cni_hostport";
 /// The reference's chains that hold per-container rules.
@@ -27,78 +31,138 @@ fn attachments_chain(network: &str) -> String {
     hash_with_prefix(ATTACHMENTS_PREFIX.len() + 16, ATTACHMENTS_PREFIX, network)
 }
 
-/// The nft script for one container address.
-pub(super) fn add_script(pm: &PortMap<'_>, container: IpNet) -> String {
+/// The changes for one container address: the shared chains and entry
+/// rules (rewritten by each ADD), the attachment's note and its rules.
+pub(super) fn add_changes<'a>(
+    pm: &'a PortMap<'_>,
+    container: IpNet,
+) -> Result<Vec<TableChange<'a>>, FirewallError> {
     let family = Family::of(container.addr());
-    let ipx = family.nft_keyword();
-    let t = format!("{ipx} {TABLE}");
-    // The entry rules are shared by every network and rewritten by each
-    // ADD, so a network's conditions go on its own DNAT rules.
-    let cond = match pm.conditions(family).as_str() {
-        "" => String::new(),
-        conditions => format!("{conditions} "),
-    };
-    let c = quote(&nft_container_comment(pm.container_id));
-    let mut s = format!("add table {t} {{ comment \"CNI portmap plugin\"; }}\n");
+    let nf = NfFamily::from(family);
+    let mut out: Vec<Change<'a>> = vec![Change::Table(Some("CNI portmap plugin"))];
     for chain in ["hostports", "hostip_hostports", "hostports_all"] {
-        s.push_str(&format!("add chain {t} {chain}\n"));
+        out.push(Change::Chain(chain.into(), None, None));
     }
-    s.push_str(&format!("flush chain {t} hostports_all\n"));
-    s.push_str(&format!(
-        "add rule {t} hostports_all jump hostip_hostports\n"
-    ));
-    s.push_str(&format!("add rule {t} hostports_all jump hostports\n"));
-    for (chain, hook) in [("prerouting", "prerouting"), ("output", "output")] {
-        // -100 is "dstnat"; older nft accepts that name only on prerouting.
-        s.push_str(&format!(
-            "add chain {t} {chain} {{ type nat hook {hook} priority -100; }}\n"
+    out.push(Change::Flush("hostports_all".into()));
+    for to in ["hostip_hostports", "hostports"] {
+        out.push(rule("hostports_all", vec![], jump(to), None));
+    }
+    for (chain, hook) in [("prerouting", Hook::Prerouting), ("output", Hook::Output)] {
+        out.push(Change::Chain(
+            chain.into(),
+            Some(nat_chain(hook, DSTNAT)),
+            None,
         ));
-        s.push_str(&format!("flush chain {t} {chain}\n"));
-        s.push_str(&format!(
-            "add rule {t} {chain} fib daddr type local jump hostports_all\n"
+        out.push(Change::Flush(chain.into()));
+        out.push(rule(
+            chain,
+            vec![Match::LocalDestination],
+            jump("hostports_all"),
+            None,
         ));
     }
     if pm.snat {
-        s.push_str(&format!(
-            "add chain {t} masquerading {{ type nat hook postrouting priority srcnat; }}\n"
+        out.push(Change::Chain(
+            "masquerading".into(),
+            Some(nat_chain(Hook::Postrouting, SRCNAT)),
+            None,
         ));
     }
+    let comment = Some(nft_container_comment(pm.container_id));
     let attachments = attachments_chain(pm.network);
-    s.push_str(&format!("add chain {t} {attachments}\n"));
-    s.push_str(&format!("add rule {t} {attachments} return comment {c}\n"));
+    out.push(Change::Chain(attachments.clone(), None, None));
+    out.push(rule(
+        &attachments,
+        vec![],
+        Action::Verdict(Verdict::Return),
+        comment.clone(),
+    ));
+    // The entry rules are shared by every network, so a network's
+    // conditions go on its own DNAT rules.
+    let conditions = pm.conditions(family).as_str();
     for m in pm.applicable(family) {
-        let dst = match m.host_ip.filter(|ip| !ip.is_unspecified()) {
-            Some(ip) => format!("{ipx} daddr {ip} "),
-            None => String::new(),
-        };
-        s.push_str(&format!(
-            "add rule {t} hostports {cond}{dst}{} dport {} dnat to {} comment {c}\n",
-            m.protocol,
-            m.host_port,
-            ip_port(container.addr(), m.container_port)
+        let mut matches = Vec::new();
+        if !conditions.is_empty() {
+            matches.push(Match::Text(conditions));
+        }
+        if let Some(ip) = m.host_ip.filter(|ip| !ip.is_unspecified()) {
+            matches.push(addr(AddrField::Daddr, IpNet::from(ip)));
+        }
+        matches.push(Match::Dport(L4::named(&m.protocol)?, m.host_port));
+        out.push(rule(
+            "hostports",
+            matches,
+            Action::Dnat(container.addr(), m.container_port),
+            comment.clone(),
         ));
     }
     if pm.snat {
-        let src = pm.masq_source(family, container.addr().to_string());
-        s.push_str(&format!(
-            "add rule {t} masquerading {ipx} saddr {src} {ipx} daddr {} masquerade comment {c}\n",
-            container.addr()
-        ));
+        let own = IpNet::from(container.addr());
+        let source = pm.masq_source(family, own);
+        let mut sources = vec![source];
         if family == Family::V4 && !pm.masq_all {
-            s.push_str(&format!(
-                "add rule {t} masquerading ip saddr 127.0.0.1 ip daddr {} masquerade comment {c}\n",
-                container.addr()
+            sources.push(IpNet::from(IpAddr::from([127, 0, 0, 1])));
+        }
+        for source in sources {
+            out.push(rule(
+                "masquerading",
+                vec![addr(AddrField::Saddr, source), addr(AddrField::Daddr, own)],
+                Action::Masquerade,
+                comment.clone(),
             ));
         }
     }
-    s
+    Ok(out.into_iter().map(|c| (nf, TABLE, c)).collect())
 }
 
-/// Sets up the mappings for the container's addresses: one `nft -f -` in
-/// all.
+/// nft's `dstnat` and `srcnat` priorities.
+const DSTNAT: i32 = -100;
+const SRCNAT: i32 = 100;
+
+fn nat_chain(hook: Hook, priority: i32) -> BaseChain {
+    BaseChain {
+        kind: "nat",
+        hook,
+        priority,
+        policy_accept: false,
+    }
+}
+
+fn jump(chain: &str) -> Action {
+    Action::Verdict(Verdict::Jump(chain.into()))
+}
+
+fn addr<'a>(field: AddrField, net: IpNet) -> Match<'a> {
+    Match::Addr {
+        field,
+        net,
+        equal: true,
+    }
+}
+
+fn rule<'a>(
+    chain: &str,
+    matches: Vec<Match<'a>>,
+    action: Action,
+    comment: Option<String>,
+) -> Change<'a> {
+    Change::Rule {
+        chain: chain.into(),
+        first: false,
+        matches,
+        action,
+        comment,
+    }
+}
+
+/// Sets up the mappings for the container's addresses: one transaction in
+/// all (over netlink, or one `nft -f -` when a network has conditions).
 pub(super) fn add(pm: &PortMap<'_>, containers: &[IpNet]) -> Result<(), FirewallError> {
-    let script: String = containers.iter().map(|c| add_script(pm, *c)).collect();
-    nft::apply(&script)
+    let mut changes = Vec::new();
+    for c in containers {
+        changes.extend(add_changes(pm, *c)?);
+    }
+    nft::apply(&changes)
 }
 
 /// What removes a container's rules from one family's table (as listed)
@@ -223,12 +287,18 @@ fn gc_family(family: Family, network: &str, valid: &[String]) -> Result<(), Fire
 mod tests {
     use super::*;
     use crate::hostport::tests::{maps, pm};
+    use crate::hostport::Mapping;
+    use crate::nft::tests::assert_same_in_kernel;
     use crate::script::Conditions;
+
+    fn script(pm: &PortMap<'_>, container: &str) -> String {
+        nft::script(&add_changes(pm, container.parse().unwrap()).unwrap())
+    }
 
     #[test]
     fn nft_rules_are_local_only() {
         let m = maps();
-        let s = add_script(&pm(&m), "10.88.0.5/16".parse().unwrap());
+        let s = script(&pm(&m), "10.88.0.5/16");
         assert!(s.contains(
             "add rule ip cni_hostport prerouting fib daddr type local jump hostports_all"
         ));
@@ -238,13 +308,12 @@ mod tests {
         assert!(s.contains("hostports ip daddr 203.0.113.1 udp dport 8053 dnat to 10.88.0.5:53"));
         assert!(s.contains("masquerading ip saddr 127.0.0.1 ip daddr 10.88.0.5 masquerade"));
         let cond = Conditions::nftables("conditionsV4", &["ip saddr 192.0.2.0/24".into()]).unwrap();
-        let s = add_script(
-            &PortMap {
-                conditions_v4: &cond,
-                ..pm(&m)
-            },
-            "10.88.0.5/16".parse().unwrap(),
-        );
+        let with_conditions = PortMap {
+            conditions_v4: &cond,
+            ..pm(&m)
+        };
+        let changes = add_changes(&with_conditions, "10.88.0.5/16".parse().unwrap()).unwrap();
+        let s = nft::script(&changes);
         assert!(
             s.contains(
                 "add rule ip cni_hostport prerouting fib daddr type local jump hostports_all"
@@ -252,5 +321,51 @@ mod tests {
             "the shared entry rules carry no network's conditions"
         );
         assert!(s.contains("hostports ip saddr 192.0.2.0/24 tcp dport 8080 dnat to 10.88.0.5:80"));
+    }
+
+    /// Every shape of portmap's rules reads back from the kernel as the
+    /// rules `nft -f` makes of the same script: v4 and v6, a host IP or
+    /// none, tcp, udp and sctp, snat or not, masqAll.
+    #[test]
+    fn netlink_rules_are_the_ones_nft_makes() {
+        let mut m = maps();
+        m.push(Mapping {
+            host_port: 9000,
+            container_port: 9000,
+            protocol: "sctp".into(),
+            host_ip: None,
+        });
+        m.push(Mapping {
+            host_port: 8443,
+            container_port: 443,
+            protocol: "tcp".into(),
+            host_ip: Some("fd00::1".parse().unwrap()),
+        });
+        for (snat, masq_all) in [(true, false), (true, true), (false, false)] {
+            let p = PortMap {
+                snat,
+                masq_all,
+                ..pm(&m)
+            };
+            let mut changes = add_changes(&p, "10.88.0.5/16".parse().unwrap()).unwrap();
+            changes.extend(add_changes(&p, "fd00:88::5/64".parse().unwrap()).unwrap());
+            assert_same_in_kernel(&changes);
+        }
+    }
+
+    /// A second container's ADD writes the shared chains and entry rules
+    /// again: the kernel ends up as with nft, and over netlink nothing of
+    /// the first is touched.
+    #[test]
+    fn a_second_add_only_adds() {
+        let m = maps();
+        let one = pm(&m);
+        let first = add_changes(&one, "10.88.0.5/16".parse().unwrap()).unwrap();
+        let other = PortMap {
+            container_id: "c2",
+            ..pm(&m)
+        };
+        let second = add_changes(&other, "10.88.0.6/16".parse().unwrap()).unwrap();
+        nft::tests::assert_same_in_kernel_after(&first, &second);
     }
 }

@@ -43,7 +43,7 @@ pub fn teardown_known(o: &Owner<'_>, known: &[IpNet]) -> Result<(), FirewallErro
     if crate::iptables::supported() {
         errors.extend(iptables::teardown(o, known).err());
     }
-    if crate::nft::supported() {
+    if crate::nft::kernel_supported() {
         errors.extend(nftables::teardown(o).err());
     }
     if errors.is_empty() {
@@ -68,7 +68,7 @@ pub fn gc(
     valid: &[(String, String)],
     held: Option<&[std::net::IpAddr]>,
 ) -> Result<(), FirewallError> {
-    if crate::nft::supported() {
+    if crate::nft::kernel_supported() {
         nftables::gc(network, valid)?;
     }
     if crate::iptables::supported() {

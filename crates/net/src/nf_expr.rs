@@ -1,0 +1,321 @@
+//! nf_tables rule expressions, encoded by hand the way the `nft` tool
+//! (libnftnl) encodes them: the same expressions, registers, data lengths
+//! and user data, so that a rule added here reads back from the kernel
+//! byte for byte as the rule `nft -f` adds for the same text, and `nft
+//! list ruleset`, the reference and older rcni versions see no difference.
+//! Like `nft`, data goes through register 1 (a NAT port through 2), and
+//! verdicts through the verdict register.
+
+use crate::framing::{
+    attribute, attributes, attributes_with_flags, nested, string_attribute, NLA_F_NESTED,
+    NLA_TYPE_MASK,
+};
+use std::net::IpAddr;
+
+pub(crate) const NFTA_LIST_ELEM: u16 = 1;
+pub(crate) const NFTA_EXPR_NAME: u16 = 1;
+pub(crate) const NFTA_EXPR_DATA: u16 = 2;
+const NFTA_DATA_VALUE: u16 = 1;
+pub(crate) const NFTA_DATA_VERDICT: u16 = 2;
+const NFTA_VERDICT_CODE: u16 = 1;
+pub(crate) const NFTA_VERDICT_CHAIN: u16 = 2;
+/// `NFTA_*_DREG`/`SREG`: the first attribute of payload, meta, cmp,
+/// bitwise, immediate and fib.
+const NFTA_REG: u16 = 1;
+const NFTA_PAYLOAD_BASE: u16 = 2;
+const NFTA_PAYLOAD_OFFSET: u16 = 3;
+const NFTA_PAYLOAD_LEN: u16 = 4;
+const NFTA_META_KEY: u16 = 2;
+const NFTA_CT_KEY: u16 = 2;
+const NFT_CT_STATE: u32 = 0;
+const NFTA_CMP_OP: u16 = 2;
+const NFTA_CMP_DATA: u16 = 3;
+const NFTA_BITWISE_DREG: u16 = 2;
+const NFTA_BITWISE_LEN: u16 = 3;
+const NFTA_BITWISE_MASK: u16 = 4;
+const NFTA_BITWISE_XOR: u16 = 5;
+pub(crate) const NFTA_IMMEDIATE_DATA: u16 = 2;
+const NFTA_FIB_RESULT: u16 = 2;
+const NFTA_FIB_FLAGS: u16 = 3;
+const NFT_FIB_RESULT_ADDRTYPE: u32 = 3;
+const NFTA_FIB_F_DADDR: u32 = 1 << 1;
+const NFTA_NAT_TYPE: u16 = 1;
+const NFTA_NAT_FAMILY: u16 = 2;
+const NFTA_NAT_REG_ADDR_MIN: u16 = 3;
+const NFTA_NAT_REG_PROTO_MIN: u16 = 5;
+const NFTA_NAT_FLAGS: u16 = 7;
+const NFT_NAT_DNAT: u32 = 1;
+/// `NF_NAT_RANGE_PROTO_SPECIFIED`: the DNAT names a port.
+const NF_NAT_RANGE_PROTO_SPECIFIED: u32 = 1 << 1;
+const NFT_REG_VERDICT: u32 = 0;
+const NFT_REG_1: u32 = 1;
+const NFT_REG_2: u32 = 2;
+/// The comment's record type in a rule's, chain's or table's user data
+/// (libnftnl's `NFTNL_UDATA_*_COMMENT`).
+pub(crate) const UDATA_COMMENT: u8 = 0;
+
+/// Which header a payload load reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadBase {
+    /// The Ethernet header (bridge family).
+    Link = 0,
+    /// The IP header.
+    Network = 1,
+    /// The TCP/UDP/SCTP header.
+    Transport = 2,
+}
+
+/// The meta keys rcni matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaKey {
+    /// `iifname` (16 bytes, NUL-padded): the input interface.
+    Iifname = 6,
+    /// `oifname` (16 bytes, NUL-padded): the output interface.
+    Oifname = 7,
+    /// `meta nfproto` (1 byte): IPv4 or IPv6 in an `inet` table.
+    Nfproto = 15,
+    /// `meta l4proto` (1 byte): the transport protocol.
+    L4proto = 16,
+}
+
+/// A rule's verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// `accept`.
+    Accept,
+    /// `drop`.
+    Drop,
+    /// `return`.
+    Return,
+    /// `jump CHAIN`.
+    Jump(String),
+    /// `goto CHAIN`.
+    Goto(String),
+}
+
+impl Verdict {
+    fn code(&self) -> i32 {
+        match self {
+            Verdict::Drop => 0,
+            Verdict::Accept => 1,
+            Verdict::Jump(_) => -3,
+            Verdict::Goto(_) => -4,
+            Verdict::Return => -5,
+        }
+    }
+
+    /// The verdict as nf_tables data (`NFTA_DATA_VERDICT`).
+    pub(crate) fn data(&self) -> Vec<u8> {
+        let mut v = attribute(NFTA_VERDICT_CODE, &self.code().to_be_bytes());
+        if let Verdict::Jump(chain) | Verdict::Goto(chain) = self {
+            v.extend(string_attribute(NFTA_VERDICT_CHAIN, chain));
+        }
+        nested(NFTA_DATA_VERDICT, &v)
+    }
+}
+
+/// One expression of a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NftExpr {
+    /// Loads `len` bytes at `offset` of a header into register 1.
+    Payload {
+        /// The header.
+        base: PayloadBase,
+        /// Bytes from its start.
+        offset: u32,
+        /// Bytes loaded.
+        len: u32,
+    },
+    /// Loads a meta key into register 1.
+    Meta(MetaKey),
+    /// Loads the conntrack state bits (`ct state`, a native-endian u32)
+    /// into register 1.
+    CtState,
+    /// Compares register 1 with `data` (as long as the value loaded).
+    Cmp {
+        /// `==` rather than `!=`.
+        equal: bool,
+        /// The value.
+        data: Vec<u8>,
+    },
+    /// Register 1 = (register 1 & mask) ^ 0, over the mask's length: a
+    /// prefix match that does not end on a byte boundary.
+    Mask(Vec<u8>),
+    /// The route type of the destination address (`fib daddr type`) into
+    /// register 1, a native-endian `RTN_*` value.
+    FibDaddrType,
+    /// A verdict (`jump`, `return`, ...).
+    Verdict(Verdict),
+    /// `dnat to addr:port`: both loaded as immediates, then the NAT.
+    Dnat {
+        /// The new destination address.
+        addr: IpAddr,
+        /// The new destination port.
+        port: u16,
+    },
+    /// `masquerade`.
+    Masquerade,
+}
+
+fn u32_attr(kind: u16, value: u32) -> Vec<u8> {
+    attribute(kind, &value.to_be_bytes())
+}
+
+/// One element of the expression list: its name and its data.
+fn element(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut e = string_attribute(NFTA_EXPR_NAME, name);
+    e.extend(nested(NFTA_EXPR_DATA, data));
+    nested(NFTA_LIST_ELEM, &e)
+}
+
+fn value(data: &[u8]) -> Vec<u8> {
+    attribute(NFTA_DATA_VALUE, data)
+}
+
+fn immediate(reg: u32, data: Vec<u8>) -> Vec<u8> {
+    let mut a = u32_attr(NFTA_REG, reg);
+    a.extend(nested(NFTA_IMMEDIATE_DATA, &data));
+    element("immediate", &a)
+}
+
+impl NftExpr {
+    /// The expression's elements of `NFTA_RULE_EXPRESSIONS`.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        match self {
+            NftExpr::Payload { base, offset, len } => {
+                let mut a = u32_attr(NFTA_REG, NFT_REG_1);
+                a.extend(u32_attr(NFTA_PAYLOAD_BASE, *base as u32));
+                a.extend(u32_attr(NFTA_PAYLOAD_OFFSET, *offset));
+                a.extend(u32_attr(NFTA_PAYLOAD_LEN, *len));
+                element("payload", &a)
+            }
+            NftExpr::Meta(key) => {
+                let mut a = u32_attr(NFTA_REG, NFT_REG_1);
+                a.extend(u32_attr(NFTA_META_KEY, *key as u32));
+                element("meta", &a)
+            }
+            NftExpr::CtState => {
+                let mut a = u32_attr(NFTA_REG, NFT_REG_1);
+                a.extend(u32_attr(NFTA_CT_KEY, NFT_CT_STATE));
+                element("ct", &a)
+            }
+            NftExpr::Cmp { equal, data } => {
+                let mut a = u32_attr(NFTA_REG, NFT_REG_1);
+                a.extend(u32_attr(NFTA_CMP_OP, u32::from(!equal)));
+                a.extend(nested(NFTA_CMP_DATA, &value(data)));
+                element("cmp", &a)
+            }
+            NftExpr::Mask(mask) => {
+                let mut a = u32_attr(NFTA_REG, NFT_REG_1);
+                a.extend(u32_attr(NFTA_BITWISE_DREG, NFT_REG_1));
+                a.extend(u32_attr(NFTA_BITWISE_LEN, mask.len() as u32));
+                a.extend(nested(NFTA_BITWISE_MASK, &value(mask)));
+                a.extend(nested(NFTA_BITWISE_XOR, &value(&vec![0; mask.len()])));
+                element("bitwise", &a)
+            }
+            NftExpr::FibDaddrType => {
+                let mut a = u32_attr(NFTA_REG, NFT_REG_1);
+                a.extend(u32_attr(NFTA_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE));
+                a.extend(u32_attr(NFTA_FIB_FLAGS, NFTA_FIB_F_DADDR));
+                element("fib", &a)
+            }
+            NftExpr::Verdict(v) => immediate(NFT_REG_VERDICT, v.data()),
+            NftExpr::Dnat { addr, port } => {
+                let (family, octets) = match addr {
+                    IpAddr::V4(a) => (2u32, a.octets().to_vec()),
+                    IpAddr::V6(a) => (10, a.octets().to_vec()),
+                };
+                let mut out = immediate(NFT_REG_1, value(&octets));
+                out.extend(immediate(NFT_REG_2, value(&port.to_be_bytes())));
+                let mut nat = u32_attr(NFTA_NAT_TYPE, NFT_NAT_DNAT);
+                nat.extend(u32_attr(NFTA_NAT_FAMILY, family));
+                nat.extend(u32_attr(NFTA_NAT_REG_ADDR_MIN, NFT_REG_1));
+                nat.extend(u32_attr(NFTA_NAT_REG_PROTO_MIN, NFT_REG_2));
+                nat.extend(u32_attr(NFTA_NAT_FLAGS, NF_NAT_RANGE_PROTO_SPECIFIED));
+                out.extend(element("nat", &nat));
+                out
+            }
+            NftExpr::Masquerade => element("masq", &[]),
+        }
+    }
+}
+
+/// Whether the expressions of a rule as the kernel lists them
+/// (`NFTA_RULE_EXPRESSIONS`) are `wanted`: as many, each of the same name
+/// with every attribute rcni sends, of equal value. (The kernel lists some
+/// attributes nft does not send, such as bitwise's operation, and nests
+/// without the flag.)
+pub(crate) fn listed_as(listed: &[u8], wanted: &[NftExpr]) -> bool {
+    let ours: Vec<u8> = wanted.iter().flat_map(NftExpr::encode).collect();
+    let (theirs, ours) = (attributes(listed), attributes(&ours));
+    theirs.len() == ours.len()
+        && theirs
+            .iter()
+            .zip(&ours)
+            .all(|((_, listed), (_, sent))| covers(listed, sent))
+}
+
+/// Whether every attribute of `sent` is in `listed` with the same value
+/// (nested ones compared the same way, attribute by attribute).
+fn covers(listed: &[u8], sent: &[u8]) -> bool {
+    let listed = attributes_with_flags(listed);
+    attributes_with_flags(sent).iter().all(|(kind, value)| {
+        listed.iter().any(|(k, v)| {
+            k & NLA_TYPE_MASK == kind & NLA_TYPE_MASK
+                && if kind & NLA_F_NESTED != 0 {
+                    covers(v, value)
+                } else {
+                    v == value
+                }
+        })
+    })
+}
+
+/// User data holding one comment record, as `nft` writes a rule's, chain's
+/// or table's comment: type, length (with the NUL), the NUL-terminated text.
+/// A comment longer than a record can hold is cut (nft refuses more than
+/// 128 bytes; rcni's comments are shorter).
+pub(crate) fn comment_udata(comment: &str) -> Vec<u8> {
+    let text = &comment.as_bytes()[..comment.len().min(254)];
+    let mut u = vec![UDATA_COMMENT, (text.len() + 1) as u8];
+    u.extend_from_slice(text);
+    u.push(0);
+    u
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kernel lists a bitwise with its operation, which nft does not
+    /// send, and nests without the flag: still the same expression; a
+    /// different mask or one more expression is not.
+    #[test]
+    fn listed_expressions_are_compared_attribute_by_attribute() {
+        let listed_bitwise = |mask: [u8; 4]| {
+            let mut data = u32_attr(NFTA_REG, NFT_REG_1);
+            data.extend(u32_attr(NFTA_BITWISE_DREG, NFT_REG_1));
+            data.extend(u32_attr(NFTA_BITWISE_LEN, 4));
+            data.extend(u32_attr(6, 0)); // NFTA_BITWISE_OP: boolean
+            data.extend(attribute(NFTA_BITWISE_MASK, &value(&mask)));
+            data.extend(attribute(NFTA_BITWISE_XOR, &value(&[0; 4])));
+            let mut e = string_attribute(NFTA_EXPR_NAME, "bitwise");
+            e.extend(attribute(NFTA_EXPR_DATA, &data));
+            attribute(NFTA_LIST_ELEM, &e)
+        };
+        let wanted = [NftExpr::Mask(vec![0xf0, 0, 0, 0])];
+        assert!(listed_as(&listed_bitwise([0xf0, 0, 0, 0]), &wanted));
+        assert!(!listed_as(&listed_bitwise([0xff, 0, 0, 0]), &wanted));
+        let two = [wanted[0].clone(), NftExpr::Masquerade];
+        assert!(!listed_as(&listed_bitwise([0xf0, 0, 0, 0]), &two));
+        let verdict = [NftExpr::Verdict(Verdict::Jump("a".into()))];
+        let other = NftExpr::Verdict(Verdict::Jump("b".into())).encode();
+        assert!(listed_as(&verdict[0].encode(), &verdict));
+        assert!(!listed_as(&other, &verdict));
+    }
+
+    #[test]
+    fn comment_records_end_with_nul() {
+        assert_eq!(comment_udata("c1"), vec![0, 3, b'c', b'1', 0]);
+    }
+}
