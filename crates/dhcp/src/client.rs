@@ -115,10 +115,14 @@ impl Client4 {
         let mut id = vec![0];
         id.extend_from_slice(self.identity.client_id.as_bytes());
         m.set(opt::CLIENT_ID, id);
-        if kind != MessageType::Release {
-            for (code, value) in &self.identity.provide {
+        // A RELEASE carries the identity only (a provided client id too).
+        let release = kind == MessageType::Release;
+        for (code, value) in &self.identity.provide {
+            if !release || *code == opt::CLIENT_ID {
                 m.set(*code, value.as_bytes().to_vec());
             }
+        }
+        if !release {
             m.set(opt::PARAMETER_LIST, self.identity.request.clone());
         }
         m
