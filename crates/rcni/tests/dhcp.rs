@@ -53,9 +53,9 @@ impl Lan {
         std::fs::read_to_string(self.leases()).unwrap_or_default()
     }
 
-    /// dnsmasq with a 2-minute lease (its minimum), T1 after `t1` seconds,
+    /// dnsmasq with a 2-minute lease and T1 after a minute (its minimums),
     /// a router, and option-121 routes (one without a router).
-    fn dnsmasq(&mut self, t1: u32) {
+    fn dnsmasq(&mut self) {
         self.up();
         let d = self.dir.path();
         let args = [
@@ -67,11 +67,13 @@ impl Lan {
             "--interface=m0p".into(),
             "--bind-interfaces".into(),
             "--dhcp-authoritative".into(),
+            // No ping of an address before offering it: 3 s per ADD.
+            "--no-ping".into(),
             "--dhcp-range=10.77.0.50,10.77.0.150,255.255.255.0,2m".into(),
             format!("--dhcp-option=option:router,{SERVER}"),
             format!("--dhcp-option=option:classless-static-route,10.99.0.0/16,{SERVER},10.98.0.0/24,0.0.0.0,0.0.0.0/0,{SERVER}"),
-            format!("--dhcp-option=option:T1,{t1}"),
-            format!("--dhcp-option=option:T2,{}", t1 + 60),
+            "--dhcp-option=option:T1,60".into(),
+            "--dhcp-option=option:T2,90".into(),
             format!("--dhcp-leasefile={}", self.leases().display()),
             "--log-dhcp".into(),
             format!("--log-facility={}", d.join("log").display()),
@@ -222,12 +224,20 @@ impl Drop for Daemon {
     }
 }
 
-fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+/// Whether `ok` holds within `limit`.
+fn eventually(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     while !ok() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        if start.elapsed() > limit {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
+    true
+}
+
+fn wait_for(what: &str, limit: Duration, ok: impl FnMut() -> bool) {
+    assert!(eventually(limit, ok), "timed out waiting for {what}");
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -317,7 +327,7 @@ fn in_pool(addr: &str) -> bool {
 fn lease_routes_and_release(kind: Kind) {
     let mut lan = Lan::new();
     let w = host_for(kind, &lan);
-    lan.dnsmasq(60);
+    lan.dnsmasq();
     let d = Daemon::start(&w.host, &[]);
     let ctr = Netns::new("dc");
     let c = conf(kind, &w, &d, json!({}));
@@ -379,4 +389,385 @@ fn macvlan_lease_gateway_routes_and_release() {
 #[test]
 fn bridge_lease_gateway_routes_and_release() {
     lease_routes_and_release(Kind::Bridge);
+}
+
+/// dnsmasq's lease file as (MAC, address, client id) lines: what a renewal
+/// must not change (the expiry column does).
+fn lease_entries(lan: &Lan) -> Vec<String> {
+    let mut entries: Vec<String> = lan
+        .lease_file()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            format!("{} {} {}", f[1], f[2], f.get(4).unwrap_or(&""))
+        })
+        .collect();
+    entries.sort();
+    entries
+}
+
+/// How many times dnsmasq logged `what` (DHCPREQUEST, DHCPACK, ...) for
+/// `addr`.
+fn logged(lan: &Lan, what: &str, addr: &str) -> usize {
+    let needle = format!("{what}(m0p) {addr}");
+    lan.log().lines().filter(|l| l.contains(&needle)).count()
+}
+
+// ---- renewal at T1 keeps the address ----
+
+fn renewal_keeps_the_address(kind: Kind) {
+    let mut lan = Lan::new();
+    let w = host_for(kind, &lan);
+    lan.dnsmasq();
+    let d = Daemon::start(&w.host, &[]);
+    let ctr = Netns::new("dc");
+    let c = conf(kind, &w, &d, json!({}));
+    let addr = address_of(&add(kind, &w, &ctr, "c1", &c));
+    let before = lease_entries(&lan);
+    let discovers = logged(&lan, "DHCPDISCOVER", "");
+    // The acquisition's own ACK, then the renewal at T1 (60 s).
+    let renewed = eventually(Duration::from_secs(90), || {
+        logged(&lan, "DHCPACK", &addr) >= 2
+    });
+    assert!(renewed, "no renewal: {}\n{}", lan.log(), d.log());
+    assert_eq!(logged(&lan, "DHCPDISCOVER", ""), discovers, "{}", lan.log());
+    assert!(d.log().contains("lease renewed"), "{}", d.log());
+    assert_eq!(v4_addrs(&ctr), [format!("{addr}/24")]);
+    assert_eq!(lease_entries(&lan), before);
+    del(kind, &w, Some(&ctr), "c1", &c);
+    assert_only_lo(&ctr);
+}
+
+#[test]
+fn macvlan_renewal_keeps_the_address() {
+    renewal_keeps_the_address(Kind::Macvlan);
+}
+
+#[test]
+fn bridge_renewal_keeps_the_address() {
+    renewal_keeps_the_address(Kind::Bridge);
+}
+
+// ---- SIGKILL and restart: leases resumed, renewals go on ----
+
+fn restart_keeps_leases(kind: Kind) {
+    let mut lan = Lan::new();
+    let w = host_for(kind, &lan);
+    lan.dnsmasq();
+    let mut d = Daemon::start(&w.host, &[]);
+    let ctrs = [Netns::new("dc"), Netns::new("dc")];
+    let c = conf(kind, &w, &d, json!({}));
+    let addrs: Vec<String> = ctrs
+        .iter()
+        .enumerate()
+        .map(|(i, ctr)| address_of(&add(kind, &w, ctr, &format!("c{i}"), &c)))
+        .collect();
+    let before = lease_entries(&lan);
+    assert_eq!(before.len(), 2, "{before:?}");
+    let discovers = logged(&lan, "DHCPDISCOVER", "");
+    let acks: Vec<usize> = addrs.iter().map(|a| logged(&lan, "DHCPACK", a)).collect();
+    d.kill();
+    d.run();
+    wait_for("both leases resumed", Duration::from_secs(10), || {
+        d.log().matches("lease resumed").count() == 2
+    });
+    // A resumed lease is renewed at once (and then at T1).
+    wait_for(
+        "renewals after the restart",
+        Duration::from_secs(20),
+        || {
+            addrs
+                .iter()
+                .zip(&acks)
+                .all(|(a, n)| logged(&lan, "DHCPACK", a) > *n)
+        },
+    );
+    // No new DISCOVER: the same leases, renewed.
+    assert_eq!(logged(&lan, "DHCPDISCOVER", ""), discovers, "{}", lan.log());
+    assert_eq!(lease_entries(&lan), before);
+    for (ctr, addr) in ctrs.iter().zip(&addrs) {
+        assert_eq!(v4_addrs(ctr), [format!("{addr}/24")]);
+    }
+    // The restarted daemon still releases them.
+    for (i, ctr) in ctrs.iter().enumerate() {
+        del(kind, &w, Some(ctr), &format!("c{i}"), &c);
+        assert_only_lo(ctr);
+    }
+    wait_for("both released", Duration::from_secs(5), || {
+        addrs.iter().all(|a| logged(&lan, "DHCPRELEASE", a) == 1)
+    });
+    assert!(d.records().is_empty());
+}
+
+#[test]
+fn macvlan_daemon_sigkill_and_restart_keeps_leases() {
+    restart_keeps_leases(Kind::Macvlan);
+}
+
+#[test]
+fn bridge_daemon_sigkill_and_restart_keeps_leases() {
+    restart_keeps_leases(Kind::Bridge);
+}
+
+// ---- DEL after the runtime removed the netns still releases ----
+
+fn del_without_netns_releases(kind: Kind) {
+    let mut lan = Lan::new();
+    let w = host_for(kind, &lan);
+    lan.dnsmasq();
+    let d = Daemon::start(&w.host, &[]);
+    let ctr = Netns::new("dc");
+    let c = conf(kind, &w, &d, json!({}));
+    let addr = address_of(&add(kind, &w, &ctr, "c1", &c));
+    // Removed as a runtime removes it; nothing is left for the guard to do.
+    let name = ctr.name.clone();
+    std::mem::forget(ctr);
+    sh("ip", &["netns", "del", &name]);
+    del(kind, &w, None, "c1", &c);
+    wait_for("DHCPRELEASE", Duration::from_secs(5), || {
+        logged(&lan, "DHCPRELEASE", &addr) == 1
+    });
+    assert!(!lan.lease_file().contains(&addr));
+    assert!(d.records().is_empty());
+    // Once released, the daemon lets the namespace go, and its links.
+    if let Kind::Bridge = kind {
+        wait_for("the host veth to go", Duration::from_secs(5), || {
+            w.host.links().iter().all(|l| !l.starts_with("veth"))
+        });
+    }
+}
+
+#[test]
+fn macvlan_del_after_netns_deleted_releases() {
+    del_without_netns_releases(Kind::Macvlan);
+}
+
+#[test]
+fn bridge_del_after_netns_deleted_releases() {
+    del_without_netns_releases(Kind::Bridge);
+}
+
+// ---- 20 containers at once ----
+
+fn twenty_at_once(kind: Kind) {
+    let mut lan = Lan::new();
+    let w = host_for(kind, &lan);
+    lan.dnsmasq();
+    let d = Daemon::start(&w.host, &[]);
+    let c = conf(kind, &w, &d, json!({}));
+    let ctrs: Vec<Netns> = (0..20).map(|_| Netns::new("dc")).collect();
+    let addrs: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = ctrs
+            .iter()
+            .enumerate()
+            .map(|(i, ctr)| {
+                let (w, c) = (&w, &c);
+                s.spawn(move || address_of(&add(kind, w, ctr, &format!("c{i}"), c)))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut distinct = addrs.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 20, "{addrs:?}");
+    for (ctr, addr) in ctrs.iter().zip(&addrs) {
+        assert!(in_pool(addr));
+        assert_eq!(v4_addrs(ctr), [format!("{addr}/24")]);
+    }
+    assert_eq!(lease_entries(&lan).len(), 20);
+    assert_eq!(d.records().len(), 20);
+    std::thread::scope(|s| {
+        for (i, ctr) in ctrs.iter().enumerate() {
+            let (w, c) = (&w, &c);
+            s.spawn(move || del(kind, w, Some(ctr), &format!("c{i}"), c));
+        }
+    });
+    wait_for("every lease released", Duration::from_secs(10), || {
+        lease_entries(&lan).is_empty()
+    });
+    assert!(d.records().is_empty());
+    for ctr in &ctrs {
+        assert_only_lo(ctr);
+    }
+}
+
+#[test]
+fn macvlan_twenty_containers_at_once_get_distinct_leases() {
+    twenty_at_once(Kind::Macvlan);
+}
+
+#[test]
+fn bridge_twenty_containers_at_once_get_distinct_leases() {
+    twenty_at_once(Kind::Bridge);
+}
+
+// ---- expiry: the server is gone, the interface goes down ----
+
+fn expiry_sets_the_interface_down(kind: Kind) {
+    let mut lan = Lan::new();
+    let w = host_for(kind, &lan);
+    lan.dhcpd();
+    let d = Daemon::start(&w.host, &[]);
+    let ctr = Netns::new("dc");
+    let c = conf(kind, &w, &d, json!({}));
+    let r = add(kind, &w, &ctr, "c1", &c);
+    let addr = address_of(&r);
+    assert!(in_pool(&addr), "{r}");
+    assert!(lan.lease_file().contains(&addr));
+    assert_eq!(link_details(&ctr, "eth0")["operstate"], "UP");
+    lan.stop();
+    wait_for("the interface to go down", Duration::from_secs(30), || {
+        let flags = link_details(&ctr, "eth0")["flags"].to_string();
+        !flags.contains("\"UP\"")
+    });
+    assert!(d.log().contains("lease expired"), "{}", d.log());
+    assert!(d.records().is_empty());
+    // The lease is gone: DEL still succeeds and cleans up.
+    del(kind, &w, Some(&ctr), "c1", &c);
+    assert_only_lo(&ctr);
+}
+
+#[test]
+fn macvlan_expiry_without_server_sets_the_interface_down() {
+    expiry_sets_the_interface_down(Kind::Macvlan);
+}
+
+#[test]
+fn bridge_expiry_without_server_sets_the_interface_down() {
+    expiry_sets_the_interface_down(Kind::Bridge);
+}
+
+// ---- CHECK, STATUS and GC ----
+
+#[test]
+fn check_status_and_gc() {
+    let kind = Kind::Macvlan;
+    let mut lan = Lan::new();
+    let w = host_for(kind, &lan);
+    lan.dnsmasq();
+    let mut d = Daemon::start(&w.host, &[]);
+    let c = conf(kind, &w, &d, json!({}));
+    let (a, b) = (Netns::new("dc"), Netns::new("dc"));
+    let ra = add(kind, &w, &a, "ca", &c);
+    let addr_b = address_of(&add(kind, &w, &b, "cb", &c));
+
+    let mut with_prev = c.clone();
+    with_prev["prevResult"] = ra.clone();
+    Call::rcni("macvlan", "CHECK", &w.host, Some(&a))
+        .id("ca")
+        .run(&with_prev)
+        .ok();
+    // No lease for this attachment.
+    let (code, msg) = Call::rcni("dhcp", "CHECK", &w.host, Some(&a))
+        .id("nobody")
+        .run(&with_prev)
+        .err();
+    assert_eq!(code, 999, "{msg}");
+    assert!(msg.contains("no DHCP lease"), "{msg}");
+
+    Call::rcni("dhcp", "STATUS", &w.host, None).run(&c).ok();
+
+    // GC keeps "ca" only: "cb" is released.
+    let mut gc = c.clone();
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": "ca", "ifname": "eth0"}]);
+    Call::rcni("dhcp", "GC", &w.host, None).run(&gc).ok();
+    wait_for("cb released by GC", Duration::from_secs(5), || {
+        logged(&lan, "DHCPRELEASE", &addr_b) == 1
+    });
+    assert_eq!(d.records().len(), 1);
+    assert_eq!(logged(&lan, "DHCPRELEASE", &address_of(&ra)), 0);
+    Call::rcni("dhcp", "CHECK", &w.host, Some(&a))
+        .id("ca")
+        .run(&with_prev)
+        .ok();
+
+    // Without a daemon, STATUS says the plugin is not available.
+    d.kill();
+    let (code, msg) = Call::rcni("dhcp", "STATUS", &w.host, None).run(&c).err();
+    assert_eq!(code, 50, "{msg}");
+    d.run();
+    del(kind, &w, Some(&a), "ca", &c);
+    del(kind, &w, Some(&b), "cb", &c);
+    assert_only_lo(&a);
+    assert_only_lo(&b);
+}
+
+// ---- bad input ----
+
+#[test]
+fn bad_config_is_code_7_naming_the_field_and_leaves_nothing() {
+    let kind = Kind::Macvlan;
+    let mut lan = Lan::new();
+    let w = host_for(kind, &lan);
+    lan.dnsmasq();
+    let d = Daemon::start(&w.host, &[]);
+    let ctr = Netns::new("dc");
+    for (ipam, field) in [
+        (
+            json!({"request": [{"option": "no-such-option"}]}),
+            "ipam.request[0].option",
+        ),
+        (
+            json!({"provide": [{"option": "host-name", "value": "x".repeat(300)}]}),
+            "ipam.provide[0]",
+        ),
+        (json!({"priority": "high"}), "priority"),
+    ] {
+        let c = conf(kind, &w, &d, ipam);
+        let (code, msg) = Call::rcni("macvlan", "ADD", &w.host, Some(&ctr))
+            .run(&c)
+            .err();
+        assert_eq!(code, 7, "{msg}");
+        assert!(msg.contains(field), "{field}: {msg}");
+        assert_only_lo(&ctr);
+    }
+    assert!(d.records().is_empty());
+    assert_eq!(logged(&lan, "DHCPDISCOVER", ""), 0);
+}
+
+// ---- the reference's daemon, and the reference's plugin ----
+
+#[test]
+fn reference_daemon_on_the_socket_is_named() {
+    require_reference();
+    let host = Netns::new("dh");
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("ref.sock");
+    let mut reference = Command::new("ip")
+        .args(["netns", "exec", &host.name])
+        .arg(Path::new(REFERENCE_DIR).join("dhcp"))
+        .args(["daemon", "-socketpath"])
+        .arg(&socket)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the reference daemon", Duration::from_secs(10), || {
+        std::os::unix::net::UnixStream::connect(&socket).is_ok()
+    });
+    let ctr = Netns::new("dc");
+    let c = json!({"cniVersion": "1.0.0", "name": "refnet", "type": "dhcp",
+        "ipam": {"type": "dhcp", "daemonSocketPath": socket}});
+    let (code, msg) = Call::rcni("dhcp", "ADD", &host, Some(&ctr)).run(&c).err();
+    let _ = reference.kill();
+    let _ = reference.wait();
+    assert_eq!(code, 999, "{msg}");
+    assert!(msg.contains("reference's dhcp daemon"), "{msg}");
+}
+
+#[test]
+fn reference_plugin_on_rcni_daemon_is_told() {
+    require_reference();
+    let host = Netns::new("dh");
+    let d = Daemon::start(&host, &[]);
+    let ctr = Netns::new("dc");
+    let c = json!({"cniVersion": "1.0.0", "name": "refnet", "type": "dhcp",
+        "ipam": {"type": "dhcp", "daemonSocketPath": d.socket()}});
+    let reply = Call::rcni("dhcp", "ADD", &host, Some(&ctr))
+        .reference()
+        .run(&c);
+    let (_, msg) = reply.err();
+    assert!(msg.contains("rcni's dhcp daemon"), "{msg}");
 }
