@@ -61,35 +61,52 @@ impl Default for Options {
 }
 
 /// A Go duration: a sequence of decimal numbers, each with a unit (`ns`,
-/// `us`, `µs`, `ms`, `s`, `m`, `h`), or a bare `0`.
+/// `us`, `µs`, `ms`, `s`, `m`, `h`), or a bare `0`. In integer
+/// nanoseconds: floating point parsing would cost the binary its tables.
 pub fn parse_go_duration(text: &str) -> Option<Duration> {
     if text == "0" {
         return Some(Duration::ZERO);
     }
+    let digits_end = |s: &str| s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let mut rest = text;
-    let mut total = 0f64;
+    let mut nanos: u128 = 0;
     while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number: f64 = rest[..number_len].parse().ok()?;
-        rest = &rest[number_len..];
-        let unit_len = rest
+        let (whole, tail) = rest.split_at(digits_end(rest));
+        let (fraction, tail) = match tail.strip_prefix('.') {
+            Some(t) => t.split_at(digits_end(t)),
+            None => ("", tail),
+        };
+        if whole.is_empty() && fraction.is_empty() {
+            return None;
+        }
+        let unit_end = tail
             .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_end);
+        let scale: u128 = match unit {
+            "ns" => 1,
+            "us" | "µs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
             _ => return None,
         };
-        rest = &rest[unit_len..];
-        total += number * seconds;
+        let whole: u128 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().ok()?
+        };
+        nanos = nanos.checked_add(whole.checked_mul(scale)?)?;
+        let mut digit_scale = scale;
+        for d in fraction.bytes() {
+            digit_scale /= 10;
+            nanos += u128::from(d - b'0') * digit_scale;
+        }
+        rest = tail;
     }
-    (!text.is_empty() && total.is_finite() && total < 1e10).then(|| Duration::from_secs_f64(total))
+    let secs = u64::try_from(nanos / 1_000_000_000).ok()?;
+    (!text.is_empty()).then(|| Duration::new(secs, (nanos % 1_000_000_000) as u32))
 }
 
 /// Parses the flags as Go's `flag` package does: `-flag value`,
@@ -532,7 +549,20 @@ mod tests {
         assert_eq!(parse_go_duration("1.5h"), Some(Duration::from_secs(5400)));
         assert_eq!(parse_go_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
-        for bad in ["", "10", "s", "5x", "1e400s", "--1s"] {
+        assert_eq!(
+            parse_go_duration("1.25ms"),
+            Some(Duration::from_micros(1250))
+        );
+        for bad in [
+            "",
+            "10",
+            "s",
+            "5x",
+            "1e400s",
+            "--1s",
+            ".s",
+            "99999999999999999999999999999999999999999h",
+        ] {
             assert_eq!(parse_go_duration(bad), None, "{bad}");
         }
     }

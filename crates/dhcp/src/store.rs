@@ -4,7 +4,7 @@
 use crate::client::Identity;
 use crate::lease::Lease4;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::{Digest, Sha512};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -15,7 +15,7 @@ const MAX_RECORD: u64 = 64 * 1024;
 
 /// A lease of one address family; DHCPv6 adds its variant here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "family", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
 pub enum FamilyLease {
     V4(Lease4),
 }
@@ -36,11 +36,12 @@ pub struct Record {
     pub lease: FamilyLease,
 }
 
-/// The lease file of the client id `containerID/network/ifname`: its
-/// SHA-256, since the id may hold any character.
+/// The lease file of the client id `containerID/network/ifname`: the
+/// first 32 bytes of its SHA-512 in hex, since the id may hold any
+/// character (SHA-512 because the binary has it already).
 pub fn path_for(dir: &Path, client_id: &str) -> PathBuf {
-    let digest = Sha256::digest(client_id.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let digest = Sha512::digest(client_id.as_bytes());
+    let hex: String = digest[..32].iter().map(|b| format!("{b:02x}")).collect();
     dir.join(format!("{hex}.json"))
 }
 

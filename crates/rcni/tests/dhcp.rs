@@ -771,3 +771,38 @@ fn reference_plugin_on_rcni_daemon_is_told() {
     let (_, msg) = reply.err();
     assert!(msg.contains("rcni's dhcp daemon"), "{msg}");
 }
+
+// ---- systemd socket activation ----
+
+#[test]
+fn socket_activation_serves_on_the_passed_socket() {
+    let host = Netns::new("dh");
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("activated.sock");
+    // systemd's own tool: it listens, and passes the socket (fd 3,
+    // LISTEN_FDS, LISTEN_PID) to the daemon on the first connection.
+    let mut activator = Command::new("ip")
+        .args(["netns", "exec", &host.name, "systemd-socket-activate", "-l"])
+        .arg(&socket)
+        .arg(rcni_binary())
+        .args(["dhcp", "daemon", "-socketpath"])
+        .arg(dir.path().join("unused.sock"))
+        .arg("-statedir")
+        .arg(dir.path().join("state"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the activation socket", Duration::from_secs(10), || {
+        socket.exists()
+    });
+    let c = json!({"cniVersion": "1.1.0", "name": "act", "type": "dhcp",
+        "ipam": {"type": "dhcp", "daemonSocketPath": socket}});
+    let reply = Call::rcni("dhcp", "STATUS", &host, None).run(&c);
+    let _ = activator.kill();
+    let _ = activator.wait();
+    reply.ok();
+    // It served on the socket it was given, not on its -socketpath.
+    assert!(!dir.path().join("unused.sock").exists());
+}
