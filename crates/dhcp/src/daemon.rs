@@ -4,11 +4,11 @@
 
 use crate::client::{Client4, Identity, Timing};
 use crate::lease::Lease4;
-use crate::maintain::{self, Control, Ended};
+use crate::maintain::{self, Control};
 use crate::protocol::{self, Failure, Method, Request, Response};
 use crate::store::{self, FamilyLease, Record};
 use rcni_net::NetNs;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -189,6 +189,7 @@ fn serve(opts: Options) -> Result<(), String> {
     let daemon = Arc::new(Daemon {
         opts,
         leases: Mutex::new(HashMap::new()),
+        acquiring: Mutex::default(),
     });
     daemon.resume_all();
     eprintln!("dhcp daemon: listening");
@@ -239,6 +240,8 @@ struct Daemon {
     opts: Options,
     /// By client id.
     leases: Mutex<HashMap<String, Arc<Maintained>>>,
+    /// Client ids whose lease is being acquired.
+    acquiring: Mutex<HashSet<String>>,
 }
 
 fn failure(code: u32, msg: impl Into<String>) -> Response {
@@ -260,6 +263,7 @@ fn success(result: Option<serde_json::Value>) -> Response {
 
 const CNI_INTERNAL: u32 = 999;
 const CNI_INVALID_CONFIG: u32 = 7;
+const CNI_TRY_AGAIN_LATER: u32 = 11;
 
 impl Daemon {
     fn serve_connection(&self, mut stream: UnixStream) {
@@ -326,6 +330,10 @@ impl Daemon {
         }
     }
 
+    fn lock_acquiring(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.acquiring.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The lease still maintained for `client_id`; one whose maintenance
     /// ended (expired, link gone) is forgotten here.
     fn lookup(&self, client_id: &str) -> Option<Arc<Maintained>> {
@@ -374,8 +382,16 @@ impl Daemon {
             priority: req.priority,
             lease: FamilyLease::V4(placeholder_lease()),
         };
+        if !self.lock_acquiring().insert(client_id.clone()) {
+            return failure(
+                CNI_TRY_AGAIN_LATER,
+                format!("{client_id}: a lease is being acquired already"),
+            );
+        }
         eprintln!("dhcp: {client_id}: acquiring a lease");
-        match self.start(ns, draft, None) {
+        let started = self.start(ns, draft, None);
+        self.lock_acquiring().remove(&client_id);
+        match started {
             Ok(record) => success(Some(result_of(&record))),
             Err(e) => failure(CNI_INTERNAL, format!("{client_id}: {e}")),
         }
@@ -421,7 +437,12 @@ impl Daemon {
                     let _ = client.release(&lease);
                     return;
                 }
-                let _ = ready_tx.send(Ok(record.clone()));
+                if ready_tx.send(Ok(record.clone())).is_err() {
+                    // The request gave up waiting: nobody will maintain this.
+                    let _ = client.release(&lease);
+                    store::remove(&path);
+                    return;
+                }
                 let ended = maintain::run(
                     &client,
                     lease,
@@ -436,9 +457,8 @@ impl Daemon {
                         }
                     },
                 );
-                if ended != Ended::Abandoned {
-                    store::remove(&path);
-                }
+                eprintln!("dhcp: {label}: maintenance ended: {ended:?}");
+                store::remove(&path);
                 drop(ns);
             });
         let wait = timing.resend_timeout + timing.timeout + Duration::from_secs(30);

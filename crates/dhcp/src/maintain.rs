@@ -49,8 +49,6 @@ pub enum Ended {
     Expired,
     /// The interface is gone.
     LinkGone,
-    /// Nobody holds the control channel any more.
-    Abandoned,
 }
 
 /// How often a bound lease checks that its link is still there, and the
@@ -115,17 +113,20 @@ pub fn run<F: Family>(
         } else {
             t1.duration_since(now).unwrap_or_default().min(LINK_CHECK)
         };
-        match control.recv_timeout(sleep) {
-            Ok(Control::Release(done)) => {
-                if let Err(e) = client.release(&lease) {
-                    eprintln!("dhcp: {label}: failed to release the lease: {e}");
-                }
-                let _ = done.send(());
-                return Ended::Released;
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return Ended::Abandoned,
+        // A daemon that no longer holds this lease's control channel has
+        // given it up: released as on request.
+        let done = match control.recv_timeout(sleep) {
+            Ok(Control::Release(done)) => Some(done),
+            Err(RecvTimeoutError::Disconnected) => None,
+            Err(RecvTimeoutError::Timeout) => continue,
+        };
+        if let Err(e) = client.release(&lease) {
+            eprintln!("dhcp: {label}: failed to release the lease: {e}");
         }
+        if let Some(done) = done {
+            let _ = done.send(());
+        }
+        return Ended::Released;
     }
 }
 

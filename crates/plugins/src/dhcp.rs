@@ -140,6 +140,18 @@ fn load(conf: &PluginConf, cni_args: &str) -> Result<Config, CniError> {
     })
 }
 
+/// `daemonSocketPath` alone, or the default.
+fn socket_only(conf: &PluginConf) -> PathBuf {
+    let path = conf
+        .ipam
+        .as_ref()
+        .and_then(|i| rcni_spec::gojson::get(&i.raw, "daemonSocketPath"))
+        .and_then(serde_json::Value::as_str)
+        .filter(|p| !p.is_empty())
+        .unwrap_or(protocol::DEFAULT_SOCKET);
+    PathBuf::from(path)
+}
+
 /// dhcp's keys: those of the `ipam` object, as `rcni help dhcp` prints
 /// them.
 pub const SCHEMA: Schema = Schema {
@@ -245,7 +257,14 @@ impl Plugin for Dhcp {
     /// the runtime removed it. No lease is success.
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
         let conf = args.conf()?;
-        let cfg = load(&conf, &args.args)?;
+        // DEL needs the socket only: a config whose other keys are refused
+        // is still torn down.
+        let cfg = load(&conf, &args.args).unwrap_or_else(|_| Config {
+            socket: socket_only(&conf),
+            request: Vec::new(),
+            provide: Vec::new(),
+            priority: 0,
+        });
         call(&cfg, &request(Method::Release, &conf, args, &cfg)).map(drop)
     }
 

@@ -724,6 +724,19 @@ fn bad_config_is_code_7_naming_the_field_and_leaves_nothing() {
     }
     assert!(d.records().is_empty());
     assert_eq!(logged(&lan, "DHCPDISCOVER", ""), 0);
+    // DEL reads only the socket: a config it would refuse still releases.
+    let addr = address_of(&add(kind, &w, &ctr, "c1", &conf(kind, &w, &d, json!({}))));
+    let refused = conf(
+        kind,
+        &w,
+        &d,
+        json!({"request": [{"option": "no-such-option"}]}),
+    );
+    del(kind, &w, Some(&ctr), "c1", &refused);
+    wait_for("DHCPRELEASE", Duration::from_secs(5), || {
+        logged(&lan, "DHCPRELEASE", &addr) == 1
+    });
+    assert_only_lo(&ctr);
 }
 
 // ---- the reference's daemon, and the reference's plugin ----
