@@ -33,6 +33,7 @@ pub struct Timing {
 /// What the client says about itself: kept with the lease, so a restarted
 /// daemon renews with the same identity and options.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Identity {
     /// Option 61, `containerID/network/ifname` as the reference sends it.
     pub client_id: String,

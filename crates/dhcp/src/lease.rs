@@ -14,6 +14,7 @@ const SCOPE_LINK: u8 = 253;
 
 /// The lease as granted, in the form the daemon persists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Lease4 {
     pub address: Ipv4Addr,
     pub prefix_len: u8,
