@@ -152,13 +152,13 @@ impl Client4 {
             let answer = self.exchange_link(
                 &sock,
                 &request,
-                |m| m.addr(opt::SERVER_ID).is_none_or(|s| s == server),
+                |m| is_ack(m) && m.addr(opt::SERVER_ID).is_none_or(|s| s == server),
                 deadline,
                 "DHCPREQUEST",
             )?;
             match answer.message_type() {
                 Some(MessageType::Ack) => return Lease4::from_ack(&answer),
-                // Offered to someone else meanwhile: start over.
+                // A NAK (offered to someone else meanwhile): start over.
                 _ if Instant::now() < deadline => continue,
                 _ => return Err(Error::Refused),
             }
@@ -184,7 +184,8 @@ impl Client4 {
                     .map_err(io("set a timeout"))?;
                 match sock.recv_from(&mut buf) {
                     Ok((n, _)) => {
-                        if let Some(m) = self.reply_to(xid, &buf[..n]) {
+                        let answer = self.reply_to(xid, &buf[..n]);
+                        if let Some(m) = answer.filter(|m| is_ack(m) || is_nak(m)) {
                             return Ok(Some(m));
                         }
                     }
@@ -205,7 +206,7 @@ impl Client4 {
         let mut request = self.message(MessageType::Request, xid);
         request.ciaddr = lease.address;
         let answer =
-            self.exchange_link(&sock, &request, |_| true, until, "DHCPREQUEST (rebinding)")?;
+            self.exchange_link(&sock, &request, is_ack, until, "DHCPREQUEST (rebinding)")?;
         ack_or_refused(answer)
     }
 
@@ -242,9 +243,7 @@ impl Client4 {
                     break;
                 };
                 let reply = udp_payload(&buf[..n]).and_then(|p| self.reply_to(message.xid, p));
-                if let Some(m) =
-                    reply.filter(|m| m.message_type() == Some(MessageType::Nak) || accept(m))
-                {
+                if let Some(m) = reply.filter(|m| is_nak(m) || accept(m)) {
                     return Ok(Some(m));
                 }
             }
@@ -267,7 +266,7 @@ impl Client4 {
             if now >= deadline {
                 return Err(Error::NoAnswer(what));
             }
-            let wait = (delay + jitter()).min(self.timing.timeout.max(Duration::from_secs(1)));
+            let wait = jittered(delay).min(self.timing.timeout.max(Duration::from_secs(1)));
             if let Some(answer) = attempt((now + wait).min(deadline))? {
                 return Ok(answer);
             }
@@ -309,9 +308,20 @@ pub(crate) fn random_u32() -> u32 {
     u32::from_ne_bytes(b)
 }
 
-/// A random offset in [-1 s, 1 s), as RFC 2131 asks of retransmissions.
-fn jitter() -> Duration {
-    Duration::from_millis(u64::from(random_u32() % 2000)).saturating_sub(Duration::from_secs(1))
+/// `delay` moved by a random offset in [-1 s, 1 s], as RFC 2131 asks of
+/// retransmissions.
+fn jittered(delay: Duration) -> Duration {
+    let offset = i64::from(random_u32() % 2001) - 1000;
+    let millis = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+    Duration::from_millis(millis.saturating_add(offset).max(0) as u64)
+}
+
+fn is_ack(m: &Message) -> bool {
+    m.message_type() == Some(MessageType::Ack)
+}
+
+fn is_nak(m: &Message) -> bool {
+    m.message_type() == Some(MessageType::Nak)
 }
 
 /// `payload` in UDP from port 68 to 67, in IPv4 from `src` to `dst`.
@@ -378,6 +388,15 @@ fn checksum(parts: &[&[u8]]) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retransmission_delays_vary_by_a_second_at_most() {
+        for _ in 0..200 {
+            let d = jittered(FIRST_RESEND);
+            assert!((3000..=5000).contains(&d.as_millis()), "{d:?}");
+        }
+        assert!(jittered(Duration::ZERO) <= Duration::from_secs(1));
+    }
 
     #[test]
     fn udp_framing_round_trips_with_valid_checksums() {

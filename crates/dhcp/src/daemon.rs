@@ -231,7 +231,9 @@ fn listen(opts: &Options) -> Result<UnixListener, String> {
 
 /// A lease being maintained.
 struct Maintained {
-    record: Mutex<Record>,
+    /// As granted; the thread keeps the renewed one (same address, same
+    /// options) and the record on disk up to date.
+    record: Record,
     control: Sender<Control>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -295,9 +297,7 @@ impl Daemon {
             Method::Status => success(None),
             Method::Allocate => self.allocate(req),
             Method::Check => match self.lookup(&req.client_id()) {
-                Some(m) => success(Some(result_of(
-                    &m.record.lock().unwrap_or_else(|p| p.into_inner()),
-                ))),
+                Some(m) => success(Some(result_of(&m.record))),
                 None => failure(
                     CNI_INTERNAL,
                     format!("no DHCP lease for {}", req.client_id()),
@@ -308,25 +308,30 @@ impl Daemon {
                 success(None)
             }
             Method::Gc => {
-                let stale: Vec<String> =
-                    self.leases
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .iter()
-                        .filter(|(_, m)| {
-                            let r = m.record.lock().unwrap_or_else(|p| p.into_inner());
-                            r.network == req.network
-                                && !req.valid_attachments.iter().any(|(cid, ifname)| {
-                                    *cid == r.container_id && *ifname == r.ifname
-                                })
-                        })
-                        .map(|(id, _)| id.clone())
-                        .collect();
-                for id in stale {
-                    self.release(&id);
-                }
+                self.gc(&req.network, &req.valid_attachments);
                 success(None)
             }
+        }
+    }
+
+    /// Releases the leases of `network` whose attachment is not valid.
+    fn gc(&self, network: &str, valid: &[(String, String)]) {
+        let stale: Vec<String> = self
+            .leases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, m)| {
+                let r = &m.record;
+                r.network == network
+                    && !valid
+                        .iter()
+                        .any(|(cid, ifname)| *cid == r.container_id && *ifname == r.ifname)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in stale {
+            self.release(&id);
         }
     }
 
@@ -355,9 +360,7 @@ impl Daemon {
     fn allocate(&self, req: &Request) -> Response {
         let client_id = req.client_id();
         if let Some(m) = self.lookup(&client_id) {
-            return success(Some(result_of(
-                &m.record.lock().unwrap_or_else(|p| p.into_inner()),
-            )));
+            return success(Some(result_of(&m.record)));
         }
         if !req.netns.starts_with('/') {
             return failure(CNI_INVALID_CONFIG, "the netns path must be absolute");
@@ -468,7 +471,7 @@ impl Daemon {
             Err(_) => return Err("the DHCP client did not finish in time".into()),
         };
         let maintained = Arc::new(Maintained {
-            record: Mutex::new(record.clone()),
+            record: record.clone(),
             control: control_tx,
             thread: Mutex::new(Some(thread)),
         });
