@@ -389,6 +389,39 @@ fn checksum(parts: &[&[u8]]) -> u16 {
 mod tests {
     use super::*;
 
+    fn client(broadcast: bool) -> Client4 {
+        Client4 {
+            ifindex: 2,
+            mac: [2, 0, 0, 0, 0, 9],
+            identity: Identity {
+                client_id: "c1/lan/eth0".into(),
+                request: vec![1, 3, 121],
+                provide: vec![(opt::HOST_NAME, "web-1".into())],
+                broadcast,
+            },
+            timing: Timing {
+                timeout: Duration::from_secs(1),
+                resend_max: Duration::from_secs(4),
+                resend_timeout: Duration::from_secs(10),
+            },
+        }
+    }
+
+    #[test]
+    fn messages_carry_identity_options_and_the_broadcast_flag() {
+        let m = client(true).message(MessageType::Discover, 7);
+        assert_eq!(m.flags, FLAG_BROADCAST);
+        assert_eq!(m.get(opt::CLIENT_ID).unwrap(), b"\0c1/lan/eth0");
+        assert_eq!(m.get(opt::HOST_NAME).unwrap(), b"web-1");
+        assert_eq!(m.get(opt::PARAMETER_LIST).unwrap(), [1, 3, 121]);
+        assert_eq!(client(false).message(MessageType::Discover, 7).flags, 0);
+        // A RELEASE carries who it is, nothing else.
+        let r = client(true).message(MessageType::Release, 7);
+        assert_eq!(r.get(opt::HOST_NAME), None);
+        assert_eq!(r.get(opt::PARAMETER_LIST), None);
+        assert!(r.get(opt::CLIENT_ID).is_some());
+    }
+
     #[test]
     fn retransmission_delays_vary_by_a_second_at_most() {
         for _ in 0..200 {

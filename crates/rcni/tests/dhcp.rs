@@ -18,12 +18,35 @@ use std::time::{Duration, Instant};
 
 const SERVER: &str = "10.77.0.1";
 
+/// A process killed (SIGKILL) and reaped on drop, also when a test panics.
+struct Running(Child);
+
+impl Running {
+    /// `cmd` started with no input and its output discarded.
+    fn quiet(mut cmd: Command) -> Running {
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Running(child)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The LAN: its namespace (holding `m0p`, the far end of the host's
 /// `m0`, with the server's address) and a DHCP server in it.
 struct Lan {
     ns: Netns,
     dir: tempfile::TempDir,
-    server: Option<Child>,
+    server: Option<Running>,
 }
 
 impl Lan {
@@ -122,21 +145,12 @@ impl Lan {
             .stderr(log)
             .spawn()
             .unwrap();
-        self.server = Some(child);
+        self.server = Some(Running(child));
         std::thread::sleep(Duration::from_millis(500));
     }
 
     fn stop(&mut self) {
-        if let Some(mut c) = self.server.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Lan {
-    fn drop(&mut self) {
-        self.stop();
+        self.server = None;
     }
 }
 
@@ -145,17 +159,15 @@ impl Drop for Lan {
 struct Daemon {
     host: String,
     dir: tempfile::TempDir,
-    child: Option<Child>,
-    flags: Vec<String>,
+    child: Option<Running>,
 }
 
 impl Daemon {
-    fn start(host: &Netns, flags: &[&str]) -> Daemon {
+    fn start(host: &Netns) -> Daemon {
         let mut d = Daemon {
             host: host.name.clone(),
             dir: tempfile::tempdir().unwrap(),
             child: None,
-            flags: flags.iter().map(|f| f.to_string()).collect(),
         };
         d.run();
         d
@@ -194,33 +206,23 @@ impl Daemon {
                 "-resendtimeout",
                 "30s",
             ])
-            .args(&self.flags)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
-        self.child = Some(child);
+        self.child = Some(Running(child));
         wait_for("the daemon's socket", Duration::from_secs(10), || {
             std::os::unix::net::UnixStream::connect(self.socket()).is_ok()
         });
     }
 
     fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill(); // SIGKILL
-            let _ = c.wait();
-        }
+        self.child = None;
     }
 
     fn records(&self) -> Vec<String> {
         read_dir_names(&self.state())
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
@@ -328,7 +330,7 @@ fn lease_routes_and_release(kind: Kind) {
     let mut lan = Lan::new();
     let w = host_for(kind, &lan);
     lan.dnsmasq();
-    let d = Daemon::start(&w.host, &[]);
+    let d = Daemon::start(&w.host);
     let ctr = Netns::new("dc");
     let c = conf(kind, &w, &d, json!({}));
     let r = add(kind, &w, &ctr, "c1", &c);
@@ -419,7 +421,7 @@ fn renewal_keeps_the_address(kind: Kind) {
     let mut lan = Lan::new();
     let w = host_for(kind, &lan);
     lan.dnsmasq();
-    let d = Daemon::start(&w.host, &[]);
+    let d = Daemon::start(&w.host);
     let ctr = Netns::new("dc");
     let c = conf(kind, &w, &d, json!({}));
     let addr = address_of(&add(kind, &w, &ctr, "c1", &c));
@@ -454,7 +456,7 @@ fn restart_keeps_leases(kind: Kind) {
     let mut lan = Lan::new();
     let w = host_for(kind, &lan);
     lan.dnsmasq();
-    let mut d = Daemon::start(&w.host, &[]);
+    let mut d = Daemon::start(&w.host);
     let ctrs = [Netns::new("dc"), Netns::new("dc")];
     let c = conf(kind, &w, &d, json!({}));
     let addrs: Vec<String> = ctrs
@@ -462,12 +464,26 @@ fn restart_keeps_leases(kind: Kind) {
         .enumerate()
         .map(|(i, ctr)| address_of(&add(kind, &w, ctr, &format!("c{i}"), &c)))
         .collect();
+    // A third container goes away while the daemon is down: its record is
+    // dropped at the restart (the server keeps its lease until it expires).
+    let gone = Netns::new("dc");
+    add(kind, &w, &gone, "gone", &c);
+    assert_eq!(d.records().len(), 3);
     let before = lease_entries(&lan);
-    assert_eq!(before.len(), 2, "{before:?}");
+    assert_eq!(before.len(), 3, "{before:?}");
     let discovers = logged(&lan, "DHCPDISCOVER", "");
     let acks: Vec<usize> = addrs.iter().map(|a| logged(&lan, "DHCPACK", a)).collect();
     d.kill();
+    let name = gone.name.clone();
+    std::mem::forget(gone);
+    sh("ip", &["netns", "del", &name]);
     d.run();
+    wait_for(
+        "the gone container's record dropped",
+        Duration::from_secs(10),
+        || d.records().len() == 2,
+    );
+    assert!(d.log().contains("dropping the lease"), "{}", d.log());
     wait_for("both leases resumed", Duration::from_secs(10), || {
         d.log().matches("lease resumed").count() == 2
     });
@@ -497,6 +513,8 @@ fn restart_keeps_leases(kind: Kind) {
         addrs.iter().all(|a| logged(&lan, "DHCPRELEASE", a) == 1)
     });
     assert!(d.records().is_empty());
+    // The dropped one has no lease left: DEL succeeds.
+    del(kind, &w, None, "gone", &c);
 }
 
 #[test]
@@ -515,7 +533,7 @@ fn del_without_netns_releases(kind: Kind) {
     let mut lan = Lan::new();
     let w = host_for(kind, &lan);
     lan.dnsmasq();
-    let d = Daemon::start(&w.host, &[]);
+    let d = Daemon::start(&w.host);
     let ctr = Netns::new("dc");
     let c = conf(kind, &w, &d, json!({}));
     let addr = address_of(&add(kind, &w, &ctr, "c1", &c));
@@ -553,7 +571,7 @@ fn twenty_at_once(kind: Kind) {
     let mut lan = Lan::new();
     let w = host_for(kind, &lan);
     lan.dnsmasq();
-    let d = Daemon::start(&w.host, &[]);
+    let d = Daemon::start(&w.host);
     let c = conf(kind, &w, &d, json!({}));
     let ctrs: Vec<Netns> = (0..20).map(|_| Netns::new("dc")).collect();
     let addrs: Vec<String> = std::thread::scope(|s| {
@@ -608,7 +626,7 @@ fn expiry_sets_the_interface_down(kind: Kind) {
     let mut lan = Lan::new();
     let w = host_for(kind, &lan);
     lan.dhcpd();
-    let d = Daemon::start(&w.host, &[]);
+    let d = Daemon::start(&w.host);
     let ctr = Netns::new("dc");
     let c = conf(kind, &w, &d, json!({}));
     let r = add(kind, &w, &ctr, "c1", &c);
@@ -646,7 +664,7 @@ fn check_status_and_gc() {
     let mut lan = Lan::new();
     let w = host_for(kind, &lan);
     lan.dnsmasq();
-    let mut d = Daemon::start(&w.host, &[]);
+    let mut d = Daemon::start(&w.host);
     let c = conf(kind, &w, &d, json!({}));
     let (a, b) = (Netns::new("dc"), Netns::new("dc"));
     let ra = add(kind, &w, &a, "ca", &c);
@@ -701,7 +719,7 @@ fn bad_config_is_code_7_naming_the_field_and_leaves_nothing() {
     let mut lan = Lan::new();
     let w = host_for(kind, &lan);
     lan.dnsmasq();
-    let d = Daemon::start(&w.host, &[]);
+    let d = Daemon::start(&w.host);
     let ctr = Netns::new("dc");
     for (ipam, field) in [
         (
@@ -747,16 +765,14 @@ fn reference_daemon_on_the_socket_is_named() {
     let host = Netns::new("dh");
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("ref.sock");
-    let mut reference = Command::new("ip")
-        .args(["netns", "exec", &host.name])
-        .arg(Path::new(REFERENCE_DIR).join("dhcp"))
-        .args(["daemon", "-socketpath"])
-        .arg(&socket)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let _reference = {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &host.name])
+            .arg(Path::new(REFERENCE_DIR).join("dhcp"))
+            .args(["daemon", "-socketpath"])
+            .arg(&socket);
+        Running::quiet(cmd)
+    };
     wait_for("the reference daemon", Duration::from_secs(10), || {
         std::os::unix::net::UnixStream::connect(&socket).is_ok()
     });
@@ -764,8 +780,6 @@ fn reference_daemon_on_the_socket_is_named() {
     let c = json!({"cniVersion": "1.0.0", "name": "refnet", "type": "dhcp",
         "ipam": {"type": "dhcp", "daemonSocketPath": socket}});
     let (code, msg) = Call::rcni("dhcp", "ADD", &host, Some(&ctr)).run(&c).err();
-    let _ = reference.kill();
-    let _ = reference.wait();
     assert_eq!(code, 999, "{msg}");
     assert!(msg.contains("reference's dhcp daemon"), "{msg}");
 }
@@ -774,7 +788,7 @@ fn reference_daemon_on_the_socket_is_named() {
 fn reference_plugin_on_rcni_daemon_is_told() {
     require_reference();
     let host = Netns::new("dh");
-    let d = Daemon::start(&host, &[]);
+    let d = Daemon::start(&host);
     let ctr = Netns::new("dc");
     let c = json!({"cniVersion": "1.0.0", "name": "refnet", "type": "dhcp",
         "ipam": {"type": "dhcp", "daemonSocketPath": d.socket()}});
@@ -794,28 +808,73 @@ fn socket_activation_serves_on_the_passed_socket() {
     let socket = dir.path().join("activated.sock");
     // systemd's own tool: it listens, and passes the socket (fd 3,
     // LISTEN_FDS, LISTEN_PID) to the daemon on the first connection.
-    let mut activator = Command::new("ip")
-        .args(["netns", "exec", &host.name, "systemd-socket-activate", "-l"])
-        .arg(&socket)
-        .arg(rcni_binary())
-        .args(["dhcp", "daemon", "-socketpath"])
-        .arg(dir.path().join("unused.sock"))
-        .arg("-statedir")
-        .arg(dir.path().join("state"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let _activator = {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &host.name, "systemd-socket-activate", "-l"])
+            .arg(&socket)
+            .arg(rcni_binary())
+            .args(["dhcp", "daemon", "-socketpath"])
+            .arg(dir.path().join("unused.sock"))
+            .arg("-statedir")
+            .arg(dir.path().join("state"));
+        Running::quiet(cmd)
+    };
     wait_for("the activation socket", Duration::from_secs(10), || {
         socket.exists()
     });
     let c = json!({"cniVersion": "1.1.0", "name": "act", "type": "dhcp",
         "ipam": {"type": "dhcp", "daemonSocketPath": socket}});
-    let reply = Call::rcni("dhcp", "STATUS", &host, None).run(&c);
-    let _ = activator.kill();
-    let _ = activator.wait();
-    reply.ok();
+    Call::rcni("dhcp", "STATUS", &host, None).run(&c).ok();
     // It served on the socket it was given, not on its -socketpath.
     assert!(!dir.path().join("unused.sock").exists());
+}
+
+// ---- -hostprefix ----
+
+/// A daemon "in a container" sees the host's root under a prefix: the
+/// prefix goes in front of its socket path and of every netns path. Here
+/// the prefix holds the netns under a name only it has, so an unprefixed
+/// path would not exist.
+#[test]
+fn hostprefix_applies_to_socket_and_netns() {
+    let mut lan = Lan::new();
+    let w = host_for(Kind::Macvlan, &lan);
+    lan.dnsmasq();
+    let ctr = Netns::new("dc");
+    w.host.exec(&[
+        "ip", "link", "add", "link", "m0", "name", "mvx", "type", "macvlan", "mode", "bridge",
+    ]);
+    w.host
+        .exec(&["ip", "link", "set", "mvx", "netns", &ctr.name]);
+    ctr.exec(&["ip", "link", "set", "mvx", "name", "eth0"]);
+    let prefix = tempfile::tempdir().unwrap();
+    let only_here = format!("/prefixed-{}", ctr.name);
+    std::fs::create_dir_all(prefix.path().join(&only_here[1..])).unwrap();
+    let netns = format!("{only_here}/ns");
+    std::os::unix::fs::symlink(ctr.path(), prefix.path().join(&netns[1..])).unwrap();
+    let _daemon = {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &w.host.name])
+            .arg(rcni_binary())
+            .args(["dhcp", "daemon", "-hostprefix"])
+            .arg(prefix.path())
+            .args(["-socketpath", "/dhcp.sock", "-statedir"])
+            .arg(prefix.path().join("state"));
+        Running::quiet(cmd)
+    };
+    let socket = prefix.path().join("dhcp.sock");
+    wait_for("the prefixed socket", Duration::from_secs(10), || {
+        socket.exists()
+    });
+    let c = json!({"cniVersion": "1.1.0", "name": w.net, "type": "dhcp",
+        "ipam": {"type": "dhcp", "daemonSocketPath": socket}});
+    let mut call = Call::rcni("dhcp", "ADD", &w.host, None).id("px");
+    call.netns = netns;
+    let r = call.run(&c).ok();
+    let addr = address_of(&r);
+    assert!(in_pool(&addr), "{r}");
+    call.command("DEL").run(&c).ok();
+    wait_for("DHCPRELEASE", Duration::from_secs(5), || {
+        logged(&lan, "DHCPRELEASE", &addr) == 1
+    });
 }
