@@ -656,6 +656,28 @@ fn bridge_expiry_without_server_sets_the_interface_down() {
     expiry_sets_the_interface_down(Kind::Bridge);
 }
 
+// ---- upkeep stops when the interface goes ----
+
+#[test]
+fn upkeep_stops_when_the_interface_is_deleted() {
+    let kind = Kind::Macvlan;
+    let mut lan = Lan::new();
+    let w = host_for(kind, &lan);
+    lan.dnsmasq();
+    let d = Daemon::start(&w.host);
+    let ctr = Netns::new("dc");
+    let c = conf(kind, &w, &d, json!({}));
+    add(kind, &w, &ctr, "c1", &c);
+    assert_eq!(d.records().len(), 1);
+    ctr.exec(&["ip", "link", "del", "eth0"]);
+    wait_for("upkeep to stop", Duration::from_secs(15), || {
+        d.records().is_empty()
+    });
+    assert!(d.log().contains("the interface is gone"), "{}", d.log());
+    // Nothing left to release: DEL succeeds.
+    del(kind, &w, Some(&ctr), "c1", &c);
+}
+
 // ---- CHECK, STATUS and GC ----
 
 #[test]
