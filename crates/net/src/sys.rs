@@ -219,9 +219,8 @@ pub(crate) fn recv_within(
 }
 
 /// The first socket systemd passed by socket activation (fd 3), when
-/// `LISTEN_PID` names this process and `LISTEN_FDS` is at least 1. The
-/// variables are removed, so the descriptor is taken at most once and no
-/// child inherits the claim.
+/// `LISTEN_PID` names this process and `LISTEN_FDS` is at least 1; taken
+/// at most once per process.
 pub fn take_activation_socket() -> Option<OwnedFd> {
     static TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     let ours = std::env::var("LISTEN_PID").ok()?.parse::<u32>().ok()? == std::process::id();
