@@ -20,8 +20,10 @@ echo "== release build and size budget"
 scripts/build-release.sh
 size=$(stat -c %s target/release/rcni)
 echo "rcni release binary: $size bytes"
-if (( size >= 3 * 1024 * 1024 )); then
-  echo "the multi-call binary is over 3 MB" >&2
+# 3 MiB + 200 KiB: the dhcp daemon (DHCPv4 client, lease upkeep and records) added ~178 KiB.
+budget=$((3 * 1024 * 1024 + 200 * 1024))
+if (( size >= budget )); then
+  echo "the multi-call binary is over its budget of $budget bytes" >&2
   exit 1
 fi
 

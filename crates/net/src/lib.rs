@@ -43,6 +43,7 @@ mod netns;
 pub mod nf_expr;
 pub mod nf_tables;
 mod nfnetlink;
+mod packet;
 mod route;
 mod rule;
 mod socket;
@@ -63,12 +64,14 @@ pub use link::{
 pub use link_ops::random_veth_name;
 pub use mac::{format_mac, parse_mac};
 pub use netns::NetNs;
+pub use packet::{PacketSocket, BROADCAST_MAC};
 pub use route::{
     IpFamily, Route, RTN_LOCAL, RTN_UNICAST, RTPROT_BOOT, RTPROT_KERNEL, RTPROT_STATIC,
     RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_LOCAL, RT_TABLE_MAIN,
 };
 pub use rule::Rule;
 pub use socket::Handle;
+pub use sys::take_activation_socket;
 pub use tc::{
     tick_in_usec, Filter, Qdisc, QdiscKind, Tbf, INGRESS_HANDLE, TC_H_INGRESS, TC_H_ROOT,
 };

@@ -1,10 +1,12 @@
 //! The system calls rcni makes that have no safe wrapper: entering a new
-//! network namespace, reading its cookie, and the tun driver's ioctls. This is the only module
-//! with `unsafe`; each block says why it is sound.
+//! network namespace and reading its cookie, the tun driver's ioctls,
+//! packet sockets (the DHCP client's link-layer socket) and taking the
+//! listening socket systemd passes. This is the only module with `unsafe`;
+//! each block says why it is sound.
 #![allow(unsafe_code)]
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// Moves the calling thread into a new, empty network namespace.
 pub(crate) fn unshare_network_namespace() -> io::Result<()> {
@@ -120,6 +122,158 @@ pub(crate) fn netns_cookie(socket: BorrowedFd<'_>) -> io::Result<u64> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// `sockaddr_ll` for interface `ifindex`, IPv4 frames, to `mac`.
+fn link_address(ifindex: u32, mac: [u8; 6]) -> io::Result<libc::sockaddr_ll> {
+    let mut sll_addr = [0u8; 8];
+    sll_addr[..6].copy_from_slice(&mac);
+    Ok(libc::sockaddr_ll {
+        sll_family: libc::AF_PACKET as u16,
+        sll_protocol: (libc::ETH_P_IP as u16).to_be(),
+        sll_ifindex: i32::try_from(ifindex)
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: 6,
+        sll_addr,
+    })
+}
+
+/// An `AF_PACKET` datagram socket (the kernel adds and strips the link
+/// header) bound to interface `ifindex`, receiving IPv4 frames only.
+pub(crate) fn packet_socket(ifindex: u32) -> io::Result<OwnedFd> {
+    let protocol = i32::from((libc::ETH_P_IP as u16).to_be());
+    // SAFETY: socket() takes no pointers; a non-negative return is a new
+    // descriptor that nothing else owns, so OwnedFd may take it.
+    let fd = unsafe {
+        let rc = libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            protocol,
+        );
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        OwnedFd::from_raw_fd(rc)
+    };
+    let addr = link_address(ifindex, [0; 6])?;
+    // SAFETY: `addr` is a valid sockaddr_ll that lives across the call and
+    // its exact size is passed; the kernel only reads it.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            std::ptr::from_ref(&addr).cast(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// Sends the IPv4 packet `ip_packet` on packet socket `fd` out of
+/// `ifindex` to the link-layer address `mac`.
+pub(crate) fn packet_send(
+    fd: BorrowedFd<'_>,
+    ifindex: u32,
+    mac: [u8; 6],
+    ip_packet: &[u8],
+) -> io::Result<()> {
+    let addr = link_address(ifindex, mac)?;
+    // SAFETY: the buffer and the address are valid for the lengths passed
+    // and outlive the call; the kernel only reads them.
+    let rc = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            ip_packet.as_ptr().cast(),
+            ip_packet.len(),
+            0,
+            std::ptr::from_ref(&addr).cast(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Waits up to `timeout` for a datagram on `fd` and reads it into `buf`:
+/// `Ok(None)` when none came in time.
+pub(crate) fn recv_within(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    timeout: std::time::Duration,
+) -> io::Result<Option<usize>> {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let millis = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: one valid pollfd, count 1; the kernel writes only `revents`.
+    let rc = unsafe { libc::poll(&mut pfd, 1, millis) };
+    match rc {
+        0 => return Ok(None),
+        rc if rc < 0 => {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(None)
+            } else {
+                Err(e)
+            };
+        }
+        _ => {}
+    }
+    // SAFETY: `buf` is valid for writes of its length for the whole call;
+    // MSG_DONTWAIT keeps a datagram taken by someone else from blocking.
+    let n = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::WouldBlock {
+            Ok(None)
+        } else {
+            Err(e)
+        };
+    }
+    Ok(Some(n as usize))
+}
+
+/// The first socket systemd passed by socket activation (fd 3), when
+/// `LISTEN_PID` names this process and `LISTEN_FDS` is at least 1; taken
+/// at most once per process.
+pub fn take_activation_socket() -> Option<OwnedFd> {
+    static TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let ours = std::env::var("LISTEN_PID").ok()?.parse::<u32>().ok()? == std::process::id();
+    let count: u32 = std::env::var("LISTEN_FDS").ok()?.parse().ok()?;
+    if !ours || count < 1 || TAKEN.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return None;
+    }
+    const SD_LISTEN_FDS_START: i32 = 3;
+    // SAFETY: fstat only writes into `st`; it tells whether fd 3 is open
+    // and a socket before anything takes ownership of it.
+    let is_socket = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(SD_LISTEN_FDS_START, &mut st) == 0
+            && st.st_mode & libc::S_IFMT == libc::S_IFSOCK
+    };
+    if !is_socket {
+        return None;
+    }
+    // SAFETY: systemd's protocol hands fd 3 to this process (LISTEN_PID
+    // checked above); nothing in rcni opens or owns it otherwise, and TAKEN
+    // makes this the only owner.
+    Some(unsafe { OwnedFd::from_raw_fd(SD_LISTEN_FDS_START) })
 }
 
 #[cfg(test)]

@@ -729,10 +729,11 @@ impl Plugin for Bridge {
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
         let cfg = load(args)?;
         let mut teardown = Teardown::new("bridge");
-        teardown.step(container::delete_link(&args.netns, &args.ifname));
+        // IPAM first, as the reference: dhcp's RELEASE leaves through the link.
         if cfg.layer3 {
             teardown.step(ipam_forward(Command::Del, &cfg.conf, args));
         }
+        teardown.step(container::delete_link(&args.netns, &args.ifname));
         // Found by name: removed even when the netns is gone (the
         // reference leaks the rules then).
         if cfg.layer3 && cfg.own.ip_masq {

@@ -256,8 +256,9 @@ pub fn configure(
 /// gone is success.
 pub fn del(plugin: &'static str, conf: &PluginConf, args: &CmdArgs) -> Result<(), CniError> {
     let mut teardown = Teardown::new(plugin);
-    teardown.step(delete_link(&args.netns, &args.ifname));
+    // IPAM first, as the reference: dhcp's RELEASE leaves through the link.
     teardown.step(forward_if_any(Command::Del, conf, args));
+    teardown.step(delete_link(&args.netns, &args.ifname));
     teardown.finish()
 }
 

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 /// How long IPv6 duplicate address detection may take before routes via
 /// an IPv6 gateway are added (the reference's settle timeout).
 const DAD_SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// `RT_SCOPE_LINK`.
+const RT_SCOPE_LINK: u8 = 253;
 
 /// Waits until no address on `index` is still tentative.
 fn settle_addresses(nl: &mut Handle, index: u32, ifname: &str) -> Result<(), CniError> {
@@ -100,7 +102,11 @@ pub fn configure(
         settle_addresses(nl, link.index, ifname)?;
     }
     for r in &result.routes {
-        let gw = r.gw.or(if r.dst.addr().is_ipv4() { v4_gw } else { v6_gw });
+        // A scope-link route (dhcp's gateway-less option-121 entries) is on
+        // the link itself: it gets no default next hop.
+        let on_link = r.scope == Some(RT_SCOPE_LINK);
+        let default_gw = if r.dst.addr().is_ipv4() { v4_gw } else { v6_gw };
+        let gw = r.gw.or(default_gw.filter(|_| !on_link));
         let mut route = KernelRoute::new(r.dst);
         route.gateway = gw;
         route.oif = Some(link.index);

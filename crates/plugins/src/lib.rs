@@ -20,6 +20,7 @@ pub mod bridge;
 pub mod cidr;
 pub mod container;
 pub mod container_link;
+pub mod dhcp;
 pub mod dummy;
 pub mod firewall;
 pub mod flannel;
@@ -53,6 +54,7 @@ pub fn all() -> &'static [&'static dyn Plugin] {
         &loopback::Loopback,
         &host_local::HostLocal,
         &static_ipam::Static,
+        &dhcp::Dhcp,
         &ptp::Ptp,
         &bridge::Bridge,
         &portmap::Portmap,

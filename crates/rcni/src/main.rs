@@ -17,6 +17,8 @@ rcni: the CNI plugin suite in one binary
 usage:
   <plugin>                  when installed under a plugin's name (see `install`)
   rcni <plugin>             run a plugin as a runtime would (CNI_* env, stdin)
+  rcni dhcp daemon [flags]  the dhcp plugin's daemon (also `dhcp daemon` when
+                            installed as dhcp); `rcni dhcp daemon -h` lists the flags
   rcni install DIR [--copy] [--force] [--conflist FILE --net-dir NETDIR]
                             put a link (or, with --copy, a copy) named after
                             every plugin into DIR, e.g. /opt/cni/bin; each
@@ -39,14 +41,23 @@ fn main() -> ExitCode {
         .and_then(|a| Path::new(a).file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    if let Some(plugin) = rcni_plugins::lookup(&invoked_as) {
-        return exit(rcni_skel::run(plugin));
-    }
     let args: Vec<String> = argv
         .iter()
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    // `dhcp daemon ...` (installed as dhcp) and `rcni dhcp daemon ...`.
+    let daemon_args = match (invoked_as.as_str(), args.as_slice()) {
+        ("dhcp", [cmd, rest @ ..]) if cmd == "daemon" => Some(rest),
+        (_, [dhcp, cmd, rest @ ..]) if dhcp == "dhcp" && cmd == "daemon" => Some(rest),
+        _ => None,
+    };
+    if let Some(rest) = daemon_args {
+        return exit(rcni_dhcp::daemon::main(rest));
+    }
+    if let Some(plugin) = rcni_plugins::lookup(&invoked_as) {
+        return exit(rcni_skel::run(plugin));
+    }
     match args.first().map(String::as_str) {
         Some("install") => install(&args[1..]),
         Some("check-config") => check_config::run(&args[1..]),

@@ -1,0 +1,621 @@
+//! `dhcp daemon`: serves the plugin's requests on a unix socket, keeps one
+//! maintenance thread per lease, persists leases and resumes them after a
+//! restart.
+
+use crate::client::{Client4, Identity, Timing};
+use crate::lease::Lease4;
+use crate::maintain::{self, Control};
+use crate::protocol::{self, Failure, Method, Request, Response};
+use crate::store::{self, FamilyLease, Record};
+use rcni_net::NetNs;
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+const USAGE: &str = "\
+usage: dhcp daemon [flags]   (or: rcni dhcp daemon [flags])
+  -pidfile PATH        write the daemon's PID to PATH
+  -hostprefix DIR      prefix of the host's root: applied to the socket path and netns paths
+  -socketpath PATH     the socket to listen on (default /run/cni/dhcp.sock); with systemd
+                       socket activation, the socket systemd passes is used instead
+  -broadcast           ask servers to broadcast their answers (BOOTP broadcast flag)
+  -timeout DURATION    longest wait for an answer to one message (default 10s)
+  -resendmax DURATION  longest delay between retransmissions (default 62s)
+  -resendtimeout DURATION
+                       bound of a whole acquisition (default 3m28s)
+  -statedir DIR        where leases are persisted (default /var/lib/cni/dhcp)
+Durations as Go writes them: 500ms, 10s, 1m30s, 2h.";
+
+/// The daemon's flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub pidfile: Option<PathBuf>,
+    pub hostprefix: String,
+    pub socketpath: String,
+    pub broadcast: bool,
+    pub timing: Timing,
+    pub statedir: PathBuf,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            pidfile: None,
+            hostprefix: String::new(),
+            socketpath: protocol::DEFAULT_SOCKET.into(),
+            broadcast: false,
+            timing: Timing {
+                timeout: Duration::from_secs(10),
+                resend_max: Duration::from_secs(62),
+                resend_timeout: Duration::from_secs(208),
+            },
+            statedir: store::DEFAULT_DIR.into(),
+        }
+    }
+}
+
+/// A Go duration: a sequence of decimal numbers, each with a unit (`ns`,
+/// `us`, `µs`, `ms`, `s`, `m`, `h`), or a bare `0`. In integer
+/// nanoseconds: floating point parsing would cost the binary its tables.
+pub fn parse_go_duration(text: &str) -> Option<Duration> {
+    if text == "0" {
+        return Some(Duration::ZERO);
+    }
+    let digits_end = |s: &str| s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let mut rest = text;
+    let mut nanos: u128 = 0;
+    while !rest.is_empty() {
+        let (whole, tail) = rest.split_at(digits_end(rest));
+        let (fraction, tail) = match tail.strip_prefix('.') {
+            Some(t) => t.split_at(digits_end(t)),
+            None => ("", tail),
+        };
+        if whole.is_empty() && fraction.is_empty() {
+            return None;
+        }
+        let unit_end = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_end);
+        let scale: u128 = match unit {
+            "ns" => 1,
+            "us" | "µs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return None,
+        };
+        let whole: u128 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().ok()?
+        };
+        nanos = nanos.checked_add(whole.checked_mul(scale)?)?;
+        let mut digit_scale = scale;
+        for d in fraction.bytes() {
+            digit_scale /= 10;
+            nanos += u128::from(d - b'0') * digit_scale;
+        }
+        rest = tail;
+    }
+    let secs = u64::try_from(nanos / 1_000_000_000).ok()?;
+    (!text.is_empty()).then(|| Duration::new(secs, (nanos % 1_000_000_000) as u32))
+}
+
+/// Parses the flags as Go's `flag` package does: `-flag value`,
+/// `-flag=value`, one or two dashes, bare booleans.
+pub fn parse_flags(args: &[String]) -> Result<Options, String> {
+    let mut o = Options::default();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let Some(flag) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+            return Err(format!("unexpected argument {arg:?}"));
+        };
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (flag, None),
+        };
+        if name == "broadcast" {
+            o.broadcast = match inline.as_deref() {
+                None | Some("true" | "1" | "t" | "T" | "TRUE" | "True") => true,
+                Some("false" | "0" | "f" | "F" | "FALSE" | "False") => false,
+                Some(v) => return Err(format!("invalid boolean value {v:?} for -broadcast")),
+            };
+            continue;
+        }
+        if matches!(name, "h" | "help") {
+            return Err(String::new());
+        }
+        let value = match inline {
+            Some(v) => v,
+            None => it
+                .next()
+                .cloned()
+                .ok_or_else(|| format!("flag needs an argument: -{name}"))?,
+        };
+        let duration = || {
+            parse_go_duration(&value)
+                .ok_or_else(|| format!("invalid value {value:?} for flag -{name}: parse error"))
+        };
+        match name {
+            "pidfile" => o.pidfile = Some(value.into()),
+            "hostprefix" => o.hostprefix = value,
+            "socketpath" if !value.is_empty() => o.socketpath = value,
+            "socketpath" => {}
+            "timeout" => o.timing.timeout = duration()?,
+            "resendmax" => o.timing.resend_max = duration()?,
+            "resendtimeout" => o.timing.resend_timeout = duration()?,
+            "statedir" => o.statedir = value.into(),
+            _ => return Err(format!("flag provided but not defined: -{name}")),
+        }
+    }
+    Ok(o)
+}
+
+/// `dhcp daemon ARGS`: runs until killed; the exit code on failure.
+pub fn main(args: &[String]) -> i32 {
+    let opts = match parse_flags(args) {
+        Ok(o) => o,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("dhcp daemon: {e}");
+            }
+            eprintln!("{USAGE}");
+            return 2;
+        }
+    };
+    match serve(opts) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("dhcp daemon: {e}");
+            1
+        }
+    }
+}
+
+fn serve(opts: Options) -> Result<(), String> {
+    let listener = listen(&opts)?;
+    if let Some(pidfile) = &opts.pidfile {
+        std::fs::write(pidfile, format!("{}\n", std::process::id()))
+            .map_err(|e| format!("write {}: {e}", pidfile.display()))?;
+    }
+    let daemon = Arc::new(Daemon {
+        opts,
+        leases: Mutex::new(HashMap::new()),
+        acquiring: Mutex::default(),
+    });
+    daemon.resume_all();
+    eprintln!("dhcp daemon: listening");
+    for stream in listener.incoming() {
+        match stream {
+            Ok(stream) => {
+                let daemon = Arc::clone(&daemon);
+                std::thread::spawn(move || daemon.serve_connection(stream));
+            }
+            Err(e) => eprintln!("dhcp daemon: accept: {e}"),
+        }
+    }
+    Ok(())
+}
+
+/// The socket systemd passed, or a new one at the socket path (a stale
+/// file nobody listens on is replaced; a live daemon is not).
+fn listen(opts: &Options) -> Result<UnixListener, String> {
+    if let Some(fd) = rcni_net::take_activation_socket() {
+        return Ok(UnixListener::from(fd));
+    }
+    let path = PathBuf::from(format!("{}{}", opts.hostprefix, opts.socketpath));
+    if UnixStream::connect(&path).is_ok() {
+        return Err(format!("a daemon already listens on {}", path.display()));
+    }
+    if path.symlink_metadata().is_ok() {
+        std::fs::remove_file(&path).map_err(|e| format!("remove {}: {e}", path.display()))?;
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    }
+    let listener =
+        UnixListener::bind(&path).map_err(|e| format!("listen on {}: {e}", path.display()))?;
+    // Whoever can connect can make the daemon act in any netns: root only.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("chmod {}: {e}", path.display()))?;
+    Ok(listener)
+}
+
+/// A lease being maintained.
+struct Maintained {
+    /// As granted; the thread keeps the renewed one (same address, same
+    /// options) and the record on disk up to date.
+    record: Record,
+    control: Sender<Control>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct Daemon {
+    opts: Options,
+    /// By client id.
+    leases: Mutex<HashMap<String, Arc<Maintained>>>,
+    /// Client ids whose lease is being acquired.
+    acquiring: Mutex<HashSet<String>>,
+}
+
+fn failure(code: u32, msg: impl Into<String>) -> Response {
+    Response {
+        result: None,
+        error: Some(Failure {
+            code,
+            msg: msg.into(),
+        }),
+    }
+}
+
+fn success(result: Option<serde_json::Value>) -> Response {
+    Response {
+        result,
+        error: None,
+    }
+}
+
+const CNI_INTERNAL: u32 = 999;
+const CNI_INVALID_CONFIG: u32 = 7;
+const CNI_TRY_AGAIN_LATER: u32 = 11;
+
+impl Daemon {
+    fn serve_connection(&self, mut stream: UnixStream) {
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
+        let line = match protocol::read_line(&stream) {
+            Ok(line) => line,
+            Err(e) => return eprintln!("dhcp daemon: read a request: {e}"),
+        };
+        // The reference's plugin opens with Go net/rpc's HTTP CONNECT.
+        if line.starts_with(b"CONNECT ") || line.starts_with(b"GET ") || line.starts_with(b"POST ")
+        {
+            let _ = stream.write_all(
+                b"HTTP/1.0 501 This is rcni's dhcp daemon: it does not speak Go net/rpc; use rcni's dhcp plugin\n\n",
+            );
+            return;
+        }
+        let response = match serde_json::from_slice::<Request>(&line) {
+            Ok(request) => self.handle(&request),
+            Err(e) => failure(CNI_INVALID_CONFIG, format!("bad request: {e}")),
+        };
+        let mut out = serde_json::to_vec(&response).unwrap_or_default();
+        out.push(b'\n');
+        let _ = stream.write_all(&out);
+    }
+
+    fn handle(&self, req: &Request) -> Response {
+        match req.method {
+            Method::Status => success(None),
+            Method::Allocate => self.allocate(req),
+            Method::Check => match self.lookup(&req.client_id()) {
+                Some(m) => success(Some(result_of(&m.record))),
+                None => failure(
+                    CNI_INTERNAL,
+                    format!("no DHCP lease for {}", req.client_id()),
+                ),
+            },
+            Method::Release => {
+                self.release(&req.client_id());
+                success(None)
+            }
+            Method::Gc => {
+                self.gc(&req.network, &req.valid_attachments);
+                success(None)
+            }
+        }
+    }
+
+    /// Releases the leases of `network` whose attachment is not valid.
+    fn gc(&self, network: &str, valid: &[(String, String)]) {
+        let stale: Vec<String> = self
+            .leases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, m)| {
+                let r = &m.record;
+                r.network == network
+                    && !valid
+                        .iter()
+                        .any(|(cid, ifname)| *cid == r.container_id && *ifname == r.ifname)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in stale {
+            self.release(&id);
+        }
+    }
+
+    fn lock_acquiring(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.acquiring.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The lease still maintained for `client_id`; one whose maintenance
+    /// ended (expired, link gone) is forgotten here.
+    fn lookup(&self, client_id: &str) -> Option<Arc<Maintained>> {
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        let m = leases.get(client_id)?;
+        let ended = m
+            .thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_none_or(JoinHandle::is_finished);
+        if ended {
+            leases.remove(client_id);
+            return None;
+        }
+        Some(Arc::clone(m))
+    }
+
+    fn allocate(&self, req: &Request) -> Response {
+        let client_id = req.client_id();
+        if let Some(m) = self.lookup(&client_id) {
+            return success(Some(result_of(&m.record)));
+        }
+        if !req.netns.starts_with('/') {
+            return failure(CNI_INVALID_CONFIG, "the netns path must be absolute");
+        }
+        let netns = PathBuf::from(format!("{}{}", self.opts.hostprefix, req.netns));
+        let ns = match NetNs::open(&netns) {
+            Ok(ns) => ns,
+            Err(e) => return failure(CNI_INTERNAL, e.to_string()),
+        };
+        let identity = Identity {
+            client_id: client_id.clone(),
+            request: req.request.clone(),
+            provide: req.provide.clone(),
+            broadcast: self.opts.broadcast,
+        };
+        let draft = Record {
+            container_id: req.container_id.clone(),
+            network: req.network.clone(),
+            ifname: req.ifname.clone(),
+            netns,
+            identity,
+            priority: req.priority,
+            lease: FamilyLease::V4(placeholder_lease()),
+        };
+        if !self.lock_acquiring().insert(client_id.clone()) {
+            return failure(
+                CNI_TRY_AGAIN_LATER,
+                format!("{client_id}: a lease is being acquired already"),
+            );
+        }
+        eprintln!("dhcp: {client_id}: acquiring a lease");
+        let started = self.start(ns, draft, None);
+        self.lock_acquiring().remove(&client_id);
+        match started {
+            Ok(record) => success(Some(result_of(&record))),
+            Err(e) => failure(CNI_INTERNAL, format!("{client_id}: {e}")),
+        }
+    }
+
+    /// Starts the maintenance thread of `record` inside `ns`: with a new
+    /// lease (`resumed` None: acquire first), or the persisted one.
+    /// Returns once the lease is held and saved.
+    fn start(&self, ns: NetNs, record: Record, resumed: Option<Lease4>) -> Result<Record, String> {
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<Record, String>>();
+        let (control_tx, control_rx) = mpsc::channel();
+        let timing = self.opts.timing;
+        let path = store::path_for(&self.opts.statedir, &record.identity.client_id);
+        let thread_record = record.clone();
+        let thread =
+            std::thread::spawn(move || {
+                let mut record = thread_record;
+                let label = record.identity.client_id.clone();
+                // The thread lives in the container's netns, and holding `ns`
+                // keeps it alive after the runtime removed its mount.
+                if let Err(e) = rustix::thread::move_into_link_name_space(
+                    std::os::fd::AsFd::as_fd(&ns),
+                    Some(rustix::thread::LinkNameSpaceType::Network),
+                ) {
+                    let _ = ready_tx.send(Err(format!("setns: {e}")));
+                    return;
+                }
+                let started = Client4::new(&record.ifname, record.identity.clone(), timing)
+                    .and_then(|c| match resumed.clone() {
+                        Some(lease) => Ok((c, lease)),
+                        None => c.acquire().map(|lease| (c, lease)),
+                    });
+                let (client, lease) = match started {
+                    Ok(ok) => ok,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                record.lease = FamilyLease::V4(lease.clone());
+                if let Err(e) = store::save(&path, &record) {
+                    let _ = ready_tx.send(Err(format!("save the lease: {e}")));
+                    let _ = client.release(&lease);
+                    return;
+                }
+                if ready_tx.send(Ok(record.clone())).is_err() {
+                    // The request gave up waiting: nobody will maintain this.
+                    let _ = client.release(&lease);
+                    store::remove(&path);
+                    return;
+                }
+                let ended = maintain::run(
+                    &client,
+                    lease,
+                    client.ifindex(),
+                    &label,
+                    &control_rx,
+                    resumed.is_some(),
+                    |lease| {
+                        record.lease = FamilyLease::V4(lease.clone());
+                        if let Err(e) = store::save(&path, &record) {
+                            eprintln!("dhcp: {label}: save the lease: {e}");
+                        }
+                    },
+                );
+                eprintln!("dhcp: {label}: maintenance ended: {ended:?}");
+                store::remove(&path);
+                drop(ns);
+            });
+        let wait = timing.resend_timeout + timing.timeout + Duration::from_secs(30);
+        let record = match ready_rx.recv_timeout(wait) {
+            Ok(Ok(record)) => record,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err("the DHCP client did not finish in time".into()),
+        };
+        let maintained = Arc::new(Maintained {
+            record: record.clone(),
+            control: control_tx,
+            thread: Mutex::new(Some(thread)),
+        });
+        self.leases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(record.identity.client_id.clone(), maintained);
+        Ok(record)
+    }
+
+    /// Sends RELEASE and stops maintenance; forgets the record either way.
+    fn release(&self, client_id: &str) {
+        let removed = self
+            .leases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(client_id);
+        if let Some(m) = removed {
+            let (done_tx, done_rx) = mpsc::channel();
+            if m.control.send(Control::Release(done_tx)).is_ok() {
+                let _ = done_rx.recv_timeout(self.opts.timing.timeout + Duration::from_secs(30));
+            }
+            if let Some(t) = m.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                if t.is_finished() {
+                    let _ = t.join();
+                }
+            }
+        }
+        store::remove(&store::path_for(&self.opts.statedir, client_id));
+    }
+
+    /// Resumes every persisted lease whose netns is still there; drops the
+    /// others.
+    fn resume_all(&self) {
+        for (path, record) in store::load_all(&self.opts.statedir) {
+            let id = record.identity.client_id.clone();
+            if path != store::path_for(&self.opts.statedir, &id) {
+                eprintln!("dhcp: {}: not a record of ours, skipped", path.display());
+                continue;
+            }
+            let ns = match NetNs::open(&record.netns) {
+                Ok(ns) => ns,
+                Err(e) => {
+                    eprintln!("dhcp: {id}: dropping the lease: {e}");
+                    store::remove(&path);
+                    continue;
+                }
+            };
+            let FamilyLease::V4(lease) = record.lease.clone();
+            match self.start(ns, record, Some(lease)) {
+                Ok(_) => eprintln!("dhcp: {id}: lease resumed"),
+                Err(e) => {
+                    eprintln!("dhcp: {id}: dropping the lease: {e}");
+                    store::remove(&path);
+                }
+            }
+        }
+    }
+}
+
+fn result_of(record: &Record) -> serde_json::Value {
+    let FamilyLease::V4(lease) = &record.lease;
+    rcni_spec::result::render(&lease.result(record.priority), rcni_spec::version::CURRENT)
+        .unwrap_or_default()
+}
+
+/// Stands for the lease in a record until the first ACK.
+fn placeholder_lease() -> Lease4 {
+    Lease4 {
+        address: std::net::Ipv4Addr::UNSPECIFIED,
+        prefix_len: 0,
+        server_id: std::net::Ipv4Addr::UNSPECIFIED,
+        lease_time: 0,
+        renewal_time: 0,
+        rebinding_time: 0,
+        obtained_unix: 0,
+        routers: Vec::new(),
+        static_routes: Vec::new(),
+        classless_routes: Vec::new(),
+        dns_servers: Vec::new(),
+        domain_name: String::new(),
+        domain_search: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("1.5h"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_go_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
+        assert_eq!(
+            parse_go_duration("1.25ms"),
+            Some(Duration::from_micros(1250))
+        );
+        for bad in [
+            "",
+            "10",
+            "s",
+            "5x",
+            "1e400s",
+            "--1s",
+            ".s",
+            "99999999999999999999999999999999999999999h",
+        ] {
+            assert_eq!(parse_go_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn flags_as_go_parses_them() {
+        let o = parse_flags(&args(&[
+            "-socketpath",
+            "/tmp/d.sock",
+            "--broadcast",
+            "-timeout=3s",
+            "--resendmax",
+            "8s",
+            "-statedir=/tmp/s",
+            "-hostprefix",
+            "/host",
+        ]))
+        .unwrap();
+        assert_eq!(o.socketpath, "/tmp/d.sock");
+        assert!(o.broadcast);
+        assert_eq!(o.timing.timeout, Duration::from_secs(3));
+        assert_eq!(o.timing.resend_max, Duration::from_secs(8));
+        assert_eq!(o.timing.resend_timeout, Duration::from_secs(208));
+        assert_eq!(o.statedir, PathBuf::from("/tmp/s"));
+        assert_eq!(o.hostprefix, "/host");
+        assert_eq!(parse_flags(&[]).unwrap(), Options::default());
+        assert!(parse_flags(&args(&["-timeout"])).is_err());
+        assert!(parse_flags(&args(&["-timeout", "ten"])).is_err());
+        assert!(parse_flags(&args(&["-nope"])).is_err());
+        assert!(parse_flags(&args(&["-broadcast=maybe"])).is_err());
+        assert!(parse_flags(&args(&["stray"])).is_err());
+    }
+}
