@@ -3,10 +3,11 @@
 //! restart.
 
 use crate::client::{Client4, Identity, Timing};
-use crate::lease::Lease4;
-use crate::maintain::{self, Control};
-use crate::protocol::{self, Failure, Method, Request, Response};
+use crate::lease::{self, Lease4};
+use crate::maintain::{self, Control, Family};
+use crate::protocol::{self, Failure, IpFamily, Method, Request, Response};
 use crate::store::{self, FamilyLease, Record};
+use rcni_dhcp6::{Client6, Lease6, Timing6};
 use rcni_net::NetNs;
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -28,7 +29,7 @@ usage: dhcp daemon [flags]   (or: rcni dhcp daemon [flags])
   -timeout DURATION    longest wait for an answer to one message (default 10s)
   -resendmax DURATION  longest delay between retransmissions (default 62s)
   -resendtimeout DURATION
-                       bound of a whole acquisition (default 3m28s)
+                       bound of a whole acquisition, DHCPv4 or DHCPv6 (default 3m28s)
   -statedir DIR        where leases are persisted (default /var/lib/cni/dhcp)
 Durations as Go writes them: 500ms, 10s, 1m30s, 2h.";
 
@@ -238,10 +239,13 @@ struct Maintained {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// A lease's key: the client id `containerID/network/ifname` and the
+/// family.
+type Key = (String, IpFamily);
+
 struct Daemon {
     opts: Options,
-    /// By client id.
-    leases: Mutex<HashMap<String, Arc<Maintained>>>,
+    leases: Mutex<HashMap<Key, Arc<Maintained>>>,
     /// Client ids whose lease is being acquired.
     acquiring: Mutex<HashSet<String>>,
 }
@@ -296,13 +300,7 @@ impl Daemon {
         match req.method {
             Method::Status => success(None),
             Method::Allocate => self.allocate(req),
-            Method::Check => match self.lookup(&req.client_id()) {
-                Some(m) => success(Some(result_of(&m.record))),
-                None => failure(
-                    CNI_INTERNAL,
-                    format!("no DHCP lease for {}", req.client_id()),
-                ),
-            },
+            Method::Check => self.check(req),
             Method::Release => {
                 self.release(&req.client_id());
                 success(None)
@@ -316,7 +314,7 @@ impl Daemon {
 
     /// Releases the leases of `network` whose attachment is not valid.
     fn gc(&self, network: &str, valid: &[(String, String)]) {
-        let stale: Vec<String> = self
+        let stale: Vec<Key> = self
             .leases
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -328,22 +326,42 @@ impl Daemon {
                         .iter()
                         .any(|(cid, ifname)| *cid == r.container_id && *ifname == r.ifname)
             })
-            .map(|(id, _)| id.clone())
+            .map(|(key, _)| key.clone())
             .collect();
-        for id in stale {
-            self.release(&id);
+        for key in stale {
+            self.release_one(&key);
         }
+    }
+
+    /// The result of the attachment's leases of every family asked for,
+    /// or an error naming the first that is not held.
+    fn check(&self, req: &Request) -> Response {
+        let client_id = req.client_id();
+        let mut records = Vec::new();
+        for family in req.families() {
+            match self.lookup(&(client_id.clone(), family)) {
+                Some(m) => records.push(m.record.clone()),
+                None => {
+                    let what = match family {
+                        IpFamily::Ipv4 => "DHCP",
+                        IpFamily::Ipv6 => "DHCPv6",
+                    };
+                    return failure(CNI_INTERNAL, format!("no {what} lease for {client_id}"));
+                }
+            }
+        }
+        success(Some(result_of(&records)))
     }
 
     fn lock_acquiring(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
         self.acquiring.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The lease still maintained for `client_id`; one whose maintenance
+    /// The lease still maintained under `key`; one whose maintenance
     /// ended (expired, link gone) is forgotten here.
-    fn lookup(&self, client_id: &str) -> Option<Arc<Maintained>> {
+    fn lookup(&self, key: &Key) -> Option<Arc<Maintained>> {
         let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
-        let m = leases.get(client_id)?;
+        let m = leases.get(key)?;
         let ended = m
             .thread
             .lock()
@@ -351,22 +369,37 @@ impl Daemon {
             .as_ref()
             .is_none_or(JoinHandle::is_finished);
         if ended {
-            leases.remove(client_id);
+            leases.remove(key);
             return None;
         }
         Some(Arc::clone(m))
     }
 
+    /// Leases every family asked for (those held already are kept), the
+    /// families in parallel; if one fails, the leases this call acquired
+    /// are released and the call fails.
     fn allocate(&self, req: &Request) -> Response {
         let client_id = req.client_id();
-        if let Some(m) = self.lookup(&client_id) {
-            return success(Some(result_of(&m.record)));
+        let families = req.families();
+        let held = |family| self.lookup(&(client_id.clone(), family));
+        let missing: Vec<IpFamily> = families
+            .iter()
+            .copied()
+            .filter(|f| held(*f).is_none())
+            .collect();
+        if missing.is_empty() {
+            return self.result_of_held(&client_id, &families);
         }
         if !req.netns.starts_with('/') {
             return failure(CNI_INVALID_CONFIG, "the netns path must be absolute");
         }
         let netns = PathBuf::from(format!("{}{}", self.opts.hostprefix, req.netns));
-        let ns = match NetNs::open(&netns) {
+        // One handle per family: each upkeep thread keeps its own.
+        let namespaces = match missing
+            .iter()
+            .map(|_| NetNs::open(&netns))
+            .collect::<Result<Vec<_>, _>>()
+        {
             Ok(ns) => ns,
             Err(e) => return failure(CNI_INTERNAL, e.to_string()),
         };
@@ -383,7 +416,7 @@ impl Daemon {
             netns,
             identity,
             priority: req.priority,
-            lease: FamilyLease::V4(placeholder_lease()),
+            lease: placeholder_lease(IpFamily::Ipv4),
         };
         if !self.lock_acquiring().insert(client_id.clone()) {
             return failure(
@@ -391,79 +424,100 @@ impl Daemon {
                 format!("{client_id}: a lease is being acquired already"),
             );
         }
-        eprintln!("dhcp: {client_id}: acquiring a lease");
-        let started = self.start(ns, draft, None);
+        let names: Vec<String> = missing.iter().map(IpFamily::to_string).collect();
+        eprintln!(
+            "dhcp: {client_id}: acquiring a lease ({})",
+            names.join(", ")
+        );
+        let outcomes: Vec<(IpFamily, Result<Record, String>)> = std::thread::scope(|scope| {
+            let running: Vec<_> = missing
+                .iter()
+                .zip(namespaces)
+                .map(|(&family, ns)| {
+                    let record = Record {
+                        lease: placeholder_lease(family),
+                        ..draft.clone()
+                    };
+                    (family, scope.spawn(move || self.start(ns, record, false)))
+                })
+                .collect();
+            running
+                .into_iter()
+                .map(|(family, t)| {
+                    let outcome = t
+                        .join()
+                        .unwrap_or_else(|_| Err("the DHCP client failed".into()));
+                    (family, outcome)
+                })
+                .collect()
+        });
         self.lock_acquiring().remove(&client_id);
-        match started {
-            Ok(record) => success(Some(result_of(&record))),
-            Err(e) => failure(CNI_INTERNAL, format!("{client_id}: {e}")),
+        if let Some((family, Err(e))) = outcomes.iter().find(|(_, o)| o.is_err()) {
+            // No orphan: what this call got goes back.
+            for (acquired, _) in outcomes.iter().filter(|(_, o)| o.is_ok()) {
+                self.release_one(&(client_id.clone(), *acquired));
+            }
+            return failure(CNI_INTERNAL, format!("{client_id}: {family}: {e}"));
         }
+        self.result_of_held(&client_id, &families)
     }
 
-    /// Starts the maintenance thread of `record` inside `ns`: with a new
-    /// lease (`resumed` None: acquire first), or the persisted one.
-    /// Returns once the lease is held and saved.
-    fn start(&self, ns: NetNs, record: Record, resumed: Option<Lease4>) -> Result<Record, String> {
+    /// The result of the leases of `families` held for `client_id`.
+    fn result_of_held(&self, client_id: &str, families: &[IpFamily]) -> Response {
+        let records: Vec<Record> = families
+            .iter()
+            .filter_map(|f| self.lookup(&(client_id.to_string(), *f)))
+            .map(|m| m.record.clone())
+            .collect();
+        success(Some(result_of(&records)))
+    }
+
+    /// Starts the upkeep thread of `record` inside `ns`: with a new
+    /// lease of the record's family (`resumed` false: acquire first), or
+    /// the persisted one. Returns once the lease is held and saved.
+    fn start(&self, ns: NetNs, record: Record, resumed: bool) -> Result<Record, String> {
         let (ready_tx, ready_rx) = mpsc::channel::<Result<Record, String>>();
         let (control_tx, control_rx) = mpsc::channel();
         let timing = self.opts.timing;
-        let path = store::path_for(&self.opts.statedir, &record.identity.client_id);
-        let thread_record = record.clone();
-        let thread =
-            std::thread::spawn(move || {
-                let mut record = thread_record;
-                let label = record.identity.client_id.clone();
-                // The thread lives in the container's netns, and holding `ns`
-                // keeps it alive after the runtime removed its mount.
-                if let Err(e) = rustix::thread::move_into_link_name_space(
-                    std::os::fd::AsFd::as_fd(&ns),
-                    Some(rustix::thread::LinkNameSpaceType::Network),
-                ) {
-                    let _ = ready_tx.send(Err(format!("setns: {e}")));
-                    return;
+        let family = record.lease.family();
+        let path = store::path_for(&self.opts.statedir, &record.identity.client_id, family);
+        let thread = std::thread::spawn(move || {
+            // The thread lives in the container's netns, and holding `ns`
+            // keeps it alive after the runtime removed its mount.
+            if let Err(e) = rustix::thread::move_into_link_name_space(
+                std::os::fd::AsFd::as_fd(&ns),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            ) {
+                let _ = ready_tx.send(Err(format!("setns: {e}")));
+                return;
+            }
+            let upkeep = Upkeep {
+                path,
+                ready: ready_tx,
+                control: control_rx,
+                resumed,
+            };
+            match record.lease.clone() {
+                FamilyLease::V4(lease) => {
+                    let client = Client4::new(&record.ifname, record.identity.clone(), timing);
+                    upkeep.run(client, lease, record, FamilyLease::V4);
                 }
-                let started = Client4::new(&record.ifname, record.identity.clone(), timing)
-                    .and_then(|c| match resumed.clone() {
-                        Some(lease) => Ok((c, lease)),
-                        None => c.acquire().map(|lease| (c, lease)),
-                    });
-                let (client, lease) = match started {
-                    Ok(ok) => ok,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e.to_string()));
-                        return;
-                    }
-                };
-                record.lease = FamilyLease::V4(lease.clone());
-                if let Err(e) = store::save(&path, &record) {
-                    let _ = ready_tx.send(Err(format!("save the lease: {e}")));
-                    let _ = client.release(&lease);
-                    return;
+                FamilyLease::V6(lease) => {
+                    let id = &record.identity.client_id;
+                    let client = Client6::new(
+                        &record.ifname,
+                        rcni_dhcp6::duid_from_client_id(id),
+                        rcni_dhcp6::iaid_from_client_id(id),
+                        Timing6 {
+                            timeout: timing.resend_timeout,
+                            resend_max: timing.resend_max,
+                        },
+                    );
+                    upkeep.run(client, lease, record, FamilyLease::V6);
                 }
-                if ready_tx.send(Ok(record.clone())).is_err() {
-                    // The request gave up waiting: nobody will maintain this.
-                    let _ = client.release(&lease);
-                    store::remove(&path);
-                    return;
-                }
-                let ended = maintain::run(
-                    &client,
-                    lease,
-                    client.ifindex(),
-                    &label,
-                    &control_rx,
-                    resumed.is_some(),
-                    |lease| {
-                        record.lease = FamilyLease::V4(lease.clone());
-                        if let Err(e) = store::save(&path, &record) {
-                            eprintln!("dhcp: {label}: save the lease: {e}");
-                        }
-                    },
-                );
-                eprintln!("dhcp: {label}: maintenance ended: {ended:?}");
-                store::remove(&path);
-                drop(ns);
-            });
+            }
+            drop(ns);
+        });
         let wait = timing.resend_timeout + timing.timeout + Duration::from_secs(30);
         let record = match ready_rx.recv_timeout(wait) {
             Ok(Ok(record)) => record,
@@ -478,17 +532,24 @@ impl Daemon {
         self.leases
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(record.identity.client_id.clone(), maintained);
+            .insert((record.identity.client_id.clone(), family), maintained);
         Ok(record)
     }
 
-    /// Sends RELEASE and stops maintenance; forgets the record either way.
+    /// Releases the attachment's leases of every family.
     fn release(&self, client_id: &str) {
+        for family in IpFamily::ALL {
+            self.release_one(&(client_id.to_string(), family));
+        }
+    }
+
+    /// Sends RELEASE and stops maintenance; forgets the record either way.
+    fn release_one(&self, key: &Key) {
         let removed = self
             .leases
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(client_id);
+            .remove(key);
         if let Some(m) = removed {
             let (done_tx, done_rx) = mpsc::channel();
             if m.control.send(Control::Release(done_tx)).is_ok() {
@@ -500,15 +561,16 @@ impl Daemon {
                 }
             }
         }
-        store::remove(&store::path_for(&self.opts.statedir, client_id));
+        store::remove(&store::path_for(&self.opts.statedir, &key.0, key.1));
     }
 
     /// Resumes every persisted lease whose netns is still there; drops the
     /// others.
     fn resume_all(&self) {
         for (path, record) in store::load_all(&self.opts.statedir) {
-            let id = record.identity.client_id.clone();
-            if path != store::path_for(&self.opts.statedir, &id) {
+            let family = record.lease.family();
+            let id = format!("{} ({family})", record.identity.client_id);
+            if path != store::path_for(&self.opts.statedir, &record.identity.client_id, family) {
                 eprintln!("dhcp: {}: not a record of ours, skipped", path.display());
                 continue;
             }
@@ -520,8 +582,7 @@ impl Daemon {
                     continue;
                 }
             };
-            let FamilyLease::V4(lease) = record.lease.clone();
-            match self.start(ns, record, Some(lease)) {
+            match self.start(ns, record, true) {
                 Ok(_) => eprintln!("dhcp: {id}: lease resumed"),
                 Err(e) => {
                     eprintln!("dhcp: {id}: dropping the lease: {e}");
@@ -532,28 +593,117 @@ impl Daemon {
     }
 }
 
-fn result_of(record: &Record) -> serde_json::Value {
-    let FamilyLease::V4(lease) = &record.lease;
-    rcni_spec::result::render(&lease.result(record.priority), rcni_spec::version::CURRENT)
+/// The thread-side ends of a lease's upkeep.
+struct Upkeep {
+    path: PathBuf,
+    ready: Sender<Result<Record, String>>,
+    control: mpsc::Receiver<Control>,
+    /// The record's lease is a persisted one: renew it at once.
+    resumed: bool,
+}
+
+impl Upkeep {
+    /// Acquires a lease (unless resumed) with `client`, saves it, reports
+    /// it as ready, and keeps it until released, expired or the link goes.
+    /// `wrap` puts a lease of `F` into a record.
+    fn run<F: Family, E: std::fmt::Display>(
+        self,
+        client: Result<F, E>,
+        resumed: F::Lease,
+        mut record: Record,
+        wrap: fn(F::Lease) -> FamilyLease,
+    ) {
+        let family = record.lease.family();
+        let label = format!("{} ({family})", record.identity.client_id);
+        let started = client.map_err(|e| e.to_string()).and_then(|c| {
+            if self.resumed {
+                Ok((c, resumed))
+            } else {
+                c.acquire()
+                    .map(|lease| (c, lease))
+                    .map_err(|e| e.to_string())
+            }
+        });
+        let (client, lease) = match started {
+            Ok(ok) => ok,
+            Err(e) => {
+                let _ = self.ready.send(Err(e));
+                return;
+            }
+        };
+        record.lease = wrap(lease.clone());
+        if let Err(e) = store::save(&self.path, &record) {
+            let _ = self.ready.send(Err(format!("save the lease: {e}")));
+            let _ = client.release(&lease);
+            return;
+        }
+        if self.ready.send(Ok(record.clone())).is_err() {
+            // The request gave up waiting: nobody will maintain this.
+            let _ = client.release(&lease);
+            store::remove(&self.path);
+            return;
+        }
+        let path = &self.path;
+        let ended = maintain::run(
+            &client,
+            lease,
+            client.ifindex(),
+            &label,
+            &self.control,
+            self.resumed,
+            |lease| {
+                record.lease = wrap(lease.clone());
+                if let Err(e) = store::save(path, &record) {
+                    eprintln!("dhcp: {label}: save the lease: {e}");
+                }
+            },
+        );
+        eprintln!("dhcp: {label}: maintenance ended: {ended:?}");
+        store::remove(path);
+    }
+}
+
+/// The CNI result of an attachment's leases, one record per family.
+fn result_of(records: &[Record]) -> serde_json::Value {
+    let results = records.iter().map(|r| match &r.lease {
+        FamilyLease::V4(l) => l.result(r.priority),
+        FamilyLease::V6(l) => lease::result_v6(l),
+    });
+    rcni_spec::result::render(&lease::merge(results), rcni_spec::version::CURRENT)
         .unwrap_or_default()
 }
 
-/// Stands for the lease in a record until the first ACK.
-fn placeholder_lease() -> Lease4 {
-    Lease4 {
-        address: std::net::Ipv4Addr::UNSPECIFIED,
-        prefix_len: 0,
-        server_id: std::net::Ipv4Addr::UNSPECIFIED,
-        lease_time: 0,
-        renewal_time: 0,
-        rebinding_time: 0,
-        obtained_unix: 0,
-        routers: Vec::new(),
-        static_routes: Vec::new(),
-        classless_routes: Vec::new(),
-        dns_servers: Vec::new(),
-        domain_name: String::new(),
-        domain_search: Vec::new(),
+/// Stands for the lease of `family` in a record until the server's
+/// first answer.
+fn placeholder_lease(family: IpFamily) -> FamilyLease {
+    match family {
+        IpFamily::Ipv4 => FamilyLease::V4(Lease4 {
+            address: std::net::Ipv4Addr::UNSPECIFIED,
+            prefix_len: 0,
+            server_id: std::net::Ipv4Addr::UNSPECIFIED,
+            lease_time: 0,
+            renewal_time: 0,
+            rebinding_time: 0,
+            obtained_unix: 0,
+            routers: Vec::new(),
+            static_routes: Vec::new(),
+            classless_routes: Vec::new(),
+            dns_servers: Vec::new(),
+            domain_name: String::new(),
+            domain_search: Vec::new(),
+        }),
+        IpFamily::Ipv6 => FamilyLease::V6(Lease6 {
+            address: std::net::Ipv6Addr::UNSPECIFIED,
+            preferred_lifetime: 0,
+            valid_lifetime: 0,
+            t1: 0,
+            t2: 0,
+            server_duid: Vec::new(),
+            server_address: std::net::Ipv6Addr::UNSPECIFIED,
+            dns_servers: Vec::new(),
+            domain_search: Vec::new(),
+            obtained_unix: 0,
+        }),
     }
 }
 

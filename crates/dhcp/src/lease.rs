@@ -157,6 +157,56 @@ impl Lease4 {
     }
 }
 
+/// The CNI result of a DHCPv6 lease: the address as a /128 and no
+/// gateway or routes, since DHCPv6 carries neither a prefix length nor a
+/// router; the on-link prefix and the default route come from router
+/// advertisements, which the container's kernel follows.
+pub fn result_v6(lease: &rcni_dhcp6::Lease6) -> CniResult {
+    CniResult {
+        cni_version: rcni_spec::version::CURRENT.to_string(),
+        ips: vec![IpConfig {
+            interface: None,
+            address: IpNet::V6(lease.address.into()),
+            gateway: None,
+        }],
+        dns: Dns {
+            nameservers: lease.dns_servers.iter().map(|a| a.to_string()).collect(),
+            search: lease.domain_search.clone(),
+            ..Dns::default()
+        },
+        ..CniResult::default()
+    }
+}
+
+/// One result of the leases of an attachment's families, in order: their
+/// addresses and routes, their DNS servers and search domains without
+/// repeats, the first domain.
+pub fn merge(results: impl IntoIterator<Item = CniResult>) -> CniResult {
+    let mut merged = CniResult {
+        cni_version: rcni_spec::version::CURRENT.to_string(),
+        ..CniResult::default()
+    };
+    for r in results {
+        merged.ips.extend(r.ips);
+        merged.routes.extend(r.routes);
+        let dns = &mut merged.dns;
+        for server in r.dns.nameservers {
+            if !dns.nameservers.contains(&server) {
+                dns.nameservers.push(server);
+            }
+        }
+        for domain in r.dns.search {
+            if !dns.search.contains(&domain) {
+                dns.search.push(domain);
+            }
+        }
+        if dns.domain.is_empty() {
+            dns.domain = r.dns.domain;
+        }
+    }
+    merged
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +275,31 @@ mod tests {
             ]
         );
         assert!(r.routes.iter().all(|r| r.priority == 300));
+    }
+
+    #[test]
+    fn v6_result_is_a_128_without_gateway_and_merges_dns() {
+        let v6 = rcni_dhcp6::Lease6 {
+            address: "fd77::42".parse().unwrap(),
+            preferred_lifetime: 120,
+            valid_lifetime: 120,
+            t1: 60,
+            t2: 96,
+            server_duid: vec![0, 1, 2],
+            server_address: "fe80::1".parse().unwrap(),
+            dns_servers: vec!["fd77::53".parse().unwrap()],
+            domain_search: vec!["lan.test".into(), "x.test".into()],
+            obtained_unix: 1,
+        };
+        let mut v4 = Lease4::from_ack(&ack(&[(opt::DNS_SERVERS, vec![10, 5, 0, 53])])).unwrap();
+        v4.domain_search = vec!["lan.test".into()];
+        let r = merge([v4.result(0), result_v6(&v6)]);
+        let ips: Vec<String> = r.ips.iter().map(|i| i.address.to_string()).collect();
+        assert_eq!(ips, ["10.5.0.20/24", "fd77::42/128"]);
+        assert_eq!(r.ips[1].gateway, None);
+        assert_eq!(routes(&r), ["0.0.0.0/0 Some(10.5.0.1) None"]);
+        assert_eq!(r.dns.nameservers, ["10.5.0.53", "fd77::53"]);
+        assert_eq!(r.dns.search, ["lan.test", "x.test"]);
     }
 
     #[test]

@@ -4,23 +4,34 @@
 
 use crate::client::{Client4, Error};
 use crate::lease::Lease4;
+use rcni_dhcp6::{Client6, Error6, Lease6};
 use rcni_net::Handle;
+use std::fmt::Display;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime};
 
-/// What the maintenance of one address family's lease needs from its
-/// client. DHCPv6 implements it for its own lease type.
+/// What the upkeep of one address family's lease needs from its client:
+/// DHCPv4's [`Client4`] and DHCPv6's [`Client6`].
 pub trait Family {
     type Lease: Clone;
-    fn renew(&self, lease: &Self::Lease, until: Instant) -> Result<Self::Lease, Error>;
-    fn rebind(&self, lease: &Self::Lease, until: Instant) -> Result<Self::Lease, Error>;
-    fn release(&self, lease: &Self::Lease) -> Result<(), Error>;
+    type Error: Display;
+    /// A new lease, within the client's own bound.
+    fn acquire(&self) -> Result<Self::Lease, Self::Error>;
+    fn renew(&self, lease: &Self::Lease, until: Instant) -> Result<Self::Lease, Self::Error>;
+    fn rebind(&self, lease: &Self::Lease, until: Instant) -> Result<Self::Lease, Self::Error>;
+    fn release(&self, lease: &Self::Lease) -> Result<(), Self::Error>;
     /// T1, T2 and the expiry.
     fn times(lease: &Self::Lease) -> [SystemTime; 3];
+    /// The client's interface.
+    fn ifindex(&self) -> u32;
 }
 
 impl Family for Client4 {
     type Lease = Lease4;
+    type Error = Error;
+    fn acquire(&self) -> Result<Lease4, Error> {
+        Client4::acquire(self)
+    }
     fn renew(&self, lease: &Lease4, until: Instant) -> Result<Lease4, Error> {
         Client4::renew(self, lease, until)
     }
@@ -32,6 +43,32 @@ impl Family for Client4 {
     }
     fn times(l: &Lease4) -> [SystemTime; 3] {
         [l.renew_at(), l.rebind_at(), l.expires_at()]
+    }
+    fn ifindex(&self) -> u32 {
+        Client4::ifindex(self)
+    }
+}
+
+impl Family for Client6 {
+    type Lease = Lease6;
+    type Error = Error6;
+    fn acquire(&self) -> Result<Lease6, Error6> {
+        Client6::acquire(self)
+    }
+    fn renew(&self, lease: &Lease6, until: Instant) -> Result<Lease6, Error6> {
+        self.renew_until(lease, until)
+    }
+    fn rebind(&self, lease: &Lease6, until: Instant) -> Result<Lease6, Error6> {
+        self.rebind_until(lease, until)
+    }
+    fn release(&self, lease: &Lease6) -> Result<(), Error6> {
+        Client6::release(self, lease)
+    }
+    fn times(l: &Lease6) -> [SystemTime; 3] {
+        [l.renew_at(), l.rebind_at(), l.expires_at()]
+    }
+    fn ifindex(&self) -> u32 {
+        Client6::ifindex(self)
     }
 }
 

@@ -28,6 +28,29 @@ pub enum Method {
     Gc,
 }
 
+/// An address family the daemon leases for an attachment: DHCPv4, or
+/// DHCPv6 (one IA_NA address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IpFamily {
+    Ipv4,
+    Ipv6,
+}
+
+impl IpFamily {
+    pub const ALL: [IpFamily; 2] = [IpFamily::Ipv4, IpFamily::Ipv6];
+}
+
+/// As the config names it: `ipv4`, `ipv6`.
+impl std::fmt::Display for IpFamily {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            IpFamily::Ipv4 => "ipv4",
+            IpFamily::Ipv6 => "ipv6",
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Request {
@@ -53,6 +76,10 @@ pub struct Request {
     /// GC: the attachments to keep, as (container ID, ifname).
     #[serde(default)]
     pub valid_attachments: Vec<(String, String)>,
+    /// Allocate and check: the families to lease; none means IPv4 only
+    /// (the reference's behaviour).
+    #[serde(default)]
+    pub ip_families: Vec<IpFamily>,
 }
 
 impl Request {
@@ -67,7 +94,19 @@ impl Request {
             provide: Vec::new(),
             priority: 0,
             valid_attachments: Vec::new(),
+            ip_families: Vec::new(),
         }
+    }
+
+    /// The families asked for, IPv4 when none is named.
+    pub fn families(&self) -> Vec<IpFamily> {
+        if self.ip_families.is_empty() {
+            return vec![IpFamily::Ipv4];
+        }
+        let mut families = self.ip_families.clone();
+        families.sort();
+        families.dedup();
+        families
     }
 
     /// The DHCP client id of the attachment, as the reference forms it.

@@ -3,6 +3,8 @@
 
 use crate::client::Identity;
 use crate::lease::Lease4;
+use crate::protocol::IpFamily;
+use rcni_dhcp6::Lease6;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha512};
 use std::io::Write;
@@ -13,11 +15,22 @@ pub const DEFAULT_DIR: &str = "/var/lib/cni/dhcp";
 /// Records are small; a bigger file is not one of ours.
 const MAX_RECORD: u64 = 64 * 1024;
 
-/// A lease of one address family; DHCPv6 adds its variant here.
+/// A lease of one address family. An attachment leasing both has one
+/// record per family.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FamilyLease {
     V4(Lease4),
+    V6(Lease6),
+}
+
+impl FamilyLease {
+    pub fn family(&self) -> IpFamily {
+        match self {
+            FamilyLease::V4(_) => IpFamily::Ipv4,
+            FamilyLease::V6(_) => IpFamily::Ipv6,
+        }
+    }
 }
 
 /// Everything needed to go on maintaining a lease after a restart.
@@ -36,13 +49,18 @@ pub struct Record {
     pub lease: FamilyLease,
 }
 
-/// The lease file of the client id `containerID/network/ifname`: the
-/// first 32 bytes of its SHA-512 in hex, since the id may hold any
-/// character (SHA-512 because the binary has it already).
-pub fn path_for(dir: &Path, client_id: &str) -> PathBuf {
+/// The lease file of the client id `containerID/network/ifname` for
+/// `family`: the first 32 bytes of the id's SHA-512 in hex, since the id
+/// may hold any character (SHA-512 because the binary has it already),
+/// then `.json` for IPv4 and `.v6.json` for IPv6.
+pub fn path_for(dir: &Path, client_id: &str, family: IpFamily) -> PathBuf {
     let digest = Sha512::digest(client_id.as_bytes());
     let hex: String = digest[..32].iter().map(|b| format!("{b:02x}")).collect();
-    dir.join(format!("{hex}.json"))
+    let suffix = match family {
+        IpFamily::Ipv4 => "",
+        IpFamily::Ipv6 => ".v6",
+    };
+    dir.join(format!("{hex}{suffix}.json"))
 }
 
 /// Writes `record` to `path`: a temporary file in the same directory,
@@ -142,12 +160,31 @@ mod tests {
                 domain_search: vec![],
             }),
         };
-        let path = path_for(dir.path(), "c1/lan/eth0");
+        let path = path_for(dir.path(), "c1/lan/eth0", IpFamily::Ipv4);
         save(&path, &record).unwrap();
+        let v6 = Record {
+            lease: FamilyLease::V6(Lease6 {
+                address: "fd00::10".parse().unwrap(),
+                preferred_lifetime: 120,
+                valid_lifetime: 120,
+                t1: 60,
+                t2: 96,
+                server_duid: vec![0, 1, 2],
+                server_address: "fe80::1".parse().unwrap(),
+                dns_servers: vec![],
+                domain_search: vec![],
+                obtained_unix: 1,
+            }),
+            ..record.clone()
+        };
+        let path6 = path_for(dir.path(), "c1/lan/eth0", IpFamily::Ipv6);
+        assert_ne!(path, path6);
+        save(&path6, &v6).unwrap();
         std::fs::write(dir.path().join("junk.json"), b"{not json").unwrap();
         std::fs::write(dir.path().join("x.tmp77"), b"half").unwrap();
-        let all = load_all(dir.path());
-        assert_eq!(all, vec![(path, record)]);
+        let mut all = load_all(dir.path());
+        all.sort_by_key(|(_, r)| r.lease.family());
+        assert_eq!(all, vec![(path, record), (path6, v6)]);
         assert!(!dir.path().join("x.tmp77").exists());
     }
 }

@@ -237,13 +237,29 @@ impl Client6 {
 
     /// Extends `lease` with the server that granted it (Renew).
     pub fn renew(&self, lease: &Lease6) -> Result<Lease6, Error6> {
-        self.extend(MessageType::Renew, lease)
+        self.renew_until(lease, self.deadline())
+    }
+
+    /// [`Client6::renew`], giving up at `deadline` instead of after the
+    /// timeout (lease upkeep bounds each attempt by its own clock).
+    pub fn renew_until(&self, lease: &Lease6, deadline: Instant) -> Result<Lease6, Error6> {
+        self.extend(MessageType::Renew, lease, deadline)
     }
 
     /// Extends `lease` with any server (Rebind), for when its own server
     /// does not answer.
     pub fn rebind(&self, lease: &Lease6) -> Result<Lease6, Error6> {
-        self.extend(MessageType::Rebind, lease)
+        self.rebind_until(lease, self.deadline())
+    }
+
+    /// [`Client6::rebind`], giving up at `deadline`.
+    pub fn rebind_until(&self, lease: &Lease6, deadline: Instant) -> Result<Lease6, Error6> {
+        self.extend(MessageType::Rebind, lease, deadline)
+    }
+
+    /// The index of the client's interface.
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
     }
 
     /// Gives `lease` back (Release). `Ok` once the server confirmed;
@@ -321,8 +337,12 @@ impl Client6 {
     /// A Renew (to the lease's server) or a Rebind (to any). A server that
     /// answers NoBinding (it lost the lease) is sent a Request for the same
     /// address, as RFC 8415 §18.2.10.1 says.
-    fn extend(&self, kind: MessageType, lease: &Lease6) -> Result<Lease6, Error6> {
-        let deadline = self.deadline();
+    fn extend(
+        &self,
+        kind: MessageType,
+        lease: &Lease6,
+        deadline: Instant,
+    ) -> Result<Lease6, Error6> {
         let socket = self.open_socket(deadline)?;
         let (retransmission, server_id) = match kind {
             MessageType::Renew => (RENEW, Some(lease.server_duid.clone())),

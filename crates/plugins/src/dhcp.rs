@@ -5,7 +5,7 @@
 
 use crate::error::Context;
 use rcni_dhcp::codec::opt;
-use rcni_dhcp::protocol::{self, CallError, Method, Request};
+use rcni_dhcp::protocol::{self, CallError, IpFamily, Method, Request};
 use rcni_skel::{CmdArgs, Plugin};
 use rcni_spec::config::{decode, PluginConf};
 use rcni_spec::schema::{Key, Schema};
@@ -29,6 +29,8 @@ struct DhcpIpam {
     provide: Vec<ProvideOption>,
     #[serde(default)]
     priority: u32,
+    #[serde(default, rename = "ipFamilies")]
+    ip_families: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +82,36 @@ struct Config {
     request: Vec<u8>,
     provide: Vec<(u8, String)>,
     priority: u32,
+    families: Vec<IpFamily>,
+}
+
+/// `ipFamilies` (rcni's): a non-empty list of "ipv4" and "ipv6"; absent
+/// means IPv4 only, as the reference.
+fn families(names: Option<&[String]>) -> Result<Vec<IpFamily>, CniError> {
+    let Some(names) = names else {
+        return Ok(vec![IpFamily::Ipv4]);
+    };
+    if names.is_empty() {
+        return Err(invalid!(
+            "ipam.ipFamilies: empty; name \"ipv4\", \"ipv6\" or both"
+        ));
+    }
+    let mut families = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let family = match name.as_str() {
+            "ipv4" => IpFamily::Ipv4,
+            "ipv6" => IpFamily::Ipv6,
+            other => {
+                return Err(invalid!(
+                    "ipam.ipFamilies[{i}]: {other:?} is not \"ipv4\" or \"ipv6\""
+                ))
+            }
+        };
+        if !families.contains(&family) {
+            families.push(family);
+        }
+    }
+    Ok(families)
 }
 
 fn load(conf: &PluginConf, cni_args: &str) -> Result<Config, CniError> {
@@ -137,6 +169,7 @@ fn load(conf: &PluginConf, cni_args: &str) -> Result<Config, CniError> {
         request,
         provide,
         priority: parsed.priority,
+        families: families(parsed.ip_families.as_deref())?,
     })
 }
 
@@ -181,6 +214,12 @@ pub const SCHEMA: Schema = Schema {
             default: "0",
             meaning: "the metric of the routes in the result",
         },
+        Key {
+            name: "ipFamilies",
+            ty: "[string]",
+            default: "[\"ipv4\"]",
+            meaning: "rcni's: the families to lease, \"ipv4\" (DHCPv4) and/or \"ipv6\" (DHCPv6, an IA_NA address as a /128: the on-link prefix and default route come from router advertisements)",
+        },
     ],
     capabilities: &[],
     example: r#"{"cniVersion": "1.0.0", "name": "lan", "type": "macvlan", "master": "eth0",
@@ -206,6 +245,7 @@ fn request(method: Method, conf: &PluginConf, args: &CmdArgs, cfg: &Config) -> R
         request: cfg.request.clone(),
         provide: cfg.provide.clone(),
         priority: cfg.priority,
+        ip_families: cfg.families.clone(),
         ..Request::new(method)
     }
 }
@@ -264,6 +304,7 @@ impl Plugin for Dhcp {
             request: Vec::new(),
             provide: Vec::new(),
             priority: 0,
+            families: Vec::new(),
         });
         call(&cfg, &request(Method::Release, &conf, args, &cfg)).map(drop)
     }
@@ -337,6 +378,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.request, [6]);
+        assert_eq!(c.families, [IpFamily::Ipv4]);
+        let c = cfg(r#"{"type":"dhcp","ipFamilies":["ipv6","ipv4","ipv6"]}"#, "").unwrap();
+        assert_eq!(c.families, [IpFamily::Ipv6, IpFamily::Ipv4]);
     }
 
     #[test]
@@ -369,6 +413,12 @@ mod tests {
                 r#"{"type":"dhcp","daemonSocketPath":7}"#,
                 "daemonSocketPath",
             ),
+            (
+                r#"{"type":"dhcp","ipFamilies":["ipv4","ipv5"]}"#,
+                "ipam.ipFamilies[1]",
+            ),
+            (r#"{"type":"dhcp","ipFamilies":[]}"#, "ipam.ipFamilies"),
+            (r#"{"type":"dhcp","ipFamilies":"ipv6"}"#, "ipFamilies"),
         ] {
             let e = cfg(ipam, "").err().unwrap();
             assert_eq!(e.code, 7, "{ipam}: {}", e.msg);
