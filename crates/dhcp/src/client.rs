@@ -78,19 +78,25 @@ pub struct Client4 {
     timing: Timing,
 }
 
-impl Client4 {
-    /// The client on `ifname`, which it sets up first when it is down (as
-    /// the reference does).
-    pub fn new(ifname: &str, identity: Identity, timing: Timing) -> Result<Client4, Error> {
-        let mut handle = Handle::new().map_err(|e| Error::Io(e.to_string()))?;
-        let link = handle
-            .find_link(ifname)
+/// The link `ifname`, set up first when it is down (as the reference
+/// does: the plugin asks for the lease before it sets its link up).
+pub fn link_set_up(ifname: &str) -> Result<rcni_net::Link, Error> {
+    let mut handle = Handle::new().map_err(|e| Error::Io(e.to_string()))?;
+    let link = handle
+        .find_link(ifname)
+        .map_err(|e| Error::Io(e.to_string()))?;
+    if !link.admin_up {
+        handle
+            .set_up(link.index)
             .map_err(|e| Error::Io(e.to_string()))?;
-        if !link.admin_up {
-            handle
-                .set_up(link.index)
-                .map_err(|e| Error::Io(e.to_string()))?;
-        }
+    }
+    Ok(link)
+}
+
+impl Client4 {
+    /// The client on `ifname`, which it sets up first when it is down.
+    pub fn new(ifname: &str, identity: Identity, timing: Timing) -> Result<Client4, Error> {
+        let link = link_set_up(ifname)?;
         let mac = link
             .mac6()
             .ok_or(Error::Io(format!("{ifname} has no Ethernet address")))?;

@@ -504,15 +504,22 @@ impl Daemon {
                 }
                 FamilyLease::V6(lease) => {
                     let id = &record.identity.client_id;
-                    let client = Client6::new(
-                        &record.ifname,
-                        rcni_dhcp6::duid_from_client_id(id),
-                        rcni_dhcp6::iaid_from_client_id(id),
-                        Timing6 {
-                            timeout: timing.resend_timeout,
-                            resend_max: timing.resend_max,
-                        },
-                    );
+                    // DHCPv6 sends from the link-local address, which only
+                    // an up link has.
+                    let client = crate::client::link_set_up(&record.ifname)
+                        .map_err(|e| e.to_string())
+                        .and_then(|_| {
+                            Client6::new(
+                                &record.ifname,
+                                rcni_dhcp6::duid_from_client_id(id),
+                                rcni_dhcp6::iaid_from_client_id(id),
+                                Timing6 {
+                                    timeout: timing.resend_timeout,
+                                    resend_max: timing.resend_max,
+                                },
+                            )
+                            .map_err(|e| e.to_string())
+                        });
                     upkeep.run(client, lease, record, FamilyLease::V6);
                 }
             }

@@ -1,5 +1,6 @@
 //! dhcp IPAM and its daemon against real servers: a "LAN" namespace runs
-//! dnsmasq (or ISC dhcpd for short leases) behind a veth `m0` of the test's
+//! dnsmasq (DHCPv4, DHCPv6 and router advertisements; or ISC dhcpd for
+//! short DHCPv4 leases) behind a veth `m0` of the test's
 //! "host" namespace; containers join it by macvlan on `m0` or by a bridge
 //! that has `m0` as a port. The daemon runs in the host namespace with its
 //! own socket and state dir. What is checked is what a user sees: the
@@ -17,6 +18,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SERVER: &str = "10.77.0.1";
+/// The server's IPv6 address, in the /64 that dnsmasq advertises on-link.
+const SERVER6: &str = "fd77::1";
+const DNS6: &str = "fd77::53";
 
 /// A process killed (SIGKILL) and reaped on drop, also when a test panics.
 struct Running(Child);
@@ -62,6 +66,15 @@ impl Lan {
     fn up(&self) {
         self.ns
             .exec(&["ip", "addr", "add", &format!("{SERVER}/24"), "dev", "m0p"]);
+        self.ns.exec(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{SERVER6}/64"),
+            "dev",
+            "m0p",
+            "nodad",
+        ]);
     }
 
     fn leases(&self) -> PathBuf {
@@ -77,8 +90,14 @@ impl Lan {
     }
 
     /// dnsmasq with a 2-minute lease and T1 after a minute (its minimums),
-    /// a router, and option-121 routes (one without a router).
+    /// a router, and option-121 routes (one without a router); and DHCPv6
+    /// from `fd77::10`–`fd77::ff` (2-minute leases, a DNS server) with
+    /// router advertisements of `fd77::/64`.
     fn dnsmasq(&mut self) {
+        self.dnsmasq_with(true);
+    }
+
+    fn dnsmasq_with(&mut self, v6: bool) {
         self.up();
         let d = self.dir.path();
         let args = [
@@ -102,6 +121,15 @@ impl Lan {
             format!("--log-facility={}", d.join("log").display()),
             format!("--pid-file={}", d.join("pid").display()),
         ];
+        let v6_args = [
+            "--dhcp-range=fd77::10,fd77::ff,64,2m".to_string(),
+            "--enable-ra".into(),
+            format!("--dhcp-option=option6:dns-server,[{DNS6}]"),
+        ];
+        let mut args = args.to_vec();
+        if v6 {
+            args.extend(v6_args);
+        }
         self.start(&args);
     }
 
@@ -393,16 +421,26 @@ fn bridge_lease_gateway_routes_and_release() {
     lease_routes_and_release(Kind::Bridge);
 }
 
-/// dnsmasq's lease file as (MAC, address, client id) lines: what a renewal
-/// must not change (the expiry column does).
+/// dnsmasq's DHCPv4 leases as (MAC, address, client id) lines: what a
+/// renewal must not change (the expiry column does).
 fn lease_entries(lan: &Lan) -> Vec<String> {
+    dnsmasq_leases(lan, false)
+}
+
+/// dnsmasq's DHCPv6 leases as (IAID, address, client DUID) lines.
+fn lease_entries6(lan: &Lan) -> Vec<String> {
+    dnsmasq_leases(lan, true)
+}
+
+/// The lease lines of one family (its `duid` line left out): columns 2,
+/// 3 and 5, the expiry and host name left out.
+fn dnsmasq_leases(lan: &Lan, v6: bool) -> Vec<String> {
     let mut entries: Vec<String> = lan
         .lease_file()
         .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            format!("{} {} {}", f[1], f[2], f.get(4).unwrap_or(&""))
-        })
+        .map(|l| l.split_whitespace().collect::<Vec<&str>>())
+        .filter(|f| f.len() >= 4 && f[0] != "duid" && f[2].contains(':') == v6)
+        .map(|f| format!("{} {} {}", f[1], f[2], f.get(4).unwrap_or(&"")))
         .collect();
     entries.sort();
     entries
@@ -733,6 +771,255 @@ fn check_status_and_gc() {
     assert_only_lo(&b);
 }
 
+// ---- DHCPv6 ----
+
+fn dual_stack() -> Value {
+    json!({"ipFamilies": ["ipv4", "ipv6"]})
+}
+
+/// The result's IPv6 address, without its /128.
+fn address6_of(result: &Value) -> String {
+    let ips = result["ips"].as_array().unwrap();
+    let v6: Vec<&str> = ips
+        .iter()
+        .filter_map(|ip| ip["address"].as_str())
+        .filter(|a| a.contains(':'))
+        .collect();
+    assert_eq!(v6.len(), 1, "{result}");
+    let (addr, len) = v6[0].split_once('/').unwrap();
+    assert_eq!(len, "128", "{result}");
+    addr.to_string()
+}
+
+/// The container's IPv6 addresses but the link-local one.
+fn v6_addrs(ctr: &Netns) -> Vec<String> {
+    let mut v6 = ctr.addrs("eth0");
+    v6.retain(|a| a.contains(':') && !a.starts_with("fe80:"));
+    v6
+}
+
+fn in_pool6(addr: &str) -> bool {
+    let ip: std::net::Ipv6Addr = addr.parse().unwrap();
+    let s = ip.segments();
+    s[..7] == [0xfd77, 0, 0, 0, 0, 0, 0] && (0x10..=0xff).contains(&s[7])
+}
+
+/// How many DHCPv6 messages of `kind` (DHCPSOLICIT, DHCPRENEW, ...)
+/// dnsmasq logged; its DHCPv4 lines name an address of 10.77.0.0/24.
+fn logged6(lan: &Lan, kind: &str) -> usize {
+    let tag = format!("{kind}(m0p)");
+    lan.log()
+        .lines()
+        .filter(|l| l.contains(&tag) && !l.contains(" 10.77."))
+        .count()
+}
+
+/// Both addresses in the result and on the container's link, the IPv6 one
+/// a /128 without gateway; the server reached over IPv6 through the on-link
+/// route of its router advertisements; CHECK; DEL releases both.
+fn dual_stack_lease_and_release(kind: Kind) {
+    let mut lan = Lan::new();
+    let w = host_for(kind, &lan);
+    lan.dnsmasq();
+    let d = Daemon::start(&w.host);
+    let ctr = Netns::new("dc");
+    let c = conf(kind, &w, &d, dual_stack());
+    let r = add(kind, &w, &ctr, "c1", &c);
+    let (addr, addr6) = (address_of(&r), address6_of(&r));
+    assert!(in_pool(&addr), "{r}");
+    assert!(in_pool6(&addr6), "{r}");
+    assert_eq!(r["ips"][0]["address"], format!("{addr}/24"));
+    assert_eq!(r["ips"][1]["address"], format!("{addr6}/128"));
+    assert!(r["ips"][1].get("gateway").is_none(), "{r}");
+    assert_eq!(r["dns"]["nameservers"], json!([DNS6]), "{r}");
+    assert_eq!(v4_addrs(&ctr), [format!("{addr}/24")]);
+    assert_eq!(v6_addrs(&ctr), [format!("{addr6}/128")]);
+    wait_for(
+        "the advertised on-link route",
+        Duration::from_secs(20),
+        || {
+            ctr.routes()
+                .iter()
+                .any(|r| r.starts_with("fd77::/64 dev eth0"))
+        },
+    );
+    assert!(ctr.try_exec(&["ping", "-6", "-c1", "-W2", SERVER6]));
+    wait_for(
+        "both leases in the lease file",
+        Duration::from_secs(5),
+        || lease_entries(&lan).len() == 1 && lease_entries6(&lan).len() == 1,
+    );
+    assert!(lan.lease_file().contains(&addr6), "{}", lan.lease_file());
+    assert_eq!(d.records().len(), 2, "{:?}", d.records());
+    let mut with_prev = c.clone();
+    with_prev["prevResult"] = r.clone();
+    Call::rcni(plugin(kind), "CHECK", &w.host, Some(&ctr))
+        .id("c1")
+        .run(&with_prev)
+        .ok();
+    // The same ADD again answers with the same leases.
+    let again = Call::rcni("dhcp", "ADD", &w.host, Some(&ctr))
+        .id("c1")
+        .run(&c)
+        .ok();
+    assert_eq!(address_of(&again), addr);
+    assert_eq!(address6_of(&again), addr6);
+
+    del(kind, &w, Some(&ctr), "c1", &c);
+    wait_for("both RELEASEs", Duration::from_secs(10), || {
+        logged(&lan, "DHCPRELEASE", &addr) == 1 && logged6(&lan, "DHCPRELEASE") == 1
+    });
+    wait_for(
+        "both leases to leave the lease file",
+        Duration::from_secs(5),
+        || !lan.lease_file().contains(&addr) && !lan.lease_file().contains(&addr6),
+    );
+    assert_only_lo(&ctr);
+    assert!(d.records().is_empty(), "{:?}", d.records());
+    // A CHECK of the gone leases fails.
+    let (code, msg) = Call::rcni("dhcp", "CHECK", &w.host, Some(&ctr))
+        .id("c1")
+        .run(&with_prev)
+        .err();
+    assert_eq!(code, 999, "{msg}");
+}
+
+#[test]
+fn macvlan_dual_stack_lease_and_release() {
+    dual_stack_lease_and_release(Kind::Macvlan);
+}
+
+#[test]
+fn bridge_dual_stack_lease_and_release() {
+    dual_stack_lease_and_release(Kind::Bridge);
+}
+
+/// The DHCPv6 lease renewed at T1 with its address kept; after a SIGKILL
+/// the restarted daemon renews it at once, without a Solicit, with the
+/// same DUID and IAID (the server's lease unchanged); DEL after the netns
+/// went releases both families.
+fn v6_renewal_restart_and_release_without_netns(kind: Kind) {
+    let mut lan = Lan::new();
+    let w = host_for(kind, &lan);
+    lan.dnsmasq();
+    let mut d = Daemon::start(&w.host);
+    let ctr = Netns::new("dc");
+    let c = conf(kind, &w, &d, dual_stack());
+    let r = add(kind, &w, &ctr, "c1", &c);
+    let (addr, addr6) = (address_of(&r), address6_of(&r));
+    wait_for(
+        "the lease in the lease file",
+        Duration::from_secs(5),
+        || lease_entries6(&lan).len() == 1,
+    );
+    let before = lease_entries6(&lan);
+    assert!(before[0].contains(&addr6), "{before:?}");
+    let record6 = d
+        .records()
+        .into_iter()
+        .find(|n| n.ends_with(".v6.json"))
+        .unwrap();
+    assert_eq!(logged6(&lan, "DHCPSOLICIT"), 1, "{}", lan.log());
+
+    // T1 is half the 2-minute lease.
+    let renewed = eventually(Duration::from_secs(90), || {
+        logged6(&lan, "DHCPRENEW") >= 1 && logged(&lan, "DHCPREPLY", &addr6) >= 2
+    });
+    assert!(renewed, "no renewal: {}\n{}", lan.log(), d.log());
+    assert!(d.log().contains("(ipv6): lease renewed"), "{}", d.log());
+    assert_eq!(v6_addrs(&ctr), [format!("{addr6}/128")]);
+    assert_eq!(lease_entries6(&lan), before);
+
+    let renews = logged6(&lan, "DHCPRENEW");
+    d.kill();
+    d.run();
+    wait_for(
+        "the lease resumed and renewed",
+        Duration::from_secs(20),
+        || logged6(&lan, "DHCPRENEW") > renews,
+    );
+    assert!(d.log().contains("(ipv6): lease resumed"), "{}", d.log());
+    assert_eq!(logged6(&lan, "DHCPSOLICIT"), 1, "{}", lan.log());
+    assert_eq!(lease_entries6(&lan), before);
+    assert_eq!(v6_addrs(&ctr), [format!("{addr6}/128")]);
+    let saved = std::fs::read_to_string(d.state().join(&record6)).unwrap();
+    assert!(saved.contains(&addr6), "{saved}");
+
+    // Removed as a runtime removes it.
+    let name = ctr.name.clone();
+    std::mem::forget(ctr);
+    sh("ip", &["netns", "del", &name]);
+    del(kind, &w, None, "c1", &c);
+    wait_for("both RELEASEs", Duration::from_secs(10), || {
+        logged(&lan, "DHCPRELEASE", &addr) == 1 && logged6(&lan, "DHCPRELEASE") == 1
+    });
+    wait_for("the leases gone", Duration::from_secs(5), || {
+        lease_entries(&lan).is_empty() && lease_entries6(&lan).is_empty()
+    });
+    assert!(d.records().is_empty(), "{:?}", d.records());
+}
+
+#[test]
+fn macvlan_v6_renewal_restart_and_release_without_netns() {
+    v6_renewal_restart_and_release_without_netns(Kind::Macvlan);
+}
+
+#[test]
+fn bridge_v6_renewal_restart_and_release_without_netns() {
+    v6_renewal_restart_and_release_without_netns(Kind::Bridge);
+}
+
+#[test]
+fn v6_only_lease() {
+    let kind = Kind::Macvlan;
+    let mut lan = Lan::new();
+    let w = host_for(kind, &lan);
+    lan.dnsmasq();
+    let d = Daemon::start(&w.host);
+    let ctr = Netns::new("dc");
+    let c = conf(kind, &w, &d, json!({"ipFamilies": ["ipv6"]}));
+    let r = add(kind, &w, &ctr, "c1", &c);
+    assert_eq!(r["ips"].as_array().unwrap().len(), 1, "{r}");
+    let addr6 = address6_of(&r);
+    assert!(in_pool6(&addr6), "{r}");
+    assert!(r["routes"].as_array().is_none_or(Vec::is_empty), "{r}");
+    assert_eq!(v6_addrs(&ctr), [format!("{addr6}/128")]);
+    assert!(v4_addrs(&ctr).is_empty());
+    assert_eq!(logged(&lan, "DHCPDISCOVER", ""), 0, "{}", lan.log());
+    assert_eq!(d.records().len(), 1);
+    del(kind, &w, Some(&ctr), "c1", &c);
+    wait_for("the RELEASE", Duration::from_secs(5), || {
+        logged6(&lan, "DHCPRELEASE") == 1
+    });
+    assert_only_lo(&ctr);
+    assert!(d.records().is_empty());
+}
+
+/// A server without DHCPv6: a dual-stack ADD fails, and the DHCPv4 lease
+/// it got is released.
+#[test]
+fn a_family_that_fails_releases_the_other() {
+    let kind = Kind::Macvlan;
+    let mut lan = Lan::new();
+    let w = host_for(kind, &lan);
+    lan.dnsmasq_with(false);
+    let d = Daemon::start(&w.host);
+    let ctr = Netns::new("dc");
+    let c = conf(kind, &w, &d, dual_stack());
+    let (code, msg) = Call::rcni(plugin(kind), "ADD", &w.host, Some(&ctr))
+        .id("c1")
+        .run(&c)
+        .err();
+    assert_eq!(code, 999, "{msg}");
+    assert!(msg.contains("ipv6"), "{msg}");
+    assert_eq!(logged(&lan, "DHCPACK", ""), 1, "{}", lan.log());
+    wait_for("the DHCPv4 lease released", Duration::from_secs(5), || {
+        logged(&lan, "DHCPRELEASE", "") == 1 && lease_entries(&lan).is_empty()
+    });
+    assert!(d.records().is_empty(), "{:?}", d.records());
+    assert_only_lo(&ctr);
+}
+
 // ---- bad input ----
 
 #[test]
@@ -753,6 +1040,10 @@ fn bad_config_is_code_7_naming_the_field_and_leaves_nothing() {
             "ipam.provide[0]",
         ),
         (json!({"priority": "high"}), "priority"),
+        (
+            json!({"ipFamilies": ["ipv6", "ipv5"]}),
+            "ipam.ipFamilies[1]",
+        ),
     ] {
         let c = conf(kind, &w, &d, ipam);
         let (code, msg) = Call::rcni("macvlan", "ADD", &w.host, Some(&ctr))
