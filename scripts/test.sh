@@ -20,8 +20,9 @@ echo "== release build and size budget"
 scripts/build-release.sh
 size=$(stat -c %s target/release/rcni)
 echo "rcni release binary: $size bytes"
-# 3 MiB + 200 KiB: the dhcp daemon (DHCPv4 client, lease upkeep and records) added ~178 KiB.
-budget=$((3 * 1024 * 1024 + 200 * 1024))
+# 3 MiB + 280 KiB: the dhcp daemon (DHCPv4 client, lease upkeep and records) added ~178 KiB,
+# then DHCPv6 (its client and codec, wired into the daemon) ~71 KiB.
+budget=$((3 * 1024 * 1024 + 280 * 1024))
 if (( size >= budget )); then
   echo "the multi-call binary is over its budget of $budget bytes" >&2
   exit 1

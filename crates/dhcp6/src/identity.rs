@@ -2,19 +2,21 @@
 //! `containerID/network/ifname` so that a restarted daemon (or a new
 //! container with the same id) asks for the same lease.
 
-use sha2::{Digest, Sha256};
+use sha2::{Digest, Sha512};
 
 /// `DUID-UUID` (RFC 6355, type 4): a DUID needing no link-layer address
 /// (the daemon may derive it before the interface exists, and a MAC may
 /// change) and no enterprise number.
 const DUID_UUID: [u8; 2] = [0, 4];
 
-fn digest(client_id: &str) -> [u8; 32] {
-    Sha256::digest(client_id.as_bytes()).into()
+/// SHA-512 rather than SHA-256: the binary has it already (lease file
+/// names, rule names), and 20 of its bytes are all the identity needs.
+fn digest(client_id: &str) -> [u8; 64] {
+    Sha512::digest(client_id.as_bytes()).into()
 }
 
 /// The client DUID of an attachment: DUID-UUID whose UUID is the first 16
-/// bytes of SHA-256(`client_id`), marked as an RFC 9562 version-8 UUID.
+/// bytes of SHA-512(`client_id`), marked as an RFC 9562 version-8 UUID.
 pub fn duid_from_client_id(client_id: &str) -> Vec<u8> {
     let hash = digest(client_id);
     let mut uuid = [0u8; 16];
@@ -26,7 +28,7 @@ pub fn duid_from_client_id(client_id: &str) -> Vec<u8> {
     duid
 }
 
-/// The IAID of an attachment's IA_NA: bytes 16..20 of SHA-256(`client_id`),
+/// The IAID of an attachment's IA_NA: bytes 16..20 of SHA-512(`client_id`),
 /// big-endian (disjoint from the bytes the DUID uses).
 pub fn iaid_from_client_id(client_id: &str) -> u32 {
     let hash = digest(client_id);
