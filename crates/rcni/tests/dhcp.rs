@@ -135,6 +135,26 @@ impl Lan {
 
     /// ISC dhcpd with 10-second leases.
     fn dhcpd(&mut self) {
+        self.dhcpd_with(
+            "-4",
+            format!(
+                "subnet 10.77.0.0 netmask 255.255.255.0 {{\n  range 10.77.0.50 10.77.0.150;\n  \
+                 option routers {SERVER};\n}}\n"
+            ),
+        );
+    }
+
+    /// ISC dhcpd in DHCPv6 mode with 10-second lifetimes, from the same
+    /// range as dnsmasq's.
+    fn dhcpd6(&mut self) {
+        self.dhcpd_with(
+            "-6",
+            "preferred-lifetime 10;\nsubnet6 fd77::/64 {\n  range6 fd77::10 fd77::ff;\n}\n".into(),
+        );
+    }
+
+    /// dhcpd (`family`: `-4` or `-6`) with 10-second leases and `subnet`.
+    fn dhcpd_with(&mut self, family: &str, subnet: String) {
         self.up();
         let d = self.dir.path();
         let conf = d.join("dhcpd.conf");
@@ -142,8 +162,7 @@ impl Lan {
             &conf,
             format!(
                 "default-lease-time 10;\nmax-lease-time 10;\nmin-lease-time 10;\nauthoritative;\n\
-                 subnet 10.77.0.0 netmask 255.255.255.0 {{\n  range 10.77.0.50 10.77.0.150;\n  \
-                 option routers {SERVER};\n}}\n"
+                 {subnet}"
             ),
         )
         .unwrap();
@@ -151,7 +170,7 @@ impl Lan {
         let args = [
             "dhcpd".to_string(),
             "-f".into(),
-            "-4".into(),
+            family.into(),
             "-cf".into(),
             conf.display().to_string(),
             "-lf".into(),
@@ -660,24 +679,45 @@ fn bridge_twenty_containers_at_once_get_distinct_leases() {
 
 // ---- expiry: the server is gone, the interface goes down ----
 
-fn expiry_sets_the_interface_down(kind: Kind) {
+fn expiry_sets_the_interface_down(kind: Kind, v6: bool) {
     let mut lan = Lan::new();
     let w = host_for(kind, &lan);
-    lan.dhcpd();
+    if v6 {
+        lan.dhcpd6();
+    } else {
+        lan.dhcpd();
+    }
     let d = Daemon::start(&w.host);
     let ctr = Netns::new("dc");
-    let c = conf(kind, &w, &d, json!({}));
+    let families = if v6 {
+        json!({"ipFamilies": ["ipv6"]})
+    } else {
+        json!({})
+    };
+    let c = conf(kind, &w, &d, families);
     let r = add(kind, &w, &ctr, "c1", &c);
-    let addr = address_of(&r);
-    assert!(in_pool(&addr), "{r}");
-    assert!(lan.lease_file().contains(&addr));
+    let (addr, pooled) = if v6 {
+        let a = address6_of(&r);
+        (a.clone(), in_pool6(&a))
+    } else {
+        let a = address_of(&r);
+        (a.clone(), in_pool(&a))
+    };
+    assert!(pooled, "{r}");
+    wait_for(
+        "the lease in the lease file",
+        Duration::from_secs(5),
+        || lan.lease_file().contains(&addr),
+    );
     assert_eq!(link_details(&ctr, "eth0")["operstate"], "UP");
     lan.stop();
     wait_for("the interface to go down", Duration::from_secs(30), || {
         let flags = link_details(&ctr, "eth0")["flags"].to_string();
         !flags.contains("\"UP\"")
     });
-    assert!(d.log().contains("lease expired"), "{}", d.log());
+    let family = if v6 { "ipv6" } else { "ipv4" };
+    let expired = format!("({family}): lease expired");
+    assert!(d.log().contains(&expired), "{}", d.log());
     assert!(d.records().is_empty());
     // The lease is gone: DEL still succeeds and cleans up.
     del(kind, &w, Some(&ctr), "c1", &c);
@@ -686,12 +726,22 @@ fn expiry_sets_the_interface_down(kind: Kind) {
 
 #[test]
 fn macvlan_expiry_without_server_sets_the_interface_down() {
-    expiry_sets_the_interface_down(Kind::Macvlan);
+    expiry_sets_the_interface_down(Kind::Macvlan, false);
 }
 
 #[test]
 fn bridge_expiry_without_server_sets_the_interface_down() {
-    expiry_sets_the_interface_down(Kind::Bridge);
+    expiry_sets_the_interface_down(Kind::Bridge, false);
+}
+
+#[test]
+fn macvlan_v6_expiry_without_server_sets_the_interface_down() {
+    expiry_sets_the_interface_down(Kind::Macvlan, true);
+}
+
+#[test]
+fn bridge_v6_expiry_without_server_sets_the_interface_down() {
+    expiry_sets_the_interface_down(Kind::Bridge, true);
 }
 
 // ---- upkeep stops when the interface goes ----
