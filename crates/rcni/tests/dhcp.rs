@@ -766,7 +766,7 @@ fn upkeep_stops_when_the_interface_is_deleted() {
     del(kind, &w, Some(&ctr), "c1", &c);
 }
 
-// ---- CHECK, STATUS and GC ----
+// ---- CHECK, STATUS and GC (dual-stack) ----
 
 #[test]
 fn check_status_and_gc() {
@@ -775,7 +775,7 @@ fn check_status_and_gc() {
     let w = host_for(kind, &lan);
     lan.dnsmasq();
     let mut d = Daemon::start(&w.host);
-    let c = conf(kind, &w, &d, json!({}));
+    let c = conf(kind, &w, &d, dual_stack());
     let (a, b) = (Netns::new("dc"), Netns::new("dc"));
     let ra = add(kind, &w, &a, "ca", &c);
     let addr_b = address_of(&add(kind, &w, &b, "cb", &c));
@@ -800,11 +800,12 @@ fn check_status_and_gc() {
     let mut gc = c.clone();
     gc["cni.dev/valid-attachments"] = json!([{"containerID": "ca", "ifname": "eth0"}]);
     Call::rcni("dhcp", "GC", &w.host, None).run(&gc).ok();
-    wait_for("cb released by GC", Duration::from_secs(5), || {
-        logged(&lan, "DHCPRELEASE", &addr_b) == 1
+    wait_for("cb released by GC", Duration::from_secs(10), || {
+        logged(&lan, "DHCPRELEASE", &addr_b) == 1 && logged6(&lan, "DHCPRELEASE") == 1
     });
-    assert_eq!(d.records().len(), 1);
+    assert_eq!(d.records().len(), 2, "{:?}", d.records());
     assert_eq!(logged(&lan, "DHCPRELEASE", &address_of(&ra)), 0);
+    assert!(lan.lease_file().contains(&address6_of(&ra)));
     Call::rcni("dhcp", "CHECK", &w.host, Some(&a))
         .id("ca")
         .run(&with_prev)
