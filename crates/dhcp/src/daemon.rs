@@ -381,11 +381,10 @@ impl Daemon {
     fn allocate(&self, req: &Request) -> Response {
         let client_id = req.client_id();
         let families = req.families();
-        let held = |family| self.lookup(&(client_id.clone(), family));
         let missing: Vec<IpFamily> = families
             .iter()
             .copied()
-            .filter(|f| held(*f).is_none())
+            .filter(|f| self.lookup(&(client_id.clone(), *f)).is_none())
             .collect();
         if missing.is_empty() {
             return self.result_of_held(&client_id, &families);
