@@ -1,6 +1,8 @@
-//! Keeping a lease: renew at T1, rebind at T2, set the interface down when
-//! it expires (as the reference), stop when the link goes. One thread per
-//! lease, inside the container's network namespace.
+//! Keeping a lease: renew at T1, rebind at T2, stop using it when it
+//! expires (DHCPv4: the interface set down, as the reference; DHCPv6: the
+//! address removed, so an expired v6 lease does not cut IPv4 too), stop
+//! when the link goes. One thread per lease, inside the container's
+//! network namespace.
 
 use crate::client::{Client4, Error};
 use crate::lease::Lease4;
@@ -24,6 +26,8 @@ pub trait Family {
     fn times(lease: &Self::Lease) -> [SystemTime; 3];
     /// The client's interface.
     fn ifindex(&self) -> u32;
+    /// Stops using an expired lease on the interface.
+    fn expire(&self, lease: &Self::Lease);
 }
 
 impl Family for Client4 {
@@ -47,6 +51,12 @@ impl Family for Client4 {
     fn ifindex(&self) -> u32 {
         Client4::ifindex(self)
     }
+    /// As the reference: the interface goes down.
+    fn expire(&self, _: &Lease4) {
+        if let Err(e) = Handle::new().and_then(|mut h| h.set_down(self.ifindex())) {
+            eprintln!("dhcp: failed to set the interface down: {e}");
+        }
+    }
 }
 
 impl Family for Client6 {
@@ -69,6 +79,17 @@ impl Family for Client6 {
     }
     fn ifindex(&self) -> u32 {
         Client6::ifindex(self)
+    }
+    /// Its valid lifetime is over, so the address may no longer be used: it goes,
+    /// and the link, with any IPv4 lease on it, stays up.
+    fn expire(&self, lease: &Lease6) {
+        let net = ipnet::IpNet::from(std::net::IpAddr::V6(lease.address));
+        if let Err(e) = Handle::new().and_then(|mut h| h.delete_address(self.ifindex(), net)) {
+            eprintln!(
+                "dhcp: failed to remove the expired address {}: {e}",
+                lease.address
+            );
+        }
     }
 }
 
@@ -113,8 +134,8 @@ pub fn run<F: Family>(
         let [t1, t2, expiry] = F::times(&lease);
         let now = SystemTime::now();
         if now >= expiry {
-            eprintln!("dhcp: {label}: lease expired, setting the interface down");
-            set_down(ifindex);
+            eprintln!("dhcp: {label}: lease expired");
+            client.expire(&lease);
             return Ended::Expired;
         }
         if !link_exists(ifindex) {
@@ -172,11 +193,5 @@ fn link_exists(ifindex: u32) -> bool {
         Ok(link) => link.is_some(),
         // Cannot tell: keep going.
         Err(_) => true,
-    }
-}
-
-fn set_down(ifindex: u32) {
-    if let Err(e) = Handle::new().and_then(|mut h| h.set_down(ifindex)) {
-        eprintln!("dhcp: failed to set the interface down: {e}");
     }
 }
