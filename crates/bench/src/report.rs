@@ -218,19 +218,33 @@ about 0.95 ms to about 0.55 ms (a `/bin/true` exec: 0.6 ms). Peak memory is most
 touched at start: 2.5 MiB dynamically linked, 1.7 MiB static. `opt-level = \"z\"` (1.8 MiB) and a \
 non-PIE static link (1.9 MiB) did not lower it; the memory target stays missed.
 - **DEL.** A ptp DEL with ipMasq used to run host-local, `iptables-save`, `iptables-restore`, \
-`ip6tables-save` and `nft -j list` (five processes), and a bridge+portmap DEL also listed six nft chains. \
-Now the firewall layer asks nf_tables over netlink whether the chains and tables exist and skips the \
-families and backends that hold nothing, reads and deletes nftables rules over netlink (one transaction \
-per table, no `nft` process), and, when the DEL carries prevResult, removes the iptables rules of the \
-known addresses with one `iptables-restore` (falling back to reading the table); portmap does the same \
-with the mappings of the DEL config. `iptables-save` mattered most: with 1,000 pods' rules in `nat` it \
-is the slowest step of a DEL. A ptp DEL now runs host-local and one `iptables-restore`, or only \
-host-local on nftables (`crates/rcni/tests/ipmasq.rs::del_runs_only_the_programs_of_the_backend_in_use` \
-and `crates/rcni/tests/portmap.rs::del_reads_the_table_only_when_it_must` hold it to that). One more \
-find: closing a NETLINK_NETFILTER socket right after an nf_tables transaction waits for the kernel to free \
-what was deleted (an RCU grace period, 5 to 10 ms here, seen with `strace -T`), so rcni keeps one socket \
-open for the whole call; that alone halved the nftables bridge+portmap DEL. Most of the wall time left is \
-the kernel's veth deletion.
+`ip6tables-save` and `nft -j list` (five processes), and a bridge+portmap DEL also listed six nft \
+chains. Now the firewall layer asks nf_tables over netlink whether the chains and tables exist and skips \
+the families and backends that hold nothing, reads and deletes nftables rules over netlink (one \
+transaction per table, no `nft` process), and, when the DEL carries prevResult, removes the iptables \
+rules of the known addresses with one `iptables-restore` (falling back to reading the table); portmap \
+does the same with the mappings of the DEL config. `iptables-save` mattered most: with 1,000 pods' rules \
+in `nat` it is the slowest step of a DEL. A ptp DEL now runs host-local and one `iptables-restore`, or \
+only host-local on nftables \
+(`crates/rcni/tests/ipmasq.rs::del_runs_only_the_programs_of_the_backend_in_use` and \
+`crates/rcni/tests/portmap.rs::del_reads_the_table_only_when_it_must` hold it to that). What was left \
+was mostly waiting, seen with `perf trace` on a bridge + portmap DEL: the kernel's veth deletion (15 to \
+20 ms), and, after an nf_tables transaction that deletes, the release of the next netfilter socket of \
+the namespace, which waits until the kernel has freed what was deleted (the socket's release flushes \
+nf_tables' destroy work, an RCU grace period: 10 to 25 ms here). That wait came in the plugin's exit, \
+which the runtime waits for, and in `iptables-restore` (the nf_tables flavour), in its own exit. Two \
+changes take it off the path. bridge and ptp run their firewall teardown on a thread of its own \
+alongside the link's deletion and the IPAM release (it needs neither), so an `iptables-restore` or the \
+grace period passes during the veth deletion. And every netfilter socket rcni opens is also registered \
+in a small io_uring, so its last release, and the wait, happen in a kernel worker when the ring is torn \
+down after the process has gone (portmap on nftables: exit to the runtime's `wait4` 14 to 23 ms before, \
+0.3 ms after; without io_uring the exit waits as before). The runtime library also writes a plugin's \
+stdin of a page or less before it starts its output readers, instead of on a thread the plugin waited \
+for (up to 4 ms on this loaded machine). A quick run at 40 pods, the binaries before and after side by \
+side, each with the reference in the same run: bridge + host-local + portmap DEL on iptables 59.7 → 37.1 \
+ms median (ratio 0.29 → 0.19), on nftables 48.1 → 24.5 ms (0.24 → 0.13); Podman's chain on nftables 67.7 \
+→ 26.8 ms; ptp DEL 40.6 → 23.2 ms. What is left: the veth deletion, host-local's exec (about 3 ms), and \
+on iptables portmap's one `iptables-restore`, which waits out the grace period inside itself.
 - **Growth with the number of pods.** What still grows is set by the compatibility contract:
   - host-local keeps one file per address, and the reference's semantics need every file of the network \
 read on each ADD (the duplicate-allocation check) and each DEL (release by container ID). rcni reads each \

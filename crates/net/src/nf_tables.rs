@@ -50,10 +50,12 @@ pub enum NfFamily {
 }
 
 thread_local! {
-    /// One socket per thread and namespace, kept open until the process
-    /// ends: closing a NETLINK_NETFILTER socket right after a transaction
-    /// waits for the kernel to free what it deleted (an RCU grace period,
-    /// 5 to 10 ms here); by the time the process exits that has passed.
+    /// One socket per thread and namespace, kept open until the thread
+    /// ends: the release of a NETLINK_NETFILTER socket waits for the kernel
+    /// to free what the namespace's transactions deleted (an RCU grace
+    /// period), which a close between a call's transactions would add to
+    /// the call; at the end, a kernel worker does the last release
+    /// ([`Conn::open`]).
     static CONN: RefCell<Option<(u64, Conn)>> = const { RefCell::new(None) };
 }
 

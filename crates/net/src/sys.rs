@@ -1,8 +1,9 @@
 //! The system calls rcni makes that have no safe wrapper: entering a new
 //! network namespace and reading its cookie, the tun driver's ioctls,
 //! packet sockets (the DHCP client's link-layer socket) and taking the
-//! listening socket systemd passes. This is the only module with `unsafe`;
-//! each block says why it is sound.
+//! listening socket systemd passes, and handing a netfilter socket to an
+//! io_uring. This is the only module with `unsafe`; each block says why it
+//! is sound.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -276,6 +277,56 @@ pub fn take_activation_socket() -> Option<OwnedFd> {
     Some(unsafe { OwnedFd::from_raw_fd(SD_LISTEN_FDS_START) })
 }
 
+/// `struct io_uring_params` (linux/io_uring.h): 120 bytes, all zero for a
+/// plain ring; the kernel fills in the offsets.
+#[repr(C)]
+struct IoUringParams([u64; 15]);
+
+/// `IORING_REGISTER_FILES`.
+const IORING_REGISTER_FILES: libc::c_long = 2;
+
+/// Gives `fd`'s file a second holder that the kernel itself releases: a
+/// new io_uring with `fd` as its one registered file. The ring is returned
+/// and is closed with the caller's descriptor; the ring is then torn down
+/// by a kernel worker, after an RCU grace period, so the file's last
+/// reference goes there rather than in the closing (or exiting) process.
+pub(crate) fn hold_in_io_uring(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let mut params = IoUringParams([0; 15]);
+    // SAFETY: io_uring_setup reads and writes one `struct io_uring_params`;
+    // `params` is a live, exclusively borrowed value of its size (120
+    // bytes) and alignment, zeroed as the kernel requires.
+    let ring = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_setup,
+            1 as libc::c_uint,
+            &mut params as *mut IoUringParams,
+        )
+    };
+    if ring < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a new descriptor that nothing else owns.
+    let ring = unsafe { OwnedFd::from_raw_fd(ring as libc::c_int) };
+    let files: [libc::c_int; 1] = [fd.as_raw_fd()];
+    // SAFETY: IORING_REGISTER_FILES reads `nr_args` (1) descriptors, each a
+    // 32-bit int, from the pointer; `files` holds exactly one and lives
+    // across the call. `ring` and `fd` are open.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_register,
+            ring.as_raw_fd(),
+            IORING_REGISTER_FILES,
+            files.as_ptr(),
+            1 as libc::c_uint,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ring)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,5 +337,10 @@ mod tests {
         assert_eq!(size_of::<IfReqFlags>(), size_of::<libc::ifreq>());
         let r = IfReqFlags::new("tap0", 2);
         assert_eq!(&r.name[..5], b"tap0\0");
+    }
+
+    #[test]
+    fn io_uring_params_have_the_kernels_size() {
+        assert_eq!(size_of::<IoUringParams>(), 120);
     }
 }

@@ -510,9 +510,13 @@ pub fn apply(changes: &[TableChange<'_>]) -> Result<(), FirewallError> {
 /// How long a call waits for another rcni process's nftables change.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Depth of [`locked`] in this process, so that nested calls do not wait
-/// for themselves.
-static LOCK_DEPTH: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+thread_local! {
+    /// Depth of [`locked`] on this thread, so that nested calls do not wait
+    /// for themselves. Per thread: another thread of the process (DEL's
+    /// teardown alongside) takes the flock through its own open file, and
+    /// so waits for this one as another process would.
+    static LOCK_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
 
 /// Runs `f` holding rcni's nftables lock of this network namespace (an
 /// flock on a file of `netns_state`). Every change rcni makes
@@ -522,11 +526,10 @@ static LOCK_DEPTH: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
 /// another ADD or DEL of the same tables. Where the lock file cannot be
 /// made (no writable /run), `f` runs unlocked, as before the lock existed.
 pub fn locked<T>(f: impl FnOnce() -> Result<T, FirewallError>) -> Result<T, FirewallError> {
-    let nested = {
-        let mut depth = LOCK_DEPTH.lock().unwrap_or_else(|p| p.into_inner());
-        *depth += 1;
-        *depth > 1
-    };
+    let nested = LOCK_DEPTH.with(|depth| {
+        depth.set(depth.get() + 1);
+        depth.get() > 1
+    });
     let out = if nested {
         f()
     } else {
@@ -538,7 +541,7 @@ pub fn locked<T>(f: impl FnOnce() -> Result<T, FirewallError>) -> Result<T, Fire
             }
         }
     };
-    *LOCK_DEPTH.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+    LOCK_DEPTH.with(|depth| depth.set(depth.get() - 1));
     out
 }
 

@@ -725,29 +725,33 @@ impl Plugin for Bridge {
         add(args, &cfg, backend)
     }
 
-    /// Link, address, then the firewall, each whatever the others did.
+    /// Address (IPAM), then link, and alongside them the firewall, each whatever
+    /// the others did.
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
         let cfg = load(args)?;
         let mut teardown = Teardown::new("bridge");
-        // IPAM first, as the reference: dhcp's RELEASE leaves through the link.
-        if cfg.layer3 {
-            teardown.step(ipam_forward(Command::Del, &cfg.conf, args));
-        }
-        teardown.step(container::delete_link(&args.netns, &args.ifname));
-        // Found by name: removed even when the netns is gone (the
-        // reference leaks the rules then).
-        if cfg.layer3 && cfg.own.ip_masq {
-            let owner = masquerade::owner(&cfg.conf.name, args);
-            teardown.step(
-                masq::teardown_known(&owner, &prev_addresses(&cfg.conf, &args.ifname))
-                    .context("failed to tear down IP masquerading"),
-            );
-        }
-        if cfg.own.mac_spoof_check {
-            if let Err(e) = spoofcheck::teardown(&unique_id(args)) {
-                eprintln!("bridge: spoof-check teardown: {e}");
+        let firewall = || {
+            if cfg.own.mac_spoof_check {
+                if let Err(e) = spoofcheck::teardown(&unique_id(args)) {
+                    eprintln!("bridge: spoof-check teardown: {e}");
+                }
             }
-        }
+            // Found by name: removed even when the netns is gone (the
+            // reference leaks the rules then).
+            if !(cfg.layer3 && cfg.own.ip_masq) {
+                return Ok(());
+            }
+            let owner = masquerade::owner(&cfg.conf.name, args);
+            masq::teardown_known(&owner, &prev_addresses(&cfg.conf, &args.ifname))
+                .context("failed to tear down IP masquerading")
+        };
+        teardown.alongside(firewall, |teardown| {
+            // IPAM first, as the reference: dhcp's RELEASE leaves through the link.
+            if cfg.layer3 {
+                teardown.step(ipam_forward(Command::Del, &cfg.conf, args));
+            }
+            teardown.step(container::delete_link(&args.netns, &args.ifname));
+        });
         teardown.finish()
     }
 

@@ -174,6 +174,33 @@ impl Teardown {
         }
     }
 
+    /// Runs `side` on a thread of its own while `steps` run here, and
+    /// records its outcome after theirs. Meant for a DEL's firewall
+    /// teardown, which needs neither the link nor the address: its waits
+    /// (an `iptables-restore`; the kernel freeing deleted nf_tables rules
+    /// after a grace period, which the process's exit would otherwise wait
+    /// for) then pass during the link's deletion, itself a wait of the
+    /// kernel. Without a thread to be had, `side` runs here, after `steps`.
+    pub fn alongside(
+        &mut self,
+        side: impl FnOnce() -> Result<(), CniError> + Send,
+        steps: impl FnOnce(&mut Teardown),
+    ) {
+        let side = std::sync::Mutex::new(Some(side));
+        let run_side = || {
+            let f = side.lock().unwrap_or_else(|p| p.into_inner()).take();
+            f.map(|f| f())
+        };
+        let outcome = std::thread::scope(|s| {
+            let thread = std::thread::Builder::new().spawn_scoped(s, run_side);
+            steps(self);
+            let joined = thread.ok().and_then(|t| t.join().ok()).flatten();
+            joined.or_else(run_side)
+        });
+        let plugin = self.plugin;
+        self.step(outcome.unwrap_or_else(|| Err(fail!("{plugin}: a DEL step panicked"))));
+    }
+
     /// The first failure, if any, once every step has run.
     pub fn finish(self) -> Result<(), CniError> {
         self.first.map_or(Ok(()), Err)
@@ -217,5 +244,27 @@ mod tests {
         assert_eq!(ran, [0, 1, 2, 3]);
         assert_eq!(td.finish().unwrap_err().msg, "first");
         assert!(Teardown::new("test").finish().is_ok());
+    }
+
+    #[test]
+    fn a_side_step_runs_alongside_and_counts_after_the_steps() {
+        let mut td = Teardown::new("test");
+        let main_thread = std::thread::current().id();
+        let side_thread = std::sync::Mutex::new(None);
+        td.alongside(
+            || {
+                *side_thread.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(std::thread::current().id());
+                Err(fail!("side"))
+            },
+            |td| td.step(Err(fail!("main"))),
+        );
+        assert_eq!(td.finish().unwrap_err().msg, "main");
+        let side_thread = side_thread.into_inner().unwrap_or_else(|p| p.into_inner());
+        assert!(side_thread.is_some_and(|id| id != main_thread));
+
+        let mut td = Teardown::new("test");
+        td.alongside(|| Err(fail!("side")), |td| td.step(Ok(())));
+        assert_eq!(td.finish().unwrap_err().msg, "side");
     }
 }

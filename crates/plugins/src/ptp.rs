@@ -198,21 +198,25 @@ impl Plugin for Ptp {
         Ok(result)
     }
 
-    /// Link, address, then masquerading, each whatever the others did.
+    /// Link, then address, and alongside them the masquerading, each
+    /// whatever the others did.
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
         let (conf, own) = load(args)?;
         let mut teardown = Teardown::new("ptp");
-        teardown.step(container::delete_link(&args.netns, &args.ifname));
-        teardown.step(ipam_forward(Command::Del, &conf, args));
         // The rules are found by name, so they go even when the netns is
         // already gone (the reference leaks them then).
-        if own.ip_masq {
+        let firewall = || {
+            if !own.ip_masq {
+                return Ok(());
+            }
             let owner = masquerade::owner(&conf.name, args);
-            teardown.step(
-                masq::teardown_known(&owner, &prev_addresses(&conf, &args.ifname))
-                    .context("failed to tear down IP masquerading"),
-            );
-        }
+            masq::teardown_known(&owner, &prev_addresses(&conf, &args.ifname))
+                .context("failed to tear down IP masquerading")
+        };
+        teardown.alongside(firewall, |teardown| {
+            teardown.step(container::delete_link(&args.netns, &args.ifname));
+            teardown.step(ipam_forward(Command::Del, &conf, args));
+        });
         teardown.finish()
     }
 

@@ -59,11 +59,12 @@ pub struct Io<'a> {
 pub fn run(plugin: &dyn Plugin) -> i32 {
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
+    // Not locked for the whole call: a step on another thread (a DEL's
+    // firewall teardown) may log, and would wait for this one.
     let mut io = Io {
         stdin: &mut stdin.lock(),
         stdout: &mut stdout.lock(),
-        stderr: &mut stderr.lock(),
+        stderr: &mut std::io::stderr(),
     };
     run_with(plugin, &|k| std::env::var(k).ok(), &mut io)
 }

@@ -135,6 +135,12 @@ fn wait(
     }
 }
 
+/// What any pipe takes at once without blocking: one page, the least a
+/// pipe holds. Stdin no longer than this is written before the readers
+/// start, so the plugin, which reads its stdin first, does not wait for a
+/// writer thread to be scheduled (on a loaded machine, milliseconds).
+const PIPE_MIN_CAPACITY: usize = 4096;
+
 /// Runs the plugin at `path` and returns its stdout. On failure, returns
 /// the plugin's own error JSON, or an error quoting its stderr when its
 /// stdout is empty. The plugin's stderr is forwarded to ours.
@@ -143,15 +149,21 @@ pub fn exec_plugin(path: &Path, exec: &Exec) -> Result<Vec<u8>, CniError> {
     let mut stdin = child.stdin.take();
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
+    if exec.stdin.len() <= PIPE_MIN_CAPACITY {
+        if let Some(mut w) = stdin.take() {
+            let _ = w.write_all(&exec.stdin);
+        }
+    }
     // Read both pipes while waiting, so a timeout also covers a plugin
-    // that never closes its output.
+    // that never closes its output; a longer stdin is written alongside,
+    // as the plugin may answer before it has read all of it.
     let (status, out, err) = std::thread::scope(|s| {
         let input = exec.stdin.as_slice();
-        s.spawn(move || {
-            if let Some(mut w) = stdin.take() {
+        if let Some(mut w) = stdin.take() {
+            s.spawn(move || {
                 let _ = w.write_all(input);
-            }
-        });
+            });
+        }
         let read_all = |pipe: Option<Box<dyn Read + Send>>| {
             move || {
                 let mut buf = Vec::new();
@@ -313,6 +325,19 @@ mod tests {
             timeout: Some(Duration::from_secs(10)),
         };
         assert_eq!(exec_plugin(&echo, &exec).ok(), Some(b"ADD|hello".to_vec()));
+        // Longer than any pipe holds, echoed while it is written: neither
+        // side may wait for the other.
+        let long: Vec<u8> = (0..300_000).map(|i| b'a' + (i % 26) as u8).collect();
+        let exec = Exec {
+            stdin: long.clone(),
+            ..exec
+        };
+        let out = exec_plugin(&echo, &exec).unwrap_or_default();
+        assert!(
+            out.strip_prefix(b"ADD|") == Some(&long[..]),
+            "{} bytes",
+            out.len()
+        );
         let slow = script(d.path(), "slow", "exec sleep 5");
         let exec = Exec {
             timeout: Some(Duration::from_millis(100)),
