@@ -11,7 +11,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How many pods the reference's bridge+portmap series attaches at most.
-pub const REFERENCE_BRIDGE_PODS: usize = 300;
+pub const REFERENCE_BRIDGE_PODS: usize = 200;
+
+/// How many pods the reference's ptp series attaches at most: at a quarter
+/// of a second per pod (ADD, DEL and the namespace), 1,000 would take a
+/// third of the run's 15 minutes.
+pub const REFERENCE_PTP_PODS: usize = 300;
 
 /// How many pods each Podman-chain series attaches at most: the
 /// reference's firewall adds iptables calls to its already slowest series.
@@ -47,9 +52,11 @@ pub struct Results {
     pub hostlocal_taken: usize,
     pub pods: usize,
     pub cluster: Vec<crate::cluster::ClusterRun>,
+    /// The kernel floor: ptp, then bridge + portmap.
+    pub floor: Vec<PodRun>,
 }
 
-fn sh(cmd: &str, args: &[&str]) -> Result<(), String> {
+pub(crate) fn sh(cmd: &str, args: &[&str]) -> Result<(), String> {
     let ok = Command::new(cmd)
         .args(args)
         .stdout(Stdio::null())
@@ -104,7 +111,7 @@ fn exec_plugin(
     Ok(start.elapsed())
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
@@ -316,16 +323,24 @@ pub fn run_all(s: &Settings) -> Result<Results, String> {
         backend: None,
     };
 
-    eprintln!("== VERSION start-up");
-    let mut version_ms = version_startup(&rcni(None), s.version_runs)?;
-    version_ms.extend(version_startup(&reference, s.version_runs)?);
+    let mut version_ms = Vec::new();
+    if s.wants("version") {
+        eprintln!("== VERSION start-up");
+        version_ms = version_startup(&rcni(None), s.version_runs)?;
+        version_ms.extend(version_startup(&reference, s.version_runs)?);
+    }
 
-    eprintln!("== peak memory");
     let mut peak_rss_kib = Vec::new();
-    for (label, dir) in [
-        ("rcni", rcni_dir.as_path()),
-        ("reference", Path::new(REFERENCE_DIR)),
-    ] {
+    let memory_runs = if s.wants("memory") {
+        eprintln!("== peak memory");
+        vec![
+            ("rcni", rcni_dir.as_path()),
+            ("reference", Path::new(REFERENCE_DIR)),
+        ]
+    } else {
+        Vec::new()
+    };
+    for (label, dir) in memory_runs {
         for plugin in ["ptp", "bridge", "host-local", "portmap"] {
             peak_rss_kib.push((
                 label.to_string(),
@@ -368,18 +383,23 @@ pub fn run_all(s: &Settings) -> Result<Results, String> {
     let mut ptp = Vec::new();
     let mut bridge = Vec::new();
     let mut podman = Vec::new();
-    for imp in [
-        rcni(None),
-        Impl {
-            label: "reference".into(),
-            ..reference
-        },
-    ] {
-        eprintln!(
-            "== ptp + host-local (ipMasq), {} pods: {}",
-            s.pods, imp.label
-        );
-        ptp.push(pod_run(&imp, &ptp_list(data.path()), s.pods, false)?);
+    let ptp_runs = if s.wants("ptp") {
+        vec![
+            (rcni(None), s.pods),
+            (
+                Impl {
+                    label: "reference".into(),
+                    ..reference
+                },
+                s.pods.min(REFERENCE_PTP_PODS),
+            ),
+        ]
+    } else {
+        Vec::new()
+    };
+    for (imp, pods) in ptp_runs {
+        eprintln!("== ptp + host-local (ipMasq), {pods} pods: {}", imp.label);
+        ptp.push(pod_run(&imp, &ptp_list(data.path()), pods, false)?);
     }
     let firewall_backends = || {
         [
@@ -395,7 +415,10 @@ pub fn run_all(s: &Settings) -> Result<Results, String> {
             ),
         ]
     };
-    for (imp, label) in firewall_backends() {
+    for (imp, label) in firewall_backends()
+        .into_iter()
+        .filter(|_| s.wants("bridge"))
+    {
         // The reference's bridge+portmap cost grows with every pod (each of
         // its iptables calls re-reads the ruleset): 1,000 of them alone
         // would take over 15 minutes, so it runs a shorter series.
@@ -410,8 +433,20 @@ pub fn run_all(s: &Settings) -> Result<Results, String> {
         bridge.push(run);
     }
     let _ = sh("ip", &["link", "del", "rbench0"]);
+    let mut floor = Vec::new();
+    if s.wants("floor") {
+        eprintln!(
+            "== the kernel floor, {} pods each: ptp, bridge + portmap",
+            s.pods
+        );
+        floor.push(crate::floor::ptp(s.pods)?);
+        floor.push(crate::floor::bridge_portmap(s.pods)?);
+    }
     let pods = s.pods.min(PODMAN_CHAIN_PODS);
-    for (imp, label) in firewall_backends() {
+    for (imp, label) in firewall_backends()
+        .into_iter()
+        .filter(|_| s.wants("podman"))
+    {
         eprintln!("== Podman's chain: bridge + host-local + portmap + firewall + tuning, {pods} pods: {label}");
         let mut run = pod_run(&imp, &podman_list(data.path(), imp.backend), pods, true)?;
         run.label = label.to_string();
@@ -419,11 +454,12 @@ pub fn run_all(s: &Settings) -> Result<Results, String> {
     }
     let _ = sh("ip", &["link", "del", "rbench1"]);
 
-    let (nodes, per_node) = s.cluster;
-    eprintln!("== flannel cluster, {nodes} nodes x {per_node} pods, ADDs on all nodes at once");
-    let cluster = vec![
-        crate::cluster::run(&rcni(None), true, nodes, per_node)?,
-        crate::cluster::run(
+    let mut cluster = Vec::new();
+    if s.wants("cluster") {
+        let (nodes, per_node) = s.cluster;
+        eprintln!("== flannel cluster, {nodes} nodes x {per_node} pods, ADDs on all nodes at once");
+        cluster.push(crate::cluster::run(&rcni(None), true, nodes, per_node)?);
+        cluster.push(crate::cluster::run(
             &Impl {
                 label: "reference".into(),
                 dir: PathBuf::from(REFERENCE_DIR),
@@ -432,12 +468,15 @@ pub fn run_all(s: &Settings) -> Result<Results, String> {
             false,
             nodes,
             per_node,
-        )?,
-    ];
+        )?);
+    }
 
-    eprintln!("== host-local allocation with many addresses taken");
     let taken = if s.pods >= 100 { 10_000 } else { 1_000 };
-    let hostlocal_alloc_us = hostlocal_micro(taken, 50)?;
+    let mut hostlocal_alloc_us = Vec::new();
+    if s.wants("host-local") {
+        eprintln!("== host-local allocation with {taken} addresses taken");
+        hostlocal_alloc_us = hostlocal_micro(taken, 50)?;
+    }
 
     let rcni_size = std::fs::metadata(&s.rcni_binary)
         .map(|m| m.len())
@@ -453,5 +492,6 @@ pub fn run_all(s: &Settings) -> Result<Results, String> {
         hostlocal_taken: taken,
         pods: s.pods,
         cluster,
+        floor,
     })
 }
