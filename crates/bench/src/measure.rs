@@ -48,7 +48,7 @@ pub struct Results {
     pub podman: Vec<PodRun>,
     pub peak_rss_kib: Vec<(String, String, u64)>,
     pub size_bytes: (u64, u64),
-    pub hostlocal_alloc_us: Vec<f64>,
+    pub hostlocal_us: HostLocalMicro,
     pub hostlocal_taken: usize,
     pub pods: usize,
     pub cluster: Vec<crate::cluster::ClusterRun>,
@@ -293,8 +293,11 @@ fn pod_run(imp: &Impl, list: &Value, pods: usize, with_ports: bool) -> Result<Po
     Ok(run)
 }
 
-/// Allocation and release in a /16 with `taken` addresses already taken.
-fn hostlocal_micro(taken: usize, samples: usize) -> Result<Vec<f64>, String> {
+/// Allocation and release in a /16 with `taken` addresses already taken,
+/// in µs: released as a DEL with prevResult does (the addresses known),
+/// and by container ID (a DEL without prevResult, which walks the store),
+/// the two taking turns.
+fn hostlocal_micro(taken: usize, samples: usize) -> Result<HostLocalMicro, String> {
     use rcni_ipam::{canonicalize_set, Allocator, DiskStore, Range};
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let store = DiskStore::open(dir.path(), "micro").map_err(|e| e.to_string())?;
@@ -315,18 +318,34 @@ fn hostlocal_micro(taken: usize, samples: usize) -> Result<Vec<f64>, String> {
             ip = (u32::from(ip) + 1).into();
         }
     }
-    let mut out = Vec::with_capacity(samples);
-    for i in 0..samples {
+    let mut out = HostLocalMicro::default();
+    for i in 0..2 * samples {
+        let id = format!("probe{i}");
         let start = Instant::now();
-        alloc
-            .allocate(&format!("probe{i}"), "eth0", None)
+        let got = alloc
+            .allocate(&id, "eth0", None)
             .map_err(|e| e.to_string())?;
-        alloc
-            .release(&format!("probe{i}"), "eth0")
-            .map_err(|e| e.to_string())?;
-        out.push(start.elapsed().as_secs_f64() * 1e6);
+        if i % 2 == 0 {
+            let lock = store.lock().map_err(|e| e.to_string())?;
+            store
+                .release_known(&id, "eth0", &[got.address.addr()])
+                .map_err(|e| e.to_string())?
+                .ok_or("the allocated address was not the probe's")?;
+            drop(lock);
+            out.known.push(start.elapsed().as_secs_f64() * 1e6);
+        } else {
+            alloc.release(&id, "eth0").map_err(|e| e.to_string())?;
+            out.by_id.push(start.elapsed().as_secs_f64() * 1e6);
+        }
     }
     Ok(out)
+}
+
+/// [`hostlocal_micro`]'s two series, µs per allocate + release.
+#[derive(Default)]
+pub struct HostLocalMicro {
+    pub known: Vec<f64>,
+    pub by_id: Vec<f64>,
 }
 
 fn dir_size(dir: &Path) -> u64 {
@@ -521,10 +540,10 @@ pub fn run_all(s: &Settings) -> Result<Results, String> {
     }
 
     let taken = if s.pods >= 100 { 10_000 } else { 1_000 };
-    let mut hostlocal_alloc_us = Vec::new();
+    let mut hostlocal_us = HostLocalMicro::default();
     if s.wants("host-local") {
         eprintln!("== host-local allocation with {taken} addresses taken");
-        hostlocal_alloc_us = hostlocal_micro(taken, 50)?;
+        hostlocal_us = hostlocal_micro(taken, 50)?;
     }
 
     let rcni_size = std::fs::metadata(&s.rcni_binary)
@@ -537,7 +556,7 @@ pub fn run_all(s: &Settings) -> Result<Results, String> {
         podman,
         peak_rss_kib,
         size_bytes: (rcni_size, dir_size(Path::new(REFERENCE_DIR))),
-        hostlocal_alloc_us,
+        hostlocal_us,
         hostlocal_taken: taken,
         pods: s.pods,
         cluster,
