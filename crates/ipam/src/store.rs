@@ -456,8 +456,9 @@ impl DiskStore {
     /// owner: it must confirm each by reading it.
     ///
     /// The directory is listed once. When its digest is the index's, the
-    /// files of `only` are found by searching the index; else the index is
-    /// matched line by line, and a file it does not know by name and inode
+    /// files of `only` are found by searching the index; else it is listed
+    /// again (rather than kept from the first pass, which costs every walk)
+    /// and the index matched line by line, and a file it does not know by name and inode
     /// (the reference wrote it, or the index was lost) is read. When the
     /// caller holds the lock (`locked`), the walk also brings the index up
     /// to date and removes in-flight files left by a process that died;
@@ -480,27 +481,24 @@ impl DiskStore {
         }
         let index_text = String::from_utf8_lossy(&index_bytes);
         // The listing, kept compactly for the line-by-line match.
-        let mut names = String::new();
-        let mut listed: Vec<(u64, usize, usize)> = Vec::new();
-        let mut digest = 0u64;
+        let io_error = |e: Errno| IpamError::io("cannot read", &self.dir)(e.into());
         let mut buf = vec![MaybeUninit::<u8>::uninit(); 64 * 1024];
+        let (mut digest, mut listed) = (0u64, 0u64);
         let mut entries = rustix::fs::RawDir::new(&dir_fd, &mut buf);
         while let Some(entry) = entries.next() {
-            let entry = entry.map_err(|e| IpamError::io("cannot read", &self.dir)(e.into()))?;
+            let entry = entry.map_err(io_error)?;
             let Ok(name) = entry.file_name().to_str() else {
                 continue;
             };
-            if index::outside_digest(name) {
-                continue;
+            if !index::outside_digest(name) {
+                digest = digest.wrapping_add(index::digest_of(name, entry.ino()));
+                listed += 1;
             }
-            digest = digest.wrapping_add(index::digest_of(name, entry.ino()));
-            listed.push((entry.ino(), names.len(), name.len()));
-            names.push_str(name);
         }
         if let (Some(id), Some((header, body))) = (only, index::split_header(&index_text)) {
             if header.digest != 0
                 && header.digest == digest
-                && header.lines <= 2 * listed.len() as u64 + 64
+                && header.lines <= 2 * listed + 64
                 && index::extend_hash(index::EMPTY_HASH, body.as_bytes()) == Some(header.hash)
             {
                 for entry in index::lines_of(body, id) {
@@ -516,8 +514,20 @@ impl DiskStore {
         let mut contents = Vec::with_capacity(256);
         // Whether every address file has its owner in the index.
         let mut complete = true;
-        for (ino, at, len) in listed {
-            let name = &names[at..at + len];
+        // Someone else changed the store (or the index): a second listing,
+        // matched line by line.
+        rustix::fs::seek(&dir_fd, rustix::fs::SeekFrom::Start(0)).map_err(io_error)?;
+        digest = 0;
+        let mut entries = rustix::fs::RawDir::new(&dir_fd, &mut buf);
+        while let Some(entry) = entries.next() {
+            let entry = entry.map_err(io_error)?;
+            let (Ok(name), ino) = (entry.file_name().to_str(), entry.ino()) else {
+                continue;
+            };
+            if index::outside_digest(name) {
+                continue;
+            }
+            digest = digest.wrapping_add(index::digest_of(name, ino));
             let believed = known.entries.get(&ino).filter(|k| {
                 k.name == name
                     && rustix::fs::statat(&dir_fd, name, AtFlags::SYMLINK_NOFOLLOW)
