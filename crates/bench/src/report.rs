@@ -296,6 +296,16 @@ stayed flat (11.4 ms near pod 1,000, while the reference grew 1.96× by pod 300)
 cache of the tables it changes, and, ending right after its commit, waits when it closes its netlink \
 socket for the grace period described above (14 ms of a 44 ms `nft` run under strace). Adding rules over \
 netlink from rcni's one kept-open socket would remove both processes and both waits.
+- **The kernel floor.** A ptp ADD's kernel work takes about 0.6 ms in one process; rcni's ptp + host-local \
+ADD about 7 ms. About half of the difference is processes: the runtime's exec of ptp (0.8 ms, as a \
+VERSION call), ptp's exec of host-local (1.3 ms, of which 0.5 ms is its work) and, for ipMasq on \
+iptables, one `iptables-restore` (1.4 ms empty, more with the pods' chains in `nat`); the rest is ptp's \
+own steps around the kernel calls (sysctl writes through /proc, a thread that opens a netlink socket in \
+the container's namespace, link lookups), not yet profiled. Running host-local in-process when the IPAM \
+plugin on CNI_PATH is rcni itself, and masquerading over netlink, would remove most of the processes; \
+neither is done. The bridge + portmap floor still applies its rules with one \
+`nft -f` (marked `NOTE(floor-nft)` in `crates/bench/src/floor.rs`) until rcni-net encodes nf_tables \
+rules; rcni's own nftables ADD then runs two such processes.
 ";
 
 /// ADD growth near the last pod over near the first: the target is for
