@@ -21,9 +21,10 @@
 //! Crash safety beyond the reference: an address file is written under a
 //! temporary name (`.rcni-<pid>-…`) and hard-linked into place, so it
 //! never exists without its owner (the reference can leave an empty file,
-//! which leaks the address forever); `last_reserved_ip.N` is replaced by a
-//! rename, and an unreadable one is ignored. Leftover temporary files are
-//! removed by the next process to take the lock.
+//! which leaks the address forever); `last_reserved_ip.N` is written in
+//! place as the reference writes it (a torn one is only a hint lost: an
+//! unreadable one is ignored). Leftover temporary files are removed by the
+//! next walk of the store made with the lock.
 
 use crate::error::IpamError;
 use crate::index::{self, Owner, INDEX_FILE};
@@ -297,7 +298,7 @@ impl DiskStore {
     /// Records `ip_text` as set `set_index`'s last reserved address in
     /// place, as the reference does: a replacement by rename would make
     /// and free an inode per allocation, and ext4 makes every new inode
-    /// step over the ones freed in the last half minute, so a busy store
+    /// step over the ones freed in the last seconds, so a busy store
     /// pays for it on each file it creates. Torn by a crash, the file only
     /// reads as no hint or another address to start the walk from. A
     /// symlink or a non-file under the name is replaced instead.
@@ -450,19 +451,19 @@ impl DiskStore {
 
     /// Visits the address files of the store (by name: an indexed name is
     /// known to be an address, parsed only by the visitor that needs it)
-    /// with the file each was and their owners, in no particular order. With `only` (a trimmed
-    /// container ID), the visitor need see only the files of that owner,
-    /// and may see one more than once, or a released one under an old
-    /// owner: it must confirm each by reading it.
+    /// with the file each was and its owner, in no particular order. With
+    /// `only` (a trimmed container ID), the visitor need see only the files
+    /// of that owner, and may see one more than once, or a released one
+    /// under an old owner: it must confirm each by reading it.
     ///
     /// The directory is listed once. When its digest is the index's, the
     /// files of `only` are found by searching the index; else it is listed
-    /// again (rather than kept from the first pass, which costs every walk)
-    /// and the index matched line by line, and a file it does not know by name and inode
-    /// (the reference wrote it, or the index was lost) is read. When the
-    /// caller holds the lock (`locked`), the walk also brings the index up
-    /// to date and removes in-flight files left by a process that died;
-    /// else it only reads.
+    /// again (keeping the first listing would cost every walk) and matched
+    /// with the index line by line, and a file the index does not know by
+    /// name, inode and change time (the reference wrote it, or the index
+    /// was lost) is read. When the caller holds the lock (`locked`), the
+    /// walk also brings the index up to date and removes in-flight files
+    /// left by a process that died; else it only reads.
     fn walk(
         &self,
         locked: bool,
@@ -480,7 +481,6 @@ impl DiskStore {
             index_bytes.clear();
         }
         let index_text = String::from_utf8_lossy(&index_bytes);
-        // The listing, kept compactly for the line-by-line match.
         let io_error = |e: Errno| IpamError::io("cannot read", &self.dir)(e.into());
         let mut buf = vec![MaybeUninit::<u8>::uninit(); 64 * 1024];
         let (mut digest, mut listed) = (0u64, 0u64);
@@ -627,9 +627,9 @@ impl DiskStore {
     /// `<id>`). Each is read once more: what the walk took from the index
     /// is confirmed by the file itself. A line of the index that names the
     /// file (inode and change time) but not its owner (a file rewritten in
-    /// place, which
-    /// neither rcni nor the reference does) means the index cannot be
-    /// trusted: with the lock, it is dropped, and the next walk rebuilds it.
+    /// place, which neither rcni nor the reference does) means the index
+    /// cannot be trusted: with the lock, it is dropped, and the next walk
+    /// rebuilds it.
     fn owned_files(
         &self,
         locked: bool,
