@@ -280,6 +280,11 @@ pub fn parse(text: &str) -> Index<'_> {
 pub fn lines_of<'a>(body: &'a str, id: &str) -> Vec<Entry<'a>> {
     let needle = format!("\t{id}");
     let mut found = Vec::new();
+    // `contains` has a vectorised path that `find` lacks; an ADD looks up
+    // an ID that usually holds nothing.
+    if !body.contains(needle.as_str()) {
+        return found;
+    }
     let mut from = 0;
     while let Some(at) = body[from..].find(&needle).map(|at| at + from) {
         let start = body[..at].rfind('\n').map_or(0, |n| n + 1);

@@ -480,7 +480,11 @@ impl DiskStore {
         if read_small_at(&dir_fd, INDEX_FILE, &mut index_bytes, MAX_INDEX_FILE).is_none() {
             index_bytes.clear();
         }
-        let index_text = String::from_utf8_lossy(&index_bytes);
+        // Checked as a whole first: the lossy conversion goes by chunks.
+        let index_text = match std::str::from_utf8(&index_bytes) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(&index_bytes),
+        };
         let io_error = |e: Errno| IpamError::io("cannot read", &self.dir)(e.into());
         let mut buf = vec![MaybeUninit::<u8>::uninit(); 64 * 1024];
         let (mut digest, mut listed) = (0u64, 0u64);
