@@ -5,6 +5,7 @@
 //! runs this inside a throwaway "host" network namespace.
 
 mod cluster;
+mod floor;
 mod measure;
 mod report;
 
@@ -20,6 +21,27 @@ pub struct Settings {
     pub out: PathBuf,
     /// The flannel cluster scenario: nodes, and pods per node.
     pub cluster: (usize, usize),
+    /// Only these parts (`--only`); all when empty.
+    pub only: Vec<String>,
+}
+
+/// The parts of the suite, as `--only` names them.
+pub const PARTS: [&str; 8] = [
+    "version",
+    "memory",
+    "ptp",
+    "bridge",
+    "floor",
+    "podman",
+    "cluster",
+    "host-local",
+];
+
+impl Settings {
+    /// Whether the run includes `part`.
+    pub fn wants(&self, part: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|p| p == part)
+    }
 }
 
 fn parse_args() -> Result<Settings, String> {
@@ -29,6 +51,7 @@ fn parse_args() -> Result<Settings, String> {
         version_runs: 200,
         out: PathBuf::from("docs/performance.md"),
         cluster: (8, 25),
+        only: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -45,9 +68,21 @@ fn parse_args() -> Result<Settings, String> {
                     .map_err(|e| format!("--pods: {e}"))?
             }
             "--rcni" => s.rcni_binary = PathBuf::from(value("--rcni")?),
+            "--only" => {
+                for part in value("--only")?.split(',') {
+                    if !PARTS.contains(&part) {
+                        return Err(format!("--only: {part:?} is none of {}", PARTS.join(",")));
+                    }
+                    s.only.push(part.to_string());
+                }
+            }
             "--out" => s.out = PathBuf::from(value("--out")?),
             "-h" | "--help" => {
-                println!("usage: rcni-bench [--quick] [--pods N] [--rcni PATH] [--out FILE]");
+                println!(
+                    "usage: rcni-bench [--quick] [--pods N] [--only PART,...] [--rcni PATH] [--out FILE]\n\
+                     parts: {} (--only writes a partial page)",
+                    PARTS.join(",")
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?}")),
@@ -64,9 +99,10 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let start = std::time::Instant::now();
     match measure::run_all(&settings) {
         Ok(results) => {
-            if let Err(e) = report::write(&settings, &results) {
+            if let Err(e) = report::write(&settings, &results, start.elapsed()) {
                 eprintln!("rcni-bench: writing the report: {e}");
                 std::process::exit(1);
             }

@@ -11,7 +11,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How many pods the reference's bridge+portmap series attaches at most.
-pub const REFERENCE_BRIDGE_PODS: usize = 300;
+pub const REFERENCE_BRIDGE_PODS: usize = 200;
+
+/// How many pods the reference's ptp series attaches at most: at a quarter
+/// of a second per pod (ADD, DEL and the namespace), 1,000 would take a
+/// third of the run's 15 minutes.
+pub const REFERENCE_PTP_PODS: usize = 300;
 
 /// How many pods each Podman-chain series attaches at most: the
 /// reference's firewall adds iptables calls to its already slowest series.
@@ -43,13 +48,15 @@ pub struct Results {
     pub podman: Vec<PodRun>,
     pub peak_rss_kib: Vec<(String, String, u64)>,
     pub size_bytes: (u64, u64),
-    pub hostlocal_alloc_us: Vec<f64>,
+    pub hostlocal_us: HostLocalMicro,
     pub hostlocal_taken: usize,
     pub pods: usize,
     pub cluster: Vec<crate::cluster::ClusterRun>,
+    /// The kernel floor: ptp, then bridge + portmap.
+    pub floor: Vec<PodRun>,
 }
 
-fn sh(cmd: &str, args: &[&str]) -> Result<(), String> {
+pub(crate) fn sh(cmd: &str, args: &[&str]) -> Result<(), String> {
     let ok = Command::new(cmd)
         .args(args)
         .stdout(Stdio::null())
@@ -104,16 +111,19 @@ fn exec_plugin(
     Ok(start.elapsed())
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// VERSION start-up, `runs` times per plugin.
+/// VERSION start-up, `runs` times per plugin. The plugins take turns, so
+/// that a busy moment of the machine falls on all of them alike (run one
+/// after the other, the last one measured looked slower: portmap's "slow
+/// start-up" of an earlier page was that).
 fn version_startup(imp: &Impl, runs: usize) -> Result<Vec<(String, String, Vec<f64>)>, String> {
-    let mut out = Vec::new();
-    for plugin in ["ptp", "bridge", "host-local", "portmap"] {
-        let mut samples = Vec::with_capacity(runs);
-        for _ in 0..runs {
+    let plugins = ["ptp", "bridge", "host-local", "portmap"];
+    let mut samples = vec![Vec::with_capacity(runs); plugins.len()];
+    for _ in 0..runs {
+        for (plugin, samples) in plugins.iter().zip(samples.iter_mut()) {
             samples.push(ms(exec_plugin(
                 &imp.dir,
                 plugin,
@@ -121,31 +131,76 @@ fn version_startup(imp: &Impl, runs: usize) -> Result<Vec<(String, String, Vec<f
                 "",
             )?));
         }
-        out.push((imp.label.clone(), plugin.to_string(), samples));
     }
-    Ok(out)
+    Ok(plugins
+        .iter()
+        .zip(samples)
+        .map(|(plugin, samples)| (imp.label.clone(), plugin.to_string(), samples))
+        .collect())
 }
 
-/// Peak resident memory of one process, via GNU time.
+/// Peak resident memory (the kernel's VmHWM, KiB) of one plugin process,
+/// read from /proc while strace holds the process at its exit. Not GNU
+/// time's `%M`: the rusage maximum also counts the launcher's pages the
+/// child holds between fork and exec, which for a small plugin is more
+/// than the plugin itself (a static rcni read 1.7 MiB through it, 1.1 MiB
+/// in /proc).
 fn peak_rss(dir: &Path, plugin: &str, env: &[(&str, &str)], stdin: &str) -> Result<u64, String> {
-    let mut child = Command::new("/usr/bin/time")
-        .args(["-f", "%M"])
+    let mut child = Command::new("strace")
+        .args(["-qq", "-o", "/dev/null", "-e", "trace=exit_group"])
+        .args(["-e", "inject=exit_group:delay_enter=300000"])
         .arg(dir.join(plugin))
         .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| format!("/usr/bin/time: {e}"))?;
+        .map_err(|e| format!("strace: {e}"))?;
     if let Some(mut i) = child.stdin.take() {
         let _ = i.write_all(stdin.as_bytes());
     }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .last()
-        .and_then(|l| l.trim().parse().ok())
-        .ok_or_else(|| "could not read the peak RSS".to_string())
+    let tracer = child.id();
+    let children = format!("/proc/{tracer}/task/{tracer}/children");
+    let mut peak = None;
+    while child.try_wait().map_err(|e| e.to_string())?.is_none() {
+        // VmHWM only grows, and the process stops 300 ms at its exit: the
+        // last value read is its peak. Before its exec, the child is a
+        // copy of strace under another name.
+        let pids = std::fs::read_to_string(&children).unwrap_or_default();
+        for pid in pids.split_whitespace() {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let name = status.lines().next().and_then(|l| l.strip_prefix("Name:"));
+            if name.map(str::trim) != Some(&plugin[..plugin.len().min(15)]) {
+                continue;
+            }
+            if let Some(kib) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            {
+                peak = Some(kib);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    peak.ok_or_else(|| format!("could not read the peak RSS of {plugin}"))
+}
+
+/// Puts `binary` in the page cache as a binary installed long ago is:
+/// read back from disk by one run, not left as written. The kernel maps a
+/// file's pages into a process in blocks around each one touched, and
+/// pages just written (rcni's copy is) come in larger blocks.
+fn settle_page_cache(binary: &Path) -> Result<(), String> {
+    let file = std::fs::File::open(binary).map_err(|e| format!("{}: {e}", binary.display()))?;
+    rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed)
+        .map_err(|e| format!("{}: {e}", binary.display()))?;
+    exec_plugin(
+        binary.parent().unwrap_or(Path::new("/")),
+        &binary.file_name().unwrap_or_default().to_string_lossy(),
+        &[("CNI_COMMAND", "VERSION")],
+        "",
+    )
+    .map(drop)
 }
 
 fn ptp_list(data: &Path) -> Value {
@@ -238,8 +293,11 @@ fn pod_run(imp: &Impl, list: &Value, pods: usize, with_ports: bool) -> Result<Po
     Ok(run)
 }
 
-/// Allocation and release in a /16 with `taken` addresses already taken.
-fn hostlocal_micro(taken: usize, samples: usize) -> Result<Vec<f64>, String> {
+/// Allocation and release in a /16 with `taken` addresses already taken,
+/// in µs: released as a DEL with prevResult does (the addresses known),
+/// and by container ID (a DEL without prevResult, which walks the store),
+/// the two taking turns.
+fn hostlocal_micro(taken: usize, samples: usize) -> Result<HostLocalMicro, String> {
     use rcni_ipam::{canonicalize_set, Allocator, DiskStore, Range};
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let store = DiskStore::open(dir.path(), "micro").map_err(|e| e.to_string())?;
@@ -260,18 +318,34 @@ fn hostlocal_micro(taken: usize, samples: usize) -> Result<Vec<f64>, String> {
             ip = (u32::from(ip) + 1).into();
         }
     }
-    let mut out = Vec::with_capacity(samples);
-    for i in 0..samples {
+    let mut out = HostLocalMicro::default();
+    for i in 0..2 * samples {
+        let id = format!("probe{i}");
         let start = Instant::now();
-        alloc
-            .allocate(&format!("probe{i}"), "eth0", None)
+        let got = alloc
+            .allocate(&id, "eth0", None)
             .map_err(|e| e.to_string())?;
-        alloc
-            .release(&format!("probe{i}"), "eth0")
-            .map_err(|e| e.to_string())?;
-        out.push(start.elapsed().as_secs_f64() * 1e6);
+        if i % 2 == 0 {
+            let lock = store.lock().map_err(|e| e.to_string())?;
+            store
+                .release_known(&id, "eth0", &[got.address.addr()])
+                .map_err(|e| e.to_string())?
+                .ok_or("the allocated address was not the probe's")?;
+            drop(lock);
+            out.known.push(start.elapsed().as_secs_f64() * 1e6);
+        } else {
+            alloc.release(&id, "eth0").map_err(|e| e.to_string())?;
+            out.by_id.push(start.elapsed().as_secs_f64() * 1e6);
+        }
     }
     Ok(out)
+}
+
+/// [`hostlocal_micro`]'s two series, µs per allocate + release.
+#[derive(Default)]
+pub struct HostLocalMicro {
+    pub known: Vec<f64>,
+    pub by_id: Vec<f64>,
 }
 
 fn dir_size(dir: &Path) -> u64 {
@@ -316,17 +390,26 @@ pub fn run_all(s: &Settings) -> Result<Results, String> {
         backend: None,
     };
 
-    eprintln!("== VERSION start-up");
-    let mut version_ms = version_startup(&rcni(None), s.version_runs)?;
-    version_ms.extend(version_startup(&reference, s.version_runs)?);
+    let mut version_ms = Vec::new();
+    if s.wants("version") {
+        eprintln!("== VERSION start-up");
+        version_ms = version_startup(&rcni(None), s.version_runs)?;
+        version_ms.extend(version_startup(&reference, s.version_runs)?);
+    }
 
-    eprintln!("== peak memory");
     let mut peak_rss_kib = Vec::new();
-    for (label, dir) in [
-        ("rcni", rcni_dir.as_path()),
-        ("reference", Path::new(REFERENCE_DIR)),
-    ] {
+    let memory_runs = if s.wants("memory") {
+        eprintln!("== peak memory");
+        vec![
+            ("rcni", rcni_dir.as_path()),
+            ("reference", Path::new(REFERENCE_DIR)),
+        ]
+    } else {
+        Vec::new()
+    };
+    for (label, dir) in memory_runs {
         for plugin in ["ptp", "bridge", "host-local", "portmap"] {
+            settle_page_cache(&dir.join(plugin))?;
             peak_rss_kib.push((
                 label.to_string(),
                 format!("{plugin} VERSION"),
@@ -368,18 +451,23 @@ pub fn run_all(s: &Settings) -> Result<Results, String> {
     let mut ptp = Vec::new();
     let mut bridge = Vec::new();
     let mut podman = Vec::new();
-    for imp in [
-        rcni(None),
-        Impl {
-            label: "reference".into(),
-            ..reference
-        },
-    ] {
-        eprintln!(
-            "== ptp + host-local (ipMasq), {} pods: {}",
-            s.pods, imp.label
-        );
-        ptp.push(pod_run(&imp, &ptp_list(data.path()), s.pods, false)?);
+    let ptp_runs = if s.wants("ptp") {
+        vec![
+            (rcni(None), s.pods),
+            (
+                Impl {
+                    label: "reference".into(),
+                    ..reference
+                },
+                s.pods.min(REFERENCE_PTP_PODS),
+            ),
+        ]
+    } else {
+        Vec::new()
+    };
+    for (imp, pods) in ptp_runs {
+        eprintln!("== ptp + host-local (ipMasq), {pods} pods: {}", imp.label);
+        ptp.push(pod_run(&imp, &ptp_list(data.path()), pods, false)?);
     }
     let firewall_backends = || {
         [
@@ -395,7 +483,10 @@ pub fn run_all(s: &Settings) -> Result<Results, String> {
             ),
         ]
     };
-    for (imp, label) in firewall_backends() {
+    for (imp, label) in firewall_backends()
+        .into_iter()
+        .filter(|_| s.wants("bridge"))
+    {
         // The reference's bridge+portmap cost grows with every pod (each of
         // its iptables calls re-reads the ruleset): 1,000 of them alone
         // would take over 15 minutes, so it runs a shorter series.
@@ -410,8 +501,20 @@ pub fn run_all(s: &Settings) -> Result<Results, String> {
         bridge.push(run);
     }
     let _ = sh("ip", &["link", "del", "rbench0"]);
+    let mut floor = Vec::new();
+    if s.wants("floor") {
+        eprintln!(
+            "== the kernel floor, {} pods each: ptp, bridge + portmap",
+            s.pods
+        );
+        floor.push(crate::floor::ptp(s.pods)?);
+        floor.push(crate::floor::bridge_portmap(s.pods)?);
+    }
     let pods = s.pods.min(PODMAN_CHAIN_PODS);
-    for (imp, label) in firewall_backends() {
+    for (imp, label) in firewall_backends()
+        .into_iter()
+        .filter(|_| s.wants("podman"))
+    {
         eprintln!("== Podman's chain: bridge + host-local + portmap + firewall + tuning, {pods} pods: {label}");
         let mut run = pod_run(&imp, &podman_list(data.path(), imp.backend), pods, true)?;
         run.label = label.to_string();
@@ -419,11 +522,12 @@ pub fn run_all(s: &Settings) -> Result<Results, String> {
     }
     let _ = sh("ip", &["link", "del", "rbench1"]);
 
-    let (nodes, per_node) = s.cluster;
-    eprintln!("== flannel cluster, {nodes} nodes x {per_node} pods, ADDs on all nodes at once");
-    let cluster = vec![
-        crate::cluster::run(&rcni(None), true, nodes, per_node)?,
-        crate::cluster::run(
+    let mut cluster = Vec::new();
+    if s.wants("cluster") {
+        let (nodes, per_node) = s.cluster;
+        eprintln!("== flannel cluster, {nodes} nodes x {per_node} pods, ADDs on all nodes at once");
+        cluster.push(crate::cluster::run(&rcni(None), true, nodes, per_node)?);
+        cluster.push(crate::cluster::run(
             &Impl {
                 label: "reference".into(),
                 dir: PathBuf::from(REFERENCE_DIR),
@@ -432,12 +536,15 @@ pub fn run_all(s: &Settings) -> Result<Results, String> {
             false,
             nodes,
             per_node,
-        )?,
-    ];
+        )?);
+    }
 
-    eprintln!("== host-local allocation with many addresses taken");
     let taken = if s.pods >= 100 { 10_000 } else { 1_000 };
-    let hostlocal_alloc_us = hostlocal_micro(taken, 50)?;
+    let mut hostlocal_us = HostLocalMicro::default();
+    if s.wants("host-local") {
+        eprintln!("== host-local allocation with {taken} addresses taken");
+        hostlocal_us = hostlocal_micro(taken, 50)?;
+    }
 
     let rcni_size = std::fs::metadata(&s.rcni_binary)
         .map(|m| m.len())
@@ -449,9 +556,10 @@ pub fn run_all(s: &Settings) -> Result<Results, String> {
         podman,
         peak_rss_kib,
         size_bytes: (rcni_size, dir_size(Path::new(REFERENCE_DIR))),
-        hostlocal_alloc_us,
+        hostlocal_us,
         hostlocal_taken: taken,
         pods: s.pods,
         cluster,
+        floor,
     })
 }

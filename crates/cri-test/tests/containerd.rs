@@ -260,7 +260,7 @@ impl Containerd {
         veths.lines().for_each(|l| add(Kind::Veth, l));
         read_dir_names(&self.dir.path().join("ipam").join(NETWORK))
             .iter()
-            .filter(|n| *n != "lock" && !n.starts_with("last_reserved_ip"))
+            .filter(|n| *n != "lock" && *n != "rcni-index" && !n.starts_with("last_reserved_ip"))
             .for_each(|n| add(Kind::Address, n));
         read_dir_names(&self.dir.path().join("varlib/cni/results"))
             .iter()

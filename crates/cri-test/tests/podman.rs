@@ -244,7 +244,7 @@ impl Podman {
         let seen = |path: &str| read_dir_names(&self.holder.in_mounts(path));
         seen(&format!("/var/lib/cni/networks/{NETWORK}"))
             .iter()
-            .filter(|n| *n != "lock" && !n.starts_with("last_reserved_ip"))
+            .filter(|n| *n != "lock" && *n != "rcni-index" && !n.starts_with("last_reserved_ip"))
             .for_each(|n| add(Kind::Address, n));
         seen("/var/lib/cni/results")
             .iter()

@@ -137,7 +137,7 @@ impl<'a> Allocator<'a> {
         ifname: &str,
         requested: Option<IpAddr>,
     ) -> Result<Allocated, IpamError> {
-        let _lock = self.store.lock()?;
+        let lock = self.store.lock()?;
         if let Some(ip) = requested {
             let ip = ip.to_canonical();
             let range = self.range_set.range_for(ip)?;
@@ -154,7 +154,7 @@ impl<'a> Allocator<'a> {
         }
         if let Some(held) = self
             .store
-            .get_by_id(id, ifname)?
+            .get_by_id_locked(&lock, id, ifname)?
             .into_iter()
             .find(|ip| self.range_set.contains_ip(*ip))
         {

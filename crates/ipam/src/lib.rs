@@ -14,6 +14,7 @@
 
 pub mod allocator;
 pub mod error;
+pub mod index;
 pub mod range;
 pub mod resolv;
 pub mod store;

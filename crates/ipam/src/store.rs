@@ -14,21 +14,29 @@
 //!   go-filemutex does) held with an exclusive `flock` across every
 //!   allocation and release.
 //!
+//! rcni adds `rcni-index` (see [`crate::index`]), which the reference
+//! reads past, so that a walk of the store lists the directory once and
+//! reads only the files the reference wrote.
+//!
 //! Crash safety beyond the reference: an address file is written under a
 //! temporary name (`.rcni-<pid>-…`) and hard-linked into place, so it
 //! never exists without its owner (the reference can leave an empty file,
-//! which leaks the address forever); `last_reserved_ip.N` is replaced by a
-//! rename, and an unreadable one is ignored. Leftover temporary files are
-//! removed by the next process to take the lock.
+//! which leaks the address forever); `last_reserved_ip.N` is written in
+//! place as the reference writes it (a torn one is only a hint lost: an
+//! unreadable one is ignored). Leftover temporary files are removed by the
+//! next walk of the store made with the lock.
 
 use crate::error::IpamError;
+use crate::index::{self, Owner, INDEX_FILE};
 use crate::range::{ip_text, to_u128};
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
+use std::mem::MaybeUninit;
 use std::net::IpAddr;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Prefix of the file recording a set's last handed-out address.
@@ -104,7 +112,7 @@ fn open_lock_file(path: &Path) -> Result<File, IpamError> {
 /// A file's contents as the reference compares them: whitespace-trimmed.
 fn read_trimmed(path: &Path) -> Option<String> {
     let mut buf = Vec::new();
-    read_small_at(&rustix::fs::CWD, path, &mut buf)?;
+    read_small_at(&rustix::fs::CWD, path, &mut buf, MAX_STORE_FILE)?;
     Some(String::from_utf8_lossy(&buf).trim().to_string())
 }
 
@@ -113,15 +121,20 @@ fn read_trimmed(path: &Path) -> Option<String> {
 /// bound on what a planted file can make us read.
 const MAX_STORE_FILE: usize = 256 * 1024;
 
+/// The most the index is read: 64 MiB would index over half a million
+/// addresses; anything larger is damage, and the index is rebuilt.
+const MAX_INDEX_FILE: usize = 64 << 20;
+
 /// Reads the file `name` (relative to the open directory `dir`) into
 /// `buf`; `None` when it cannot be opened or read (as a file gone in
-/// between) or is larger than [`MAX_STORE_FILE`]. Opened non-blocking, so
+/// between) or is larger than `max`. Opened non-blocking, so
 /// a FIFO or a device planted in the store reads as empty or fails
 /// instead of hanging the call.
 fn read_small_at(
     dir: &impl std::os::fd::AsFd,
     name: impl rustix::path::Arg,
     buf: &mut Vec<u8>,
+    max: usize,
 ) -> Option<()> {
     let fd = rustix::fs::openat(
         dir,
@@ -130,10 +143,23 @@ fn read_small_at(
         Mode::empty(),
     )
     .ok()?;
+    read_small(&fd, buf, max)
+}
+
+/// Reads the open file `fd` into `buf`, as [`read_small_at`].
+fn read_small(fd: &OwnedFd, buf: &mut Vec<u8>, max: usize) -> Option<()> {
     buf.clear();
+    if max > MAX_STORE_FILE {
+        // The index: read whole, sized by its length.
+        use std::io::Read;
+        let file = File::from(fd.try_clone().ok()?);
+        file.take(max as u64 + 1).read_to_end(buf).ok()?;
+        return (buf.len() <= max).then_some(());
+    }
+    // Address files are small: no size probe for them.
     let mut chunk = [0u8; 256];
     loop {
-        match rustix::io::read(&fd, &mut chunk) {
+        match rustix::io::read(fd, &mut chunk) {
             Ok(n) => {
                 buf.extend_from_slice(&chunk[..n]);
                 // A regular file reads short only at its end: no second
@@ -141,7 +167,7 @@ fn read_small_at(
                 if n < chunk.len() {
                     return Some(());
                 }
-                if buf.len() > MAX_STORE_FILE {
+                if buf.len() > max {
                     return None;
                 }
             }
@@ -149,6 +175,30 @@ fn read_small_at(
             Err(_) => return None,
         }
     }
+}
+
+/// Reads the address file `name` (relative to the open directory `dir`)
+/// into `buf`, as [`read_small_at`], and returns which file it was.
+fn read_address_at(
+    dir: &impl std::os::fd::AsFd,
+    name: impl rustix::path::Arg,
+    buf: &mut Vec<u8>,
+) -> Option<index::FileId> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let file = index::FileId::of(&rustix::fs::fstat(&fd).ok()?);
+    read_small(&fd, buf, MAX_STORE_FILE)?;
+    Some(file)
+}
+
+/// The address an address file's name stands for.
+fn name_ip(name: &str) -> Option<IpAddr> {
+    name.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
 }
 
 /// Whether linking failed because the filesystem cannot hard-link.
@@ -180,21 +230,14 @@ impl DiskStore {
         &self.dir
     }
 
-    /// Takes the exclusive lock (blocking), then removes in-flight files
-    /// left by a process that died while holding it. Each call opens the
-    /// lock file anew, so two threads sharing one store exclude each other
-    /// too.
+    /// Takes the exclusive lock (blocking). Each call opens the lock file
+    /// anew, so two threads sharing one store exclude each other too.
+    /// In-flight files left by a process that died while holding it are
+    /// removed by the next walk made with the lock.
     pub fn lock(&self) -> Result<StoreLock, IpamError> {
         let path = self.dir.join(LOCK_FILE);
         let file = open_lock_file(&path)?;
         file.lock().map_err(IpamError::io("cannot lock", &path))?;
-        if let Ok(entries) = fs::read_dir(&self.dir) {
-            for e in entries.flatten() {
-                if e.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
-                    let _ = fs::remove_file(e.path());
-                }
-            }
-        }
         Ok(StoreLock { _file: file })
     }
 
@@ -252,6 +295,37 @@ impl DiskStore {
         })
     }
 
+    /// Records `ip_text` as set `set_index`'s last reserved address in
+    /// place, as the reference does: a replacement by rename would make
+    /// and free an inode per allocation, and ext4 makes every new inode
+    /// step over the ones freed in the last seconds, so a busy store
+    /// pays for it on each file it creates. Torn by a crash, the file only
+    /// reads as no hint or another address to start the walk from. A
+    /// symlink or a non-file under the name is replaced instead.
+    fn write_last_reserved(&self, set_index: usize, ip_text: &str) -> Result<(), IpamError> {
+        let path = self.last_reserved_path(set_index);
+        // Written over, then cut to length: ext4 flushes a file truncated
+        // to zero when it is closed, a disk write per allocation.
+        #[allow(clippy::suspicious_open_options)]
+        let in_place = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32)
+            .open(&path)
+            .and_then(|mut f| {
+                if !f.metadata()?.is_file() {
+                    return Err(ErrorKind::InvalidInput.into());
+                }
+                f.write_all(ip_text.as_bytes())?;
+                f.set_len(ip_text.len() as u64)
+            });
+        match in_place {
+            Ok(()) => Ok(()),
+            Err(_) => self.write_atomically(&path, ip_text),
+        }
+    }
+
     /// Reserves `ip` for `id`/`ifname` and records it as range set
     /// `set_index`'s last reserved address; `false` when it is already
     /// taken. Call with the lock held.
@@ -296,11 +370,76 @@ impl DiskStore {
                 })
             }
         }
-        if let Err(e) = self.write_atomically(&self.last_reserved_path(set_index), &ip_text(ip)) {
+        if let Err(e) = self.write_last_reserved(set_index, &ip_text(ip)) {
             let _ = fs::remove_file(&path);
             return Err(e);
         }
+        // Without its line (or with a digest left behind) the file is only
+        // read on the next walk.
+        let name = ip_text(ip);
+        let Ok(stat) = rustix::fs::statat(rustix::fs::CWD, &path, AtFlags::SYMLINK_NOFOLLOW) else {
+            return Ok(true);
+        };
+        let file = index::FileId::of(&stat);
+        let line = index::line(&name, file, Owner::parse(contents.trim()));
+        let added = index::digest_of(&name, file.ino);
+        let _ = self.update_index(line.as_deref().unwrap_or_default(), 1, |d| {
+            if d != 0 && line.is_some() {
+                d.wrapping_add(added)
+            } else {
+                0
+            }
+        });
         Ok(true)
+    }
+
+    /// Appends `lines` (`count` of them) to the index, starting it when
+    /// there is none, and sets its digest to `digest(recorded)`; or to 0
+    /// (unknown) when its lines were changed by someone else. Call with
+    /// the lock, after the change the digest describes.
+    fn update_index(
+        &self,
+        lines: &str,
+        count: usize,
+        digest: impl FnOnce(u64) -> u64,
+    ) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let mut lines = lines.to_string();
+        index::pad(&mut lines);
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32)
+            .open(self.dir.join(INDEX_FILE))?;
+        let size = f.metadata()?.len();
+        if size == 0 {
+            // A new index: what the directory holds is not known yet.
+            let header = index::Header::default().extended(&lines, count);
+            let text = format!("{}{lines}", header.unwrap_or_default().line());
+            return f.write_all_at(text.as_bytes(), 0);
+        }
+        let mut head = [0u8; index::HEADER_LEN];
+        f.read_exact_at(&mut head, 0)?;
+        let recorded = std::str::from_utf8(&head)
+            .ok()
+            .and_then(index::split_header)
+            .map(|(header, _)| header)
+            .filter(|_| (size - index::HEADER_LEN as u64).is_multiple_of(8));
+        f.write_all_at(lines.as_bytes(), size)?;
+        let header = match recorded.and_then(|h| h.extended(&lines, count)) {
+            Some(h) => index::Header {
+                digest: digest(h.digest),
+                ..h
+            },
+            // Lines that no header describes: rebuilt by the next walk.
+            None => index::Header {
+                hash: 0,
+                ..index::Header::default()
+            },
+        };
+        f.write_all_at(header.fields().as_bytes(), index::FIELDS_AT)
     }
 
     /// The last address handed out from range set `set_index`; `None` when
@@ -310,72 +449,233 @@ impl DiskStore {
         text.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
     }
 
-    /// The address files of the store with their trimmed contents, in the
-    /// order of their names (the reference's walk order). Every file is
-    /// read relative to the open directory with one `openat`, one `read`
-    /// into a reused buffer and a `close`: this walk is what an allocation
-    /// costs per address taken, so it avoids per-file path building and
-    /// the size probe of `fs::read`.
-    fn entries(&self) -> Result<Vec<(IpAddr, PathBuf, String)>, IpamError> {
-        let dir_fd = rustix::fs::open(
+    /// Visits the address files of the store (by name: an indexed name is
+    /// known to be an address, parsed only by the visitor that needs it)
+    /// with the file each was and its owner, in no particular order. With
+    /// `only` (a trimmed container ID), the visitor need see only the files
+    /// of that owner, and may see one more than once, or a released one
+    /// under an old owner: it must confirm each by reading it.
+    ///
+    /// The directory is listed once. When its digest is the index's, the
+    /// files of `only` are found by searching the index; else it is listed
+    /// again (keeping the first listing would cost every walk) and matched
+    /// with the index line by line, and a file the index does not know by
+    /// name, inode and change time (the reference wrote it, or the index
+    /// was lost) is read. When the caller holds the lock (`locked`), the
+    /// walk also brings the index up to date and removes in-flight files
+    /// left by a process that died; else it only reads.
+    fn walk(
+        &self,
+        locked: bool,
+        only: Option<&str>,
+        mut visit: impl FnMut(&str, index::FileId, Owner<'_>),
+    ) -> Result<(), IpamError> {
+        let dir_fd: OwnedFd = rustix::fs::open(
             &self.dir,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )
         .map_err(|e| IpamError::io("cannot read", &self.dir)(e.into()))?;
-        let dir = fs::read_dir(&self.dir).map_err(IpamError::io("cannot read", &self.dir))?;
-        let mut named: Vec<(String, IpAddr)> = dir
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().to_str()?.to_string();
-                let ip = name.parse::<IpAddr>().ok()?;
-                Some((name, ip.to_canonical()))
-            })
-            .collect();
-        named.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut buf = Vec::with_capacity(256);
-        Ok(named
-            .into_iter()
-            .filter_map(|(name, ip)| {
-                read_small_at(&dir_fd, &name, &mut buf)?;
-                let data = String::from_utf8_lossy(&buf).trim().to_string();
-                Some((ip, self.dir.join(name), data))
-            })
-            .collect())
+        let mut index_bytes = Vec::new();
+        if read_small_at(&dir_fd, INDEX_FILE, &mut index_bytes, MAX_INDEX_FILE).is_none() {
+            index_bytes.clear();
+        }
+        // Checked as a whole first: the lossy conversion goes by chunks.
+        let index_text = match std::str::from_utf8(&index_bytes) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(&index_bytes),
+        };
+        let io_error = |e: Errno| IpamError::io("cannot read", &self.dir)(e.into());
+        let mut buf = vec![MaybeUninit::<u8>::uninit(); 64 * 1024];
+        let (mut digest, mut listed) = (0u64, 0u64);
+        let mut entries = rustix::fs::RawDir::new(&dir_fd, &mut buf);
+        while let Some(entry) = entries.next() {
+            let entry = entry.map_err(io_error)?;
+            let Ok(name) = entry.file_name().to_str() else {
+                continue;
+            };
+            if !index::outside_digest(name) {
+                digest = digest.wrapping_add(index::digest_of(name, entry.ino()));
+                listed += 1;
+            }
+        }
+        if let (Some(id), Some((header, body))) = (only, index::split_header(&index_text)) {
+            if header.digest != 0
+                && header.digest == digest
+                && header.lines <= 2 * listed + 64
+                && index::extend_hash(index::EMPTY_HASH, body.as_bytes()) == Some(header.hash)
+            {
+                for entry in index::lines_of(body, id) {
+                    visit(entry.name, entry.file, entry.owner);
+                }
+                return Ok(());
+            }
+        }
+        let known = index::parse(&index_text);
+        let mut live_lines: Vec<&str> = Vec::new();
+        let mut new_lines = String::new();
+        let mut new_count = 0;
+        let mut contents = Vec::with_capacity(256);
+        // Whether every address file has its owner in the index.
+        let mut complete = true;
+        // Someone else changed the store (or the index): a second listing,
+        // matched line by line.
+        rustix::fs::seek(&dir_fd, rustix::fs::SeekFrom::Start(0)).map_err(io_error)?;
+        digest = 0;
+        let mut entries = rustix::fs::RawDir::new(&dir_fd, &mut buf);
+        while let Some(entry) = entries.next() {
+            let entry = entry.map_err(io_error)?;
+            let (Ok(name), ino) = (entry.file_name().to_str(), entry.ino()) else {
+                continue;
+            };
+            if index::outside_digest(name) {
+                continue;
+            }
+            digest = digest.wrapping_add(index::digest_of(name, ino));
+            let believed = known.entries.get(&ino).filter(|k| {
+                k.name == name
+                    && rustix::fs::statat(&dir_fd, name, AtFlags::SYMLINK_NOFOLLOW)
+                        .is_ok_and(|stat| index::FileId::of(&stat) == k.file)
+            });
+            if let Some(k) = believed {
+                live_lines.push(k.line);
+                visit(name, k.file, k.owner);
+                continue;
+            }
+            if locked && name.starts_with(TEMP_PREFIX) {
+                if rustix::fs::unlinkat(&dir_fd, name, AtFlags::empty()).is_ok() {
+                    digest = digest.wrapping_sub(index::digest_of(name, ino));
+                }
+                continue;
+            }
+            if name.parse::<IpAddr>().is_err() {
+                continue;
+            }
+            let Some(file) = read_address_at(&dir_fd, name, &mut contents) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&contents);
+            let owner = Owner::parse(text.trim());
+            match index::line(name, file, owner) {
+                Some(line) => {
+                    new_lines.push_str(&line);
+                    new_count += 1;
+                }
+                None => complete = false,
+            }
+            visit(name, file, owner);
+        }
+        if !locked {
+            return Ok(());
+        }
+        // The index is rewritten when it is damaged or mostly lines of
+        // files gone; else what the walk learnt is appended and the digest
+        // set. Failing to write it costs only reads on the next walk.
+        let digest = if complete { digest } else { 0 };
+        let dead = known.lines - live_lines.len();
+        let nothing = index_bytes.is_empty() && new_lines.is_empty();
+        let damaged = !known.valid && !nothing;
+        if damaged || dead > live_lines.len() + 64 {
+            let mut lines = String::with_capacity(index_bytes.len() + new_lines.len());
+            live_lines.iter().for_each(|l| lines.push_str(l));
+            lines.push_str(&new_lines);
+            index::pad(&mut lines);
+            let header = index::Header::default().extended(&lines, live_lines.len() + new_count);
+            let header = index::Header {
+                digest,
+                ..header.unwrap_or_default()
+            };
+            let text = format!("{}{lines}", header.line());
+            let _ = self.write_atomically(&self.dir.join(INDEX_FILE), &text);
+        } else if !new_lines.is_empty() || known.header.digest != digest {
+            let _ = self.update_index(&new_lines, new_count, |_| digest);
+        }
+        Ok(())
     }
 
     /// Every allocation in the store, in address order.
     pub fn allocations(&self) -> Result<Vec<Allocation>, IpamError> {
-        let mut out: Vec<Allocation> = self
-            .entries()?
-            .into_iter()
-            .map(|(ip, _, data)| {
-                let (container_id, ifname) = match data.split_once(LINE_BREAK) {
-                    Some((id, ifname)) => (id.to_string(), ifname.to_string()),
-                    None => (data, String::new()),
-                };
-                Allocation {
-                    ip,
-                    container_id,
-                    ifname,
-                }
+        let mut out = Vec::new();
+        self.walk(false, None, |name, _, owner| {
+            let Some(ip) = name_ip(name) else { return };
+            out.push(Allocation {
+                ip,
+                container_id: owner.id.to_string(),
+                ifname: owner.ifname.unwrap_or_default().to_string(),
             })
-            .collect();
+        })?;
         out.sort_by_key(|a| (!a.ip.is_ipv4(), to_u128(a.ip)));
         Ok(out)
     }
 
     /// The addresses held by `id`/`ifname`: files holding exactly
     /// `<id>\r\n<ifname>` or the legacy `<id>`, as the reference's
-    /// `GetByID`.
+    /// `GetByID`, in the order of their names. Only reads the store.
     pub fn get_by_id(&self, id: &str, ifname: &str) -> Result<Vec<IpAddr>, IpamError> {
-        let exact = format!("{}{LINE_BREAK}{ifname}", id.trim());
-        let legacy = id.trim();
+        self.held_by(false, id, ifname)
+    }
+
+    /// [`DiskStore::get_by_id`] with the lock held, which keeps the index
+    /// up to date on the way.
+    pub fn get_by_id_locked(
+        &self,
+        _held: &StoreLock,
+        id: &str,
+        ifname: &str,
+    ) -> Result<Vec<IpAddr>, IpamError> {
+        self.held_by(true, id, ifname)
+    }
+
+    /// The files `id`/`ifname` holds, in the order of their names, with
+    /// whether each holds the exact `<id>\r\n<ifname>` (else the legacy
+    /// `<id>`). Each is read once more: what the walk took from the index
+    /// is confirmed by the file itself. A line of the index that names the
+    /// file (inode and change time) but not its owner (a file rewritten in
+    /// place, which neither rcni nor the reference does) means the index
+    /// cannot be trusted: with the lock, it is dropped, and the next walk
+    /// rebuilds it.
+    fn owned_files(
+        &self,
+        locked: bool,
+        id: &str,
+        ifname: &str,
+    ) -> Result<Vec<(String, IpAddr, bool)>, IpamError> {
+        let id = id.trim();
+        let mut claimed = Vec::new();
+        self.walk(locked, Some(id), |name, file, owner| {
+            if owner.is_exact(id, ifname) || owner.is_legacy(id) {
+                claimed.push((name.to_string(), file, owner.ifname.map(str::to_string)));
+            }
+        })?;
+        claimed.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut found: Vec<(String, IpAddr, bool)> = Vec::new();
+        let mut lied = false;
+        let mut contents = Vec::new();
+        for (name, file, claimed_ifname) in claimed {
+            let Some(ip) = name_ip(&name) else { continue };
+            let Some(now) = read_address_at(&rustix::fs::CWD, self.dir.join(&name), &mut contents)
+            else {
+                continue;
+            };
+            let data = String::from_utf8_lossy(&contents);
+            let owner = Owner::parse(data.trim());
+            lied |= now == file && (owner.id != id || owner.ifname != claimed_ifname.as_deref());
+            let exact = owner.is_exact(id, ifname);
+            if (exact || owner.is_legacy(id)) && found.last().is_none_or(|f| f.0 != name) {
+                found.push((name, ip, exact));
+            }
+        }
+        if lied && locked {
+            let _ = fs::remove_file(self.dir.join(INDEX_FILE));
+        }
+        Ok(found)
+    }
+
+    fn held_by(&self, locked: bool, id: &str, ifname: &str) -> Result<Vec<IpAddr>, IpamError> {
         Ok(self
-            .entries()?
+            .owned_files(locked, id, ifname)?
             .into_iter()
-            .filter(|(_, _, data)| *data == exact || data == legacy)
-            .map(|(ip, _, _)| ip)
+            .map(|(_, ip, _)| ip)
             .collect())
     }
 
@@ -389,32 +689,54 @@ impl DiskStore {
     /// only if there are none, legacy files holding `<id>`. Every file is
     /// tried; the first failure is returned after. Call with the lock held.
     pub fn release_by_id(&self, id: &str, ifname: &str) -> Result<Vec<IpAddr>, IpamError> {
-        let entries = self.entries()?;
-        let exact = format!("{}{LINE_BREAK}{ifname}", id.trim());
-        let legacy = id.trim();
-        let mut matching: Vec<&(IpAddr, PathBuf, String)> =
-            entries.iter().filter(|(_, _, d)| *d == exact).collect();
-        if matching.is_empty() {
-            matching = entries.iter().filter(|(_, _, d)| d == legacy).collect();
-        }
+        let files = self.owned_files(true, id, ifname)?;
+        let any_exact = files.iter().any(|(_, _, exact)| *exact);
         let mut released = Vec::new();
         let mut first_err = None;
-        for (ip, path, _) in matching {
-            match fs::remove_file(path) {
-                Ok(()) => released.push(*ip),
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(source) => {
-                    first_err.get_or_insert(IpamError::Io {
-                        context: "cannot release",
-                        path: path.clone(),
-                        source,
-                    });
+        for (name, ip, _) in files.into_iter().filter(|f| f.2 == any_exact) {
+            match self.remove_address(&name) {
+                Ok(()) => released.push(ip),
+                Err(e) => {
+                    first_err.get_or_insert(e);
                 }
             }
         }
         match first_err {
             Some(e) => Err(e),
             None => Ok(released),
+        }
+    }
+
+    /// Removes the address file `name` (a missing one is fine) and takes
+    /// it out of the index's digest. Call with the lock.
+    fn remove_address(&self, name: &str) -> Result<(), IpamError> {
+        let path = self.dir.join(name);
+        let ino = match fs::symlink_metadata(&path) {
+            Ok(meta) => meta.ino(),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(source) => {
+                return Err(IpamError::Io {
+                    context: "cannot release",
+                    path,
+                    source,
+                })
+            }
+        };
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                let removed = index::digest_of(name, ino);
+                let _ = self.update_index("", 0, |d| match d {
+                    0 => 0,
+                    d => d.wrapping_sub(removed),
+                });
+                Ok(())
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(IpamError::Io {
+                context: "cannot release",
+                path,
+                source,
+            }),
         }
     }
 
@@ -445,16 +767,7 @@ impl DiskStore {
 
     /// Releases one address (a missing file is fine). Call with the lock.
     pub fn release(&self, ip: IpAddr) -> Result<(), IpamError> {
-        let path = self.ip_path(ip);
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(IpamError::Io {
-                context: "cannot release",
-                path,
-                source,
-            }),
-        }
+        self.remove_address(&ip_text(ip))
     }
 
     /// Whether `ip` is allocated.
@@ -543,7 +856,8 @@ mod tests {
                     "2001:db8::5",
                     "last_reserved_ip.0",
                     "last_reserved_ip.1",
-                    "lock"
+                    "lock",
+                    "rcni-index"
                 ]
             );
             assert_eq!(
@@ -568,7 +882,8 @@ mod tests {
                     "10.0.0.9",
                     "last_reserved_ip.0",
                     "last_reserved_ip.1",
-                    "lock"
+                    "lock",
+                    "rcni-index"
                 ]
             );
         })
@@ -660,7 +975,15 @@ mod tests {
         let s = DiskStore::open(d.path(), "n").unwrap();
         assert_eq!(s.dir(), d.path().join("n"));
         fs::write(d.path().join("n/.rcni-999-10.0.0.3"), "dead\r\neth0").unwrap();
-        drop(s.lock().unwrap());
+        // Only a walk made with the lock removes it.
+        assert!(s.get_by_id("dead", "eth0").unwrap().is_empty());
+        assert!(d.path().join("n/.rcni-999-10.0.0.3").exists());
+        let lock = s.lock().unwrap();
+        assert!(s
+            .get_by_id_locked(&lock, "dead", "eth0")
+            .unwrap()
+            .is_empty());
+        drop(lock);
         assert!(!d.path().join("n/.rcni-999-10.0.0.3").exists());
         assert!(s.check_writable().is_ok());
         assert_eq!(names(&d.path().join("n")), ["lock"]);
@@ -675,6 +998,159 @@ mod tests {
         assert!(other.try_lock().is_err());
         drop(held);
         assert!(other.try_lock().is_ok());
+    }
+
+    /// Lines of the index: what it believes of each name.
+    fn index_lines(dir: &Path) -> Vec<String> {
+        let text = fs::read_to_string(dir.join(INDEX_FILE)).unwrap();
+        let body = text.get(index::HEADER_LEN..).unwrap();
+        body.lines().map(|l| l.trim_end().to_string()).collect()
+    }
+
+    /// The index spares reads of rcni's own files, learns the files the
+    /// reference writes between two walks (even under a name it knows,
+    /// taken again by someone else), and forgets released ones.
+    #[test]
+    fn the_index_follows_files_written_by_others() {
+        let d = tempfile::tempdir().unwrap();
+        let s = DiskStore::open(d.path(), "n").unwrap();
+        let dir = d.path().join("n");
+        let lock = s.lock().unwrap();
+        assert!(s.reserve("a", "eth0", ip("10.0.0.2"), 0).unwrap());
+        assert!(s.reserve("b", "eth0", ip("10.0.0.3"), 0).unwrap());
+        assert_eq!(index_lines(&dir).len(), 2);
+        // The reference: a new file, and .3 released and given to "c"
+        // (a new inode: the old file is still linked elsewhere).
+        fs::write(dir.join("10.0.0.4"), "c\r\neth0").unwrap();
+        fs::hard_link(dir.join("10.0.0.3"), d.path().join("keep")).unwrap();
+        fs::remove_file(dir.join("10.0.0.3")).unwrap();
+        fs::write(dir.join("10.0.0.3"), "c\r\neth1").unwrap();
+        assert_eq!(
+            s.get_by_id_locked(&lock, "c", "eth0").unwrap(),
+            [ip("10.0.0.4")]
+        );
+        assert_eq!(
+            s.get_by_id_locked(&lock, "c", "eth1").unwrap(),
+            [ip("10.0.0.3")]
+        );
+        assert!(s.get_by_id_locked(&lock, "b", "eth0").unwrap().is_empty());
+        assert_eq!(index_lines(&dir).len(), 4, "learnt once");
+        assert!(s.get_by_id_locked(&lock, "c", "eth0").unwrap().len() == 1);
+        assert_eq!(index_lines(&dir).len(), 4, "nothing new to learn");
+        // Released by the reference: gone from the answers.
+        fs::remove_file(dir.join("10.0.0.4")).unwrap();
+        assert!(s.get_by_id_locked(&lock, "c", "eth0").unwrap().is_empty());
+        assert_eq!(s.release_by_id("a", "eth0").unwrap(), [ip("10.0.0.2")]);
+        assert_eq!(s.allocations().unwrap().len(), 1);
+    }
+
+    /// Writes an index of `lines` whose header records `digest`.
+    fn write_index(dir: &Path, lines: &str, digest: u64) {
+        let mut lines = lines.to_string();
+        index::pad(&mut lines);
+        let header = index::Header::default()
+            .extended(&lines, lines.matches('\n').count())
+            .unwrap();
+        let header = index::Header { digest, ..header };
+        fs::write(dir.join(INDEX_FILE), format!("{}{lines}", header.line())).unwrap();
+    }
+
+    fn header_of(dir: &Path) -> index::Header {
+        let text = fs::read_to_string(dir.join(INDEX_FILE)).unwrap();
+        index::split_header(&text).unwrap().0
+    }
+
+    /// A damaged, foreign or stale index never changes an answer: a file
+    /// without the header or whose lines do not hash to the header's hash
+    /// is rebuilt from the files; what a line claims is checked against the
+    /// file before it is reported or released; a digest that is not the
+    /// listing's sends the walk through every line.
+    #[test]
+    fn a_stale_or_corrupt_index_is_rebuilt() {
+        let d = tempfile::tempdir().unwrap();
+        let s = DiskStore::open(d.path(), "n").unwrap();
+        let dir = d.path().join("n");
+        let lock = s.lock().unwrap();
+        for (i, id) in ["a", "b", "c"].iter().enumerate() {
+            assert!(s
+                .reserve(id, "eth0", ip(&format!("10.0.0.{}", i + 2)), 0)
+                .unwrap());
+        }
+        // The first walk with the lock learns the digest; rcni's own
+        // changes keep it.
+        assert_eq!(
+            s.get_by_id_locked(&lock, "a", "eth0").unwrap(),
+            [ip("10.0.0.2")]
+        );
+        let digest = header_of(&dir).digest;
+        assert_ne!(digest, 0);
+        assert!(s.reserve("d", "eth0", ip("10.0.0.5"), 0).unwrap());
+        s.release(ip("10.0.0.5")).unwrap();
+        assert_eq!(header_of(&dir).digest, digest);
+        // Garbage: rebuilt from the files.
+        fs::write(dir.join(INDEX_FILE), "\0\0garbage\n10.0.0.2\t1\tb\teth0\n").unwrap();
+        assert_eq!(
+            s.get_by_id_locked(&lock, "b", "eth0").unwrap(),
+            [ip("10.0.0.3")]
+        );
+        assert_eq!(index_lines(&dir).len(), 3);
+        assert_eq!(header_of(&dir).digest, digest);
+        // Damaged in place: the same.
+        let text = fs::read_to_string(dir.join(INDEX_FILE)).unwrap();
+        fs::write(dir.join(INDEX_FILE), text.replacen("\tc\t", "\tb\t", 1)).unwrap();
+        assert!(s.get_by_id_locked(&lock, "b", "eth0").unwrap().len() == 1);
+        assert_eq!(
+            s.get_by_id_locked(&lock, "c", "eth0").unwrap(),
+            [ip("10.0.0.4")]
+        );
+        // Stale, with the right digest: a line that gives .2 to "b" (as if
+        // .2 had been b's and rewritten in place), and none for .3. The
+        // file has the last word on .2; .3 is missed until the digest no
+        // longer matches, which any change in the directory brings.
+        let file = |name: &str| {
+            let stat = rustix::fs::stat(dir.join(name)).unwrap();
+            index::FileId::of(&stat)
+        };
+        let lie = index::line("10.0.0.2", file("10.0.0.2"), Owner::parse("b\r\neth0")).unwrap();
+        let c = index::line("10.0.0.4", file("10.0.0.4"), Owner::parse("c\r\neth0")).unwrap();
+        write_index(&dir, &format!("{lie}{c}"), digest);
+        assert!(s.get_by_id_locked(&lock, "b", "eth0").unwrap().is_empty());
+        write_index(&dir, &format!("{lie}{c}"), digest ^ 1);
+        assert_eq!(
+            s.get_by_id_locked(&lock, "b", "eth0").unwrap(),
+            [ip("10.0.0.3")]
+        );
+        // Looking for "b" met the lie and dropped the index.
+        assert!(!dir.join(INDEX_FILE).exists());
+        // A tampered index that still has the listing's digest (nothing
+        // but an edit makes one) can hide a file until the lie is met.
+        write_index(&dir, &format!("{lie}{c}"), digest);
+        assert!(s.release_by_id("b", "eth0").unwrap().is_empty());
+        assert!(dir.join("10.0.0.2").exists());
+        assert_eq!(s.release_by_id("b", "eth0").unwrap(), [ip("10.0.0.3")]);
+        assert_eq!(
+            s.get_by_id_locked(&lock, "a", "eth0").unwrap(),
+            [ip("10.0.0.2")]
+        );
+        // Mostly lines of files gone: compacted to the live ones.
+        let mut dead = String::new();
+        for i in 0..200 {
+            let gone = index::FileId { ino: 5, ctime: 5 };
+            dead.push_str(&index::line(&format!("10.0.1.{i}"), gone, Owner::parse("x")).unwrap());
+        }
+        let text = fs::read_to_string(dir.join(INDEX_FILE)).unwrap();
+        write_index(&dir, &format!("{dead}{}", &text[index::HEADER_LEN..]), 0);
+        assert_eq!(s.allocations().unwrap().len(), 2);
+        s.get_by_id_locked(&lock, "a", "eth0").unwrap();
+        assert_eq!(index_lines(&dir).len(), 2, "{:?}", index_lines(&dir));
+        // Lost altogether: every file is read, and the index comes back.
+        fs::remove_file(dir.join(INDEX_FILE)).unwrap();
+        assert_eq!(
+            s.get_by_id_locked(&lock, "a", "eth0").unwrap(),
+            [ip("10.0.0.2")]
+        );
+        assert_eq!(index_lines(&dir).len(), 2);
+        assert_ne!(header_of(&dir).digest, 0);
     }
 
     #[test]

@@ -427,6 +427,120 @@ fn interop_with_the_reference_store() {
     assert!(allocated_ips(data.path(), &net).is_empty());
 }
 
+/// rcni's index of the store must not hide what the reference does
+/// between two rcni calls: an address it hands out (even under a name rcni
+/// indexed for someone else) counts for the duplicate check, CHECK and
+/// DEL, and one it releases is free for rcni's next ADD. The reference in
+/// turn never takes the index for an allocation.
+#[test]
+fn the_reference_writing_between_rcni_calls_is_seen() {
+    require_reference();
+    let host = Netns::new("hl");
+    let data = data_dir();
+    let net = unique("hlnet");
+    let c = conf(
+        "1.0.0",
+        &net,
+        data.path(),
+        json!({"subnet": "10.86.0.0/29"}),
+    );
+    let store = data.path().join(&net);
+    let address = |r: &Value| r["ips"][0]["address"].as_str().unwrap().to_string();
+    assert_eq!(
+        address(&call(&host, "ADD", "a").run(&c).ok()),
+        "10.86.0.2/29"
+    );
+    assert!(store.join("rcni-index").exists());
+    assert_eq!(
+        address(&call(&host, "ADD", "b").reference().run(&c).ok()),
+        "10.86.0.3/29"
+    );
+    // b's address, written by the reference, makes a second one for b a
+    // duplicate; CHECK finds it.
+    let (code, msg) = call(&host, "ADD", "b").run(&c).err();
+    assert!(msg.contains("duplicate allocation"), "{code} {msg}");
+    call(&host, "CHECK", "b").run(&c).ok();
+    assert_eq!(allocated_ips(data.path(), &net), ["10.86.0.2", "10.86.0.3"]);
+    // The reference releases a: rcni no longer counts .2 as a's.
+    call(&host, "DEL", "a").reference().run(&c).ok();
+    call(&host, "CHECK", "a").run(&c).err();
+    assert_eq!(
+        address(&call(&host, "ADD", "a").run(&c).ok()),
+        "10.86.0.4/29"
+    );
+    // rcni releases a, and the reference gives the same name to c.
+    call(&host, "DEL", "a").run(&c).ok();
+    std::fs::write(store.join("last_reserved_ip.0"), "10.86.0.3").unwrap();
+    assert_eq!(
+        address(&call(&host, "ADD", "c").reference().run(&c).ok()),
+        "10.86.0.4/29"
+    );
+    let (_, msg) = call(&host, "ADD", "c").run(&c).err();
+    assert!(msg.contains("10.86.0.4 has been allocated to c"), "{msg}");
+    assert_eq!(
+        address(&call(&host, "ADD", "a").run(&c).ok()),
+        "10.86.0.5/29"
+    );
+    // rcni's DEL frees the reference's files, the reference's DEL rcni's.
+    call(&host, "DEL", "b").run(&c).ok();
+    call(&host, "DEL", "c").run(&c).ok();
+    call(&host, "DEL", "a").reference().run(&c).ok();
+    assert!(allocated_ips(data.path(), &net).is_empty());
+    // All along, the reference saw no allocation in the index.
+    assert_eq!(
+        address(&call(&host, "ADD", "d").reference().run(&c).ok()),
+        "10.86.0.6/29"
+    );
+    call(&host, "DEL", "d").reference().run(&c).ok();
+    assert!(allocated_ips(data.path(), &net).is_empty());
+}
+
+/// A store whose index was lost, damaged or left behind by another copy
+/// of the store is rebuilt from the address files, and no answer changes.
+#[test]
+fn a_stale_or_damaged_index_is_rebuilt() {
+    let host = Netns::new("hl");
+    let data = data_dir();
+    let net = unique("hlnet");
+    let c = conf(
+        "1.0.0",
+        &net,
+        data.path(),
+        json!({"subnet": "10.87.0.0/24"}),
+    );
+    let index = data.path().join(&net).join("rcni-index");
+    for id in ["a", "b", "c"] {
+        call(&host, "ADD", id).run(&c).ok();
+    }
+    let with_three = std::fs::read(&index).unwrap();
+    call(&host, "DEL", "b").run(&c).ok();
+    // Stale: the index of an earlier state (b still there).
+    std::fs::write(&index, &with_three).unwrap();
+    call(&host, "CHECK", "b").run(&c).err();
+    call(&host, "ADD", "b").run(&c).ok();
+    let (_, msg) = call(&host, "ADD", "a").run(&c).err();
+    assert!(msg.contains("duplicate allocation"), "{msg}");
+    // Damaged: one byte changed, or garbage.
+    let text = std::fs::read_to_string(&index).unwrap();
+    std::fs::write(&index, text.replacen("\ta\t", "\tx\t", 1)).unwrap();
+    let (_, msg) = call(&host, "ADD", "a").run(&c).err();
+    assert!(msg.contains("duplicate allocation"), "{msg}");
+    call(&host, "CHECK", "a").run(&c).ok();
+    std::fs::write(&index, b"\xff\0garbage").unwrap();
+    let (_, msg) = call(&host, "ADD", "c").run(&c).err();
+    assert!(msg.contains("duplicate allocation"), "{msg}");
+    assert!(std::fs::read_to_string(&index)
+        .unwrap()
+        .starts_with("# rcni host-local index v1 "));
+    // Lost.
+    std::fs::remove_file(&index).unwrap();
+    call(&host, "CHECK", "c").run(&c).ok();
+    for id in ["a", "b", "c"] {
+        call(&host, "DEL", id).run(&c).ok();
+    }
+    assert!(allocated_ips(data.path(), &net).is_empty());
+}
+
 /// DEL frees the addresses prevResult names without walking the store
 /// when they are all the attachment's; when prevResult names someone
 /// else's address it falls back to the walk, and only the attachment's own

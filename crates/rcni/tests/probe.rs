@@ -658,7 +658,9 @@ fn stray_files(host: &Host) -> Vec<String> {
             let name = entry.file_name().to_string_lossy().into_owned();
             if path.is_dir() {
                 pending.push(path);
-            } else if name != "lock" && !name.starts_with("last_reserved_ip.") {
+            } else if !["lock", "rcni-index"].contains(&name.as_str())
+                && !name.starts_with("last_reserved_ip.")
+            {
                 report(&path, "left in the data dir");
             }
         }

@@ -12,14 +12,14 @@ pub fn data_dir() -> tempfile::TempDir {
         .expect("tempdir")
 }
 
-/// Files in `<dir>/<net>` (sorted), excluding the lock and last_reserved
-/// files, i.e. the allocated IPs.
+/// Files in `<dir>/<net>` (sorted) named by an address, i.e. the allocated
+/// IPs (not the lock, last_reserved or index files).
 pub fn allocated_ips(dir: &Path, net: &str) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir.join(net))
         .map(|rd| {
             rd.filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n != "lock" && !n.starts_with("last_reserved_ip"))
+                .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
                 .collect()
         })
         .unwrap_or_default();
