@@ -470,7 +470,7 @@ fn forward(
         d.insert("prevResult".into(), prev.clone());
     }
     let bytes = encode(&d);
-    invoke::delegate(command, &delegate_type(&d)?, &bytes, args)
+    invoke::delegate(command, &delegate_type(&d)?, &bytes, args, None)
 }
 
 /// flannel's keys, as `rcni help flannel` prints them.
@@ -513,7 +513,7 @@ impl Plugin for Flannel {
             let _ = saved.remove(&path);
         });
         let result =
-            invoke::delegate_add(&plugin, &bytes, args).context("failed to delegate add")?;
+            invoke::delegate_add(&plugin, &bytes, args, None).context("failed to delegate add")?;
         file.keep();
         Ok(result)
     }

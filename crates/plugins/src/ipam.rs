@@ -1,6 +1,8 @@
 //! IPAM delegation: whether a config has IPAM, the lease an ADD takes
 //! from the IPAM plugin (released when the ADD fails), and the other verbs
-//! forwarded to it.
+//! forwarded to it. When `CNI_PATH` finds rcni itself under the IPAM
+//! plugin's name, the plugin runs in-process (no exec); anything else on
+//! `CNI_PATH`, such as the reference's host-local, is exec'd.
 
 use rcni_skel::invoke;
 use rcni_skel::{CmdArgs, Command};
@@ -47,7 +49,7 @@ impl<'a> IpamLease<'a> {
         args: &'a CmdArgs,
     ) -> Result<(IpamLease<'a>, CniResult), CniError> {
         let ipam_type = ipam_type(conf)?;
-        let result = invoke::delegate_add(&ipam_type, &args.stdin, args)?;
+        let result = invoke::delegate_add(&ipam_type, &args.stdin, args, Some(crate::lookup))?;
         Ok((
             IpamLease {
                 ipam_type,
@@ -67,7 +69,13 @@ impl<'a> IpamLease<'a> {
 impl Drop for IpamLease<'_> {
     fn drop(&mut self) {
         if !self.kept {
-            let _ = invoke::delegate(Command::Del, &self.ipam_type, &self.args.stdin, self.args);
+            let _ = invoke::delegate(
+                Command::Del,
+                &self.ipam_type,
+                &self.args.stdin,
+                self.args,
+                Some(crate::lookup),
+            );
         }
     }
 }
@@ -75,7 +83,13 @@ impl Drop for IpamLease<'_> {
 /// Forwards a verb without result (DEL, CHECK, GC, STATUS) to the IPAM
 /// plugin of the config.
 pub fn ipam_forward(command: Command, conf: &PluginConf, args: &CmdArgs) -> Result<(), CniError> {
-    invoke::delegate(command, &ipam_type(conf)?, &args.stdin, args)
+    invoke::delegate(
+        command,
+        &ipam_type(conf)?,
+        &args.stdin,
+        args,
+        Some(crate::lookup),
+    )
 }
 
 /// Forwards a verb to the IPAM plugin when the config has one.

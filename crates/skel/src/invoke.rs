@@ -2,10 +2,12 @@
 //! the execution layer of the runtime library.
 
 use crate::cmd::{CmdArgs, Command};
+use crate::dispatch::{run_with, Io, Plugin};
 use rcni_spec::result;
 use rcni_spec::version;
 use rcni_spec::{CniError, CniResult};
 use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
@@ -193,14 +195,14 @@ pub fn exec_plugin(path: &Path, exec: &Exec) -> Result<Vec<u8>, CniError> {
     if status.success() {
         return Ok(out);
     }
-    Err(plugin_error(path, &out, &err, status))
+    Err(plugin_error(path, &out, &err, &status))
 }
 
 fn plugin_error(
     path: &Path,
     stdout: &[u8],
     stderr: &[u8],
-    status: std::process::ExitStatus,
+    status: &dyn std::fmt::Display,
 ) -> CniError {
     let name = path
         .file_name()
@@ -249,28 +251,103 @@ pub fn parse_result(conf: &[u8], stdout: &[u8]) -> Result<CniResult, CniError> {
     result::parse(&value)
 }
 
-fn delegate_path(plugin: &str, args: &CmdArgs) -> Result<PathBuf, CniError> {
-    find_in_path(plugin, &args.path_dirs())
+/// The plugins a multi-call binary holds, by name: those it can run
+/// in-process when `CNI_PATH` leads back to the binary itself.
+pub type OwnPlugins = fn(&str) -> Option<&'static dyn Plugin>;
+
+/// Whether `path` is the running binary (a link to it or the file itself,
+/// not a copy): only then is running in-process what an exec would run.
+fn is_this_binary(path: &Path) -> bool {
+    match (std::fs::metadata(path), std::fs::metadata("/proc/self/exe")) {
+        (Ok(found), Ok(me)) => found.dev() == me.dev() && found.ino() == me.ino(),
+        _ => false,
+    }
+}
+
+/// Runs `plugin` from `path` as [`exec_plugin`] does; in-process, without
+/// the exec, when `path` is this binary and `own` holds the plugin. The
+/// plugin then reads its variables from `exec.env` over ours (nothing is
+/// set in our environment), its stdin from `exec.stdin`, and writes its
+/// answer into a buffer (never our stdout); its result or error is read
+/// back exactly as an exec'd plugin's.
+fn run_delegate(
+    plugin: &str,
+    path: &Path,
+    exec: &Exec,
+    own: Option<OwnPlugins>,
+) -> Result<Vec<u8>, CniError> {
+    let Some(found) = own.and_then(|lookup| lookup(plugin)) else {
+        return exec_plugin(path, exec);
+    };
+    if !is_this_binary(path) {
+        return exec_plugin(path, exec);
+    }
+    let getenv = |key: &str| {
+        exec.env
+            .iter()
+            .rev()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.clone())
+            .or_else(|| std::env::var(key).ok())
+    };
+    let mut stdin = exec.stdin.as_slice();
+    let mut stdout = Vec::new();
+    let code = run_with(
+        found,
+        &getenv,
+        &mut Io {
+            stdin: &mut stdin,
+            stdout: &mut stdout,
+            stderr: &mut std::io::stderr(),
+        },
+    );
+    if code == 0 {
+        return Ok(stdout);
+    }
+    Err(plugin_error(
+        path,
+        &stdout,
+        &[],
+        &format!("exit status: {code}"),
+    ))
 }
 
 /// Runs `plugin` (an IPAM plugin, usually) with ADD and our attachment's
-/// variables, and returns its result.
-pub fn delegate_add(plugin: &str, conf: &[u8], args: &CmdArgs) -> Result<CniResult, CniError> {
-    let path = delegate_path(plugin, args)?;
-    let out = exec_plugin(&path, &Exec::for_attachment(Command::Add, args, conf))?;
+/// variables, and returns its result; in-process when `own` holds it and
+/// `CNI_PATH` finds this very binary under its name.
+pub fn delegate_add(
+    plugin: &str,
+    conf: &[u8],
+    args: &CmdArgs,
+    own: Option<OwnPlugins>,
+) -> Result<CniResult, CniError> {
+    let path = find_in_path(plugin, &args.path_dirs())?;
+    let out = run_delegate(
+        plugin,
+        &path,
+        &Exec::for_attachment(Command::Add, args, conf),
+        own,
+    )?;
     parse_result(conf, &out)
 }
 
 /// Runs `plugin` with a verb that returns no result (DEL, CHECK, GC,
-/// STATUS).
+/// STATUS), in-process as [`delegate_add`].
 pub fn delegate(
     command: Command,
     plugin: &str,
     conf: &[u8],
     args: &CmdArgs,
+    own: Option<OwnPlugins>,
 ) -> Result<(), CniError> {
-    let path = delegate_path(plugin, args)?;
-    exec_plugin(&path, &Exec::for_attachment(command, args, conf)).map(|_| ())
+    let path = find_in_path(plugin, &args.path_dirs())?;
+    run_delegate(
+        plugin,
+        &path,
+        &Exec::for_attachment(command, args, conf),
+        own,
+    )
+    .map(|_| ())
 }
 
 #[cfg(test)]
