@@ -238,32 +238,18 @@ fn without_ip_masq_the_outside_cannot_answer() {
 /// process at all): the other backend and the
 /// other IP family are probed over netlink (no process) and skipped. With
 /// the addresses in prevResult, iptables needs no `iptables-save`; with
-/// wrong ones it falls back to reading the table. (The firewall's programs
-/// run alongside host-local, so the two orders are compared apart.)
+/// wrong ones it falls back to reading the table.
 #[test]
 fn del_runs_only_the_programs_of_the_backend_in_use() {
     let cases: [(&str, Option<&str>, &[&str]); 4] = [
-        (
-            "iptables",
-            None,
-            &["host-local", "iptables-save", "iptables-restore"],
-        ),
-        (
-            "iptables",
-            Some("result"),
-            &["host-local", "iptables-restore"],
-        ),
+        ("iptables", None, &["iptables-save", "iptables-restore"]),
+        ("iptables", Some("result"), &["iptables-restore"]),
         (
             "iptables",
             Some("10.66.0.99/24"),
-            &[
-                "host-local",
-                "iptables-restore",
-                "iptables-save",
-                "iptables-restore",
-            ],
+            &["iptables-restore", "iptables-save", "iptables-restore"],
         ),
-        ("nftables", None, &["host-local"]),
+        ("nftables", None, &[]),
     ];
     for (backend, prev, programs) in cases {
         let w = MasqHost::new();
@@ -283,11 +269,9 @@ fn del_runs_only_the_programs_of_the_backend_in_use() {
         }
         let (reply, execs) = Call::rcni("ptp", "DEL", &w.host, Some(&ctr)).run_traced(&c);
         reply.ok();
-        // The first two are the test's `ip netns exec` and the plugin.
-        let (ipam, firewall): (Vec<&String>, Vec<&String>) =
-            execs[2..].iter().partition(|p| *p == "host-local");
-        assert_eq!(ipam, ["host-local"], "{backend} {prev:?}: {execs:?}");
-        assert_eq!(firewall, programs[1..], "{backend} {prev:?}: {execs:?}");
+        // The first two are the test's `ip netns exec` and the plugin;
+        // host-local, rcni itself on CNI_PATH, runs in-process.
+        assert_eq!(execs[2..], programs[..], "{backend} {prev:?}: {execs:?}");
         assert!(!masq_present(&w, backend, &net), "{backend}: rules left");
         assert!(!w.iptables_nat().contains("CNI-"), "{backend} {prev:?}");
         assert_only_lo(&ctr);
