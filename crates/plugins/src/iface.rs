@@ -49,13 +49,25 @@ pub fn configure(
     ifname: &str,
     result: &CniResult,
 ) -> Result<(), CniError> {
-    if result.interfaces.is_empty() {
-        return Err(fail!("no interfaces to configure"));
-    }
     // reference text
     let link = nl
         .find_link(ifname)
         .context(format!("failed to lookup {ifname:?}"))?;
+    configure_link(nl, ns, ifname, link.index, result)
+}
+
+/// As [`configure`], for a link whose index the caller already holds (it
+/// just made the link), which saves looking it up again.
+pub fn configure_link(
+    nl: &mut Handle,
+    ns: &NetNs,
+    ifname: &str,
+    index: u32,
+    result: &CniResult,
+) -> Result<(), CniError> {
+    if result.interfaces.is_empty() {
+        return Err(fail!("no interfaces to configure"));
+    }
     let mut v4_gw = None;
     let mut v6_gw = None;
     let mut ipv6_enabled = false;
@@ -86,7 +98,7 @@ pub fn configure(
             ipv6_enabled = true;
         }
         // reference text
-        nl.add_address(link.index, ip.address).context(format!(
+        nl.add_address(index, ip.address).context(format!(
             "failed to add IP addr {} to {ifname:?}",
             ip.address
         ))?;
@@ -96,10 +108,9 @@ pub fn configure(
             _ => {}
         }
     }
-    nl.set_up(link.index)
-        .context("set the container interface up")?;
+    nl.set_up(index).context("set the container interface up")?;
     if v6_gw.is_some() {
-        settle_addresses(nl, link.index, ifname)?;
+        settle_addresses(nl, index, ifname)?;
     }
     for r in &result.routes {
         // A scope-link route (dhcp's gateway-less option-121 entries) is on
@@ -109,7 +120,7 @@ pub fn configure(
         let gw = r.gw.or(default_gw.filter(|_| !on_link));
         let mut route = KernelRoute::new(r.dst);
         route.gateway = gw;
-        route.oif = Some(link.index);
+        route.oif = Some(index);
         route.priority = (r.priority != 0).then_some(r.priority);
         if let Some(table) = r.table {
             route.table = table;

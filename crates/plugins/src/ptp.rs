@@ -47,26 +47,26 @@ fn setup_container(
     nl: &mut Handle,
     ns: &NetNs,
     ifname: &str,
+    index: u32,
     result: &CniResult,
 ) -> Result<(), CniError> {
-    iface::configure(nl, ns, ifname, result)?;
-    let link = nl.find_link(ifname).context("look up the container veth")?;
+    iface::configure_link(nl, ns, ifname, index, result)?;
     for ip in &result.ips {
         let Some(gw) = ip.gateway else { continue };
         let subnet = ip.address.trunc();
         let mut auto = KernelRoute::new(subnet);
-        auto.oif = Some(link.index);
+        auto.oif = Some(index);
         match nl.delete_route(&auto) {
             Ok(()) => {}
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e).context(format!("failed to delete route {subnet}")),
         }
         let mut to_gw = KernelRoute::new(host_prefix(gw));
-        to_gw.oif = Some(link.index);
+        to_gw.oif = Some(index);
         to_gw.scope = RT_SCOPE_LINK;
         to_gw.prefsrc = Some(ip.address.addr());
         let mut via_gw = KernelRoute::new(subnet);
-        via_gw.oif = Some(link.index);
+        via_gw.oif = Some(index);
         via_gw.gateway = Some(gw);
         via_gw.prefsrc = Some(ip.address.addr());
         for route in [to_gw, via_gw] {
@@ -175,7 +175,7 @@ impl Plugin for Ptp {
         for ip in &mut result.ips {
             ip.interface = Some(1);
         }
-        setup_container(&mut ctr, &ns, &args.ifname, &result)?;
+        setup_container(&mut ctr, &ns, &args.ifname, ctr_link.index, &result)?;
         setup_host(&mut host, host_link.index, &result)?;
         let masq_rules = match backend {
             Some(backend) => {
