@@ -423,6 +423,93 @@ mod tests {
         assert_eq!(exec_plugin(&slow, &exec).unwrap_err().code, 11);
     }
 
+    /// A plugin that answers with its `CNI_ARGS` as the address, or fails
+    /// with the config's `fail` code.
+    struct Echo;
+
+    impl Plugin for Echo {
+        fn name(&self) -> &str {
+            "echo"
+        }
+        fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
+            let conf = args.conf()?;
+            if let Some(code) = conf.raw.get("fail").and_then(|c| c.as_u64()) {
+                return Err(CniError::new(code as u32, "asked to fail").with_details("here"));
+            }
+            Ok(CniResult {
+                ips: vec![rcni_spec::IpConfig {
+                    interface: None,
+                    address: args
+                        .args
+                        .parse()
+                        .map_err(|_| CniError::decode("CNI_ARGS"))?,
+                    gateway: None,
+                }],
+                ..CniResult::default()
+            })
+        }
+        fn del(&self, _: &CmdArgs) -> Result<(), CniError> {
+            Ok(())
+        }
+    }
+
+    fn own_echo(name: &str) -> Option<&'static dyn Plugin> {
+        (name == "echo").then_some(&Echo as &'static dyn Plugin)
+    }
+
+    #[test]
+    fn own_plugin_runs_in_process_only_from_this_binary() {
+        // Were the in-process path broken, this test binary would be
+        // exec'd as the plugin: its copy of this test must not recurse.
+        if std::env::var_os("CNI_COMMAND").is_some() {
+            return;
+        }
+        let me = std::env::current_exe().expect("current_exe");
+        let d = tempfile::tempdir().expect("tempdir");
+        // A link to this test binary is this binary; the script is not.
+        let link = d.path().join("echo");
+        std::os::unix::fs::symlink(&me, &link).expect("symlink");
+        let other = tempfile::tempdir().expect("tempdir");
+        script(
+            other.path(),
+            "echo",
+            r#"echo '{"code":11,"msg":"exec'"'"'d"}'; exit 1"#,
+        );
+        let args = CmdArgs {
+            container_id: "c1".into(),
+            netns: "/nonexistent/netns".into(),
+            ifname: "eth0".into(),
+            args: "10.9.0.2/24".into(),
+            ..CmdArgs::default()
+        };
+        let conf = br#"{"cniVersion":"1.0.0","name":"n"}"#;
+        let in_process = CmdArgs {
+            path: d.path().display().to_string(),
+            ..args.clone()
+        };
+        let r = delegate_add("echo", conf, &in_process, Some(own_echo)).expect("in-process ADD");
+        assert_eq!(r.ips[0].address.to_string(), "10.9.0.2/24");
+        assert_eq!(r.cni_version, "1.0.0");
+        let e = delegate_add(
+            "echo",
+            br#"{"cniVersion":"1.0.0","name":"n","fail":7}"#,
+            &in_process,
+            Some(own_echo),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.code, e.msg.as_str(), e.details.as_str()),
+            (7, "asked to fail", "here")
+        );
+        // Not this binary: exec'd.
+        let elsewhere = CmdArgs {
+            path: other.path().display().to_string(),
+            ..args.clone()
+        };
+        let e = delegate_add("echo", conf, &elsewhere, Some(own_echo)).unwrap_err();
+        assert_eq!((e.code, e.msg.as_str()), (11, "exec'd"));
+    }
+
     #[test]
     fn result_without_version_takes_config_version() {
         let r = parse_result(
