@@ -326,7 +326,9 @@ of the suite, the binaries before and after side by side: bridge + host-local + 
 64.4 → 9.7 ms median (rcni's own iptables path: 13.9 ms), Podman's chain on nftables 59.8 → 18.2 ms; \
 portmap ADD alone 24 → 4 ms.
 - **The kernel floor.** A ptp ADD's kernel work takes about 0.6 ms in one process; rcni's ptp + host-local \
-ADD about 7 ms. About half of the difference is processes: the runtime's exec of ptp (0.8 ms, as a \
+ADD about 7 ms. Since then host-local runs in-process when the IPAM plugin on CNI_PATH is rcni itself \
+(no exec: a ptp ADD about 1.0–1.5 ms shorter in a quick loop) and ptp looks its container veth up once, \
+not three times. About half of the difference is processes: the runtime's exec of ptp (0.8 ms, as a \
 VERSION call), ptp's exec of host-local (1.3 ms, of which 0.5 ms is its work) and, for ipMasq on \
 iptables, one `iptables-restore` (1.4 ms empty, more with the pods' chains in `nat`); the rest is ptp's \
 own steps around the kernel calls (sysctl writes through /proc, a thread that opens a netlink socket in \
