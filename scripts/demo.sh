@@ -87,7 +87,8 @@ ip -n "$ctr" -br link
 ip -n "$host" -br link
 rules=$(ip netns exec "$host" iptables-save -t nat | grep -c -e 'CNI-DN-' -e 'id: \\"cnitool-' || true)
 echo "port-mapping and masquerade rules left: $rules"
-leftover=$(find "$work/ipam/demo" -type f ! -name lock ! -name 'last_reserved_ip.*' | wc -l)
+# host-local's store: one file per address; lock, last_reserved_ip.N and rcni's rcni-index are not addresses.
+leftover=$(find "$work/ipam/demo" -type f ! -name lock ! -name 'last_reserved_ip.*' ! -name rcni-index | wc -l)
 cached=$(find "$work/cache" -type f | wc -l)
 echo "allocated IP files left: $leftover, cached results left: $cached"
 [[ $leftover -eq 0 && $cached -eq 0 && $rules -eq 0 && $(ip -n "$ctr" -br link | wc -l) -eq 1 ]]
