@@ -340,8 +340,8 @@ neither is done (on the nftables backend masquerading already goes over netlink;
 masquerades with iptables). The bridge + portmap floor adds its rules as rcni does, with the \
 expressions of `rcni_net::nf_expr`, but as one nf_tables transaction from a socket kept open across \
 the pods, where rcni's ADD sends one transaction per plugin from a socket opened in each plugin's \
-process; neither runs a process for its rules. Applying them with one `nft -f` instead had put that \
-floor at about 7.4 ms in a quick run; over netlink it is about 1.7 ms.
+process; neither runs a process for its rules. In quick runs on this shared machine that floor came \
+out at 7.4 ms with one `nft -f` for the rules, and at 0.9 to 1.7 ms over netlink.
 ";
 
 /// ADD growth near the last pod over near the first: the target is for
