@@ -5,10 +5,12 @@
 
 use crate::measure::{ms, sh, PodRun};
 use ipnet::IpNet;
+use rcni_net::nf_tables::NftChange;
 use rcni_net::{Handle, NetNs, Route, VethSpec, RT_SCOPE_LINK};
-use std::io::Write;
+use rcni_netfilter::nft::{
+    self, Action, AddrField, BaseChain, Change, Hook, Match, NfFamily, TableChange, Verdict, L4,
+};
 use std::net::{IpAddr, Ipv4Addr};
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 /// The container's interface in every floor pod.
@@ -17,8 +19,11 @@ const IFNAME: &str = "eth0";
 const BRIDGE: &str = "rbfloor0";
 /// nf_tables tables of the floor's own, so that the scenarios that run
 /// after it find the tables rcni and the reference use as they left them.
-const MASQ_TABLE: &str = "inet rcni_floor_masquerade";
-const HOSTPORT_TABLE: &str = "ip rcni_floor_hostport";
+const MASQ_TABLE: &str = "rcni_floor_masquerade";
+const HOSTPORT_TABLE: &str = "rcni_floor_hostport";
+/// nft's `dstnat` and `srcnat` priorities.
+const DSTNAT: i32 = -100;
+const SRCNAT: i32 = 100;
 
 fn err(what: &str) -> impl Fn(rcni_net::NetError) -> String + '_ {
     move |e| format!("floor: {what}: {e}")
@@ -86,71 +91,125 @@ fn ptp_add(ns_path: &str, address: IpNet, gateway: IpAddr) -> Result<(), String>
     host.add_route(&to_pod).map_err(err("host route"))
 }
 
-/// The nf_tables rules of one bridge (ipMasq) + portmap ADD on nftables:
-/// the masquerading rule of the address, two port mappings (DNAT) and
-/// portmap's two masquerading rules, in one transaction.
-fn rules_script(address: IpAddr, subnet: IpNet, pod: usize, host_ports: [u16; 2]) -> String {
-    let comment = format!("\"floor-{pod}\"");
-    let mut s = format!(
-        "add rule {MASQ_TABLE} masq_checks ip saddr == {address} ip daddr != {subnet} masquerade comment {comment}\n"
-    );
+/// The nf_tables rules of one bridge (ipMasq) + portmap ADD on nftables,
+/// in the chains of rcni's layouts: the masquerading rule of the address,
+/// two port mappings (DNAT) and portmap's two masquerading rules.
+fn pod_rules(
+    address: IpAddr,
+    subnet: IpNet,
+    pod: usize,
+    host_ports: [u16; 2],
+) -> Vec<TableChange<'static>> {
+    let comment = Some(format!("floor-{pod}"));
+    let own = IpNet::from(address);
+    let addr = |field, net, equal| Match::Addr { field, net, equal };
+    let mut out = vec![(
+        NfFamily::Inet,
+        MASQ_TABLE,
+        rule(
+            "masq_checks",
+            vec![
+                addr(AddrField::Saddr, own, true),
+                addr(AddrField::Daddr, subnet, false),
+            ],
+            Action::Masquerade,
+            comment.clone(),
+        ),
+    )];
     for (host_port, port) in host_ports.iter().zip([80, 443]) {
-        s.push_str(&format!(
-            "add rule {HOSTPORT_TABLE} hostports tcp dport {host_port} dnat to {address}:{port} comment {comment}\n"
+        out.push((
+            NfFamily::Ipv4,
+            HOSTPORT_TABLE,
+            rule(
+                "hostports",
+                vec![Match::Dport(L4::Tcp, *host_port)],
+                Action::Dnat(address, port),
+                comment.clone(),
+            ),
         ));
     }
-    for src in [address.to_string(), "127.0.0.1".into()] {
-        s.push_str(&format!(
-            "add rule {HOSTPORT_TABLE} masquerading ip saddr {src} ip daddr {address} masquerade comment {comment}\n"
+    for source in [own, IpNet::from(IpAddr::V4(Ipv4Addr::LOCALHOST))] {
+        out.push((
+            NfFamily::Ipv4,
+            HOSTPORT_TABLE,
+            rule(
+                "masquerading",
+                vec![
+                    addr(AddrField::Saddr, source, true),
+                    addr(AddrField::Daddr, own, true),
+                ],
+                Action::Masquerade,
+                comment.clone(),
+            ),
         ));
     }
-    s
+    out
+}
+
+fn rule(
+    chain: &str,
+    matches: Vec<Match<'static>>,
+    action: Action,
+    comment: Option<String>,
+) -> Change<'static> {
+    Change::Rule {
+        chain: chain.into(),
+        first: false,
+        matches,
+        action,
+        comment,
+    }
+}
+
+fn nat_chain(name: &str, hook: Hook, priority: i32) -> Change<'static> {
+    let base = BaseChain {
+        kind: "nat",
+        hook,
+        priority,
+        policy_accept: false,
+    };
+    Change::Chain(name.into(), Some(base), None)
 }
 
 /// The tables and chains the rules go into, made once (an ADD finds them
-/// made by the pods before it).
-const RULES_SETUP: &str = "\
-add table inet rcni_floor_masquerade
-add chain inet rcni_floor_masquerade masq_checks
-add chain inet rcni_floor_masquerade postrouting { type nat hook postrouting priority srcnat; }
-add rule inet rcni_floor_masquerade postrouting goto masq_checks
-add table ip rcni_floor_hostport
-add chain ip rcni_floor_hostport hostports
-add chain ip rcni_floor_hostport prerouting { type nat hook prerouting priority -100; }
-add rule ip rcni_floor_hostport prerouting fib daddr type local jump hostports
-add chain ip rcni_floor_hostport masquerading { type nat hook postrouting priority srcnat; }
-";
+/// made by the pods before it), with the entry rules of rcni's layouts.
+fn rules_setup() -> Vec<TableChange<'static>> {
+    let jump = |chain: &str| Action::Verdict(Verdict::Jump(chain.into()));
+    let masq = [
+        Change::Table(None),
+        Change::Chain("masq_checks".into(), None, None),
+        nat_chain("postrouting", Hook::Postrouting, SRCNAT),
+        rule(
+            "postrouting",
+            vec![],
+            Action::Verdict(Verdict::Goto("masq_checks".into())),
+            None,
+        ),
+    ];
+    let hostport = [
+        Change::Table(None),
+        Change::Chain("hostports".into(), None, None),
+        nat_chain("prerouting", Hook::Prerouting, DSTNAT),
+        rule(
+            "prerouting",
+            vec![Match::LocalDestination],
+            jump("hostports"),
+            None,
+        ),
+        nat_chain("masquerading", Hook::Postrouting, SRCNAT),
+    ];
+    let masq = masq.into_iter().map(|c| (NfFamily::Inet, MASQ_TABLE, c));
+    let hostport = hostport
+        .into_iter()
+        .map(|c| (NfFamily::Ipv4, HOSTPORT_TABLE, c));
+    masq.chain(hostport).collect()
+}
 
-/// Applies an nft script in one transaction.
-///
-/// NOTE(floor-nft): one `nft -f -` process until rcni-net encodes
-/// nf_tables rules; then this becomes one netlink batch on a kept-open
-/// socket, as rcni's own ADD will do, and the floor drops by the cost of
-/// the process.
-fn nft_apply(script: &str) -> Result<(), String> {
-    let mut child = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("floor: nft: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(script.as_bytes())
-            .map_err(|e| format!("floor: nft: {e}"))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("floor: nft: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "floor: nft: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+/// Applies the changes as one nf_tables transaction over netlink, from
+/// this thread's kept-open socket, as rcni's own ADD does (no process).
+fn nft_apply(changes: &[TableChange<'_>]) -> Result<(), String> {
+    let requests = nft::encode(changes).ok_or("floor: a rule without a netlink form")?;
+    rcni_net::nf_tables::apply(&requests).map_err(err("nf_tables"))
 }
 
 /// A bridge + portmap ADD's kernel work: the veth pair into the container,
@@ -173,7 +232,7 @@ fn bridge_portmap_add(
         .map_err(err("container address"))?;
     ctr.set_up(ctr_index).map_err(err("container end up"))?;
     let base = 30000 + 2 * pod as u16;
-    nft_apply(&rules_script(
+    nft_apply(&pod_rules(
         address.addr(),
         address.trunc(),
         pod,
@@ -227,7 +286,7 @@ pub fn bridge_portmap(pods: usize) -> Result<PodRun, String> {
     sh("ip", &["link", "add", BRIDGE, "type", "bridge"])?;
     sh("ip", &["addr", "add", "10.221.0.1/16", "dev", BRIDGE])?;
     sh("ip", &["link", "set", BRIDGE, "up"])?;
-    let run = nft_apply(RULES_SETUP).and_then(|()| {
+    let run = nft_apply(&rules_setup()).and_then(|()| {
         let bridge_index = Handle::new()
             .and_then(|mut h| h.find_link(BRIDGE))
             .map_err(err("bridge"))?
@@ -237,8 +296,10 @@ pub fn bridge_portmap(pods: usize) -> Result<PodRun, String> {
         })
     });
     let _ = sh("ip", &["link", "del", BRIDGE]);
-    let _ = nft_apply(&format!(
-        "delete table {MASQ_TABLE}\ndelete table {HOSTPORT_TABLE}\n"
-    ));
+    let drop_tables = [
+        (NfFamily::Inet, MASQ_TABLE, NftChange::DeleteTable),
+        (NfFamily::Ipv4, HOSTPORT_TABLE, NftChange::DeleteTable),
+    ];
+    let _ = rcni_net::nf_tables::apply(&drop_tables);
     run
 }

@@ -275,26 +275,28 @@ pub fn parse(text: &str) -> Index<'_> {
     index
 }
 
-/// The lines of `body` that give `id` (trimmed) as the owner, found by a
-/// search for the ID rather than a parse of every line.
-pub fn lines_of<'a>(body: &'a str, id: &str) -> Vec<Entry<'a>> {
+/// The lines of `body` (the index after its header) that give `id`
+/// (trimmed) as the owner, found by a vectorised search for the ID rather
+/// than a parse of every line; a line that is not UTF-8 is no one's.
+pub fn lines_of<'a>(body: &'a [u8], id: &str) -> Vec<Entry<'a>> {
     let needle = format!("\t{id}");
     let mut found = Vec::new();
-    // `contains` has a vectorised path that `find` lacks; an ADD looks up
-    // an ID that usually holds nothing.
-    if !body.contains(needle.as_str()) {
-        return found;
-    }
     let mut from = 0;
-    while let Some(at) = body[from..].find(&needle).map(|at| at + from) {
-        let start = body[..at].rfind('\n').map_or(0, |n| n + 1);
-        let end = body[at..].find('\n').map_or(body.len(), |n| at + n + 1);
-        if let Some((_, entry)) = parse_line(&body[start..end]) {
+    for at in memchr::memmem::find_iter(body, needle.as_bytes()) {
+        if at < from {
+            continue;
+        }
+        let start = memchr::memrchr(b'\n', &body[..at]).map_or(0, |n| n + 1);
+        let end = memchr::memchr(b'\n', &body[at..]).map_or(body.len(), |n| at + n + 1);
+        from = end;
+        let Ok(line) = std::str::from_utf8(&body[start..end]) else {
+            continue;
+        };
+        if let Some((_, entry)) = parse_line(line) {
             if entry.owner.id == id {
                 found.push(entry);
             }
         }
-        from = end;
     }
     found
 }
@@ -382,9 +384,16 @@ mod tests {
         assert_eq!(index.entries[&17].line, a);
         assert_eq!(index.entries[&18].owner, legacy);
         let (_, body) = split_header(&text).unwrap();
+        let body = body.as_bytes();
         assert_eq!(lines_of(body, "c1")[0].name, "10.0.0.2");
         assert_eq!(lines_of(body, "old")[0].name, "fd00::3");
         assert!(lines_of(body, "c").is_empty());
+        // A line that is not UTF-8 is skipped; the lines after it are found.
+        let mut mixed = b"10.0.0.7\t5\t7\tc1\t\xff\n".to_vec();
+        mixed.extend_from_slice(body);
+        let found = lines_of(&mixed, "c1");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].name, "10.0.0.2");
         assert!(exact.is_exact("c1", "eth0") && !exact.is_legacy("c1"));
         assert!(legacy.is_legacy("old") && !legacy.is_exact("old", "eth0"));
         // One changed byte, a torn append, no header.

@@ -150,11 +150,27 @@ fn read_small_at(
 fn read_small(fd: &OwnedFd, buf: &mut Vec<u8>, max: usize) -> Option<()> {
     buf.clear();
     if max > MAX_STORE_FILE {
-        // The index: read whole, sized by its length.
-        use std::io::Read;
-        let file = File::from(fd.try_clone().ok()?);
-        file.take(max as u64 + 1).read_to_end(buf).ok()?;
-        return (buf.len() <= max).then_some(());
+        // The index: read whole into a buffer of its length (and one more
+        // byte, to see its end), in one read when it does not grow meanwhile.
+        let size = rustix::fs::fstat(fd).map_or(0, |s| s.st_size.max(0) as usize);
+        buf.resize(size.min(max) + 1, 0);
+        let mut len = 0;
+        loop {
+            if len == buf.len() {
+                if len > max {
+                    return None;
+                }
+                buf.resize((2 * len).min(max + 1), 0);
+            }
+            match rustix::io::read(fd, &mut buf[len..]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(Errno::INTR) => {}
+                Err(_) => return None,
+            }
+        }
+        buf.truncate(len);
+        return Some(());
     }
     // Address files are small: no size probe for them.
     let mut chunk = [0u8; 256];
@@ -480,11 +496,6 @@ impl DiskStore {
         if read_small_at(&dir_fd, INDEX_FILE, &mut index_bytes, MAX_INDEX_FILE).is_none() {
             index_bytes.clear();
         }
-        // Checked as a whole first: the lossy conversion goes by chunks.
-        let index_text = match std::str::from_utf8(&index_bytes) {
-            Ok(text) => std::borrow::Cow::Borrowed(text),
-            Err(_) => String::from_utf8_lossy(&index_bytes),
-        };
         let io_error = |e: Errno| IpamError::io("cannot read", &self.dir)(e.into());
         let mut buf = vec![MaybeUninit::<u8>::uninit(); 64 * 1024];
         let (mut digest, mut listed) = (0u64, 0u64);
@@ -499,11 +510,19 @@ impl DiskStore {
                 listed += 1;
             }
         }
-        if let (Some(id), Some((header, body))) = (only, index::split_header(&index_text)) {
+        // The header is text; the lines are searched as bytes, so that the
+        // whole index need not be checked as UTF-8 on this path.
+        let header = index_bytes
+            .get(..index::HEADER_LEN)
+            .and_then(|head| std::str::from_utf8(head).ok())
+            .and_then(index::split_header)
+            .map(|(header, _)| header);
+        if let (Some(id), Some(header)) = (only, header) {
+            let body = &index_bytes[index::HEADER_LEN..];
             if header.digest != 0
                 && header.digest == digest
                 && header.lines <= 2 * listed + 64
-                && index::extend_hash(index::EMPTY_HASH, body.as_bytes()) == Some(header.hash)
+                && index::extend_hash(index::EMPTY_HASH, body) == Some(header.hash)
             {
                 for entry in index::lines_of(body, id) {
                     visit(entry.name, entry.file, entry.owner);
@@ -511,6 +530,11 @@ impl DiskStore {
                 return Ok(());
             }
         }
+        // Checked as a whole first: the lossy conversion goes by chunks.
+        let index_text = match std::str::from_utf8(&index_bytes) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(&index_bytes),
+        };
         let known = index::parse(&index_text);
         let mut live_lines: Vec<&str> = Vec::new();
         let mut new_lines = String::new();

@@ -352,6 +352,8 @@ pub enum NftChange {
         /// `comment "..."`.
         comment: Option<String>,
     },
+    /// `delete table`: the table with all its chains and rules.
+    DeleteTable,
     /// `add chain` (created if missing, kept if not).
     AddChain {
         /// Its name.
@@ -384,6 +386,7 @@ pub enum NftChange {
 }
 
 const NFT_MSG_NEWTABLE: u16 = 0;
+const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFTA_TABLE_FLAGS: u16 = 2;
@@ -406,6 +409,11 @@ fn change_request(table: &str, change: &NftChange) -> (u16, u16, Vec<u8>) {
             }
             (NFT_MSG_NEWTABLE, NLM_F_CREATE, a)
         }
+        NftChange::DeleteTable => (
+            NFT_MSG_DELTABLE,
+            0,
+            string_attribute(NFTA_TABLE_NAME, table),
+        ),
         NftChange::AddChain {
             name,
             base,

@@ -850,3 +850,48 @@ fn nf_tables_rules_are_listed_and_deleted_over_netlink() {
     assert!(err.is_not_found(), "{err}");
     assert_eq!(list(None).len(), 1);
 }
+
+#[test]
+fn nf_tables_tables_are_deleted_with_their_rules_over_netlink() {
+    use rcni_net::nf_tables::{apply, table_exists, NfFamily, NftChange};
+    let a = TestNs::new();
+    let change = |c: NftChange| vec![(NfFamily::Ipv4, "t", c)];
+    let add = vec![
+        (NfFamily::Ipv4, "t", NftChange::AddTable { comment: None }),
+        (
+            NfFamily::Ipv4,
+            "t",
+            NftChange::AddChain {
+                name: "c".into(),
+                base: None,
+                comment: None,
+            },
+        ),
+        (
+            NfFamily::Ipv4,
+            "t",
+            NftChange::AddRule {
+                chain: "c".into(),
+                first: false,
+                exprs: vec![],
+                comment: Some("x".into()),
+            },
+        ),
+    ];
+    let exists = || {
+        a.ns.run(|| table_exists(NfFamily::Ipv4, "t"))
+            .unwrap()
+            .unwrap()
+    };
+    a.ns.run(move || apply(&add)).unwrap().unwrap();
+    assert!(exists());
+    a.ns.run(move || apply(&change(NftChange::DeleteTable)))
+        .unwrap()
+        .unwrap();
+    assert!(!exists());
+    let err =
+        a.ns.run(move || apply(&change(NftChange::DeleteTable)))
+            .unwrap()
+            .unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+}

@@ -450,8 +450,9 @@ pub(crate) fn script(changes: &[TableChange<'_>]) -> String {
     s
 }
 
-/// The changes as netlink requests; None when a rule holds free text.
-fn encode(changes: &[TableChange<'_>]) -> Option<Vec<(NfFamily, &'static str, NftChange)>> {
+/// The changes as netlink requests (for `rcni_net::nf_tables::apply`);
+/// None when a rule holds free text.
+pub fn encode(changes: &[TableChange<'_>]) -> Option<Vec<(NfFamily, &'static str, NftChange)>> {
     changes
         .iter()
         .map(|(family, table, change)| {
