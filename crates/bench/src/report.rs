@@ -329,21 +329,7 @@ expressions compared with what rcni would send); the second ADD on a node only a
 of the suite, the binaries before and after side by side: bridge + host-local + portmap ADD on nftables \
 64.4 → 9.7 ms median (rcni's own iptables path: 13.9 ms), Podman's chain on nftables 59.8 → 18.2 ms; \
 portmap ADD alone 24 → 4 ms.
-- **The kernel floor.** A ptp ADD's kernel work takes about 0.6 ms in one process; rcni's ptp + host-local \
-ADD about 7 ms. Since then host-local runs in-process when the IPAM plugin on CNI_PATH is rcni itself \
-(no exec: a ptp ADD about 1.0–1.5 ms shorter in a quick loop) and ptp looks its container veth up once, \
-not three times. About half of the difference is processes: the runtime's exec of ptp (0.8 ms, as a \
-VERSION call), ptp's exec of host-local (1.3 ms, of which 0.5 ms is its work) and, for ipMasq on \
-iptables, one `iptables-restore` (1.4 ms empty, more with the pods' chains in `nat`); the rest is ptp's \
-own steps around the kernel calls (sysctl writes through /proc, a thread that opens a netlink socket in \
-the container's namespace, link lookups), not yet profiled. Running host-local in-process when the IPAM \
-plugin on CNI_PATH is rcni itself, and masquerading over netlink, would remove most of the processes; \
-neither is done (on the nftables backend masquerading already goes over netlink; the ptp scenario \
-masquerades with iptables). The bridge + portmap floor adds its rules as rcni does, with the \
-expressions of `rcni_net::nf_expr`, but as one nf_tables transaction from a socket kept open across \
-the pods, where rcni's ADD sends one transaction per plugin from a socket opened in each plugin's \
-process; neither runs a process for its rules. In quick runs on this shared machine that floor came \
-out at 7.4 ms with one `nft -f` for the rules, and at 0.9 to 1.7 ms over netlink.
+- **The kernel floor.** A ptp ADD's kernel work takes well under a millisecond in one process; rcni's ptp + host-local ADD takes several. The difference is mostly processes and the steps around the kernel calls. The runtime's exec of ptp is one process start (about 0.8 ms, as a VERSION call). host-local no longer costs another: when the IPAM plugin on CNI_PATH is rcni itself (the same file), ptp and bridge run it in their own process (a quick loop: a ptp ADD 1.0 to 1.5 ms shorter), and the reference's or a third party's IPAM is still executed. For ipMasq on iptables there is one `iptables-restore` (1.4 ms empty, more with the pods' chains in `nat`); on nftables masquerading goes over netlink, but the ptp scenario masquerades with iptables. The rest is ptp's own steps: a thread that opens a netlink socket in the container's namespace, one `accept_ra` write on the new veth, the host veth lookup for its index and MAC (ptp now looks its container veth up once, not three times); what dominates is the kernel's creation of the veth pair. The bridge + portmap floor adds its rules as rcni does, with the expressions of `rcni_net::nf_expr`, but as one nf_tables transaction from a socket kept open across the pods, where rcni's ADD sends one transaction per plugin from a socket opened in each plugin's process; neither runs a process for its rules. In quick runs on this shared machine that floor came out at 7.4 ms with one `nft -f` for the rules, and at 0.9 to 1.7 ms over netlink.
 ";
 
 /// ADD growth near the last pod over near the first: the target is for
