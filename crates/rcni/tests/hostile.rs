@@ -237,7 +237,7 @@ fn netns_that_is_not_a_namespace_answers_at_once() {
 }
 
 /// Item: hangs. FIFOs planted in the host-local store (an address file,
-/// `last_reserved_ip.0`, the lock) neither hang ADD nor DEL; the planted
+/// `last_reserved_ip.0`, the lock, rcni's index) neither hang ADD nor DEL; the planted
 /// address is treated as taken and survives.
 #[test]
 fn host_local_store_with_planted_fifos_answers() {
@@ -247,7 +247,7 @@ fn host_local_store_with_planted_fifos_answers() {
     let net = unique("fifo");
     let store = data.path().join(&net);
     std::fs::create_dir_all(&store).unwrap();
-    for name in ["lock", "last_reserved_ip.0", "10.97.0.1"] {
+    for name in ["lock", "last_reserved_ip.0", "rcni-index", "10.97.0.1"] {
         sh("mkfifo", &[store.join(name).to_str().unwrap()]);
     }
     let conf = json!({"cniVersion": "1.0.0", "name": net, "type": "host-local",
