@@ -125,6 +125,19 @@ const MAX_STORE_FILE: usize = 256 * 1024;
 /// addresses; anything larger is damage, and the index is rebuilt.
 const MAX_INDEX_FILE: usize = 64 << 20;
 
+/// Opens the file `name` of the open store directory `dir` for reading,
+/// non-blocking, so that a FIFO or a device planted there cannot hang a
+/// call; `None` when it cannot be opened (as a file gone in between).
+fn open_store_file(dir: &impl std::os::fd::AsFd, name: impl rustix::path::Arg) -> Option<OwnedFd> {
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()
+}
+
 /// Reads the file `name` (relative to the open directory `dir`) into
 /// `buf`; `None` when it cannot be opened or read (as a file gone in
 /// between) or is larger than `max`. Opened non-blocking, so
@@ -136,13 +149,7 @@ fn read_small_at(
     buf: &mut Vec<u8>,
     max: usize,
 ) -> Option<()> {
-    let fd = rustix::fs::openat(
-        dir,
-        name,
-        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .ok()?;
+    let fd = open_store_file(dir, name)?;
     read_small(&fd, buf, max)
 }
 
@@ -200,13 +207,7 @@ fn read_address_at(
     name: impl rustix::path::Arg,
     buf: &mut Vec<u8>,
 ) -> Option<index::FileId> {
-    let fd = rustix::fs::openat(
-        dir,
-        name,
-        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .ok()?;
+    let fd = open_store_file(dir, name)?;
     let file = index::FileId::of(&rustix::fs::fstat(&fd).ok()?);
     read_small(&fd, buf, MAX_STORE_FILE)?;
     Some(file)
