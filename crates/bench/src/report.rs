@@ -617,13 +617,18 @@ pub fn write(s: &Settings, r: &Results, elapsed: std::time::Duration) -> std::io
         ("ptp", &r.ptp),
         ("bridge+portmap", &r.bridge),
         ("Podman's chain", &r.podman),
+        ("kernel floor", &r.floor),
     ] {
         for run in runs.iter() {
             let first = at_pod(&run.add_ms, 5);
             let last = at_pod(&run.add_ms, run.add_ms.len().saturating_sub(5));
             let growth = last / first;
             let pods = run.add_ms.len();
-            let what = format!("{scenario}, {} ({pods} pods)", run.label);
+            let what = if scenario == "kernel floor" {
+                format!("{} ({pods} pods)", run.label)
+            } else {
+                format!("{scenario}, {} ({pods} pods)", run.label)
+            };
             let measured = format!("{growth:.2}× ({first:.2} ms → {last:.2} ms)");
             let shown = match growth_target(scenario, &run.label) {
                 Some(t) => {
@@ -644,6 +649,7 @@ pub fn write(s: &Settings, r: &Results, elapsed: std::time::Duration) -> std::io
                     "see the targets".into()
                 }
                 None if run.label.starts_with("rcni") => "—".into(),
+                None if scenario == "kernel floor" => "(yardstick)".into(),
                 None => "(reference)".into(),
             };
             let _ = writeln!(
