@@ -6,10 +6,12 @@ use crate::dispatch::{run_with, Io, Plugin};
 use rcni_spec::result;
 use rcni_spec::version;
 use rcni_spec::{CniError, CniResult};
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command as Process, Stdio};
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
 /// Finds `plugin` in `dirs` (the first regular file of that name).
@@ -115,13 +117,7 @@ fn wait(
         match child.try_wait() {
             Ok(Some(status)) => return Ok(status),
             Ok(None) if start.elapsed() >= limit => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(CniError::try_again(format!(
-                    "plugin {} timed out after {:?}",
-                    path.display(),
-                    limit
-                )));
+                return Err(give_up(child, path, limit));
             }
             Ok(None) => {
                 std::thread::sleep(pause);
@@ -137,58 +133,167 @@ fn wait(
     }
 }
 
+/// Ends a plugin that outran its time limit.
+fn give_up(child: &mut Child, path: &Path, limit: Duration) -> CniError {
+    let _ = child.kill();
+    let _ = child.wait();
+    CniError::try_again(format!(
+        "plugin {} timed out after {limit:?}",
+        path.display()
+    ))
+}
+
 /// What any pipe takes at once without blocking: one page, the least a
-/// pipe holds. Stdin no longer than this is written before the readers
-/// start, so the plugin, which reads its stdin first, does not wait for a
-/// writer thread to be scheduled (on a loaded machine, milliseconds).
+/// pipe holds. Stdin no longer than this is written at once; a longer one
+/// is written as the plugin reads it.
 const PIPE_MIN_CAPACITY: usize = 4096;
+
+/// The plugin's output, or how the exchange ended early.
+struct Exchange {
+    out: Vec<u8>,
+    err: Vec<u8>,
+    timed_out: bool,
+}
+
+/// Writes `input` to the plugin's stdin and reads its stdout and stderr
+/// until both are closed (or `deadline` passes), on this thread: one
+/// `poll` loop instead of a reader thread per pipe, whose creation cost
+/// more than a small plugin's whole exchange.
+fn exchange(
+    stdin: Option<ChildStdin>,
+    stdout: Option<ChildStdout>,
+    stderr: Option<ChildStderr>,
+    input: &[u8],
+    deadline: Option<Instant>,
+) -> Exchange {
+    let mut done = Exchange {
+        out: Vec::new(),
+        err: Vec::new(),
+        timed_out: false,
+    };
+    let mut stdin = stdin;
+    let mut written = 0;
+    if input.len() <= PIPE_MIN_CAPACITY {
+        if let Some(mut w) = stdin.take() {
+            let _ = w.write_all(input);
+        }
+    } else if let Some(w) = &stdin {
+        // A plugin may answer before it has read all of a long stdin.
+        if rustix::io::ioctl_fionbio(w, true).is_err() {
+            stdin = None;
+        }
+    }
+    let mut outputs = [stdout.map(Output::Out), stderr.map(Output::Err)];
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let open: Vec<usize> = (0..2).filter(|&i| outputs[i].is_some()).collect();
+        if open.is_empty() {
+            return done;
+        }
+        let timeout = match deadline {
+            Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(left) => Some(Timespec::try_from(left).unwrap_or(Timespec {
+                    tv_sec: i64::MAX,
+                    tv_nsec: 0,
+                })),
+                None => {
+                    done.timed_out = true;
+                    return done;
+                }
+            },
+            None => None,
+        };
+        let mut fds: Vec<PollFd<'_>> = open
+            .iter()
+            .filter_map(|&i| outputs[i].as_ref())
+            .map(|o| PollFd::from_borrowed_fd(o.fd(), PollFlags::IN))
+            .collect();
+        if let Some(w) = &stdin {
+            fds.push(PollFd::new(w, PollFlags::OUT));
+        }
+        match poll(&mut fds, timeout.as_ref()) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return done,
+        }
+        let ready: Vec<PollFlags> = fds.iter().map(PollFd::revents).collect();
+        drop(fds);
+        for (slot, revents) in open.iter().zip(&ready) {
+            if revents.is_empty() {
+                continue;
+            }
+            let Some(output) = outputs[*slot].as_mut() else {
+                continue;
+            };
+            match output.read(&mut chunk) {
+                Ok(0) | Err(_) => outputs[*slot] = None,
+                Ok(n) => match output {
+                    Output::Out(_) => done.out.extend_from_slice(&chunk[..n]),
+                    Output::Err(_) => done.err.extend_from_slice(&chunk[..n]),
+                },
+            }
+        }
+        if let (Some(w), Some(revents)) = (stdin.as_mut(), ready.get(open.len())) {
+            if !revents.is_empty() {
+                match w.write(&input[written..]) {
+                    Ok(n) => written += n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(_) => written = input.len(),
+                }
+                if written >= input.len() {
+                    stdin = None;
+                }
+            }
+        }
+    }
+}
+
+/// One of the plugin's two output pipes.
+enum Output {
+    Out(ChildStdout),
+    Err(ChildStderr),
+}
+
+impl Output {
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Output::Out(p) => p.as_fd(),
+            Output::Err(p) => p.as_fd(),
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Output::Out(p) => p.read(buf),
+            Output::Err(p) => p.read(buf),
+        }
+    }
+}
 
 /// Runs the plugin at `path` and returns its stdout. On failure, returns
 /// the plugin's own error JSON, or an error quoting its stderr when its
 /// stdout is empty. The plugin's stderr is forwarded to ours.
 pub fn exec_plugin(path: &Path, exec: &Exec) -> Result<Vec<u8>, CniError> {
     let mut child = spawn(path, exec)?;
-    let mut stdin = child.stdin.take();
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    if exec.stdin.len() <= PIPE_MIN_CAPACITY {
-        if let Some(mut w) = stdin.take() {
-            let _ = w.write_all(&exec.stdin);
-        }
+    let start = Instant::now();
+    let deadline = exec.timeout.map(|t| start + t);
+    // The time limit also covers a plugin that never closes its output.
+    let Exchange {
+        out,
+        err,
+        timed_out,
+    } = exchange(
+        child.stdin.take(),
+        child.stdout.take(),
+        child.stderr.take(),
+        &exec.stdin,
+        deadline,
+    );
+    if let (true, Some(limit)) = (timed_out, exec.timeout) {
+        return Err(give_up(&mut child, path, limit));
     }
-    // Read both pipes while waiting, so a timeout also covers a plugin
-    // that never closes its output; a longer stdin is written alongside,
-    // as the plugin may answer before it has read all of it.
-    let (status, out, err) = std::thread::scope(|s| {
-        let input = exec.stdin.as_slice();
-        if let Some(mut w) = stdin.take() {
-            s.spawn(move || {
-                let _ = w.write_all(input);
-            });
-        }
-        let read_all = |pipe: Option<Box<dyn Read + Send>>| {
-            move || {
-                let mut buf = Vec::new();
-                if let Some(mut r) = pipe {
-                    let _ = r.read_to_end(&mut buf);
-                }
-                buf
-            }
-        };
-        let out_reader = s.spawn(read_all(
-            stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
-        ));
-        let err_reader = s.spawn(read_all(
-            stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
-        ));
-        let status = wait(&mut child, path, exec.timeout);
-        (
-            status,
-            out_reader.join().unwrap_or_default(),
-            err_reader.join().unwrap_or_default(),
-        )
-    });
-    let status = status?;
+    let left = exec.timeout.map(|t| t.saturating_sub(start.elapsed()));
+    let status = wait(&mut child, path, left)?;
     if !err.is_empty() {
         let _ = std::io::stderr().write_all(&err);
     }
@@ -421,6 +526,11 @@ mod tests {
             ..Exec::default()
         };
         assert_eq!(exec_plugin(&slow, &exec).unwrap_err().code, 11);
+        // A plugin whose child keeps its stdout open: the limit still holds.
+        let leaves_child = script(d.path(), "bg", "sleep 5 & echo '{}'");
+        let start = Instant::now();
+        assert_eq!(exec_plugin(&leaves_child, &exec).unwrap_err().code, 11);
+        assert!(start.elapsed() < Duration::from_secs(3));
     }
 
     /// A plugin that answers with its `CNI_ARGS` as the address, or fails
