@@ -138,28 +138,40 @@ impl NetNs {
         self.file.as_fd()
     }
 
-    /// Runs `f` on a new (scoped) thread that has first entered this
-    /// namespace, and returns its value. The calling thread never changes
-    /// namespace, so this is safe to use from anywhere; use it for work that
+    /// Runs `f` inside this namespace and returns its value: the calling
+    /// thread enters it for the call and is back in its own namespace when
+    /// `run` returns or unwinds (a guard sees to it). Use it for work that
     /// depends on the thread's namespace, such as `/proc/sys/net` access or
-    /// opening a socket. A panic in `f` is propagated.
-    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T> {
-        let fd = self.fd();
-        let path = &self.path;
-        std::thread::scope(|s| {
-            let joined = s
-                .spawn(move || {
-                    move_into_link_name_space(fd, Some(LinkNameSpaceType::Network)).map_err(
-                        |e| NetError::io(format!("setns into {}", path.display()))(e.into()),
-                    )?;
-                    Ok(f())
-                })
-                .join();
-            match joined {
-                Ok(result) => result,
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        })
+    /// opening a socket. Only this thread moves: the process's other
+    /// threads, and sockets opened before, stay where they are. (It used to
+    /// start a thread for each call: a thread's creation, with its stack
+    /// and its malloc arena, cost more than the work.)
+    pub fn run<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
+        let home = rustix::fs::open(
+            "/proc/thread-self/ns/net",
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| NetError::io("open this thread's netns")(e.into()))?;
+        move_into_link_name_space(self.fd(), Some(LinkNameSpaceType::Network))
+            .map_err(|e| NetError::io(format!("setns into {}", self.path.display()))(e.into()))?;
+        let _back = ReturnHome(home);
+        Ok(f())
+    }
+}
+
+/// Takes the thread back into its own namespace when dropped.
+struct ReturnHome(std::os::fd::OwnedFd);
+
+impl Drop for ReturnHome {
+    fn drop(&mut self) {
+        if let Err(e) = move_into_link_name_space(self.0.as_fd(), Some(LinkNameSpaceType::Network))
+        {
+            // Going on in the wrong namespace would act on another
+            // network's devices and rules: stop here instead.
+            eprintln!("rcni: cannot return to the thread's own netns: {e}");
+            std::process::abort();
+        }
     }
 }
 
