@@ -10,7 +10,12 @@
 //! taken verbatim, so interface names with dots are safe in slash form.
 
 use crate::error::{NetError, Result};
-use std::path::PathBuf;
+use rustix::fs::{Mode, OFlags};
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
 
 /// The relative path under `/proc/sys` of `key`.
 fn normalize(key: &str) -> String {
@@ -44,22 +49,90 @@ pub fn path_of(key: &str) -> Result<PathBuf> {
     Ok(PathBuf::from("/proc/sys").join(rel))
 }
 
+/// The directories of `/proc/sys/net` that a key is opened from, kept
+/// open per thread and network namespace. A path under `/proc/sys/net`
+/// is slow to look up from the root on a node with many namespaces: every
+/// namespace has its own `net`, `ipv4` and `ipv6` entries under the same
+/// names, and the kernel's name cache compares the caller's against each
+/// of them (a first lookup in a new namespace took milliseconds with a
+/// thousand pods). Opened once, a directory's children are found at once.
+const CACHED_DIRS: [&str; 2] = ["net/ipv4/", "net/ipv6/"];
+
+thread_local! {
+    /// (the namespace's inode, one open directory per [`CACHED_DIRS`]).
+    static DIRS: RefCell<(u64, [Option<OwnedFd>; 2])> = const { RefCell::new((0, [None, None])) };
+}
+
+/// Opens `key` for reading or writing: through this thread's open
+/// directory of its namespace when the key is under one of
+/// [`CACHED_DIRS`], else by its full path.
+fn open(key: &str, write: bool) -> Result<File> {
+    let path = path_of(key)?;
+    let rel = normalize(key);
+    let rel = rel.trim_start_matches('/');
+    let flags = if write {
+        OFlags::WRONLY | OFlags::TRUNC | OFlags::CLOEXEC
+    } else {
+        OFlags::RDONLY | OFlags::CLOEXEC
+    };
+    let by_path = || {
+        rustix::fs::open(&path, flags, Mode::empty())
+            .map(File::from)
+            .map_err(|e| NetError::io(format!("open sysctl {}", path.display()))(e.into()))
+    };
+    let Some((slot, rest)) = CACHED_DIRS
+        .iter()
+        .enumerate()
+        .find_map(|(i, dir)| rel.strip_prefix(dir).map(|rest| (i, rest)))
+    else {
+        return by_path();
+    };
+    let Ok(netns) = rustix::fs::stat("/proc/thread-self/ns/net").map(|st| st.st_ino) else {
+        return by_path();
+    };
+    let opened = DIRS.with(|cell| {
+        let mut dirs = cell.borrow_mut();
+        if dirs.0 != netns {
+            *dirs = (netns, [None, None]);
+        }
+        if dirs.1[slot].is_none() {
+            let dir = Path::new("/proc/sys").join(CACHED_DIRS[slot]);
+            dirs.1[slot] = rustix::fs::open(
+                &dir,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .ok();
+        }
+        let dir = dirs.1[slot].as_ref()?;
+        rustix::fs::openat(dir, rest, flags, Mode::empty()).ok()
+    });
+    match opened {
+        Some(fd) => Ok(File::from(fd)),
+        // A missing key, or a directory of a namespace gone whose inode
+        // number was given to this one: the full path tells which.
+        None => {
+            DIRS.with(|cell| *cell.borrow_mut() = (0, [None, None]));
+            by_path()
+        }
+    }
+}
+
 /// Reads a sysctl, without its trailing newline. A missing key gives an
 /// error for which [`NetError::is_not_found`] holds.
 pub fn get(key: &str) -> Result<String> {
-    let path = path_of(key)?;
-    let v = std::fs::read_to_string(&path)
-        .map_err(NetError::io(format!("read sysctl {}", path.display())))?;
+    let mut v = String::new();
+    open(key, false)?
+        .read_to_string(&mut v)
+        .map_err(NetError::io(format!("read sysctl {key}")))?;
     Ok(v.strip_suffix('\n').unwrap_or(&v).to_string())
 }
 
 /// Writes a sysctl.
 pub fn set(key: &str, value: &str) -> Result<()> {
-    let path = path_of(key)?;
-    std::fs::write(&path, value).map_err(NetError::io(format!(
-        "write sysctl {} = {value:?}",
-        path.display()
-    )))
+    open(key, true)?
+        .write_all(value.as_bytes())
+        .map_err(NetError::io(format!("write sysctl {key} = {value:?}")))
 }
 
 #[cfg(test)]
@@ -100,6 +173,28 @@ mod tests {
         ] {
             assert!(path_of(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn each_namespace_keeps_its_own_values() {
+        // One thread going back and forth between two namespaces, as a
+        // plugin's does: the kept-open directories must follow it.
+        let a = crate::NetNs::new_anonymous().unwrap();
+        let b = crate::NetNs::new_anonymous().unwrap();
+        let key = "net/ipv4/conf/lo/arp_notify";
+        let v6 = "net.ipv6.conf.lo.accept_ra";
+        a.run(|| set(key, "1").and(set(v6, "0"))).unwrap().unwrap();
+        b.run(|| set(v6, "2")).unwrap().unwrap();
+        assert_eq!(b.run(|| get(key)).unwrap().unwrap(), "0");
+        assert_eq!(a.run(|| get(key)).unwrap().unwrap(), "1");
+        assert_eq!(a.run(|| get(v6)).unwrap().unwrap(), "0");
+        assert_eq!(b.run(|| get(v6)).unwrap().unwrap(), "2");
+        assert!(a
+            .run(|| get("net/ipv4/conf/no-such-if0/arp_notify"))
+            .unwrap()
+            .unwrap_err()
+            .is_not_found());
+        assert_eq!(a.run(|| get(key)).unwrap().unwrap(), "1");
     }
 
     #[test]
