@@ -1,13 +1,13 @@
 //! The flannel cluster scenario: node namespaces, each with its own
 //! flanneld lease (subnet.env), data dirs and result cache, and pods on
 //! every node, the ADDs of all nodes at once (one runtime per node, its
-//! pods one after another, as one kubelet's). The chain is k3s's: flannel
-//! + portmap + bandwidth, every pod with two host ports and a bandwidth
-//! limit, as kubelet passes them. rcni runs `flannel`, which delegates to
-//! its bridge + host-local; the reference `flannel` binary is not in
-//! Debian's package, so the reference runs bridge + host-local with the
-//! delegate config flannel would hand them. Each node checks that its
-//! pods got their IFB, TBF and port rules, and that DEL left none behind.
+//! pods one after another, as one kubelet's). The chain is k3s's:
+//! flannel, portmap and bandwidth, every pod with two host ports and a
+//! bandwidth limit, as kubelet passes them. rcni runs `flannel`, which
+//! delegates to its bridge + host-local; the reference `flannel` binary
+//! is not in Debian's package, so the reference runs bridge + host-local
+//! with the delegate config flannel would hand them. Each node checks that
+//! its pods got their IFB, TBF and port rules, and that DEL left none.
 
 use crate::measure::{port_mappings, Impl};
 use rcni_runtime::{Cni, NetworkList, RuntimeConf};
