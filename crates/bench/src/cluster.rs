@@ -103,14 +103,41 @@ fn node_state() -> Result<NodeState, String> {
             .collect(),
         firewall: firewall
             .split(|c: char| !c.is_ascii_digit() && c != '.')
+            .filter(|word| !word.is_empty())
             .map(str::to_string)
             .collect(),
     })
 }
 
+/// The words a pod's port rules hold: its address and its two host ports.
+fn port_rule_words(pods: &[(String, usize)]) -> Vec<String> {
+    pods.iter()
+        .flat_map(|(address, port)| [address.clone(), port.to_string(), (port + 1).to_string()])
+        .collect()
+}
+
+/// The names in `dir` (none when it does not exist).
+fn file_names(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The addresses host-local holds in the node's store.
+fn held_addresses(dir: &Path) -> Vec<String> {
+    file_names(&dir.join("ipam/cbr0"))
+        .into_iter()
+        .filter(|f| f.parse::<std::net::IpAddr>().is_ok())
+        .collect()
+}
+
 /// What each added pod must have in its node: its address and host ports
-/// in the port rules, and an IFB with a TBF.
-fn check_added(node: usize, pods: &[(String, usize)]) -> Result<(), String> {
+/// in the port rules, an IFB with a TBF, and its address held.
+fn check_added(node: usize, pods: &[(String, usize)], dir: &Path) -> Result<(), String> {
     let state = node_state()?;
     let ifb_tbfs = state
         .shaping
@@ -124,12 +151,18 @@ fn check_added(node: usize, pods: &[(String, usize)]) -> Result<(), String> {
             state.ifbs
         ));
     }
-    for (address, port) in pods {
-        for word in [address.clone(), port.to_string(), (port + 1).to_string()] {
-            if !state.firewall.contains(&word) {
-                return Err(format!("node {node}: no port rule names {word}"));
-            }
-        }
+    if let Some(word) = port_rule_words(pods)
+        .into_iter()
+        .find(|word| !state.firewall.contains(word))
+    {
+        return Err(format!("node {node}: no port rule names {word}"));
+    }
+    let held = held_addresses(dir);
+    if held.len() != pods.len() {
+        return Err(format!(
+            "node {node}: {} pods, but host-local holds {held:?}",
+            pods.len()
+        ));
     }
     Ok(())
 }
@@ -150,27 +183,18 @@ fn check_deleted(node: usize, pods: &[(String, usize)], dir: &Path) -> Result<()
             state.ifbs, state.shaping
         ));
     }
-    for (address, port) in pods {
-        for word in [address.clone(), port.to_string(), (port + 1).to_string()] {
-            if state.firewall.contains(&word) {
-                return Err(format!("node {node} after DEL: a port rule names {word}"));
-            }
-        }
-    }
-    let names = |sub: &str| -> Vec<String> {
-        std::fs::read_dir(dir.join(sub))
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let held: Vec<_> = names("ipam/cbr0")
+    if let Some(word) = port_rule_words(pods)
         .into_iter()
-        .filter(|f| f.parse::<std::net::IpAddr>().is_ok())
-        .collect();
-    let files = [names("flannel"), names("cache/results"), held].concat();
+        .find(|word| state.firewall.contains(word))
+    {
+        return Err(format!("node {node} after DEL: a port rule names {word}"));
+    }
+    let files = [
+        file_names(&dir.join("flannel")),
+        file_names(&dir.join("cache/results")),
+        held_addresses(dir),
+    ]
+    .concat();
     if !files.is_empty() {
         return Err(format!("node {node} after DEL: files left {files:?}"));
     }
@@ -247,12 +271,15 @@ fn node(
             }
         };
         add_ms.push(start.elapsed().as_secs_f64() * 1000.0);
-        let address = result["ips"][0]["address"].as_str().unwrap_or_default();
-        let address = address.split('/').next().unwrap_or_default().to_string();
+        let Some(address) = result["ips"][0]["address"].as_str() else {
+            outcome = Err(format!("node {node} ADD pod {k}: no address in {result}"));
+            break;
+        };
+        let address = address.split('/').next().unwrap_or(address).to_string();
         added.push((address, host_port(k)));
     }
     if outcome.is_ok() {
-        outcome = check_added(node, &added);
+        outcome = check_added(node, &added, dir.path());
     }
     // Always reached, so no node waits forever for a failed one.
     all_added.wait();
