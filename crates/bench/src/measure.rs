@@ -239,6 +239,13 @@ fn podman_list(data: &Path, backend: Option<&str>) -> Value {
            "plugins": [br, pm, firewall, {"type": "tuning"}]})
 }
 
+/// A pod's `portMappings` capability: host ports `base` and `base + 1`
+/// to the pod's 80 and 443.
+pub(crate) fn port_mappings(base: usize) -> Value {
+    json!([{"hostPort": base, "containerPort": 80, "protocol": "tcp"},
+           {"hostPort": base + 1, "containerPort": 443, "protocol": "tcp"}])
+}
+
 /// Attaches `pods` pods one after another, then deletes them, timing each
 /// list operation as a runtime runs it.
 fn pod_run(imp: &Impl, list: &Value, pods: usize, with_ports: bool) -> Result<PodRun, String> {
@@ -261,12 +268,8 @@ fn pod_run(imp: &Impl, list: &Value, pods: usize, with_ports: bool) -> Result<Po
             ..RuntimeConf::default()
         };
         if with_ports {
-            let base = 20000 + 2 * i;
-            rt.capability_args.insert(
-                "portMappings".into(),
-                json!([{"hostPort": base, "containerPort": 80, "protocol": "tcp"},
-                       {"hostPort": base + 1, "containerPort": 443, "protocol": "tcp"}]),
-            );
+            rt.capability_args
+                .insert("portMappings".into(), port_mappings(20000 + 2 * i));
         }
         rt
     };

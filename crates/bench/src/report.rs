@@ -92,9 +92,13 @@ fn cluster_section(out: &mut String, r: &Results) {
         out,
         "\n## A flannel cluster: ADDs on all nodes at once\n\n\
          {} node namespaces × {pods} pods, each node its own subnet.env, data dirs and runtime; \
-         flannel + portmap. rcni runs flannel (delegating to its bridge + host-local); the reference \
-         flannel plugin is not in Debian's package, so the reference runs bridge + host-local with \
-         the delegate config flannel builds. ADD latency per node:\n",
+         flannel + portmap + bandwidth (k3s's chain), every pod with two host ports and a bandwidth \
+         limit (10 Mbit/s each way) passed as kubelet passes them. rcni runs flannel (delegating to \
+         its bridge + host-local); the reference flannel plugin is not in Debian's package, so the \
+         reference runs bridge + host-local with the delegate config flannel builds, and its own \
+         portmap and bandwidth. Every node checks after its ADDs that each pod has its IFB, TBF and \
+         port rules, and after the DELs that none of them, no veth and no held address is left. \
+         ADD latency per node:\n",
         ours.add_ms.len()
     );
     let (a, b) = (&ours.label, &theirs.label);
@@ -434,6 +438,14 @@ pub fn write(s: &Settings, r: &Results, elapsed: std::time::Duration) -> std::io
          firewall backend set instead of Podman's `\"\"`), {} pods per implementation",
         r.podman.first().map_or(0, |run| run.add_ms.len())
     );
+    if let Some(run) = r.cluster.first() {
+        let _ = writeln!(
+            out,
+            "- The flannel cluster: flannel + portmap + bandwidth, {} nodes × {} pods per implementation",
+            run.add_ms.len(),
+            run.add_ms.first().map_or(0, Vec::len)
+        );
+    }
     let _ = writeln!(
         out,
         "- Spec version 1.0.0 (the newest Debian's reference speaks) for the other scenarios"
