@@ -61,7 +61,7 @@ pub use error::{NetError, Result, EADDRNOTAVAIL, EEXIST, EINTR, ENODEV, ENOENT, 
 pub use link::{
     IpVlanFlag, IpVlanMode, Link, LinkKind, LinkOptions, MacVlanMode, VethSpec, IFNAMSIZ_MAX,
 };
-pub use link_ops::random_veth_name;
+pub use link_ops::{random_veth_name, Ipv4Conf};
 pub use mac::{format_mac, parse_mac};
 pub use netns::NetNs;
 pub use packet::{PacketSocket, BROADCAST_MAC};

@@ -9,14 +9,28 @@ use crate::link::{
 use crate::mac::format_mac;
 use crate::netns::NetNs;
 use crate::socket::Handle;
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_core::{DefaultNla, NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
-    LinkFlags, LinkInfo, LinkMessage,
+    AfSpecInet, AfSpecUnspec, InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind,
+    InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
+
+/// `IFLA_INET_CONF`: the IPv4 settings inside `IFLA_AF_SPEC`/`AF_INET`.
+const IFLA_INET_CONF: u16 = 1;
+
+/// IPv4 settings of a link, by their index in the kernel's
+/// `IPV4_DEVCONF_*` list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ipv4Conf {
+    /// `arp_notify`: announce the link's address with a gratuitous ARP
+    /// when it comes up or changes.
+    ArpNotify = 22,
+    /// `route_localnet`: route 127/8 sources to and from this link.
+    RouteLocalnet = 26,
+}
 
 /// Four random bytes from the kernel (`getrandom`), with a time-based
 /// fallback that never fails.
@@ -229,6 +243,27 @@ impl Handle {
         let mut msg = message(index);
         msg.attributes.push(attr);
         self.set_link(msg, op)
+    }
+
+    /// Sets IPv4 settings of a link, the values of
+    /// `/proc/sys/net/ipv4/conf/<link>/<setting>`, over netlink
+    /// (`IFLA_INET_CONF`), which reaches them without a path lookup under
+    /// `/proc/sys` (see [`crate::sysctl`] for why that lookup is slow on a
+    /// node with many namespaces). Only the settings given change.
+    pub fn set_ipv4_conf(&mut self, index: u32, settings: &[(Ipv4Conf, u32)]) -> Result<()> {
+        let mut nested = Vec::with_capacity(8 * settings.len());
+        for (setting, value) in settings {
+            // One netlink attribute: length, type (the setting's index), u32.
+            nested.extend_from_slice(&8u16.to_ne_bytes());
+            nested.extend_from_slice(&(*setting as u16).to_ne_bytes());
+            nested.extend_from_slice(&value.to_ne_bytes());
+        }
+        let conf = AfSpecInet::Other(DefaultNla::new(IFLA_INET_CONF, nested));
+        self.set_attr(
+            index,
+            LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![conf])]),
+            &format!("set IPv4 settings {settings:?} of link {index}"),
+        )
     }
 
     /// Sets the MTU.

@@ -7,8 +7,8 @@ mod common;
 
 use common::{net, TestNs};
 use rcni_net::{
-    sysctl, Handle, IpFamily, LinkKind, LinkOptions, MacVlanMode, NetError, NetNs, Route, Rule,
-    VethSpec, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN,
+    sysctl, Handle, IpFamily, Ipv4Conf, LinkKind, LinkOptions, MacVlanMode, NetError, NetNs, Route,
+    Rule, VethSpec, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN,
 };
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
@@ -676,6 +676,45 @@ fn sysctl_inside_a_namespace() {
         flipped
     );
     assert_eq!(sysctl::get("net.ipv4.ip_forward").unwrap(), host);
+}
+
+#[test]
+fn ipv4_settings_over_netlink_are_the_sysctls() {
+    let a = TestNs::new();
+    let mut ha = a.handle();
+    ha.create_veth(&VethSpec {
+        name: "rcnic4.0".into(),
+        peer_name: "rcnic4b".into(),
+        ..VethSpec::default()
+    })
+    .unwrap();
+    let index = ha.find_link("rcnic4.0").unwrap().index;
+    let read = |name: &str| {
+        a.ns.run(|| sysctl::get(&format!("net/ipv4/conf/rcnic4.0/{name}")))
+            .unwrap()
+            .unwrap()
+    };
+    let untouched = read("rp_filter");
+    ha.set_ipv4_conf(
+        index,
+        &[(Ipv4Conf::ArpNotify, 1), (Ipv4Conf::RouteLocalnet, 1)],
+    )
+    .unwrap();
+    assert_eq!(
+        (read("arp_notify"), read("route_localnet")),
+        ("1".into(), "1".into())
+    );
+    ha.set_ipv4_conf(index, &[(Ipv4Conf::RouteLocalnet, 0)])
+        .unwrap();
+    assert_eq!(
+        (read("arp_notify"), read("route_localnet")),
+        ("1".into(), "0".into())
+    );
+    // Only the settings given change; the peer is left alone.
+    assert_eq!(read("rp_filter"), untouched);
+    let peer = a.ns.run(|| sysctl::get("net/ipv4/conf/rcnic4b/arp_notify"));
+    assert_eq!(peer.unwrap().unwrap(), "0");
+    assert!(ha.set_ipv4_conf(9999, &[(Ipv4Conf::ArpNotify, 1)]).is_err());
 }
 
 #[test]

@@ -13,7 +13,7 @@ use crate::mac::requested_mac;
 use crate::undo::Undo;
 use crate::{masquerade, veth};
 use ipnet::IpNet;
-use rcni_net::{Handle, Link, LinkKind, LinkOptions, NetNs, PortVlan};
+use rcni_net::{Handle, Ipv4Conf, Link, LinkKind, LinkOptions, NetNs, PortVlan};
 use rcni_netfilter::{masq, spoofcheck, Backend};
 use rcni_skel::{CmdArgs, Command, Plugin};
 use rcni_spec::config::PluginConf;
@@ -540,9 +540,9 @@ fn add(args: &CmdArgs, cfg: &Config, backend: Option<Backend>) -> Result<CniResu
             } else {
                 set(format!("net/ipv6/conf/{ifname}/accept_dad"), "0");
             }
-            set(format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
         })
         .context("enter the container netns")?;
+        let _ = ctr.set_ipv4_conf(ctr_link.index, &[(Ipv4Conf::ArpNotify, 1)]);
         iface::configure(&mut ctr, &ns, &args.ifname, &result)?;
 
         if own.is_gateway {

@@ -7,7 +7,7 @@ use crate::attachments::valid_attachments;
 use crate::error::Context;
 use crate::undo::Undo;
 use ipnet::IpNet;
-use rcni_net::Handle;
+use rcni_net::{Handle, Ipv4Conf};
 use rcni_netfilter::hostport::{self as portmap, Mapping, PortMap};
 use rcni_netfilter::script::{ChainName, Conditions};
 use rcni_netfilter::Backend;
@@ -259,14 +259,11 @@ fn enable_route_localnet(container: IpAddr) -> Result<(), CniError> {
         return Ok(());
     };
     let Some(oif) = route.oif else { return Ok(()) };
-    if let Some(link) = nl
-        .link_by_index(oif)
-        .context("look up the route's interface")?
-    {
-        rcni_net::sysctl::set(&format!("net/ipv4/conf/{}/route_localnet", link.name), "1")
-            .context("unable to enable route_localnet")?;
+    match nl.set_ipv4_conf(oif, &[(Ipv4Conf::RouteLocalnet, 1)]) {
+        // The interface went away since the lookup.
+        Err(e) if e.is_not_found() => Ok(()),
+        done => done.context("unable to enable route_localnet"),
     }
-    Ok(())
 }
 
 /// Deletes the conntrack entries of the mapped UDP ports, so a flow that

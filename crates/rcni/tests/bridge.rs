@@ -79,6 +79,13 @@ fn two_containers_reach_each_other_and_the_gateway() {
             .routes()
             .iter()
             .any(|r| r.starts_with("default via 10.99.0.1 dev eth0")));
+        // The container end announces its address and skips DAD; the host
+        // end takes no router advertisements (the reference's sysctls).
+        let sysctl = |ns: &Netns, key: &str| ns.exec(&["sysctl", "-n", key]).trim().to_string();
+        assert_eq!(sysctl(&a, "net.ipv4.conf.eth0.arp_notify"), "1");
+        assert_eq!(sysctl(&a, "net.ipv6.conf.eth0.accept_dad"), "0");
+        let host_end = format!("net.ipv6.conf.{}.accept_ra", names[1]);
+        assert_eq!(sysctl(&host, &host_end), "0");
         assert!(
             a.try_exec(&["ping", "-c1", "-w5", "10.99.0.1"]),
             "{version}: no gateway"
