@@ -58,8 +58,9 @@ fn veth_pair(host: &mut Handle, ctr: &mut Handle, ns: &NetNs) -> Result<(u32, u3
 
 /// A ptp ADD's kernel work: the veth pair into the container, the address
 /// and ptp's two routes there (the kernel's subnet route replaced), the
-/// gateway address and the host route on the host end.
-fn ptp_add(ns_path: &str, address: IpNet, gateway: IpAddr) -> Result<(), String> {
+/// gateway address and the host route on the host end, and ipMasq's rule
+/// (nftables).
+fn ptp_add(ns_path: &str, address: IpNet, gateway: IpAddr, pod: usize) -> Result<(), String> {
     let ns = NetNs::open(ns_path).map_err(err("open the netns"))?;
     let mut host = Handle::new().map_err(err("netlink"))?;
     let mut ctr = Handle::new_in(&ns).map_err(err("netlink in the netns"))?;
@@ -88,7 +89,8 @@ fn ptp_add(ns_path: &str, address: IpNet, gateway: IpAddr) -> Result<(), String>
     let mut to_pod = Route::new(host_prefix(address.addr()));
     to_pod.oif = Some(host_index);
     to_pod.scope = RT_SCOPE_LINK;
-    host.add_route(&to_pod).map_err(err("host route"))
+    host.add_route(&to_pod).map_err(err("host route"))?;
+    nft_apply(&[masquerade_rule(address.addr(), subnet, pod)])
 }
 
 /// The nf_tables rules of one bridge (ipMasq) + portmap ADD on nftables,
@@ -103,19 +105,7 @@ fn pod_rules(
     let comment = Some(format!("floor-{pod}"));
     let own = IpNet::from(address);
     let addr = |field, net, equal| Match::Addr { field, net, equal };
-    let mut out = vec![(
-        NfFamily::Inet,
-        MASQ_TABLE,
-        rule(
-            "masq_checks",
-            vec![
-                addr(AddrField::Saddr, own, true),
-                addr(AddrField::Daddr, subnet, false),
-            ],
-            Action::Masquerade,
-            comment.clone(),
-        ),
-    )];
+    let mut out = vec![masquerade_rule(address, subnet, pod)];
     for (host_port, port) in host_ports.iter().zip([80, 443]) {
         out.push((
             NfFamily::Ipv4,
@@ -146,6 +136,24 @@ fn pod_rules(
     out
 }
 
+/// ipMasq's rule for one pod: its traffic leaving the subnet masquerades.
+fn masquerade_rule(address: IpAddr, subnet: IpNet, pod: usize) -> TableChange<'static> {
+    let addr = |field, net, equal| Match::Addr { field, net, equal };
+    (
+        NfFamily::Inet,
+        MASQ_TABLE,
+        rule(
+            "masq_checks",
+            vec![
+                addr(AddrField::Saddr, IpNet::from(address), true),
+                addr(AddrField::Daddr, subnet, false),
+            ],
+            Action::Masquerade,
+            Some(format!("floor-{pod}")),
+        ),
+    )
+}
+
 fn rule(
     chain: &str,
     matches: Vec<Match<'static>>,
@@ -171,10 +179,9 @@ fn nat_chain(name: &str, hook: Hook, priority: i32) -> Change<'static> {
     Change::Chain(name.into(), Some(base), None)
 }
 
-/// The tables and chains the rules go into, made once (an ADD finds them
-/// made by the pods before it), with the entry rules of rcni's layouts.
-fn rules_setup() -> Vec<TableChange<'static>> {
-    let jump = |chain: &str| Action::Verdict(Verdict::Jump(chain.into()));
+/// ipMasq's table and chains, made once (an ADD finds them made by the
+/// pods before it), with the entry rule of rcni's layout.
+fn masquerade_setup() -> Vec<TableChange<'static>> {
     let masq = [
         Change::Table(None),
         Change::Chain("masq_checks".into(), None, None),
@@ -186,6 +193,14 @@ fn rules_setup() -> Vec<TableChange<'static>> {
             None,
         ),
     ];
+    masq.into_iter()
+        .map(|c| (NfFamily::Inet, MASQ_TABLE, c))
+        .collect()
+}
+
+/// portmap's tables and chains, made once as [`masquerade_setup`]'s.
+fn hostport_setup() -> Vec<TableChange<'static>> {
+    let jump = |chain: &str| Action::Verdict(Verdict::Jump(chain.into()));
     let hostport = [
         Change::Table(None),
         Change::Chain("hostports".into(), None, None),
@@ -198,11 +213,21 @@ fn rules_setup() -> Vec<TableChange<'static>> {
         ),
         nat_chain("masquerading", Hook::Postrouting, SRCNAT),
     ];
-    let masq = masq.into_iter().map(|c| (NfFamily::Inet, MASQ_TABLE, c));
-    let hostport = hostport
+    hostport
         .into_iter()
-        .map(|c| (NfFamily::Ipv4, HOSTPORT_TABLE, c));
-    masq.chain(hostport).collect()
+        .map(|c| (NfFamily::Ipv4, HOSTPORT_TABLE, c))
+        .collect()
+}
+
+/// Drops the floor's own tables.
+fn drop_tables() {
+    let drop = [
+        (NfFamily::Inet, MASQ_TABLE, NftChange::DeleteTable),
+        (NfFamily::Ipv4, HOSTPORT_TABLE, NftChange::DeleteTable),
+    ];
+    for table in drop {
+        let _ = rcni_net::nf_tables::apply(&[table]);
+    }
 }
 
 /// Applies the changes as one nf_tables transaction over netlink, from
@@ -275,9 +300,13 @@ pub fn ptp(pods: usize) -> Result<PodRun, String> {
     let base = Ipv4Addr::new(10, 220, 0, 0);
     let gateway = IpAddr::V4(Ipv4Addr::new(10, 220, 0, 1));
     // The host ends go with the namespaces, and their routes with them.
-    series("ptp, kernel floor", pods, |ns, i| {
-        ptp_add(ns, pod_address(base, i), gateway)
-    })
+    let run = nft_apply(&masquerade_setup()).and_then(|()| {
+        series("ptp, kernel floor", pods, |ns, i| {
+            ptp_add(ns, pod_address(base, i), gateway, i)
+        })
+    });
+    drop_tables();
+    run
 }
 
 /// The bridge + portmap floor over `pods` pods.
@@ -286,7 +315,11 @@ pub fn bridge_portmap(pods: usize) -> Result<PodRun, String> {
     sh("ip", &["link", "add", BRIDGE, "type", "bridge"])?;
     sh("ip", &["addr", "add", "10.221.0.1/16", "dev", BRIDGE])?;
     sh("ip", &["link", "set", BRIDGE, "up"])?;
-    let run = nft_apply(&rules_setup()).and_then(|()| {
+    let setup: Vec<_> = masquerade_setup()
+        .into_iter()
+        .chain(hostport_setup())
+        .collect();
+    let run = nft_apply(&setup).and_then(|()| {
         let bridge_index = Handle::new()
             .and_then(|mut h| h.find_link(BRIDGE))
             .map_err(err("bridge"))?
@@ -296,10 +329,6 @@ pub fn bridge_portmap(pods: usize) -> Result<PodRun, String> {
         })
     });
     let _ = sh("ip", &["link", "del", BRIDGE]);
-    let drop_tables = [
-        (NfFamily::Inet, MASQ_TABLE, NftChange::DeleteTable),
-        (NfFamily::Ipv4, HOSTPORT_TABLE, NftChange::DeleteTable),
-    ];
-    let _ = rcni_net::nf_tables::apply(&drop_tables);
+    drop_tables();
     run
 }

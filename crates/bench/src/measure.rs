@@ -203,10 +203,13 @@ fn settle_page_cache(binary: &Path) -> Result<(), String> {
     .map(drop)
 }
 
-fn ptp_list(data: &Path) -> Value {
-    json!({"cniVersion": "1.0.0", "name": "benchptp", "plugins": [
-        {"type": "ptp", "ipMasq": true,
-         "ipam": {"type": "host-local", "subnet": "10.200.0.0/16", "dataDir": data.to_str()}}]})
+fn ptp_list(data: &Path, backend: Option<&str>) -> Value {
+    let mut ptp = json!({"type": "ptp", "ipMasq": true,
+        "ipam": {"type": "host-local", "subnet": "10.200.0.0/16", "dataDir": data.to_str()}});
+    if let Some(b) = backend {
+        ptp["ipMasqBackend"] = json!(b);
+    }
+    json!({"cniVersion": "1.0.0", "name": "benchptp", "plugins": [ptp]})
 }
 
 fn bridge_list(data: &Path, backend: Option<&str>) -> Value {
@@ -422,7 +425,7 @@ pub fn run_all(s: &Settings) -> Result<Results, String> {
         let data = tempfile::tempdir().map_err(|e| e.to_string())?;
         let ns = format!("rbmem{}", std::process::id() % 10000);
         sh("ip", &["netns", "add", &ns])?;
-        let mut conf = ptp_list(data.path())["plugins"][0].clone();
+        let mut conf = ptp_list(data.path(), None)["plugins"][0].clone();
         conf["cniVersion"] = json!("1.0.0");
         conf["name"] = json!("benchmem");
         let netns = format!("/run/netns/{ns}");
@@ -454,9 +457,19 @@ pub fn run_all(s: &Settings) -> Result<Results, String> {
     let mut ptp = Vec::new();
     let mut bridge = Vec::new();
     let mut podman = Vec::new();
+    // rcni's ptp twice: masquerading with its default backend (iptables,
+    // as the reference), and on nftables, where it runs no process and is
+    // held to the kernel floor.
     let ptp_runs = if s.wants("ptp") {
         vec![
             (rcni(None), s.pods),
+            (
+                Impl {
+                    label: "rcni (nftables)".into(),
+                    ..rcni(Some("nftables"))
+                },
+                s.pods,
+            ),
             (
                 Impl {
                     label: "reference".into(),
@@ -470,7 +483,12 @@ pub fn run_all(s: &Settings) -> Result<Results, String> {
     };
     for (imp, pods) in ptp_runs {
         eprintln!("== ptp + host-local (ipMasq), {pods} pods: {}", imp.label);
-        ptp.push(pod_run(&imp, &ptp_list(data.path()), pods, false)?);
+        ptp.push(pod_run(
+            &imp,
+            &ptp_list(data.path(), imp.backend),
+            pods,
+            false,
+        )?);
     }
     let firewall_backends = || {
         [

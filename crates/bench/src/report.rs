@@ -343,7 +343,7 @@ portmap ADD alone 24 → 4 ms.
 /// ptp and the nftables backend; on iptables what is left is explained.
 fn growth_target(scenario: &str, label: &str) -> Option<f64> {
     match (scenario, label) {
-        ("ptp", "rcni") | ("bridge+portmap", "rcni (nftables)") => Some(1.3),
+        ("ptp", "rcni" | "rcni (nftables)") | ("bridge+portmap", "rcni (nftables)") => Some(1.3),
         _ => None,
     }
 }
@@ -369,12 +369,13 @@ fn floor_section(out: &mut String, r: &Results, summary: &mut Summary) {
         "\n## The kernel floor\n\n\
          A program of the bench's own (`crates/bench/src/floor.rs`) does in one process only the kernel \
          work of an ADD, pod after pod in fresh namespaces as the scenarios do: for ptp, the veth pair \
-         into the container, its address, ptp's two routes, the gateway address and the host route; for \
-         bridge + portmap, the veth pair, the bridge port, the address, and the nf_tables rules of ipMasq \
-         and of two port mappings in one transaction, over netlink from a socket kept open across the pods. \
-         No exec, no JSON, no IPAM store. Target: rcni's ADD ≤ 1.5 × floor + one exec ({exec:.2} ms, rcni's \
-         VERSION start-up). The ptp scenario also masquerades (one `iptables-restore`), which its floor \
-         does not.\n"
+         into the container, its address, ptp's two routes, the gateway address, the host route and \
+         ipMasq's nf_tables rule; for bridge + portmap, the veth pair, the bridge port, the address, and \
+         the nf_tables rules of ipMasq and of two port mappings in one transaction; rules over netlink \
+         from a socket kept open across the pods. No exec, no JSON, no IPAM store. Target: rcni's ADD on \
+         nftables ≤ 1.5 × floor + one exec ({exec:.2} ms, rcni's VERSION start-up). With iptables, \
+         rcni's masquerading is one `iptables-restore`, a process of its own that the floor has no \
+         counterpart for: that row is shown, not held to the target.\n"
     );
     let _ = writeln!(
         out,
@@ -383,19 +384,28 @@ fn floor_section(out: &mut String, r: &Results, summary: &mut Summary) {
     );
     let pairs = [
         (
-            "ptp",
+            "ptp (nftables)",
+            &r.floor[0],
+            find(&r.ptp, "rcni (nftables)"),
+            find(&r.ptp, "reference"),
+            true,
+        ),
+        (
+            "ptp (iptables)",
             &r.floor[0],
             find(&r.ptp, "rcni"),
             find(&r.ptp, "reference"),
+            false,
         ),
         (
             "bridge + portmap (nftables)",
             r.floor.get(1).unwrap_or(&r.floor[0]),
             find(&r.bridge, "rcni (nftables)"),
             find(&r.bridge, "reference (iptables)"),
+            true,
         ),
     ];
-    for (what, floor, ours, theirs) in pairs {
+    for (what, floor, ours, theirs, held) in pairs {
         let f = median(&floor.add_ms);
         let (Some(ours), false) = (ours, exec.is_nan()) else {
             continue;
@@ -403,12 +413,19 @@ fn floor_section(out: &mut String, r: &Results, summary: &mut Summary) {
         let o = median(&ours.add_ms);
         let t = theirs.map_or(f64::NAN, |run| median(&run.add_ms));
         let bound = 1.5 * f + exec;
+        let shown = if held {
+            verdict(o, bound)
+        } else {
+            "— (one `iptables-restore`)".into()
+        };
         let _ = writeln!(
             out,
-            "| {what} | {f:.2} ms | {o:.2} ms | {t:.2} ms | {:.2} | {bound:.2} ms | {} |",
+            "| {what} | {f:.2} ms | {o:.2} ms | {t:.2} ms | {:.2} | {bound:.2} ms | {shown} |",
             o / f,
-            verdict(o, bound)
         );
+        if !held {
+            continue;
+        }
         summary.add(
             &format!("{what} ADD ≤ 1.5 × kernel floor + one exec"),
             format!("{o:.2} ms against {bound:.2} ms (floor {f:.2} ms, reference {t:.2} ms)"),
