@@ -3,6 +3,7 @@
 //! between namespaces, deletion.
 
 use crate::error::{NetError, Result};
+use crate::framing::attribute;
 use crate::link::{
     info, message, new_link_message, Link, LinkKind, LinkOptions, VethSpec, IFNAMSIZ_MAX,
 };
@@ -251,13 +252,10 @@ impl Handle {
     /// `/proc/sys` (see [`crate::sysctl`] for why that lookup is slow on a
     /// node with many namespaces). Only the settings given change.
     pub fn set_ipv4_conf(&mut self, index: u32, settings: &[(Ipv4Conf, u32)]) -> Result<()> {
-        let mut nested = Vec::with_capacity(8 * settings.len());
-        for (setting, value) in settings {
-            // One netlink attribute: length, type (the setting's index), u32.
-            nested.extend_from_slice(&8u16.to_ne_bytes());
-            nested.extend_from_slice(&(*setting as u16).to_ne_bytes());
-            nested.extend_from_slice(&value.to_ne_bytes());
-        }
+        let nested: Vec<u8> = settings
+            .iter()
+            .flat_map(|(setting, value)| attribute(*setting as u16, &value.to_ne_bytes()))
+            .collect();
         let conf = AfSpecInet::Other(DefaultNla::new(IFLA_INET_CONF, nested));
         self.set_attr(
             index,

@@ -2,10 +2,11 @@
 
 use crate::error::{NetError, Result, EINTR};
 use crate::framing::{
-    split_messages, status, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_NOOP, NLMSG_OVERRUN,
-    NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
+    attribute, attributes, split_messages, status, u32_at, write_header, NLMSG_DONE, NLMSG_ERROR,
+    NLMSG_HDRLEN, NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
 };
 use crate::netns::NetNs;
+use crate::route::IpFamily;
 use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -191,6 +192,74 @@ impl Handle {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Whether forwarding is on for all of the namespace's interfaces of
+    /// `family`: `net.ipv4.ip_forward` or `net.ipv6.conf.all.forwarding`,
+    /// read with `RTM_GETNETCONF` rather than under `/proc/sys` (see
+    /// [`crate::sysctl`] for why that path is slow with many namespaces).
+    pub fn forwarding(&mut self, family: IpFamily) -> Result<bool> {
+        const RTM_NEWNETCONF: u16 = 80;
+        const RTM_GETNETCONF: u16 = 82;
+        const NETCONFA_IFINDEX: u16 = 1;
+        const NETCONFA_FORWARDING: u16 = 2;
+        const NETCONFA_IFINDEX_ALL: i32 = -1;
+        let op = "read the forwarding setting";
+        let af = match family {
+            IpFamily::V4 => libc::AF_INET,
+            IpFamily::V6 => libc::AF_INET6,
+        };
+        // netconfmsg: the family, padded to the attribute alignment.
+        let mut body = vec![af as u8, 0, 0, 0];
+        body.extend(attribute(
+            NETCONFA_IFINDEX,
+            &NETCONFA_IFINDEX_ALL.to_ne_bytes(),
+        ));
+        self.seq = self.seq.wrapping_add(1);
+        let mut request = Vec::with_capacity(NLMSG_HDRLEN + body.len());
+        write_header(
+            &mut request,
+            NLMSG_HDRLEN + body.len(),
+            RTM_GETNETCONF,
+            NLM_F_REQUEST,
+            self.seq,
+        );
+        request.extend(body);
+        loop {
+            match self.socket.send(&request, 0) {
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(NetError::io(format!("{op}: send"))(e)),
+            }
+        }
+        loop {
+            self.recv_datagram(op)?;
+            for (header, bytes) in split_messages(&self.buf)? {
+                if header.seq != self.seq {
+                    continue;
+                }
+                if header.kind == NLMSG_ERROR {
+                    let (code, msg) = status(&header, bytes)?;
+                    return Err(NetError::Netlink {
+                        op: op.to_string(),
+                        errno: code.saturating_neg(),
+                        msg,
+                    });
+                }
+                if header.kind != RTM_NEWNETCONF {
+                    continue;
+                }
+                let attrs = bytes.get(NLMSG_HDRLEN + 4..).unwrap_or_default();
+                return attributes(attrs)
+                    .into_iter()
+                    .find(|(kind, _)| *kind == NETCONFA_FORWARDING)
+                    .and_then(|(_, v)| u32_at(v, 0))
+                    .map(|on| on != 0)
+                    .ok_or_else(|| {
+                        NetError::Protocol(format!("{op}: no forwarding in the answer"))
+                    });
             }
         }
     }

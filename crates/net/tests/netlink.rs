@@ -718,6 +718,21 @@ fn ipv4_settings_over_netlink_are_the_sysctls() {
 }
 
 #[test]
+fn forwarding_read_over_netlink_follows_the_sysctls() {
+    let a = TestNs::new();
+    let mut ha = a.handle();
+    for (family, key) in [
+        (IpFamily::V4, "net/ipv4/ip_forward"),
+        (IpFamily::V6, "net/ipv6/conf/all/forwarding"),
+    ] {
+        for value in ["0", "1", "0"] {
+            a.ns.run(|| sysctl::set(key, value)).unwrap().unwrap();
+            assert_eq!(ha.forwarding(family).unwrap(), value == "1", "{key}");
+        }
+    }
+}
+
+#[test]
 fn big_dumps_span_many_datagrams() {
     let a = TestNs::new();
     let mut ha = a.handle();

@@ -568,7 +568,7 @@ fn add(args: &CmdArgs, cfg: &Config, backend: Option<Backend>) -> Result<CniResu
                 ips: result.ips.clone(),
                 ..CniResult::default()
             };
-            enable_forwarding(&forwarding)?;
+            enable_forwarding(&mut host, &forwarding)?;
         }
         if let Some(backend) = backend {
             let ips: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();

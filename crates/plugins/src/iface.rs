@@ -2,7 +2,9 @@
 //! `ipam.ConfigureIface`, plus forwarding and the CHECK of addresses.
 
 use crate::error::Context;
-use rcni_net::{Handle, NetError, NetNs, Route as KernelRoute, IFA_F_DADFAILED, IFA_F_TENTATIVE};
+use rcni_net::{
+    Handle, IpFamily, NetError, NetNs, Route as KernelRoute, IFA_F_DADFAILED, IFA_F_TENTATIVE,
+};
 use rcni_spec::CniError;
 use rcni_spec::CniResult;
 use std::time::{Duration, Instant};
@@ -143,21 +145,19 @@ pub fn configure_link(
     Ok(())
 }
 
-/// Turns on IPv4 / IPv6 forwarding in the current netns for the families
-/// present in `result`.
-pub fn enable_forwarding(result: &CniResult) -> Result<(), CniError> {
+/// Turns on IPv4 / IPv6 forwarding in `host`'s netns (the current one)
+/// for the families present in `result`.
+pub fn enable_forwarding(host: &mut Handle, result: &CniResult) -> Result<(), CniError> {
     let mut done = (false, false);
     for ip in &result.ips {
-        let (key, flag) = if ip.address.addr().is_ipv4() {
-            ("net/ipv4/ip_forward", &mut done.0)
+        let (key, family, flag) = if ip.address.addr().is_ipv4() {
+            ("net/ipv4/ip_forward", IpFamily::V4, &mut done.0)
         } else {
-            ("net/ipv6/conf/all/forwarding", &mut done.1)
+            ("net/ipv6/conf/all/forwarding", IpFamily::V6, &mut done.1)
         };
         if !*flag {
-            if rcni_net::sysctl::get(key)
-                .map(|v| v.trim() != "1")
-                .unwrap_or(true)
-            {
+            // Read over netlink (cheaper than /proc/sys); written there.
+            if !host.forwarding(family).unwrap_or(false) {
                 // reference text
                 rcni_net::sysctl::set(key, "1").context("Could not enable IP forwarding")?;
             }

@@ -145,7 +145,7 @@ impl Plugin for Ptp {
         if let Some(ip) = result.ips.iter().find(|ip| ip.gateway.is_none()) {
             return Err(invalid!("ptp needs a gateway from IPAM for {}", ip.address));
         }
-        enable_forwarding(&result)?;
+        enable_forwarding(&mut host, &result)?;
 
         let host_name = veth::create_pair(&mut host, &ns, &args.ifname, own.mtu, None)?;
         // Deleting the host end removes the pair.
