@@ -98,7 +98,7 @@ impl Header {
     pub fn extended(&self, more: &str, count: usize) -> Option<Header> {
         Some(Header {
             hash: extend_hash(self.hash, more.as_bytes())?,
-            lines: self.lines + count as u64,
+            lines: self.lines.saturating_add(count as u64),
             ..*self
         })
     }

@@ -502,7 +502,7 @@ impl DiskStore {
                         h.digest.wrapping_sub(entry)
                     },
                     listed: if added {
-                        h.listed + 1
+                        h.listed.saturating_add(1)
                     } else {
                         h.listed.saturating_sub(1)
                     },
@@ -647,8 +647,14 @@ impl DiskStore {
             });
         // The directory still has the change time sealed with the digest:
         // its listing is the one the index describes, no need to list it.
-        let sealed = matches!((only, header), (Some(_), Some(h))
-            if h.stamp != 0 && Some(h.stamp) == dir_time && h.lines <= 2 * h.listed + 64);
+        let sealed = match (only, header) {
+            (Some(_), Some(h)) => {
+                h.stamp != 0
+                    && Some(h.stamp) == dir_time
+                    && h.lines <= h.listed.saturating_mul(2).saturating_add(64)
+            }
+            _ => false,
+        };
         // Else a listing to compare with the digest, when there is one to
         // search.
         let compare = only.is_some() && header.is_some() && !sealed;
@@ -1410,6 +1416,23 @@ mod tests {
             ))
         );
         assert_eq!((resealed.listed, resealed.stamp), (3, dir_time(&dir)));
+        // Counts out of range (a damaged header) change nothing.
+        let text = fs::read_to_string(dir.join(INDEX_FILE)).unwrap();
+        let huge = index::Header {
+            lines: u64::MAX,
+            listed: u64::MAX,
+            ..header_of(&dir)
+        };
+        fs::write(
+            dir.join(INDEX_FILE),
+            format!("{}{}", huge.line(), &text[index::HEADER_LEN..]),
+        )
+        .unwrap();
+        assert!(s.reserve("d", "eth0", ip("10.0.0.5"), 0).unwrap());
+        assert_eq!(
+            s.get_by_id_locked(&lock, "d", "eth0").unwrap(),
+            [ip("10.0.0.5")]
+        );
     }
 
     /// Whatever the reference changes right after rcni sealed the index
