@@ -607,9 +607,9 @@ impl DiskStore {
     /// With `only`, when the directory still has the change time sealed in
     /// the index's header (see [`DiskStore::seal_index`]), or else when a
     /// listing has the header's digest, the files of `only` are found by
-    /// searching the index. Otherwise the directory is listed (again:
-    /// keeping the first listing would cost every walk) and matched with
-    /// the index line by line, and a file the index does not know by name,
+    /// searching the index. Otherwise the directory is listed (a second
+    /// time after a listing without the digest: keeping the first would
+    /// cost every walk) and matched with the index line by line, and a file the index does not know by name,
     /// inode and change time (the reference wrote it, or the index was
     /// lost) is read. When the caller holds the lock (`locked`), the walk
     /// also brings the index up to date, seals it, and removes in-flight
