@@ -293,25 +293,34 @@ ms median (ratio 0.29 → 0.19), on nftables 48.1 → 24.5 ms (0.24 → 0.13); P
 → 26.8 ms; ptp DEL 40.6 → 23.2 ms. What is left: the veth deletion, host-local (in-process when it is rcni's own, else its exec: about 3 ms), and \
 on iptables portmap's one `iptables-restore`, which waits out the grace period inside itself.
 - **Growth with the number of pods.** What still grows is set by the compatibility contract:
-  - host-local keeps one file per address, and the reference's semantics need the owner of every file \
-on each ADD (the duplicate-allocation check) and each DEL by container ID. rcni keeps an index in the \
+  - host-local keeps one file per address, and the reference's semantics need the owner of every file on \
+each ADD (the duplicate-allocation check) and each DEL by container ID. rcni keeps an index in the \
 store (`rcni-index`, which the reference reads past): each file's name, inode, change time and owner, \
-and a digest of the directory listing as rcni left it. A walk lists the directory once; when the \
-listing has the recorded digest, the attachment's files are found by searching the index for its ID; \
-after the reference changed the store, the walk `statx`es the files the index knows (ext4 hands a freed \
-inode number out again at once, so the inode alone cannot tell a file taken again) and reads only the \
-others. The index is read in one `read`, sized by its length, and searched as bytes (memchr's \
-vectorised search for the ID); only the lines found are checked as UTF-8. Allocate + release with \
-10,000 addresses taken went from about 210 ms to about 2.7 ms when the DEL carries prevResult and \
-about 5.4 ms by container ID (5.7 ms before the byte search), each call listing the directory once: \
-about 1.8 ms of kernel time per listing (ext4's hashed directories, about 180 ns an entry), which \
-only knowing without a listing that no one else changed the directory would remove. \
-`last_reserved_ip.N` is now written in place as the reference writes it: replacing it by rename made \
-and freed an inode per allocation, and ext4 makes each new inode step over the ones freed in the last \
-seconds, several milliseconds per file created in a busy store. A DEL whose prevResult names the \
-attachment's addresses frees those files without a walk. This walk was also why ptp's ADD grew 1.79× \
-by pod 1,000 on the last full page (1,000 files read per ADD): with the index, a 1,000-pod ptp run here \
-stayed flat (11.4 ms near pod 1,000, while the reference grew 1.96× by pod 300).
+a digest of the directory listing as rcni left it, and the directory's own change time at that moment. \
+Listing the directory costs about 1.9 ms of kernel time at 10,000 entries (ext4's hashed directories, \
+about 190 ns an entry; a larger `getdents` buffer changes nothing), so a walk lists it only when it \
+cannot prove that no one else changed it. The proof: rcni records the directory's change time only \
+once a file of the same filesystem (the index, written again if needed) has a later one; the kernel \
+never hands out a change time below one it handed out before (the coarse clock only advances, and \
+since Linux 6.13 multigrain timestamps raise a coarse time to the latest fine-grained one) and no \
+system call sets one, so any later change to the directory, by the reference or anyone, gives it \
+another time, even within the same clock tick (4 ms here). It is trusted only on local filesystems \
+(ext4, XFS, Btrfs, tmpfs) with times in nanoseconds, and assumes the realtime clock is not stepped \
+back meanwhile; before Linux 6.13 the proof seldom holds within a tick, and a walk lists as before. \
+While the directory has the recorded time, or when a listing has the recorded digest, the attachment's \
+files are found by searching the index for its ID; after the reference changed the store, the walk \
+`statx`es the files the index knows (ext4 hands a freed inode number out again at once, so the inode \
+alone cannot tell a file taken again) and reads only the others. The index is read in one `read`, \
+sized by its length, and searched as bytes (memchr's vectorised search for the ID); only the lines \
+found are checked as UTF-8. Allocate + release with 10,000 addresses taken went from about 210 ms to \
+about 0.25 ms when the DEL carries prevResult and about 0.45 ms by container ID (2.6 and 5.2 ms while \
+each call listed the directory). `last_reserved_ip.N` is now written in place as the reference writes \
+it: replacing it by rename made and freed an inode per allocation, and ext4 makes each new inode step \
+over the ones freed in the last seconds, several milliseconds per file created in a busy store. A DEL \
+whose prevResult names the attachment's addresses frees those files without a walk. This walk was also \
+why ptp's ADD grew 1.79× by pod 1,000 on the last full page (1,000 files read per ADD): with the \
+index, a 1,000-pod ptp run here stayed flat (11.4 ms near pod 1,000, while the reference grew 1.96× by \
+pod 300).
   - `iptables-restore` (the nf_tables flavour) loads the table's chains before it applies a batch: with \
 1,000 pods' chains in `nat`, one batch takes about 2.6 ms instead of 1.7 ms.
   - On the nftables backend an ADD reads only the shared chains it would rewrite, whose rules do not grow \

@@ -11,8 +11,12 @@
 //!
 //! The header holds a digest of the directory's listing (names and inode
 //! numbers) as rcni last left it, kept up to date by every change rcni
-//! makes, a hash of the lines, and their number. When a walk's listing has
-//! that digest, nobody else changed the store, and an attachment's files
+//! makes, the number of names listed, a hash of the lines, their number,
+//! and a stamp: the directory's change time once rcni has proven that any
+//! later change to the directory gets another one (see
+//! `DiskStore::seal_index`). While the directory still has that change time,
+//! nobody changed its listing and a walk need not list it; when a walk's
+//! listing has the digest, the same holds. Either way an attachment's files
 //! are found by searching the index for its ID instead of matching every
 //! line. Otherwise each line is believed only for a file of its name, its
 //! inode number and its change time (a `statx`, no read: ext4 soon hands a
@@ -21,7 +25,7 @@
 //! reference wrote them, or the index was lost) are read and added. Lines
 //! that do not hash to the header's hash (a write torn by a crash, damage)
 //! are not believed at all: the index is rebuilt from the files. A digest
-//! of 0 means unknown.
+//! or a stamp of 0 means unknown.
 //!
 //! The lines are kept a multiple of 8 bytes long (the last line of each
 //! write padded with spaces), so that an append extends the hash.
@@ -33,12 +37,14 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// The index's file name in the store.
 pub const INDEX_FILE: &str = "rcni-index";
 /// The first line of a valid index, before the header's fields.
-pub const HEADER_PREFIX: &str = "# rcni host-local index v1 ";
+pub const HEADER_PREFIX: &str = "# rcni host-local index v2 ";
 /// Where the header's fields are in the file.
 pub const FIELDS_AT: u64 = HEADER_PREFIX.len() as u64;
-/// The length of the first line: three fields of 16 hex digits, spaces
-/// between, and a newline.
-pub const HEADER_LEN: usize = HEADER_PREFIX.len() + 51;
+/// The length of the header's fields: five of 16 hex digits, spaces
+/// between.
+const FIELDS_LEN: usize = 5 * 17 - 1;
+/// The length of the first line.
+pub const HEADER_LEN: usize = HEADER_PREFIX.len() + FIELDS_LEN + 1;
 /// The hash of no lines.
 pub const EMPTY_HASH: u64 = 0x6a09_e667_f3bc_c908;
 /// Owners longer than this stay out of the index (their file is read on
@@ -54,6 +60,11 @@ pub struct Header {
     pub hash: u64,
     /// How many lines there are.
     pub lines: u64,
+    /// How many names the digest counts (meaningful with a digest).
+    pub listed: u64,
+    /// The directory's change time, in nanoseconds, when the digest was
+    /// last known to be its listing's (0: unknown).
+    pub stamp: u64,
 }
 
 impl Default for Header {
@@ -62,6 +73,8 @@ impl Default for Header {
             digest: 0,
             hash: EMPTY_HASH,
             lines: 0,
+            listed: 0,
+            stamp: 0,
         }
     }
 }
@@ -70,8 +83,8 @@ impl Header {
     /// The fields, as written at [`FIELDS_AT`].
     pub fn fields(&self) -> String {
         format!(
-            "{:016x} {:016x} {:016x}",
-            self.digest, self.hash, self.lines
+            "{:016x} {:016x} {:016x} {:016x} {:016x}",
+            self.digest, self.hash, self.lines, self.listed, self.stamp
         )
     }
 
@@ -85,7 +98,7 @@ impl Header {
     pub fn extended(&self, more: &str, count: usize) -> Option<Header> {
         Some(Header {
             hash: extend_hash(self.hash, more.as_bytes())?,
-            lines: self.lines + count as u64,
+            lines: self.lines.saturating_add(count as u64),
             ..*self
         })
     }
@@ -94,13 +107,15 @@ impl Header {
 /// The header and the lines of a text that begins with a header (the
 /// lines not checked against its hash).
 pub fn split_header(text: &str) -> Option<(Header, &str)> {
-    let fields = text.strip_prefix(HEADER_PREFIX)?.get(..51)?;
+    let fields = text.strip_prefix(HEADER_PREFIX)?.get(..=FIELDS_LEN)?;
     let mut parts = fields.strip_suffix('\n')?.split(' ');
     let mut field = || u64::from_str_radix(parts.next()?, 16).ok();
     let header = Header {
         digest: field()?,
         hash: field()?,
         lines: field()?,
+        listed: field()?,
+        stamp: field()?,
     };
     Some((header, &text[HEADER_LEN..]))
 }
@@ -361,6 +376,8 @@ mod tests {
             "{}{lines}",
             Header {
                 digest: 42,
+                listed: 2,
+                stamp: 1_796_000_000_123_456_789,
                 ..header
             }
             .line()
@@ -378,7 +395,15 @@ mod tests {
         let index = parse(&text);
         assert!(index.valid);
         assert_eq!(index.lines, 2);
-        assert_eq!((index.header.digest, index.header.lines), (42, 2));
+        let Header {
+            digest,
+            lines,
+            listed,
+            stamp,
+            ..
+        } = index.header;
+        assert_eq!((digest, lines, listed), (42, 2, 2));
+        assert_eq!(stamp, 1_796_000_000_123_456_789);
         assert_eq!(index.entries[&17].owner, exact);
         assert_eq!(index.entries[&17].name, "10.0.0.2");
         assert_eq!(index.entries[&17].line, a);

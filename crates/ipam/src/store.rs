@@ -36,7 +36,7 @@ use std::io::{ErrorKind, Write};
 use std::mem::MaybeUninit;
 use std::net::IpAddr;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Prefix of the file recording a set's last handed-out address.
@@ -124,6 +124,35 @@ const MAX_STORE_FILE: usize = 256 * 1024;
 /// The most the index is read: 64 MiB would index over half a million
 /// addresses; anything larger is damage, and the index is rebuilt.
 const MAX_INDEX_FILE: usize = 64 << 20;
+
+/// Filesystems that take every change time of a directory from this
+/// kernel's clock (see [`DiskStore::seal_index`]): ext2/3/4, XFS, Btrfs,
+/// tmpfs.
+const LOCAL_CLOCK_FILESYSTEMS: [u32; 4] = [0xef53, 0x5846_5342, 0x9123_683e, 0x0102_1994];
+
+/// A file's change time in nanoseconds since the epoch; `None` before it.
+fn change_time(stat: &rustix::fs::Stat) -> Option<u64> {
+    let secs = u64::try_from(stat.st_ctime).ok()?;
+    secs.checked_mul(1_000_000_000)?
+        .checked_add(stat.st_ctime_nsec)
+}
+
+/// What a change tells of the directory's listing, for the index's header.
+#[derive(Debug, Clone, Copy)]
+enum Listing {
+    /// rcni listed the directory with the lock: the listing's digest (0 if
+    /// a file stayed out of the index) and how many names it counted.
+    Seen { digest: u64, names: u64 },
+    /// rcni added or removed the name whose digest is `entry`; `before` is
+    /// the directory's change time before that.
+    Changed {
+        entry: u64,
+        added: bool,
+        before: Option<u64>,
+    },
+    /// rcni added a file the index cannot describe.
+    Unknown,
+}
 
 /// Opens the file `name` of the open store directory `dir` for reading,
 /// non-blocking, so that a FIFO or a device planted there cannot hang a
@@ -360,6 +389,7 @@ impl DiskStore {
             return Ok(false);
         }
         let contents = format!("{}{LINE_BREAK}{ifname}", id.trim());
+        let before = self.dir_change_time();
         let tmp = self.stage(&ip_text(ip), &contents)?;
         let linked = fs::hard_link(&tmp, &path);
         let _ = fs::remove_file(&tmp);
@@ -399,64 +429,165 @@ impl DiskStore {
         };
         let file = index::FileId::of(&stat);
         let line = index::line(&name, file, Owner::parse(contents.trim()));
-        let added = index::digest_of(&name, file.ino);
-        let _ = self.update_index(line.as_deref().unwrap_or_default(), 1, |d| {
-            if d != 0 && line.is_some() {
-                d.wrapping_add(added)
-            } else {
-                0
-            }
-        });
+        let listing = match line {
+            Some(_) => Listing::Changed {
+                entry: index::digest_of(&name, file.ino),
+                added: true,
+                before,
+            },
+            // A file the index cannot describe: read by every walk.
+            None => Listing::Unknown,
+        };
+        let _ = self.update_index(line.as_deref().unwrap_or_default(), 1, listing);
         Ok(true)
     }
 
+    /// The store directory's change time (see [`change_time`]).
+    fn dir_change_time(&self) -> Option<u64> {
+        change_time(&rustix::fs::stat(&self.dir).ok()?)
+    }
+
     /// Appends `lines` (`count` of them) to the index, starting it when
-    /// there is none, and sets its digest to `digest(recorded)`; or to 0
-    /// (unknown) when its lines were changed by someone else. Call with
-    /// the lock, after the change the digest describes.
-    fn update_index(
-        &self,
-        lines: &str,
-        count: usize,
-        digest: impl FnOnce(u64) -> u64,
-    ) -> std::io::Result<()> {
-        use std::os::unix::fs::FileExt;
+    /// there is none, and records in its header what `listing` tells of
+    /// the directory's listing; the digest becomes 0 (unknown) when the
+    /// index's lines were changed by someone else. Call with the lock,
+    /// after the change `listing` describes.
+    fn update_index(&self, lines: &str, count: usize, listing: Listing) -> std::io::Result<()> {
         let mut lines = lines.to_string();
         index::pad(&mut lines);
-        let f = OpenOptions::new()
+        let f = self.open_index()?;
+        let size = f.metadata()?.len();
+        let recorded = if size == 0 {
+            // A new index: only a listing tells what the directory holds.
+            Some(index::Header::default())
+        } else {
+            let mut head = [0u8; index::HEADER_LEN];
+            f.read_exact_at(&mut head, 0)?;
+            std::str::from_utf8(&head)
+                .ok()
+                .and_then(index::split_header)
+                .map(|(header, _)| header)
+                .filter(|_| (size - index::HEADER_LEN as u64).is_multiple_of(8))
+        };
+        let (header, known) = match (recorded.and_then(|h| h.extended(&lines, count)), listing) {
+            // Lines that no header describes: rebuilt by the next walk.
+            (None, _) => {
+                let header = index::Header {
+                    hash: 0,
+                    ..index::Header::default()
+                };
+                (header, false)
+            }
+            (Some(h), Listing::Seen { digest, names }) => {
+                let header = index::Header {
+                    digest,
+                    listed: names,
+                    stamp: 0,
+                    ..h
+                };
+                (header, true)
+            }
+            (
+                Some(h),
+                Listing::Changed {
+                    entry,
+                    added,
+                    before,
+                },
+            ) if size > 0 && h.digest != 0 => {
+                let header = index::Header {
+                    digest: if added {
+                        h.digest.wrapping_add(entry)
+                    } else {
+                        h.digest.wrapping_sub(entry)
+                    },
+                    listed: if added {
+                        h.listed.saturating_add(1)
+                    } else {
+                        h.listed.saturating_sub(1)
+                    },
+                    stamp: 0,
+                    ..h
+                };
+                // The digest was the listing's up to this change only if
+                // nothing changed the directory since the stamp.
+                (header, h.stamp != 0 && Some(h.stamp) == before)
+            }
+            (Some(h), _) => {
+                let header = index::Header {
+                    digest: 0,
+                    stamp: 0,
+                    ..h
+                };
+                (header, false)
+            }
+        };
+        if size == 0 {
+            f.write_all_at(format!("{}{lines}", header.line()).as_bytes(), 0)?;
+        } else {
+            f.write_all_at(lines.as_bytes(), size)?;
+            f.write_all_at(header.fields().as_bytes(), index::FIELDS_AT)?;
+        }
+        if known && header.digest != 0 {
+            self.seal_index(&f, header)?;
+        }
+        Ok(())
+    }
+
+    /// Opens (creating it if needed) the index for reading and writing.
+    fn open_index(&self) -> std::io::Result<File> {
+        OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .mode(0o600)
             .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32)
-            .open(self.dir.join(INDEX_FILE))?;
-        let size = f.metadata()?.len();
-        if size == 0 {
-            // A new index: what the directory holds is not known yet.
-            let header = index::Header::default().extended(&lines, count);
-            let text = format!("{}{lines}", header.unwrap_or_default().line());
-            return f.write_all_at(text.as_bytes(), 0);
-        }
-        let mut head = [0u8; index::HEADER_LEN];
-        f.read_exact_at(&mut head, 0)?;
-        let recorded = std::str::from_utf8(&head)
-            .ok()
-            .and_then(index::split_header)
-            .map(|(header, _)| header)
-            .filter(|_| (size - index::HEADER_LEN as u64).is_multiple_of(8));
-        f.write_all_at(lines.as_bytes(), size)?;
-        let header = match recorded.and_then(|h| h.extended(&lines, count)) {
-            Some(h) => index::Header {
-                digest: digest(h.digest),
-                ..h
-            },
-            // Lines that no header describes: rebuilt by the next walk.
-            None => index::Header {
-                hash: 0,
-                ..index::Header::default()
-            },
+            .open(self.dir.join(INDEX_FILE))
+    }
+
+    /// Records the directory's change time as the stamp of the listing
+    /// `header` (already written to the open index `index`, with no stamp)
+    /// describes, once it is proven that any later change to the directory
+    /// gets another change time; else the stamp stays unknown. Call with
+    /// the lock, after rcni's last change to the directory.
+    ///
+    /// Why that proves a listing unchanged: every change to a directory's
+    /// entries (a name created, linked, renamed or removed, by anyone) sets
+    /// its change time from the kernel's clock, and no system call sets a
+    /// change time to a chosen value. The times the kernel hands out never
+    /// go below one it handed out before: the coarse clock (one tick, 4 ms
+    /// here) only advances, and with multigrain timestamps (Linux 6.13) a
+    /// coarse time is raised to the latest fine-grained one handed out.
+    /// Truncation to the filesystem's granularity keeps that order. So once
+    /// a file of the same filesystem has a change time later than the
+    /// directory's, every later change to the directory gets a later one.
+    /// rcni reads the index's change time, and writes the index again
+    /// until it is later (with multigrain timestamps the first read makes
+    /// the next write take a fine-grained time). Without that, a change by
+    /// another process in the same tick could get the directory's time
+    /// again. The stamp is written only after the proof, so a crash leaves
+    /// none. Only filesystems that take every change time from this
+    /// kernel's clock are trusted (not a network filesystem), and a time in
+    /// whole seconds (a filesystem without nanoseconds) is not used. What
+    /// remains assumed is that the realtime clock is not stepped back
+    /// meanwhile; even then a change is missed only if it lands on the
+    /// stamp's very nanosecond.
+    fn seal_index(&self, index: &File, mut header: index::Header) -> std::io::Result<()> {
+        let dir = rustix::fs::stat(&self.dir)?;
+        let local = rustix::fs::statfs(&self.dir)
+            .is_ok_and(|fs| LOCAL_CLOCK_FILESYSTEMS.contains(&(fs.f_type as u32)));
+        let Some(stamp) = change_time(&dir).filter(|t| local && t % 1_000_000_000 != 0) else {
+            return Ok(());
         };
-        f.write_all_at(header.fields().as_bytes(), index::FIELDS_AT)
+        for _ in 0..3 {
+            let own = rustix::fs::fstat(index)?;
+            if own.st_dev == dir.st_dev && change_time(&own).is_some_and(|t| t > stamp) {
+                header.stamp = stamp;
+                return index.write_all_at(header.fields().as_bytes(), index::FIELDS_AT);
+            }
+            index.write_all_at(header.fields().as_bytes(), index::FIELDS_AT)?;
+        }
+        Ok(())
     }
 
     /// The last address handed out from range set `set_index`; `None` when
@@ -473,14 +604,16 @@ impl DiskStore {
     /// of that owner, and may see one more than once, or a released one
     /// under an old owner: it must confirm each by reading it.
     ///
-    /// The directory is listed once. When its digest is the index's, the
-    /// files of `only` are found by searching the index; else it is listed
-    /// again (keeping the first listing would cost every walk) and matched
-    /// with the index line by line, and a file the index does not know by
-    /// name, inode and change time (the reference wrote it, or the index
-    /// was lost) is read. When the caller holds the lock (`locked`), the
-    /// walk also brings the index up to date and removes in-flight files
-    /// left by a process that died; else it only reads.
+    /// With `only`, when the directory still has the change time sealed in
+    /// the index's header (see [`DiskStore::seal_index`]), or else when a
+    /// listing has the header's digest, the files of `only` are found by
+    /// searching the index. Otherwise the directory is listed (a second
+    /// time after a listing without the digest: keeping the first would
+    /// cost every walk) and matched with the index line by line, and a file the index does not know by name,
+    /// inode and change time (the reference wrote it, or the index was
+    /// lost) is read. When the caller holds the lock (`locked`), the walk
+    /// also brings the index up to date, seals it, and removes in-flight
+    /// files left by a process that died; else it only reads.
     fn walk(
         &self,
         locked: bool,
@@ -493,15 +626,43 @@ impl DiskStore {
             Mode::empty(),
         )
         .map_err(|e| IpamError::io("cannot read", &self.dir)(e.into()))?;
+        let dir_time = rustix::fs::fstat(&dir_fd)
+            .ok()
+            .and_then(|stat| change_time(&stat));
         let mut index_bytes = Vec::new();
         if read_small_at(&dir_fd, INDEX_FILE, &mut index_bytes, MAX_INDEX_FILE).is_none() {
             index_bytes.clear();
         }
+        // The header is text; the lines are searched as bytes, so that the
+        // whole index need not be checked as UTF-8 on this path.
+        let header = index_bytes
+            .get(..index::HEADER_LEN)
+            .and_then(|head| std::str::from_utf8(head).ok())
+            .and_then(index::split_header)
+            .map(|(header, _)| header)
+            .filter(|header| {
+                let body = &index_bytes[index::HEADER_LEN..];
+                header.digest != 0
+                    && index::extend_hash(index::EMPTY_HASH, body) == Some(header.hash)
+            });
+        // The directory still has the change time sealed with the digest:
+        // its listing is the one the index describes, no need to list it.
+        let sealed = match (only, header) {
+            (Some(_), Some(h)) => {
+                h.stamp != 0
+                    && Some(h.stamp) == dir_time
+                    && h.lines <= h.listed.saturating_mul(2).saturating_add(64)
+            }
+            _ => false,
+        };
+        // Else a listing to compare with the digest, when there is one to
+        // search.
+        let compare = only.is_some() && header.is_some() && !sealed;
         let io_error = |e: Errno| IpamError::io("cannot read", &self.dir)(e.into());
         let mut buf = vec![MaybeUninit::<u8>::uninit(); 64 * 1024];
         let (mut digest, mut listed) = (0u64, 0u64);
         let mut entries = rustix::fs::RawDir::new(&dir_fd, &mut buf);
-        while let Some(entry) = entries.next() {
+        while let Some(entry) = if compare { entries.next() } else { None } {
             let entry = entry.map_err(io_error)?;
             let Ok(name) = entry.file_name().to_str() else {
                 continue;
@@ -511,22 +672,20 @@ impl DiskStore {
                 listed += 1;
             }
         }
-        // The header is text; the lines are searched as bytes, so that the
-        // whole index need not be checked as UTF-8 on this path.
-        let header = index_bytes
-            .get(..index::HEADER_LEN)
-            .and_then(|head| std::str::from_utf8(head).ok())
-            .and_then(index::split_header)
-            .map(|(header, _)| header);
         if let (Some(id), Some(header)) = (only, header) {
-            let body = &index_bytes[index::HEADER_LEN..];
-            if header.digest != 0
-                && header.digest == digest
-                && header.lines <= 2 * listed + 64
-                && index::extend_hash(index::EMPTY_HASH, body) == Some(header.hash)
-            {
-                for entry in index::lines_of(body, id) {
+            let listed_as_indexed =
+                !sealed && header.digest == digest && header.lines <= 2 * listed + 64;
+            if sealed || listed_as_indexed {
+                for entry in index::lines_of(&index_bytes[index::HEADER_LEN..], id) {
                     visit(entry.name, entry.file, entry.owner);
+                }
+                if listed_as_indexed && locked {
+                    // Sealed again, so that the next walk need not list.
+                    let listing = Listing::Seen {
+                        digest,
+                        names: listed,
+                    };
+                    let _ = self.update_index("", 0, listing);
                 }
                 return Ok(());
             }
@@ -545,8 +704,10 @@ impl DiskStore {
         let mut complete = true;
         // Someone else changed the store (or the index): a second listing,
         // matched line by line.
-        rustix::fs::seek(&dir_fd, rustix::fs::SeekFrom::Start(0)).map_err(io_error)?;
-        digest = 0;
+        if compare {
+            rustix::fs::seek(&dir_fd, rustix::fs::SeekFrom::Start(0)).map_err(io_error)?;
+        }
+        (digest, listed) = (0, 0);
         let mut entries = rustix::fs::RawDir::new(&dir_fd, &mut buf);
         while let Some(entry) = entries.next() {
             let entry = entry.map_err(io_error)?;
@@ -557,6 +718,7 @@ impl DiskStore {
                 continue;
             }
             digest = digest.wrapping_add(index::digest_of(name, ino));
+            listed += 1;
             let believed = known.entries.get(&ino).filter(|k| {
                 k.name == name
                     && rustix::fs::statat(&dir_fd, name, AtFlags::SYMLINK_NOFOLLOW)
@@ -570,6 +732,7 @@ impl DiskStore {
             if locked && name.starts_with(TEMP_PREFIX) {
                 if rustix::fs::unlinkat(&dir_fd, name, AtFlags::empty()).is_ok() {
                     digest = digest.wrapping_sub(index::digest_of(name, ino));
+                    listed -= 1;
                 }
                 continue;
             }
@@ -608,12 +771,20 @@ impl DiskStore {
             let header = index::Header::default().extended(&lines, live_lines.len() + new_count);
             let header = index::Header {
                 digest,
+                listed,
                 ..header.unwrap_or_default()
             };
             let text = format!("{}{lines}", header.line());
-            let _ = self.write_atomically(&self.dir.join(INDEX_FILE), &text);
+            let written = self.write_atomically(&self.dir.join(INDEX_FILE), &text);
+            if written.is_ok() && digest != 0 {
+                let _ = self.open_index().and_then(|f| self.seal_index(&f, header));
+            }
         } else if !new_lines.is_empty() || known.header.digest != digest {
-            let _ = self.update_index(&new_lines, new_count, |_| digest);
+            let listing = Listing::Seen {
+                digest,
+                names: listed,
+            };
+            let _ = self.update_index(&new_lines, new_count, listing);
         }
         Ok(())
     }
@@ -736,6 +907,7 @@ impl DiskStore {
     /// it out of the index's digest. Call with the lock.
     fn remove_address(&self, name: &str) -> Result<(), IpamError> {
         let path = self.dir.join(name);
+        let before = self.dir_change_time();
         let ino = match fs::symlink_metadata(&path) {
             Ok(meta) => meta.ino(),
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
@@ -749,11 +921,12 @@ impl DiskStore {
         };
         match fs::remove_file(&path) {
             Ok(()) => {
-                let removed = index::digest_of(name, ino);
-                let _ = self.update_index("", 0, |d| match d {
-                    0 => 0,
-                    d => d.wrapping_sub(removed),
-                });
+                let listing = Listing::Changed {
+                    entry: index::digest_of(name, ino),
+                    added: false,
+                    before,
+                };
+                let _ = self.update_index("", 0, listing);
                 Ok(())
             }
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
@@ -1176,6 +1349,131 @@ mod tests {
         );
         assert_eq!(index_lines(&dir).len(), 2);
         assert_ne!(header_of(&dir).digest, 0);
+    }
+
+    /// Whether the kernel has multigrain timestamps (Linux 6.13), which
+    /// let rcni seal the index in the clock tick of its change.
+    fn multigrain_kernel() -> bool {
+        let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let mut parts = release.split(|c: char| !c.is_ascii_digit());
+        let mut number = || parts.next().and_then(|p| p.parse::<u32>().ok());
+        (number(), number()) >= (Some(6), Some(13))
+    }
+
+    fn dir_time(dir: &Path) -> u64 {
+        change_time(&rustix::fs::stat(dir).unwrap()).unwrap()
+    }
+
+    /// Once sealed, a walk does not list the directory while it keeps its
+    /// change time: an index whose digest no longer matches the listing
+    /// is still believed (a listing would have corrected the digest). Any
+    /// change to the directory ends that.
+    #[test]
+    fn a_sealed_index_spares_the_listing() {
+        if !multigrain_kernel() {
+            eprintln!("no multigrain timestamps: the index is sealed only across clock ticks");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let s = DiskStore::open(d.path(), "n").unwrap();
+        let dir = d.path().join("n");
+        let lock = s.lock().unwrap();
+        assert!(s.reserve("a", "eth0", ip("10.0.0.2"), 0).unwrap());
+        s.get_by_id_locked(&lock, "a", "eth0").unwrap();
+        assert!(s.reserve("b", "eth0", ip("10.0.0.3"), 0).unwrap());
+        let sealed = header_of(&dir);
+        assert_eq!(sealed.stamp, dir_time(&dir));
+        assert_eq!(sealed.listed, 2);
+        // Rewritten in place, which leaves the directory as it was.
+        let text = fs::read_to_string(dir.join(INDEX_FILE)).unwrap();
+        let wrong = index::Header {
+            digest: sealed.digest ^ 1,
+            ..sealed
+        };
+        fs::write(
+            dir.join(INDEX_FILE),
+            format!("{}{}", wrong.line(), &text[index::HEADER_LEN..]),
+        )
+        .unwrap();
+        assert_eq!(dir_time(&dir), sealed.stamp);
+        assert_eq!(
+            s.get_by_id_locked(&lock, "a", "eth0").unwrap(),
+            [ip("10.0.0.2")]
+        );
+        assert_eq!(header_of(&dir), wrong, "not listed");
+        // The reference takes an address: listed, learnt, sealed again.
+        fs::write(dir.join("10.0.0.4"), "c\r\neth0").unwrap();
+        assert_eq!(
+            s.get_by_id_locked(&lock, "c", "eth0").unwrap(),
+            [ip("10.0.0.4")]
+        );
+        let resealed = header_of(&dir);
+        assert_eq!(
+            resealed.digest,
+            sealed.digest.wrapping_add(index::digest_of(
+                "10.0.0.4",
+                fs::metadata(dir.join("10.0.0.4")).unwrap().ino()
+            ))
+        );
+        assert_eq!((resealed.listed, resealed.stamp), (3, dir_time(&dir)));
+        // Counts out of range (a damaged header) change nothing.
+        let text = fs::read_to_string(dir.join(INDEX_FILE)).unwrap();
+        let huge = index::Header {
+            lines: u64::MAX,
+            listed: u64::MAX,
+            ..header_of(&dir)
+        };
+        fs::write(
+            dir.join(INDEX_FILE),
+            format!("{}{}", huge.line(), &text[index::HEADER_LEN..]),
+        )
+        .unwrap();
+        assert!(s.reserve("d", "eth0", ip("10.0.0.5"), 0).unwrap());
+        assert_eq!(
+            s.get_by_id_locked(&lock, "d", "eth0").unwrap(),
+            [ip("10.0.0.5")]
+        );
+    }
+
+    /// Whatever the reference changes right after rcni sealed the index
+    /// (in the same clock tick), and whatever rcni changes after that, the
+    /// next walk sees it.
+    #[test]
+    fn changes_by_others_after_a_seal_are_seen() {
+        let d = tempfile::tempdir().unwrap();
+        let s = DiskStore::open(d.path(), "n").unwrap();
+        let dir = d.path().join("n");
+        let lock = s.lock().unwrap();
+        // An empty listing has no digest: one address stays taken.
+        assert!(s.reserve("resident", "eth0", ip("10.2.0.2"), 0).unwrap());
+        for i in 0..200u32 {
+            let (mine, theirs) = (ip(&format!("10.0.{i}.2")), ip(&format!("10.1.{i}.2")));
+            let other = format!("ref{i}");
+            assert!(s.reserve(&format!("rcni{i}"), "eth0", mine, 0).unwrap());
+            fs::write(dir.join(theirs.to_string()), format!("{other}\r\neth0")).unwrap();
+            if i % 2 == 1 {
+                // rcni's own change in between must not seal what it
+                // has not seen.
+                s.release(mine).unwrap();
+            }
+            assert_eq!(
+                s.get_by_id_locked(&lock, &other, "eth0").unwrap(),
+                [theirs],
+                "{i}"
+            );
+            fs::remove_file(dir.join(theirs.to_string())).unwrap();
+            assert!(s
+                .get_by_id_locked(&lock, &other, "eth0")
+                .unwrap()
+                .is_empty());
+            if i % 2 == 0 {
+                assert_eq!(
+                    s.release_by_id(&format!("rcni{i}"), "eth0").unwrap(),
+                    [mine]
+                );
+            }
+        }
+        assert_eq!(s.allocations().unwrap().len(), 1);
     }
 
     #[test]

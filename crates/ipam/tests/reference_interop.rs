@@ -205,3 +205,33 @@ fn both_at_once_never_share_an_address() {
     let store = DiskStore::open(d.path(), "mynet").unwrap();
     assert_eq!(store.allocations().unwrap().len(), all.len());
 }
+
+/// rcni's walks may skip listing the store while its change time is the
+/// one rcni sealed; each change the reference makes right after one of
+/// rcni's (often in the same clock tick) is still seen: its address counts
+/// as a duplicate, and rcni releases it by container ID.
+#[test]
+fn ours_see_what_the_reference_just_did() {
+    require_reference();
+    let d = tempfile::tempdir().unwrap();
+    let sets = sets();
+    let store = DiskStore::open(d.path(), "mynet").unwrap();
+    ours(&store, &sets, "resident", "eth0");
+    for i in 0..15 {
+        let (mine, theirs) = (format!("rcni-{i}"), format!("ref-{i}"));
+        ours(&store, &sets, &mine, "eth0");
+        let taken = reference("ADD", d.path(), &theirs, "eth0");
+        assert_eq!(store.get_by_id(&theirs, "eth0").unwrap(), taken);
+        for (n, set) in sets.iter().enumerate() {
+            let dup = Allocator::new(set, &store, n).allocate(&theirs, "eth0", None);
+            assert!(dup.unwrap_err().to_string().contains("duplicate"), "{i}");
+        }
+        reference("DEL", d.path(), &mine, "eth0");
+        let released = Allocator::new(&sets[0], &store, 0)
+            .release(&theirs, "eth0")
+            .unwrap();
+        assert_eq!(released, taken, "{i}");
+        assert!(store.get_by_id(&mine, "eth0").unwrap().is_empty());
+    }
+    assert_eq!(store.allocations().unwrap().len(), 2);
+}

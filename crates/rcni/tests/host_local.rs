@@ -531,7 +531,7 @@ fn a_stale_or_damaged_index_is_rebuilt() {
     assert!(msg.contains("duplicate allocation"), "{msg}");
     assert!(std::fs::read_to_string(&index)
         .unwrap()
-        .starts_with("# rcni host-local index v1 "));
+        .starts_with("# rcni host-local index v2 "));
     // Lost.
     std::fs::remove_file(&index).unwrap();
     call(&host, "CHECK", "c").run(&c).ok();
