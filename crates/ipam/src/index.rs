@@ -297,12 +297,9 @@ pub fn lines_of<'a>(body: &'a [u8], id: &str) -> Vec<Entry<'a>> {
     let needle = format!("\t{id}");
     let mut found = Vec::new();
     let mut from = 0;
-    for at in memchr::memmem::find_iter(body, needle.as_bytes()) {
-        if at < from {
-            continue;
-        }
-        let start = memchr::memrchr(b'\n', &body[..at]).map_or(0, |n| n + 1);
-        let end = memchr::memchr(b'\n', &body[at..]).map_or(body.len(), |n| at + n + 1);
+    while let Some(at) = search::find(&body[from..], needle.as_bytes()).map(|n| from + n) {
+        let start = search::newline(&body[..at], true).map_or(0, |n| n + 1);
+        let end = search::newline(&body[at..], false).map_or(body.len(), |n| at + n + 1);
         from = end;
         let Ok(line) = std::str::from_utf8(&body[start..end]) else {
             continue;
@@ -314,6 +311,41 @@ pub fn lines_of<'a>(body: &'a [u8], id: &str) -> Vec<Entry<'a>> {
         }
     }
     found
+}
+
+/// Byte searches that never probe the CPU. memchr's generic entry points
+/// look for AVX2 with CPUID on their first use, and in a virtual machine
+/// each CPUID is an exit to the hypervisor: the probe cost a plugin more
+/// than its search. SSE2 is part of x86_64, so its searchers need no
+/// probe; other targets use the portable ones.
+mod search {
+    /// Where `needle` first occurs in `hay`.
+    pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use memchr::arch::x86_64::sse2::packedpair::Finder;
+            if let Some(f) = Finder::new(needle).filter(|f| hay.len() >= f.min_haystack_len()) {
+                return f.find(hay, needle);
+            }
+        }
+        memchr::arch::all::rabinkarp::Finder::new(needle).find(hay, needle)
+    }
+
+    /// The first (or with `last`, the last) newline in `hay`.
+    pub fn newline(hay: &[u8], last: bool) -> Option<usize> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if let Some(one) = memchr::arch::x86_64::sse2::memchr::One::new(b'\n') {
+                return if last { one.rfind(hay) } else { one.find(hay) };
+            }
+        }
+        let one = memchr::arch::all::memchr::One::new(b'\n');
+        if last {
+            one.rfind(hay)
+        } else {
+            one.find(hay)
+        }
+    }
 }
 
 fn parse_line(line: &str) -> Option<(u64, Entry<'_>)> {
@@ -360,6 +392,29 @@ pub fn line(name: &str, file: FileId, owner: Owner<'_>) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn searches_agree_with_a_naive_one() {
+        let naive = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+        let text: Vec<u8> = (0..3000u32)
+            .flat_map(|i| format!("10.1.{}.{}\tid{}\n", i / 250, i % 250, i % 97).into_bytes())
+            .collect();
+        for len in [0, 1, 5, 17, 40, 100, text.len()] {
+            let hay = &text[..len];
+            for needle in ["\tid96", "\tid9\n", "\t", "1.11.", "zz", "\tid3\n10.1"] {
+                assert_eq!(
+                    search::find(hay, needle.as_bytes()),
+                    naive(hay, needle.as_bytes())
+                );
+            }
+            let first = hay.iter().position(|b| *b == b'\n');
+            let last = hay.iter().rposition(|b| *b == b'\n');
+            assert_eq!(
+                (search::newline(hay, false), search::newline(hay, true)),
+                (first, last)
+            );
+        }
+    }
+
     use super::*;
 
     fn id(ino: u64) -> FileId {
