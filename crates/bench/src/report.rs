@@ -285,9 +285,10 @@ alongside the link's deletion and the IPAM release (it needs neither), so an `ip
 grace period passes during the veth deletion. And every netfilter socket rcni opens is also registered \
 in a small io_uring, so its last release, and the wait, happen in a kernel worker when the ring is torn \
 down after the process has gone (portmap on nftables: exit to the runtime's `wait4` 14 to 23 ms before, \
-0.3 ms after; without io_uring the exit waits as before). The runtime library also writes a plugin's \
-stdin of a page or less before it starts its output readers, instead of on a thread the plugin waited \
-for (up to 4 ms on this loaded machine). A quick run at 40 pods, the binaries before and after side by \
+0.3 ms after; without io_uring the exit waits as before). The runtime library serves a plugin's stdin, stdout and stderr with one `poll` loop on its own \
+thread: it used to start a writer and two reader threads per plugin, whose creation the plugin \
+waited for (up to 4 ms on this loaded machine). \
+A quick run at 40 pods, the binaries before and after side by \
 side, each with the reference in the same run: bridge + host-local + portmap DEL on iptables 59.7 → 37.1 \
 ms median (ratio 0.29 → 0.19), on nftables 48.1 → 24.5 ms (0.24 → 0.13); Podman's chain on nftables 67.7 \
 → 26.8 ms; ptp DEL 40.6 → 23.2 ms. What is left: the veth deletion, host-local (in-process when it is rcni's own, else its exec: about 3 ms), and \
@@ -311,7 +312,8 @@ While the directory has the recorded time, or when a listing has the recorded di
 files are found by searching the index for its ID; after the reference changed the store, the walk \
 `statx`es the files the index knows (ext4 hands a freed inode number out again at once, so the inode \
 alone cannot tell a file taken again) and reads only the others. The index is read in one `read`, \
-sized by its length, and searched as bytes (memchr's vectorised search for the ID); only the lines \
+sized by its length, and searched as bytes (memchr's SSE2 search for the ID, which needs no CPU \
+probe); only the lines \
 found are checked as UTF-8. Allocate + release with 10,000 addresses taken went from about 210 ms to \
 about 0.25 ms when the DEL carries prevResult and about 0.45 ms by container ID (2.6 and 5.2 ms while \
 each call listed the directory). `last_reserved_ip.N` is now written in place as the reference writes \
@@ -323,11 +325,24 @@ index, a 1,000-pod ptp run here stayed flat (11.4 ms near pod 1,000, while the r
 pod 300).
   - `iptables-restore` (the nf_tables flavour) loads the table's chains before it applies a batch: with \
 1,000 pods' chains in `nat`, one batch takes about 2.6 ms instead of 1.7 ms.
-  - On the nftables backend an ADD reads only the shared chains it would rewrite, whose rules do not grow \
-with the pods (the firewall plugin also lists its own table once, which does). Yet a bridge + portmap ADD \
-on nftables still grows about 4× by pod 1,000 (the table above); the listings are not the cause, and \
-what is has not been found yet (the kernel floor, which adds the same rules and bridge ports, is the \
-next place to look: its cost per pod against the pod count).
+- On the nftables backend an ADD reads only the shared chains it would rewrite, whose rules do not \
+grow with the pods (the firewall plugin also lists its own table once, which does). What grew is \
+outside rcni's rules: (1) The kernel's own work. The kernel floor's bridge + portmap series, which \
+makes the same veth pair, bridge port and nf_tables rules in one process, grows with the pods too \
+(its row in the table above): a bridge port's attachment walks the bridge's ports and forwarding \
+entries, and each nf_tables commit that adds a NAT rule validates the whole table it changes \
+(`nft_table_validate`, every rule of every chain a base chain reaches), so both cost more with every \
+pod. No implementation of this layout avoids that. (2) `/proc/sys` lookups. Every network namespace \
+has its own `net`, `ipv4` and `ipv6` entries under the same names, and the kernel's name cache \
+compares a lookup against each of them (seen with `perf`: `proc_sys_compare` led the bridge plugin's \
+profile): with a thousand namespaces a sysctl path opened from `/proc/sys` took about 0.4 ms in an \
+old namespace and 3 to 14 ms for the first one in a new namespace. rcni now opens `net/ipv4` and \
+`net/ipv6` once per thread and namespace and opens keys from there (microseconds), sets IPv4 link \
+settings (`arp_notify`, `route_localnet`) over netlink (`IFLA_INET_CONF`) and reads `ip_forward` \
+with `RTM_GETNETCONF`; what is left are the IPv6 sysctls, which netlink cannot set: `accept_ra` on \
+the host end (and the bridge), and the container's `accept_dad`, the first lookup in a new \
+namespace, which no one can spare. The reference makes all of these lookups from `/proc/sys` in \
+every call.
 - **ADD on nftables.** Each ADD used to run one `nft -f -` for bridge's masquerading and one for portmap, \
 each loading the cache of the tables it changes and then waiting on exit for the grace period described \
 above. rcni now adds the rules itself: one nf_tables transaction over netlink per plugin, from the one \
@@ -345,7 +360,28 @@ expressions compared with what rcni would send); the second ADD on a node only a
 of the suite, the binaries before and after side by side: bridge + host-local + portmap ADD on nftables \
 64.4 → 9.7 ms median (rcni's own iptables path: 13.9 ms), Podman's chain on nftables 59.8 → 18.2 ms; \
 portmap ADD alone 24 → 4 ms.
-- **The kernel floor.** A ptp ADD's kernel work takes well under a millisecond in one process; rcni's ptp + host-local ADD takes several. The difference is mostly processes and the steps around the kernel calls. The runtime's exec of ptp is one process start (about 0.8 ms, as a VERSION call). host-local no longer costs another: when the IPAM plugin on CNI_PATH is rcni itself (the same file), ptp and bridge run it in their own process (a quick loop: a ptp ADD 1.0 to 1.5 ms shorter), and the reference's or a third party's IPAM is still executed. For ipMasq on iptables there is one `iptables-restore` (1.4 ms empty, more with the pods' chains in `nat`); on nftables masquerading goes over netlink, but the ptp scenario masquerades with iptables. The rest is ptp's own steps: a thread that opens a netlink socket in the container's namespace, one `accept_ra` write on the new veth, the host veth lookup for its index and MAC (ptp now looks its container veth up once, not three times); what dominates is the kernel's creation of the veth pair. The bridge + portmap floor adds its rules as rcni does, with the expressions of `rcni_net::nf_expr`, but as one nf_tables transaction from a socket kept open across the pods, where rcni's ADD sends one transaction per plugin from a socket opened in each plugin's process; neither runs a process for its rules. In quick runs on this shared machine that floor came out at 7.4 ms with one `nft -f` for the rules, and at 0.9 to 1.7 ms over netlink.
+- **The kernel floor.** A ptp ADD's kernel work takes well under a millisecond in one process; \
+rcni's ptp + host-local ADD takes a few. Each plugin the runtime starts is one exec, which the \
+target allows for, and on this machine most of an exec is static glibc's start-up: it reads the \
+CPU's cache sizes with about a hundred `CPUID` instructions (`intel_check_word`, `handle_intel`), \
+and in a virtual machine each `CPUID` is an exit to the hypervisor, about 7.5 µs here; a static \
+program without libc starts in 0.36 ms, one with glibc in about 1.1 ms. A libc without that probe (musl) would save most of it; the \
+toolchain on this machine cannot fetch another target, so that is left to a build machine that can. rcni keeps its own probes \
+out: sha2 is built without its CPU-feature probe and host-local's index search uses memchr's SSE2 \
+searchers, which need none. host-local costs no exec: when the IPAM plugin on CNI_PATH is rcni \
+itself (the same file), ptp and bridge run it in their own process; the reference's or a third \
+party's IPAM is still executed. Work in another namespace no longer starts a thread (`NetNs::run` \
+moves the calling thread there and back), the runtime library no longer starts three threads per \
+plugin, and its result cache is no longer flushed to the disk (the reference never did): a direct \
+loop of ptp ADDs went from about 3.5 to 3.3 ms with the thread changes, and with the `/proc/sys` \
+changes above, bridge ADDs from about 10.9 to 5.7 ms and ptp's from 5.6 to 3.7 ms, on a machine \
+holding about a thousand namespaces. What is left above the floor: the exec, host-local's store (a \
+lock, the index, a file per address), the IPv6 sysctls, the lock and the chain look-ups around each \
+nf_tables transaction, and JSON. With iptables, ipMasq is one `iptables-restore` (1.4 ms empty, more \
+with the pods' chains in `nat`), a process the floor has no counterpart for. The bridge + portmap \
+floor adds its rules as rcni does, with the expressions of `rcni_net::nf_expr`, but as one nf_tables \
+transaction from a socket kept open across the pods, where rcni's ADD sends one transaction per \
+plugin from a socket opened in each plugin's process; neither runs a process for its rules.
 ";
 
 /// ADD growth near the last pod over near the first: the target is for
