@@ -23,13 +23,35 @@ host=$(rustc -vV | sed -n 's/^host: //p')
 gccld=$(rustc --print sysroot)/lib/rustlib/$host/bin/gcc-ld
 link=()
 if [[ -x $gccld/ld.lld ]]; then
+  # lld names each listed function it cannot find; rustc shows that with
+  # -W linker-messages (cargo replays it when the link is up to date).
   link=(-C "link-arg=-B$gccld" -C link-arg=-fuse-ld=lld
         -C "link-arg=-Wl,--symbol-ordering-file=$PWD/scripts/startup-order.txt"
-        -C link-arg=-Wl,--no-warn-symbol-ordering)
+        -W linker-messages)
 else
   echo "the toolchain has no rust-lld: linking without the start-up order (more memory per call)" >&2
 fi
-cargo rustc --release --locked -p rcni --bin rcni -- -C target-feature=+crt-static "${link[@]}"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo rustc --release --locked -p rcni --bin rcni -- -C target-feature=+crt-static "${link[@]}" \
+  > "$log" 2>&1 || status=$?
+grep -v -e 'symbol ordering file: no such symbol' -e 'linker-messages' -e '^ *|\? *$' \
+  -e 'generated [0-9]* warning' "$log" >&2 || true
+(( status == 0 )) || exit "$status"
+# A stale order (its names carry hashes of each crate's identity, which
+# change with a crate's dependencies) silently costs memory per call: a
+# few names are always missing (inlined since), a stale list misses a
+# quarter of them.
+if ((${#link[@]})); then
+  missing=$(grep -c 'symbol ordering file: no such symbol' "$log" || true)
+  listed=$(wc -l < scripts/startup-order.txt)
+  if (( missing * 10 > listed )); then
+    echo "scripts/startup-order.txt is stale: $missing of its $listed functions are not in the" \
+      "binary; run scripts/startup-order.sh" >&2
+    exit 1
+  fi
+fi
 # The reason for this script: a plugin binary without a dynamic loader.
 if readelf -lW target/release/rcni | grep -q 'program interpreter'; then
   echo "target/release/rcni came out dynamically linked" >&2
