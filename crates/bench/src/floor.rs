@@ -1,12 +1,12 @@
 //! The kernel floor: only the kernel work of one ADD, done in this process
 //! (no exec, no JSON, no IPAM store), as the yardstick rcni's ADD is held
 //! to. Each pod gets a fresh network namespace, as in the scenarios, and
-//! the same addresses and rules a real ADD would make.
+//! the same addresses, rules and link settings a real ADD would make.
 
 use crate::measure::{ms, sh, PodRun};
 use ipnet::IpNet;
 use rcni_net::nf_tables::NftChange;
-use rcni_net::{Handle, NetNs, Route, VethSpec, RT_SCOPE_LINK};
+use rcni_net::{sysctl, Handle, Ipv4Conf, NetNs, Route, VethSpec, RT_SCOPE_LINK};
 use rcni_netfilter::nft::{
     self, Action, AddrField, BaseChain, Change, Hook, Match, NfFamily, TableChange, Verdict, L4,
 };
@@ -53,6 +53,10 @@ fn veth_pair(host: &mut Handle, ctr: &mut Handle, ns: &NetNs) -> Result<(u32, u3
     .map_err(err("create the veth pair"))?;
     let host_index = host.find_link(&host_name).map_err(err("host end"))?.index;
     let ctr_index = ctr.find_link(IFNAME).map_err(err("container end"))?.index;
+    // The host end takes no router advertisements (ptp's and bridge's
+    // sysctl; IPv6 settings have no netlink form).
+    sysctl::set(&format!("net/ipv6/conf/{host_name}/accept_ra"), "0")
+        .map_err(err("accept_ra"))?;
     Ok((host_index, ctr_index))
 }
 
@@ -253,9 +257,19 @@ fn bridge_portmap_add(
     host.set_master(host_index, Some(bridge_index))
         .map_err(err("bridge port"))?;
     host.set_up(host_index).map_err(err("host end up"))?;
+    // bridge's settings of the container end: no DAD (a sysctl, the first
+    // lookup under /proc/sys in the new namespace), ARP announcements.
+    ns.run(|| sysctl::set(&format!("net/ipv6/conf/{IFNAME}/accept_dad"), "0"))
+        .and_then(|set| set)
+        .map_err(err("accept_dad"))?;
+    ctr.set_ipv4_conf(ctr_index, &[(Ipv4Conf::ArpNotify, 1)])
+        .map_err(err("arp_notify"))?;
     ctr.add_address(ctr_index, address)
         .map_err(err("container address"))?;
     ctr.set_up(ctr_index).map_err(err("container end up"))?;
+    // portmap's: hairpin from 127.0.0.1 routed to the pod.
+    host.set_ipv4_conf(bridge_index, &[(Ipv4Conf::RouteLocalnet, 1)])
+        .map_err(err("route_localnet"))?;
     let base = 30000 + 2 * pod as u16;
     nft_apply(&pod_rules(
         address.addr(),

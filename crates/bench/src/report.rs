@@ -418,7 +418,8 @@ fn floor_section(out: &mut String, r: &Results, summary: &mut Summary) {
          into the container, its address, ptp's two routes, the gateway address, the host route and \
          ipMasq's nf_tables rule; for bridge + portmap, the veth pair, the bridge port, the address, and \
          the nf_tables rules of ipMasq and of two port mappings in one transaction; rules over netlink \
-         from a socket kept open across the pods. No exec, no JSON, no IPAM store. Target: rcni's ADD on \
+         from a socket kept open across the pods; and the link settings the plugins make (IPv6 ones \
+         under `/proc/sys`, from directories kept open, IPv4 ones over netlink). No exec, no JSON, no IPAM store. Target: rcni's ADD on \
          nftables ≤ 1.5 × floor + one exec per plugin the runtime starts ({exec:.2} ms each, rcni's VERSION \
          start-up; bridge + portmap is two plugins, so two execs). With iptables, \
          rcni's masquerading is one `iptables-restore`, a process of its own that the floor has no \
