@@ -462,7 +462,13 @@ pub fn run_all(s: &Settings) -> Result<Results, String> {
     // held to the kernel floor.
     let ptp_runs = if s.wants("ptp") {
         vec![
-            (rcni(None), s.pods),
+            (
+                Impl {
+                    label: "rcni (iptables)".into(),
+                    ..rcni(None)
+                },
+                s.pods,
+            ),
             (
                 Impl {
                     label: "rcni (nftables)".into(),
