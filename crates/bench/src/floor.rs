@@ -293,6 +293,7 @@ fn series(
         del_cpu_ms: 0.0,
     };
     let mut result = Ok(());
+    crate::measure::settle();
     for i in 0..pods {
         let name = format!("{prefix}-{i}");
         sh("ip", &["netns", "add", &name])?;

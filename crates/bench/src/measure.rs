@@ -90,6 +90,40 @@ fn children_cpu_ms() -> f64 {
     (ticks(16) + ticks(17)) * 10.0
 }
 
+/// Waits (at most 60 s) until the machine is quiet: the CPUs busy less
+/// than a tenth of a quarter-second. Deleting a series' namespaces hands
+/// their teardown to kernel workers, which run for seconds after and hold
+/// the locks an ADD takes; a series started meanwhile would time that.
+pub(crate) fn settle() {
+    let busy_and_total = || -> Option<(u64, u64)> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let cpu: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        let total: u64 = cpu.iter().sum();
+        // idle and iowait are the 4th and 5th fields.
+        let idle = cpu.get(3)? + cpu.get(4).unwrap_or(&0);
+        Some((total - idle, total))
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let Some((b0, t0)) = busy_and_total() else {
+            return;
+        };
+        std::thread::sleep(Duration::from_millis(250));
+        let Some((b1, t1)) = busy_and_total() else {
+            return;
+        };
+        if t1 > t0 && (b1 - b0) * 10 < t1 - t0 {
+            return;
+        }
+    }
+}
+
 fn exec_plugin(
     dir: &Path,
     plugin: &str,
@@ -276,6 +310,7 @@ fn pod_run(imp: &Impl, list: &Value, pods: usize, with_ports: bool) -> Result<Po
         }
         rt
     };
+    settle();
     for i in 0..pods {
         sh("ip", &["netns", "add", &format!("{prefix}-{i}")])?;
         let rt = rt_of(i);
