@@ -55,8 +55,7 @@ fn veth_pair(host: &mut Handle, ctr: &mut Handle, ns: &NetNs) -> Result<(u32, u3
     let ctr_index = ctr.find_link(IFNAME).map_err(err("container end"))?.index;
     // The host end takes no router advertisements (ptp's and bridge's
     // sysctl; IPv6 settings have no netlink form).
-    sysctl::set(&format!("net/ipv6/conf/{host_name}/accept_ra"), "0")
-        .map_err(err("accept_ra"))?;
+    sysctl::set(&format!("net/ipv6/conf/{host_name}/accept_ra"), "0").map_err(err("accept_ra"))?;
     Ok((host_index, ctr_index))
 }
 

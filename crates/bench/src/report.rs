@@ -393,8 +393,9 @@ fn growth_target(scenario: &str, label: &str) -> Option<f64> {
     }
 }
 
-/// Why bridge + portmap on iptables still grows with the number of pods.
-const IPTABLES_GROWTH: &str = "on iptables, not held to the target: `iptables-restore` (the nf_tables \
+/// Why ptp and bridge + portmap on iptables still grow with the number of pods.
+const IPTABLES_GROWTH: &str =
+    "on iptables, not held to the target: `iptables-restore` (the nf_tables \
 flavour) loads every chain of `nat` before it applies a batch, and ipMasq (ptp's and bridge's) and \
 portmap keep one chain per pod there, so each ADD's batches cost more with every pod; only leaving \
 iptables (the nftables backend, the next row) removes that";
@@ -562,10 +563,8 @@ pub fn write(s: &Settings, r: &Results, elapsed: std::time::Duration) -> std::io
             None,
         );
     }
-    if let (Some(ours), Some(theirs)) = (
-        find(&r.ptp, "rcni (iptables)"),
-        find(&r.ptp, "reference"),
-    ) {
+    if let (Some(ours), Some(theirs)) = (find(&r.ptp, "rcni (iptables)"), find(&r.ptp, "reference"))
+    {
         row(
             &mut out,
             "ptp + host-local (ipMasq) ADD, median",
