@@ -35,6 +35,10 @@ pub fn rcni_binary() -> PathBuf {
 /// The prefix of the plugin dirs of test processes, followed by the pid.
 const BIN_DIR_PREFIX: &str = "rcni-test-bin-";
 
+/// The longest a plugin call may take in a test (the slowest, a dhcp ADD
+/// against a server that does not answer, takes well under a minute).
+pub const CALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(180);
+
 /// A directory with the rcni plugins installed: one symlink per plugin
 /// name to the built binary (no copy: a test process must not leave 40 MB
 /// behind in /tmp), made once per test process. A static is never dropped,
@@ -277,15 +281,39 @@ impl Call {
         self.run_raw(conf.to_string().as_bytes())
     }
 
+    /// Runs the plugin with `stdin`; fails the test if it has not answered
+    /// within [`CALL_LIMIT`] (killing it), rather than hanging the run.
     pub fn run_raw(&self, stdin: &[u8]) -> Reply {
+        self.run_within(stdin, CALL_LIMIT)
+    }
+
+    fn run_within(&self, stdin: &[u8], limit: std::time::Duration) -> Reply {
         let mut child = self.process().spawn().expect("spawn plugin");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin)
-            .expect("write stdin");
+        let pid = child.id();
+        let (answered, watch) = std::sync::mpsc::channel::<()>();
+        let watchdog = std::thread::spawn(move || {
+            let late = matches!(
+                watch.recv_timeout(limit),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+            );
+            if late {
+                // `ip netns exec` execs the plugin: this pid is the plugin.
+                if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                }
+            }
+            late
+        });
+        // The plugin may exit before reading all of it.
+        let _ = child.stdin.take().expect("stdin").write_all(stdin);
         let out: Output = child.wait_with_output().expect("wait plugin");
+        let _ = answered.send(());
+        let late = watchdog.join().unwrap_or(false);
+        assert!(
+            !late,
+            "{} {} did not answer within {limit:?}",
+            self.plugin, self.command
+        );
         Reply {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -356,4 +384,52 @@ pub fn interop_pair(plugin: &str, host: &Netns, ctr: &Netns, reference_adds: boo
 pub fn ip_of(result: &Value) -> String {
     let cidr = result["ips"][0]["address"].as_str().unwrap();
     cidr.split('/').next().unwrap().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn call_of(dir: &Path, plugin: &str) -> Call {
+        Call {
+            plugin_dir: dir.to_path_buf(),
+            plugin: plugin.into(),
+            command: "ADD".into(),
+            container_id: "c".into(),
+            netns: String::new(),
+            ifname: "eth0".into(),
+            cni_args: String::new(),
+            cni_path: String::new(),
+            host: None,
+            extra_env: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_call_that_hangs_fails_the_test_within_the_limit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let script = dir.path().join("hangs");
+        std::fs::write(&script, "#!/bin/sh\nexec sleep 30\n").expect("write");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let start = std::time::Instant::now();
+        let outcome = std::panic::catch_unwind(|| {
+            call_of(dir.path(), "hangs").run_within(b"{}", std::time::Duration::from_millis(300))
+        });
+        let message = outcome
+            .err()
+            .and_then(|p| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        assert!(message.contains("did not answer within"), "{message:?}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(10));
+
+        std::fs::write(dir.path().join("answers"), "#!/bin/sh\ncat\n").expect("write");
+        std::fs::set_permissions(
+            dir.path().join("answers"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .expect("chmod");
+        let reply = call_of(dir.path(), "answers").run_raw(b"{\"ok\":1}");
+        assert_eq!((reply.code, reply.stdout.as_str()), (0, "{\"ok\":1}"));
+    }
 }
