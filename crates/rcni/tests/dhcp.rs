@@ -490,7 +490,11 @@ fn renewal_keeps_the_address(kind: Kind) {
     });
     assert!(renewed, "no renewal: {}\n{}", lan.log(), d.log());
     assert_eq!(logged(&lan, "DHCPDISCOVER", ""), discovers, "{}", lan.log());
-    assert!(d.log().contains("lease renewed"), "{}", d.log());
+    // What was waited for can come before the daemon's log line.
+    let said = eventually(Duration::from_secs(10), || {
+        d.log().contains("lease renewed")
+    });
+    assert!(said, "{}", d.log());
     assert_eq!(v4_addrs(&ctr), [format!("{addr}/24")]);
     assert_eq!(lease_entries(&lan), before);
     del(kind, &w, Some(&ctr), "c1", &c);
@@ -540,7 +544,11 @@ fn restart_keeps_leases(kind: Kind) {
         Duration::from_secs(10),
         || d.records().len() == 2,
     );
-    assert!(d.log().contains("dropping the lease"), "{}", d.log());
+    // What was waited for can come before the daemon's log line.
+    let said = eventually(Duration::from_secs(10), || {
+        d.log().contains("dropping the lease")
+    });
+    assert!(said, "{}", d.log());
     wait_for("both leases resumed", Duration::from_secs(10), || {
         d.log().matches("lease resumed").count() == 2
     });
@@ -987,7 +995,11 @@ fn v6_renewal_restart_and_release_without_netns(kind: Kind) {
         logged6(&lan, "DHCPRENEW") >= 1 && logged(&lan, "DHCPREPLY", &addr6) >= 2
     });
     assert!(renewed, "no renewal: {}\n{}", lan.log(), d.log());
-    assert!(d.log().contains("(ipv6): lease renewed"), "{}", d.log());
+    // What was waited for can come before the daemon's log line.
+    let said = eventually(Duration::from_secs(10), || {
+        d.log().contains("(ipv6): lease renewed")
+    });
+    assert!(said, "{}", d.log());
     assert_eq!(v6_addrs(&ctr), [format!("{addr6}/128")]);
     assert_eq!(lease_entries6(&lan), before);
 
@@ -999,7 +1011,11 @@ fn v6_renewal_restart_and_release_without_netns(kind: Kind) {
         Duration::from_secs(20),
         || logged6(&lan, "DHCPRENEW") > renews,
     );
-    assert!(d.log().contains("(ipv6): lease resumed"), "{}", d.log());
+    // What was waited for can come before the daemon's log line.
+    let said = eventually(Duration::from_secs(10), || {
+        d.log().contains("(ipv6): lease resumed")
+    });
+    assert!(said, "{}", d.log());
     assert_eq!(logged6(&lan, "DHCPSOLICIT"), 1, "{}", lan.log());
     assert_eq!(lease_entries6(&lan), before);
     assert_eq!(v6_addrs(&ctr), [format!("{addr6}/128")]);
