@@ -93,9 +93,15 @@ impl Handle {
         packet.finalize();
         let mut bytes = vec![0u8; packet.buffer_len()];
         packet.serialize(&mut bytes);
+        self.send_bytes(&bytes, op)?;
+        Ok(self.seq)
+    }
+
+    /// Sends one encoded message, retrying when interrupted.
+    fn send_bytes(&mut self, bytes: &[u8], op: &str) -> Result<()> {
         loop {
-            match self.socket.send(&bytes, 0) {
-                Ok(_) => return Ok(self.seq),
+            match self.socket.send(bytes, 0) {
+                Ok(_) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(NetError::io(format!("{op}: send"))(e)),
             }
@@ -227,13 +233,7 @@ impl Handle {
             self.seq,
         );
         request.extend(body);
-        loop {
-            match self.socket.send(&request, 0) {
-                Ok(_) => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(NetError::io(format!("{op}: send"))(e)),
-            }
-        }
+        self.send_bytes(&request, op)?;
         loop {
             self.recv_datagram(op)?;
             for (header, bytes) in split_messages(&self.buf)? {

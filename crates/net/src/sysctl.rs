@@ -68,8 +68,11 @@ thread_local! {
 /// [`CACHED_DIRS`], else by its full path.
 fn open(key: &str, write: bool) -> Result<File> {
     let path = path_of(key)?;
-    let rel = normalize(key);
-    let rel = rel.trim_start_matches('/');
+    let rel = path
+        .strip_prefix("/proc/sys")
+        .ok()
+        .and_then(Path::to_str)
+        .unwrap_or_default();
     let flags = if write {
         OFlags::WRONLY | OFlags::TRUNC | OFlags::CLOEXEC
     } else {
