@@ -6,8 +6,9 @@ use crate::dispatch::{run_with, Io, Plugin};
 use rcni_spec::result;
 use rcni_spec::version;
 use rcni_spec::{CniError, CniResult};
+use rustix::buffer::spare_capacity;
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -148,6 +149,9 @@ fn give_up(child: &mut Child, path: &Path, limit: Duration) -> CniError {
 /// is written as the plugin reads it.
 const PIPE_MIN_CAPACITY: usize = 4096;
 
+/// How much room each read of a plugin's output makes.
+const READ_CHUNK: usize = 16 * 1024;
+
 /// The plugin's output, or how the exchange ended early.
 struct Exchange {
     out: Vec<u8>,
@@ -184,7 +188,6 @@ fn exchange(
         }
     }
     let mut outputs = [stdout.map(Output::Out), stderr.map(Output::Err)];
-    let mut chunk = vec![0u8; 64 * 1024];
     loop {
         let open: Vec<usize> = (0..2).filter(|&i| outputs[i].is_some()).collect();
         if open.is_empty() {
@@ -225,12 +228,17 @@ fn exchange(
             let Some(output) = outputs[*slot].as_mut() else {
                 continue;
             };
-            match output.read(&mut chunk) {
-                Ok(0) | Err(_) => outputs[*slot] = None,
-                Ok(n) => match output {
-                    Output::Out(_) => done.out.extend_from_slice(&chunk[..n]),
-                    Output::Err(_) => done.err.extend_from_slice(&chunk[..n]),
-                },
+            let into = match output {
+                Output::Out(_) => &mut done.out,
+                Output::Err(_) => &mut done.err,
+            };
+            // Read into the output's spare capacity: no zeroed buffer
+            // (its pages would each fault in once per call).
+            into.reserve(READ_CHUNK);
+            match rustix::io::read(output.fd(), spare_capacity(into)) {
+                Ok(0) => outputs[*slot] = None,
+                Ok(_) | Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::AGAIN) => {}
+                Err(_) => outputs[*slot] = None,
             }
         }
         if let (Some(w), Some(revents)) = (stdin.as_mut(), ready.get(open.len())) {
@@ -259,13 +267,6 @@ impl Output {
         match self {
             Output::Out(p) => p.as_fd(),
             Output::Err(p) => p.as_fd(),
-        }
-    }
-
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Output::Out(p) => p.read(buf),
-            Output::Err(p) => p.read(buf),
         }
     }
 }
