@@ -35,6 +35,9 @@ const NFTA_RULE_CHAIN: u16 = 2;
 const NFTA_RULE_HANDLE: u16 = 3;
 const NFTA_RULE_EXPRESSIONS: u16 = 4;
 const NFTA_RULE_USERDATA: u16 = 7;
+/// The x_tables compat expression `match` (nf_tables_compat.h).
+const NFTA_MATCH_NAME: u16 = 1;
+const NFTA_MATCH_INFO: u16 = 3;
 
 /// The nf_tables address families (`NFPROTO_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,7 +142,8 @@ pub struct NftRule {
     pub chain: String,
     /// Its handle, unique in the table.
     pub handle: u64,
-    /// Its comment (`comment "..."`), empty if none.
+    /// Its comment, empty if none: nft's `comment "..."` (user data), or
+    /// iptables-nft's `-m comment` (an x_tables `comment` match).
     pub comment: String,
     /// The chain it jumps or goes to (`jump CHAIN`, iptables' `-j CHAIN`),
     /// if it does.
@@ -221,27 +225,49 @@ fn comment_of(mut udata: &[u8]) -> String {
     String::new()
 }
 
-/// The chain named by the verdict of a rule's `immediate` expression.
-fn jump_target(expressions: &[u8]) -> Option<String> {
-    let nested = |buf: &[u8], kind: u16| -> Option<Vec<u8>> {
-        attributes(buf)
-            .into_iter()
-            .find(|(k, _)| *k == kind)
-            .map(|(_, v)| v.to_vec())
-    };
+/// The value of the first attribute `kind` of `buf`.
+fn attribute_value(buf: &[u8], kind: u16) -> Option<Vec<u8>> {
+    attributes(buf)
+        .into_iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, v)| v.to_vec())
+}
+
+/// The data of each expression of a rule named `name`.
+fn expressions_named<'a>(
+    expressions: &'a [u8],
+    name: &'a str,
+) -> impl Iterator<Item = Vec<u8>> + 'a {
     attributes(expressions)
         .into_iter()
         .filter(|(kind, _)| *kind == NFTA_LIST_ELEM)
-        .find_map(|(_, expr)| {
-            let name = nested(expr, NFTA_EXPR_NAME)?;
-            if nul_string(&name) != "immediate" {
-                return None;
-            }
-            let data = nested(expr, NFTA_EXPR_DATA)?;
-            let value = nested(&data, NFTA_IMMEDIATE_DATA)?;
-            let verdict = nested(&value, NFTA_DATA_VERDICT)?;
-            Some(nul_string(&nested(&verdict, NFTA_VERDICT_CHAIN)?))
+        .filter_map(move |(_, expr)| {
+            let expr_name = attribute_value(expr, NFTA_EXPR_NAME)?;
+            (nul_string(&expr_name) == name)
+                .then(|| attribute_value(expr, NFTA_EXPR_DATA))
+                .flatten()
         })
+}
+
+/// The chain named by the verdict of a rule's `immediate` expression.
+fn jump_target(expressions: &[u8]) -> Option<String> {
+    expressions_named(expressions, "immediate").find_map(|data| {
+        let value = attribute_value(&data, NFTA_IMMEDIATE_DATA)?;
+        let verdict = attribute_value(&value, NFTA_DATA_VERDICT)?;
+        Some(nul_string(&attribute_value(&verdict, NFTA_VERDICT_CHAIN)?))
+    })
+}
+
+/// The text of an x_tables `comment` match, as iptables-nft (1.8) writes
+/// `-m comment --comment`: its info is `struct xt_comment_info`, the
+/// text NUL-terminated in 256 bytes.
+fn xt_comment(expressions: &[u8]) -> Option<String> {
+    expressions_named(expressions, "match").find_map(|data| {
+        let name = attribute_value(&data, NFTA_MATCH_NAME)?;
+        (nul_string(&name) == "comment")
+            .then(|| attribute_value(&data, NFTA_MATCH_INFO).map(|info| nul_string(&info)))
+            .flatten()
+    })
 }
 
 fn parse_rule(msg: &[u8]) -> Option<ParsedRule> {
@@ -263,6 +289,9 @@ fn parse_rule(msg: &[u8]) -> Option<ParsedRule> {
             }
             _ => {}
         }
+    }
+    if comment.is_empty() {
+        comment = xt_comment(&expressions).unwrap_or_default();
     }
     Some(ParsedRule {
         table: table?,
@@ -582,5 +611,35 @@ mod tests {
         list.extend(nested(NFTA_LIST_ELEM, &immediate));
         assert_eq!(jump_target(&list).as_deref(), Some("CNI-X"));
         assert_eq!(jump_target(&nested(NFTA_LIST_ELEM, &counter)), None);
+    }
+
+    /// iptables-nft 1.8 keeps `-m comment --comment` as an x_tables match
+    /// (`[ match name comment rev 0 ]` in `nft --debug=netlink`), not as
+    /// user data.
+    #[test]
+    fn iptables_comments_come_from_the_comment_match() {
+        let mut info = b"dnat name: \"n\" id: \"c\"".to_vec();
+        info.resize(256, 0);
+        let mut data = string_attribute(NFTA_MATCH_NAME, "comment");
+        data.extend(attribute(2, &0u32.to_be_bytes()));
+        data.extend(attribute(NFTA_MATCH_INFO, &info));
+        let mut comment = string_attribute(NFTA_EXPR_NAME, "match");
+        comment.extend(nested(NFTA_EXPR_DATA, &data));
+        let mut other = string_attribute(NFTA_MATCH_NAME, "multiport");
+        other.extend(attribute(NFTA_MATCH_INFO, &[0; 8]));
+        let mut multiport = string_attribute(NFTA_EXPR_NAME, "match");
+        multiport.extend(nested(NFTA_EXPR_DATA, &other));
+        let mut list = nested(NFTA_LIST_ELEM, &multiport);
+        list.extend(nested(NFTA_LIST_ELEM, &comment));
+        let mut msg = string_attribute(NFTA_RULE_TABLE, "nat");
+        msg.extend(string_attribute(NFTA_RULE_CHAIN, "CNI-HOSTPORT-DNAT"));
+        msg.extend(u64_attr(NFTA_RULE_HANDLE, 7));
+        msg.extend(nested(NFTA_RULE_EXPRESSIONS, &list));
+        let r = parse_rule(&msg).unwrap();
+        assert_eq!(r.rule.comment, r#"dnat name: "n" id: "c""#);
+        // User data wins: nft's own comments.
+        msg.extend(attribute(NFTA_RULE_USERDATA, &[0, 3, b'u', b'd', 0]));
+        assert_eq!(parse_rule(&msg).unwrap().rule.comment, "ud");
+        assert_eq!(xt_comment(&nested(NFTA_LIST_ELEM, &multiport)), None);
     }
 }

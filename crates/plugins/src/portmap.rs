@@ -328,7 +328,7 @@ impl Plugin for Portmap {
         cfg.backend.ensure_available().invalid_context("backend")?;
         let pm = cfg.portmap(args);
         let rules = Undo::new(|| {
-            let _ = portmap::del(&cfg.conf.name, &args.container_id, None);
+            let _ = portmap::del(&cfg.conf.name, &args.container_id);
         });
         portmap::add(cfg.backend, &pm, &cfg.containers)
             .context("unable to set up port mappings")?;
@@ -342,25 +342,14 @@ impl Plugin for Portmap {
     }
 
     /// Removes the container's mappings, found by name: this works even
-    /// when the runtime leaves the mappings out on DEL.
+    /// when the runtime leaves the mappings out on DEL, and needs nothing
+    /// ADD would refuse (mappings, mark bits, backend keys).
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
-        let cfg = match load(args) {
-            Ok(cfg) => cfg,
-            Err(e) => {
-                // The rules are found by name: what ADD would refuse
-                // (mappings, mark bits, backend keys) is not needed.
-                eprintln!("portmap: DEL: {}; removing the rules by name", e.msg);
-                let conf = args.conf()?;
-                return portmap::del(&conf.name, &args.container_id, None)
-                    .context("could not tear down port mappings");
-            }
-        };
-        let pm = cfg.portmap(args);
-        let known =
-            (!cfg.mappings.is_empty() && !cfg.containers.is_empty() && cfg.script_error.is_none())
-                .then_some((&pm, cfg.containers.as_slice()));
-        portmap::del(&cfg.conf.name, &args.container_id, known)
-            .context("could not tear down port mappings")
+        if let Err(e) = load(args) {
+            eprintln!("portmap: DEL: {}; removing the rules by name", e.msg);
+        }
+        let conf = args.conf()?;
+        portmap::del(&conf.name, &args.container_id).context("could not tear down port mappings")
     }
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {

@@ -15,6 +15,9 @@ use serde_json::{json, Value};
 struct PortmapHost {
     world: World,
     outside: Netns,
+    /// The plugins' PATH when not the usual one (the legacy flavour of
+    /// iptables first), with the directory that holds it.
+    path: Option<(String, tempfile::TempDir)>,
 }
 
 impl std::ops::Deref for PortmapHost {
@@ -42,7 +45,38 @@ impl PortmapHost {
             "203.0.113.1",
         ]);
         outside.exec(&["ip", "route", "add", "198.18.0.0/24", "via", "203.0.113.1"]);
-        PortmapHost { world, outside }
+        PortmapHost {
+            world,
+            outside,
+            path: None,
+        }
+    }
+
+    /// The same, with iptables' legacy flavour (`xtables-legacy-multi`)
+    /// first on the plugins' PATH, under the names rcni runs.
+    fn with_legacy_iptables() -> PortmapHost {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["iptables", "iptables-save", "iptables-restore"] {
+            for family in ["", "6"] {
+                let name = name.replacen("ip", &format!("ip{family}"), 1);
+                std::os::unix::fs::symlink("/usr/sbin/xtables-legacy-multi", dir.path().join(name))
+                    .unwrap();
+            }
+        }
+        let path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", dir.path().display());
+        PortmapHost {
+            path: Some((path, dir)),
+            ..PortmapHost::new()
+        }
+    }
+
+    /// A call of an rcni plugin on this host, with its PATH.
+    fn call(&self, plugin: &str, command: &str, ctr: &Netns) -> Call {
+        let call = Call::rcni(plugin, command, &self.host, Some(ctr));
+        match &self.path {
+            Some((path, _)) => call.env("PATH", path),
+            None => call,
+        }
     }
 
     fn bridge_conf(&self, version: &str) -> Value {
@@ -69,7 +103,7 @@ impl PortmapHost {
         pm["name"] = json!(self.net);
         pm["type"] = json!("portmap");
         pm["prevResult"] = prev.clone();
-        let mut call = Call::rcni("portmap", "ADD", &self.host, Some(ctr));
+        let mut call = self.call("portmap", "ADD", ctr);
         if reference_portmap {
             call = call.reference();
         }
@@ -94,7 +128,10 @@ impl PortmapHost {
     }
 
     fn iptables_nat(&self) -> String {
-        self.host.exec(&["iptables-save", "-t", "nat"])
+        match self.path {
+            Some(_) => self.host.exec(&["iptables-legacy-save", "-t", "nat"]),
+            None => self.host.exec(&["iptables-save", "-t", "nat"]),
+        }
     }
 
     fn nft_ruleset(&self) -> String {
@@ -603,21 +640,29 @@ fn firewall_programs_per_add() {
     }
 }
 
-/// DEL with the mappings and prevResult removes the iptables rules with one
-/// `iptables-restore`; with other mappings it falls back to reading the
-/// table, and without any it reads the table. Every way leaves nothing.
+/// With iptables' nf_tables flavour (Debian's default) a DEL removes the
+/// iptables rules over netlink and runs no program, whatever it carries.
+/// The legacy flavour cannot be asked without a process: a DEL reads both
+/// families' tables and rewrites the one that holds the rules. Every way
+/// leaves nothing, and the shared chains stay.
 #[test]
 fn del_reads_the_table_only_when_it_must() {
-    let cases: [(&str, &[&str]); 3] = [
-        ("same", &["iptables-restore"]),
-        (
-            "other",
-            &["iptables-restore", "iptables-save", "iptables-restore"],
-        ),
-        ("none", &["iptables-save", "iptables-restore"]),
+    let none: &[&str] = &[];
+    let legacy: &[&str] = &["iptables-save", "iptables-restore", "ip6tables-save"];
+    let cases: [(bool, &str, &[&str]); 6] = [
+        (false, "same", none),
+        (false, "other", none),
+        (false, "none", none),
+        (true, "same", legacy),
+        (true, "other", legacy),
+        (true, "none", legacy),
     ];
-    for (del_mappings, programs) in cases {
-        let w = PortmapHost::new();
+    for (legacy, del_mappings, programs) in cases {
+        let w = if legacy {
+            PortmapHost::with_legacy_iptables()
+        } else {
+            PortmapHost::new()
+        };
         let ctr = Netns::new("pd");
         let maps = mappings("iptables", json!({}));
         let (br, pm) = w.attach(&ctr, "1.0.0", maps, false);
@@ -633,15 +678,18 @@ fn del_reads_the_table_only_when_it_must() {
             }
             _ => {}
         }
-        let (reply, execs) = Call::rcni("portmap", "DEL", &w.host, Some(&ctr)).run_traced(&del);
+        let (reply, execs) = w.call("portmap", "DEL", &ctr).run_traced(&del);
         reply.ok();
         // The first two are the test's `ip netns exec` and the plugin.
-        assert_eq!(&execs[2..], programs, "{del_mappings}: {execs:?}");
+        let what = format!("legacy {legacy}, {del_mappings}");
+        assert_eq!(&execs[2..], programs, "{what}: {execs:?}");
         let nat = w.iptables_nat();
         assert!(
             !nat.contains("CNI-DN-") && !nat.contains("dnat name"),
-            "{del_mappings}: {nat}"
+            "{what}: {nat}"
         );
+        // The shared chains stay, as the reference leaves them.
+        assert!(nat.contains(":CNI-HOSTPORT-DNAT"), "{what}: {nat}");
         Call::rcni("bridge", "DEL", &w.host, Some(&ctr))
             .run(&br)
             .ok();

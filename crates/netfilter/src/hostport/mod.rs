@@ -92,16 +92,11 @@ pub fn add(backend: Backend, pm: &PortMap<'_>, containers: &[IpNet]) -> Result<(
     }
 }
 
-/// Removes a container's mappings from both backends (where they work).
-/// `known`: the mappings and the container's addresses, when the DEL
-/// carries them.
-pub fn del(
-    network: &str,
-    container_id: &str,
-    known: Option<(&PortMap<'_>, &[IpNet])>,
-) -> Result<(), FirewallError> {
+/// Removes a container's mappings from both backends (where they work),
+/// found by the names the network and the container ID give them.
+pub fn del(network: &str, container_id: &str) -> Result<(), FirewallError> {
     if crate::iptables::supported() {
-        iptables::del(network, container_id, known)?;
+        iptables::del(network, container_id)?;
     }
     if crate::nft::kernel_supported() {
         nftables::del(network, container_id)?;
