@@ -268,11 +268,14 @@ because its runs came last; the plugins now take turns, and the four medians agr
 `ip6tables-save` and `nft -j list` (five processes), and a bridge+portmap DEL also listed six nft \
 chains. Now the firewall layer asks nf_tables over netlink whether the chains and tables exist and skips \
 the families and backends that hold nothing, reads and deletes nftables rules over netlink (one \
-transaction per table, no `nft` process), and, when the DEL carries prevResult, removes the iptables \
-rules of the known addresses with one `iptables-restore` (falling back to reading the table); portmap \
-does the same with the mappings of the DEL config. `iptables-save` mattered most: with 1,000 pods' rules \
+transaction per table, no `nft` process), and, when the DEL carries prevResult, removes ipMasq's \
+iptables rules of the known addresses with one `iptables-restore` (falling back to reading the \
+table). portmap's iptables rules are nf_tables rules too under iptables' nf_tables flavour (Debian's \
+default): they are found over netlink by the chain they jump to and their comment (iptables-nft 1.8 \
+keeps `-m comment` as an x_tables match) and deleted in one transaction, with no process; the legacy \
+flavour reads the table. `iptables-save` mattered most: with 1,000 pods' rules \
 in `nat` it is the slowest step of a DEL. A ptp DEL now runs host-local and one `iptables-restore`, or \
-only host-local on nftables \
+only host-local on nftables; a portmap DEL runs nothing \
 (`crates/rcni/tests/ipmasq.rs::del_runs_only_the_programs_of_the_backend_in_use` and \
 `crates/rcni/tests/portmap.rs::del_reads_the_table_only_when_it_must` hold it to that). What was left \
 was mostly waiting, seen with `perf trace` on a bridge + portmap DEL: the kernel's veth deletion (15 to \
@@ -291,8 +294,12 @@ waited for (up to 4 ms on this loaded machine). \
 A quick run at 40 pods, the binaries before and after side by \
 side, each with the reference in the same run: bridge + host-local + portmap DEL on iptables 59.7 → 37.1 \
 ms median (ratio 0.29 → 0.19), on nftables 48.1 → 24.5 ms (0.24 → 0.13); Podman's chain on nftables 67.7 \
-→ 26.8 ms; ptp DEL 40.6 → 23.2 ms. What is left: the veth deletion, host-local (in-process when it is rcni's own, else its exec: about 3 ms), and \
-on iptables portmap's one `iptables-restore`, which waits out the grace period inside itself.
+→ 26.8 ms; ptp DEL 40.6 → 23.2 ms. portmap's `iptables-restore` waited out the grace period inside \
+its own exit; deleting its rules over netlink instead took the bridge + portmap DEL on iptables from \
+about the nftables figure plus 18 ms to within 3 ms of it (a 100-pod run: 27.2 ms against 24.5 ms on \
+nftables, ratio 0.13). What is left: the veth deletion, host-local (in-process when it is rcni's own, \
+else its exec: about 3 ms), and ipMasq's `iptables-restore` on iptables, which runs during the veth \
+deletion.
 - **Growth with the number of pods.** What still grows is set by the compatibility contract:
   - host-local keeps one file per address, and the reference's semantics need the owner of every file on \
 each ADD (the duplicate-allocation check) and each DEL by container ID. rcni keeps an index in the \
@@ -340,9 +347,21 @@ implementation can spare, and most of what the floor's bridge + portmap series g
 rcni now opens `net/ipv4` and `net/ipv6` once per thread and namespace and opens keys from there \
 (microseconds), sets IPv4 link settings (`arp_notify`, `route_localnet`) over netlink \
 (`IFLA_INET_CONF`) and reads `ip_forward` with `RTM_GETNETCONF`; the reference makes every one of \
-these lookups from `/proc/sys`. A growth target of 1.3× cannot hold for bridge + portmap while the \
-kernel's own work grows several times; what rcni adds above the floor's growth is one `/proc/sys` \
-lookup in the host per plugin process (a long-lived process such as the floor's makes it once).
+these lookups from `/proc/sys`. (3) The rules' layout, which compatibility fixes: the reference keeps \
+every pod's masquerading rule in one chain (`masq_checks`) and every pod's mappings in portmap's \
+shared chains, and each nf_tables commit rebuilds the packet path's copy of every chain it changes \
+(`nf_tables_commit` copies each rule of the chain): one commit per plugin, each copying a rule per \
+pod. (4) Host-wide locks held by work that grows: each veth coming up makes the kernel's link watcher \
+walk the host's whole IPv6 routing table (`rt6_sync_up`, a link-local route per host veth) with RTNL \
+held, and every route change of an ADD, in any namespace, waits for RTNL; ptp's gateway address, \
+the same on every host veth, is one more alias of one local route each time. \
+`perf` on ptp ADDs (nftables) with 200 and with 1,700 pods on the host: of the added kernel time per \
+ADD, about a quarter was `nf_tables_commit` copying `masq_checks`, a quarter spinning for RTNL \
+behind the link watcher's IPv6 walk, a tenth `nft_chain_validate`, and a tenth inserting the \
+gateway's alias. Every implementation pays these; the floor does. A growth target of 1.3× cannot \
+hold for bridge + portmap while the kernel's own work grows several times; what rcni adds above the \
+floor's growth is one `/proc/sys` lookup in the host per plugin process (a long-lived process such \
+as the floor's makes it once).
 - **ADD on nftables.** Each ADD used to run one `nft -f -` for bridge's masquerading and one for portmap, \
 each loading the cache of the tables it changes and then waiting on exit for the grace period described \
 above. rcni now adds the rules itself: one nf_tables transaction over netlink per plugin, from the one \
