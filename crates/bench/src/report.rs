@@ -268,14 +268,15 @@ because its runs came last; the plugins now take turns, and the four medians agr
 `ip6tables-save` and `nft -j list` (five processes), and a bridge+portmap DEL also listed six nft \
 chains. Now the firewall layer asks nf_tables over netlink whether the chains and tables exist and skips \
 the families and backends that hold nothing, reads and deletes nftables rules over netlink (one \
-transaction per table, no `nft` process), and, when the DEL carries prevResult, removes ipMasq's \
-iptables rules of the known addresses with one `iptables-restore` (falling back to reading the \
-table). portmap's iptables rules are nf_tables rules too under iptables' nf_tables flavour (Debian's \
-default): they are found over netlink by the chain they jump to and their comment (iptables-nft 1.8 \
-keeps `-m comment` as an x_tables match) and deleted in one transaction, with no process; the legacy \
-flavour reads the table. `iptables-save` mattered most: with 1,000 pods' rules \
-in `nat` it is the slowest step of a DEL. A ptp DEL now runs host-local and one `iptables-restore`, or \
-only host-local on nftables; a portmap DEL runs nothing \
+transaction per table, no `nft` process). Under iptables' nf_tables flavour (Debian's default) \
+iptables rules are nf_tables rules too: ipMasq's and portmap's are found over netlink by the chain \
+they jump to, their comment (iptables-nft 1.8 keeps `-m comment` as an x_tables match) and, for \
+ipMasq, their source address, and deleted in one transaction, with no process. Where that cannot \
+tell the attachment's rules apart (two interfaces of a container, a colliding chain name) or the \
+flavour is the legacy one, a DEL with prevResult removes the known rules with one \
+`iptables-restore`, falling back to reading the table. `iptables-save` mattered most: with 1,000 \
+pods' rules in `nat` it is the slowest step of a DEL. A ptp or bridge + portmap DEL now runs no \
+program but host-local when that is not rcni's own \
 (`crates/rcni/tests/ipmasq.rs::del_runs_only_the_programs_of_the_backend_in_use` and \
 `crates/rcni/tests/portmap.rs::del_reads_the_table_only_when_it_must` hold it to that). What was left \
 was mostly waiting, seen with `perf trace` on a bridge + portmap DEL: the kernel's veth deletion (15 to \
@@ -297,9 +298,8 @@ ms median (ratio 0.29 → 0.19), on nftables 48.1 → 24.5 ms (0.24 → 0.13); P
 → 26.8 ms; ptp DEL 40.6 → 23.2 ms. portmap's `iptables-restore` waited out the grace period inside \
 its own exit; deleting its rules over netlink instead took the bridge + portmap DEL on iptables from \
 about the nftables figure plus 18 ms to within 3 ms of it (a 100-pod run: 27.2 ms against 24.5 ms on \
-nftables, ratio 0.13). What is left: the veth deletion, host-local (in-process when it is rcni's own, \
-else its exec: about 3 ms), and ipMasq's `iptables-restore` on iptables, which runs during the veth \
-deletion.
+nftables, ratio 0.13). What is left: the veth deletion, and host-local (in-process when it is rcni's \
+own, else its exec: about 3 ms).
 - **Growth with the number of pods.** What still grows is set by the compatibility contract:
   - host-local keeps one file per address, and the reference's semantics need the owner of every file on \
 each ADD (the duplicate-allocation check) and each DEL by container ID. rcni keeps an index in the \

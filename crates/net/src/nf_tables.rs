@@ -11,11 +11,14 @@ use crate::framing::{
     NLM_F_DUMP, NLM_F_REQUEST,
 };
 use crate::nf_expr::{
-    comment_udata, listed_as, NftExpr, NFTA_DATA_VERDICT, NFTA_EXPR_DATA, NFTA_EXPR_NAME,
-    NFTA_IMMEDIATE_DATA, NFTA_LIST_ELEM, NFTA_VERDICT_CHAIN, UDATA_COMMENT,
+    comment_udata, listed_as, NftExpr, PayloadBase, NFTA_CMP_DATA, NFTA_CMP_OP, NFTA_DATA_VALUE,
+    NFTA_DATA_VERDICT, NFTA_EXPR_DATA, NFTA_EXPR_NAME, NFTA_IMMEDIATE_DATA, NFTA_LIST_ELEM,
+    NFTA_PAYLOAD_BASE, NFTA_PAYLOAD_LEN, NFTA_PAYLOAD_OFFSET, NFTA_VERDICT_CHAIN, NFT_CMP_EQ,
+    UDATA_COMMENT,
 };
 use crate::nfnetlink::Conn;
 use std::cell::RefCell;
+use std::net::IpAddr;
 
 /// How often a dump interrupted by a concurrent change is tried.
 const DUMP_ATTEMPTS: usize = 5;
@@ -148,6 +151,9 @@ pub struct NftRule {
     /// The chain it jumps or goes to (`jump CHAIN`, iptables' `-j CHAIN`),
     /// if it does.
     pub jumps_to: Option<String>,
+    /// The one source address it matches (`ip saddr ADDR`, iptables' `-s
+    /// ADDR/32`), if it matches one.
+    pub source: Option<IpAddr>,
 }
 
 /// Every rule of table `family table` (or only of `chain`); none when the
@@ -233,20 +239,24 @@ fn attribute_value(buf: &[u8], kind: u16) -> Option<Vec<u8>> {
         .map(|(_, v)| v.to_vec())
 }
 
-/// The data of each expression of a rule named `name`.
-fn expressions_named<'a>(
-    expressions: &'a [u8],
-    name: &'a str,
-) -> impl Iterator<Item = Vec<u8>> + 'a {
+/// A rule's expressions as the kernel lists them: each one's name and data.
+fn expression_list(expressions: &[u8]) -> Vec<(String, Vec<u8>)> {
     attributes(expressions)
         .into_iter()
         .filter(|(kind, _)| *kind == NFTA_LIST_ELEM)
-        .filter_map(move |(_, expr)| {
-            let expr_name = attribute_value(expr, NFTA_EXPR_NAME)?;
-            (nul_string(&expr_name) == name)
-                .then(|| attribute_value(expr, NFTA_EXPR_DATA))
-                .flatten()
+        .filter_map(|(_, expr)| {
+            let name = attribute_value(expr, NFTA_EXPR_NAME)?;
+            Some((nul_string(&name), attribute_value(expr, NFTA_EXPR_DATA)?))
         })
+        .collect()
+}
+
+/// The data of each expression of a rule named `name`.
+fn expressions_named<'a>(expressions: &[u8], name: &'a str) -> impl Iterator<Item = Vec<u8>> + 'a {
+    expression_list(expressions)
+        .into_iter()
+        .filter(move |(n, _)| n == name)
+        .map(|(_, data)| data)
 }
 
 /// The chain named by the verdict of a rule's `immediate` expression.
@@ -267,6 +277,37 @@ fn xt_comment(expressions: &[u8]) -> Option<String> {
         (nul_string(&name) == "comment")
             .then(|| attribute_value(&data, NFTA_MATCH_INFO).map(|info| nul_string(&info)))
             .flatten()
+    })
+}
+
+/// The address a rule's source must equal (`ip saddr ADDR`, iptables'
+/// `-s ADDR/32`): a load of the IPv4 or IPv6 source field followed by an
+/// equality with it.
+fn exact_source(expressions: &[u8]) -> Option<IpAddr> {
+    let u32_of = |data: &[u8], kind: u16| {
+        Some(u32::from_be_bytes(
+            attribute_value(data, kind)?.try_into().ok()?,
+        ))
+    };
+    expression_list(expressions).windows(2).find_map(|pair| {
+        let [(load, load_data), (cmp, cmp_data)] = pair else {
+            return None;
+        };
+        if load != "payload" || cmp != "cmp" || u32_of(cmp_data, NFTA_CMP_OP)? != NFT_CMP_EQ {
+            return None;
+        }
+        if u32_of(load_data, NFTA_PAYLOAD_BASE)? != PayloadBase::Network as u32 {
+            return None;
+        }
+        let value = attribute_value(&attribute_value(cmp_data, NFTA_CMP_DATA)?, NFTA_DATA_VALUE)?;
+        match (
+            u32_of(load_data, NFTA_PAYLOAD_OFFSET)?,
+            u32_of(load_data, NFTA_PAYLOAD_LEN)?,
+        ) {
+            (12, 4) => Some(IpAddr::from(<[u8; 4]>::try_from(value).ok()?)),
+            (8, 16) => Some(IpAddr::from(<[u8; 16]>::try_from(value).ok()?)),
+            _ => None,
+        }
     })
 }
 
@@ -293,6 +334,7 @@ fn parse_rule(msg: &[u8]) -> Option<ParsedRule> {
     if comment.is_empty() {
         comment = xt_comment(&expressions).unwrap_or_default();
     }
+    let source = exact_source(&expressions);
     Some(ParsedRule {
         table: table?,
         rule: NftRule {
@@ -300,6 +342,7 @@ fn parse_rule(msg: &[u8]) -> Option<ParsedRule> {
             handle: handle?,
             comment,
             jumps_to,
+            source,
         },
         expressions,
     })
@@ -611,6 +654,52 @@ mod tests {
         list.extend(nested(NFTA_LIST_ELEM, &immediate));
         assert_eq!(jump_target(&list).as_deref(), Some("CNI-X"));
         assert_eq!(jump_target(&nested(NFTA_LIST_ELEM, &counter)), None);
+    }
+
+    /// `-s ADDR/32` as iptables-nft adds it (a load of the source field and
+    /// an equality) gives the source; a destination, a prefix or an
+    /// inequality does not.
+    #[test]
+    fn the_exact_source_is_a_load_of_the_source_then_an_equality() {
+        let rule = |exprs: &[NftExpr]| exprs.iter().flat_map(NftExpr::encode).collect::<Vec<u8>>();
+        let load = |offset, len| NftExpr::Payload {
+            base: PayloadBase::Network,
+            offset,
+            len,
+        };
+        let eq = |data: &[u8]| NftExpr::Cmp {
+            equal: true,
+            data: data.to_vec(),
+        };
+        let v4 = [10, 66, 0, 2];
+        let v6: [u8; 16] = "fd00::2".parse::<std::net::Ipv6Addr>().unwrap().octets();
+        assert_eq!(
+            exact_source(&rule(&[
+                NftExpr::Meta(crate::nf_expr::MetaKey::L4proto),
+                eq(&[6]),
+                load(12, 4),
+                eq(&v4)
+            ])),
+            Some(IpAddr::from(v4))
+        );
+        assert_eq!(
+            exact_source(&rule(&[load(8, 16), eq(&v6)])),
+            Some(IpAddr::from(v6))
+        );
+        assert_eq!(exact_source(&rule(&[load(16, 4), eq(&v4)])), None);
+        assert_eq!(
+            exact_source(&rule(&[
+                load(12, 4),
+                NftExpr::Mask(vec![255, 255, 255, 0]),
+                eq(&v4)
+            ])),
+            None
+        );
+        let ne = NftExpr::Cmp {
+            equal: false,
+            data: v4.to_vec(),
+        };
+        assert_eq!(exact_source(&rule(&[load(12, 4), ne])), None);
     }
 
     /// iptables-nft 1.8 keeps `-m comment --comment` as an x_tables match

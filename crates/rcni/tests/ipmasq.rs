@@ -17,17 +17,35 @@ use serde_json::{json, Value};
 struct MasqHost {
     host: Netns,
     outside: Netns,
+    /// iptables' legacy flavour first on the plugins' PATH, if set.
+    legacy: Option<LegacyIptables>,
 }
 
 impl MasqHost {
     fn new() -> MasqHost {
         let host = Netns::new("mh");
         let outside = outside_of(&host);
-        MasqHost { host, outside }
+        MasqHost {
+            host,
+            outside,
+            legacy: None,
+        }
+    }
+
+    /// A call of an rcni plugin on this host, with its PATH.
+    fn call(&self, plugin: &str, command: &str, ctr: &Netns) -> Call {
+        let call = Call::rcni(plugin, command, &self.host, Some(ctr));
+        match &self.legacy {
+            Some(legacy) => call.env("PATH", &legacy.path),
+            None => call,
+        }
     }
 
     fn iptables_nat(&self) -> String {
-        self.host.exec(&["iptables-save", "-t", "nat"])
+        match self.legacy {
+            Some(_) => self.host.exec(&["iptables-legacy-save", "-t", "nat"]),
+            None => self.host.exec(&["iptables-save", "-t", "nat"]),
+        }
     }
 
     fn nft_masq_rules(&self) -> String {
@@ -234,30 +252,54 @@ fn without_ip_masq_the_outside_cannot_answer() {
     call.command("DEL").run(&c).ok();
 }
 
-/// DEL reads only the firewall its rules are in (nftables over netlink, no
-/// process at all): the other backend and the
-/// other IP family are probed over netlink (no process) and skipped. With
-/// the addresses in prevResult, iptables needs no `iptables-save`; with
-/// wrong ones it falls back to reading the table.
+/// DEL reads only the firewall its rules are in, and runs no program
+/// where nf_tables can be asked: nftables rules and, with iptables'
+/// nf_tables flavour (Debian's default), iptables rules go over netlink;
+/// the other backend and the other IP family are probed over netlink and
+/// skipped. A prevResult whose addresses are not the rules' falls back to
+/// iptables' tools: `iptables-restore` of the known rules, refused, then
+/// the table read. With the legacy flavour, which cannot be asked without
+/// a process, the addresses in prevResult spare the `iptables-save` of
+/// the family that holds them, and even an nftables DEL reads its tables.
 #[test]
 fn del_runs_only_the_programs_of_the_backend_in_use() {
-    let cases: [(&str, Option<&str>, &[&str]); 4] = [
-        ("iptables", None, &["iptables-save", "iptables-restore"]),
-        ("iptables", Some("result"), &["iptables-restore"]),
+    let cases: [(bool, &str, Option<&str>, &[&str]); 7] = [
+        (false, "iptables", None, &[]),
+        (false, "iptables", Some("result"), &[]),
         (
+            false,
             "iptables",
             Some("10.66.0.99/24"),
             &["iptables-restore", "iptables-save", "iptables-restore"],
         ),
-        ("nftables", None, &[]),
+        (false, "nftables", None, &[]),
+        (
+            true,
+            "iptables",
+            None,
+            &["iptables-save", "iptables-restore", "ip6tables-save"],
+        ),
+        (
+            true,
+            "iptables",
+            Some("result"),
+            &["iptables-restore", "ip6tables-save"],
+        ),
+        // DEL removes both backends' rules, and legacy iptables can only
+        // be read.
+        (true, "nftables", None, &["iptables-save", "ip6tables-save"]),
     ];
-    for (backend, prev, programs) in cases {
-        let w = MasqHost::new();
+    for (legacy, backend, prev, programs) in cases {
+        let w = MasqHost {
+            legacy: legacy.then(LegacyIptables::new),
+            ..MasqHost::new()
+        };
         let ctr = Netns::new("mc");
         let data = data_dir();
         let net = unique("mq");
         let mut c = conf(&net, data.path(), Some(backend));
-        let result = Call::rcni("ptp", "ADD", &w.host, Some(&ctr)).run(&c).ok();
+        let result = w.call("ptp", "ADD", &ctr).run(&c).ok();
+        assert!(masq_present(&w, backend, &net), "{backend}: no rules");
         match prev {
             Some("result") => c["prevResult"] = result,
             Some(other) => {
@@ -267,13 +309,14 @@ fn del_runs_only_the_programs_of_the_backend_in_use() {
             }
             None => {}
         }
-        let (reply, execs) = Call::rcni("ptp", "DEL", &w.host, Some(&ctr)).run_traced(&c);
+        let (reply, execs) = w.call("ptp", "DEL", &ctr).run_traced(&c);
         reply.ok();
         // The first two are the test's `ip netns exec` and the plugin;
         // host-local, rcni itself on CNI_PATH, runs in-process.
-        assert_eq!(execs[2..], programs[..], "{backend} {prev:?}: {execs:?}");
-        assert!(!masq_present(&w, backend, &net), "{backend}: rules left");
-        assert!(!w.iptables_nat().contains("CNI-"), "{backend} {prev:?}");
+        let what = format!("legacy {legacy}, {backend} {prev:?}");
+        assert_eq!(execs[2..], programs[..], "{what}: {execs:?}");
+        assert!(!masq_present(&w, backend, &net), "{what}: rules left");
+        assert!(!w.iptables_nat().contains("CNI-"), "{what}");
         assert_only_lo(&ctr);
         assert!(allocated_ips(data.path(), &net).is_empty());
     }

@@ -15,9 +15,8 @@ use serde_json::{json, Value};
 struct PortmapHost {
     world: World,
     outside: Netns,
-    /// The plugins' PATH when not the usual one (the legacy flavour of
-    /// iptables first), with the directory that holds it.
-    path: Option<(String, tempfile::TempDir)>,
+    /// iptables' legacy flavour first on the plugins' PATH, if set.
+    legacy: Option<LegacyIptables>,
 }
 
 impl std::ops::Deref for PortmapHost {
@@ -48,24 +47,14 @@ impl PortmapHost {
         PortmapHost {
             world,
             outside,
-            path: None,
+            legacy: None,
         }
     }
 
-    /// The same, with iptables' legacy flavour (`xtables-legacy-multi`)
-    /// first on the plugins' PATH, under the names rcni runs.
+    /// The same, with iptables' legacy flavour first on the plugins' PATH.
     fn with_legacy_iptables() -> PortmapHost {
-        let dir = tempfile::tempdir().unwrap();
-        for name in ["iptables", "iptables-save", "iptables-restore"] {
-            for family in ["", "6"] {
-                let name = name.replacen("ip", &format!("ip{family}"), 1);
-                std::os::unix::fs::symlink("/usr/sbin/xtables-legacy-multi", dir.path().join(name))
-                    .unwrap();
-            }
-        }
-        let path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", dir.path().display());
         PortmapHost {
-            path: Some((path, dir)),
+            legacy: Some(LegacyIptables::new()),
             ..PortmapHost::new()
         }
     }
@@ -73,8 +62,8 @@ impl PortmapHost {
     /// A call of an rcni plugin on this host, with its PATH.
     fn call(&self, plugin: &str, command: &str, ctr: &Netns) -> Call {
         let call = Call::rcni(plugin, command, &self.host, Some(ctr));
-        match &self.path {
-            Some((path, _)) => call.env("PATH", path),
+        match &self.legacy {
+            Some(legacy) => call.env("PATH", &legacy.path),
             None => call,
         }
     }
@@ -128,7 +117,7 @@ impl PortmapHost {
     }
 
     fn iptables_nat(&self) -> String {
-        match self.path {
+        match self.legacy {
             Some(_) => self.host.exec(&["iptables-legacy-save", "-t", "nat"]),
             None => self.host.exec(&["iptables-save", "-t", "nat"]),
         }
@@ -648,14 +637,14 @@ fn firewall_programs_per_add() {
 #[test]
 fn del_reads_the_table_only_when_it_must() {
     let none: &[&str] = &[];
-    let legacy: &[&str] = &["iptables-save", "iptables-restore", "ip6tables-save"];
+    let reads: &[&str] = &["iptables-save", "iptables-restore", "ip6tables-save"];
     let cases: [(bool, &str, &[&str]); 6] = [
         (false, "same", none),
         (false, "other", none),
         (false, "none", none),
-        (true, "same", legacy),
-        (true, "other", legacy),
-        (true, "none", legacy),
+        (true, "same", reads),
+        (true, "other", reads),
+        (true, "none", reads),
     ];
     for (legacy, del_mappings, programs) in cases {
         let w = if legacy {

@@ -69,3 +69,39 @@ pub fn try_sh(cmd: &str, args: &[&str]) -> Result<String, String> {
     }
     Ok(stdout)
 }
+
+/// A PATH for plugins with iptables' legacy flavour
+/// (`xtables-legacy-multi`) first, under the names rcni runs
+/// (`iptables`, `iptables-save`, `iptables-restore` and the `ip6` ones):
+/// the test can then check what rcni does where the nf_tables flavour,
+/// Debian's default, is not in use. The directory goes with the value.
+pub struct LegacyIptables {
+    /// The PATH to give the plugin.
+    pub path: String,
+    _dir: tempfile::TempDir,
+}
+
+impl LegacyIptables {
+    pub fn new() -> LegacyIptables {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for tool in ["tables", "tables-save", "tables-restore"] {
+            for family in ["ip", "ip6"] {
+                std::os::unix::fs::symlink(
+                    "/usr/sbin/xtables-legacy-multi",
+                    dir.path().join(format!("{family}{tool}")),
+                )
+                .expect("symlink");
+            }
+        }
+        LegacyIptables {
+            path: format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", dir.path().display()),
+            _dir: dir,
+        }
+    }
+}
+
+impl Default for LegacyIptables {
+    fn default() -> LegacyIptables {
+        LegacyIptables::new()
+    }
+}

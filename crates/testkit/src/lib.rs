@@ -18,7 +18,7 @@ mod reference;
 mod traffic;
 mod world;
 
-pub use cmd::{sh, try_sh, unique, TIMEOUT};
+pub use cmd::{sh, try_sh, unique, LegacyIptables, TIMEOUT};
 pub use data::{allocated_ips, data_dir, read_dir_names, with};
 pub use links::{add_and_check, assert_refused, del_and_assert_gone};
 pub use netns::{assert_only_lo, in_netns, link_details, outside_of, veth_master, Netns};

@@ -317,12 +317,14 @@ mod tests {
                     handle: 4,
                     comment: "admin overrides".into(),
                     jumps_to: Some("CNI-ADMIN".into()),
+                    source: None,
                 },
                 ListedRule {
                     chain: FORWARD.into(),
                     handle: 7,
                     comment,
                     jumps_to: None,
+                    source: None,
                 },
             ],
         };
@@ -359,6 +361,7 @@ mod tests {
                     handle: i as u64,
                     comment,
                     jumps_to: None,
+                    source: None,
                 })
                 .collect(),
         };

@@ -6,6 +6,7 @@
 use super::Owner;
 use crate::error::FirewallError;
 use crate::iptables::{self, Batch};
+use crate::nft::{self, NftDeletion};
 use crate::rule_names::{chain_name, comment};
 use crate::Family;
 use ipnet::IpNet;
@@ -159,6 +160,46 @@ fn known_teardown_batch(ips: &[&IpNet], o: &Owner<'_>, chain: &str) -> Batch {
     b
 }
 
+/// [`remove_own`] over netlink, for the nf_tables flavour of iptables,
+/// when every jump to `chain` from POSTROUTING is the attachment's (its
+/// comment, and one of `known` as source when addresses are known): the
+/// jumps and the chain go in one transaction, with no `iptables-save` or
+/// `iptables-restore`. `None` when some jump is another's (a second
+/// interface of the container, a colliding attachment), or the listing
+/// fails: the table is then read and rewritten with iptables' own tools.
+fn teardown_over_netlink(
+    family: Family,
+    chain: &str,
+    own_comment: &str,
+    known: &[&IpNet],
+) -> Option<Result<(), FirewallError>> {
+    let jumps: Vec<nft::ListedRule> = nft::list_rules(family.into(), "nat", "POSTROUTING")
+        .ok()?
+        .into_iter()
+        .filter(|r| r.jumps_to.as_deref() == Some(chain))
+        .collect();
+    let own = |r: &nft::ListedRule| {
+        r.comment == own_comment
+            && (known.is_empty()
+                || r.source
+                    .is_some_and(|s| known.iter().any(|k| k.addr() == s)))
+    };
+    if !jumps.iter().all(own) {
+        return None;
+    }
+    let mut gone: Vec<NftDeletion> = jumps
+        .into_iter()
+        .map(|r| NftDeletion::Rule {
+            chain: "POSTROUTING".into(),
+            handle: r.handle,
+        })
+        .collect();
+    if iptables::nat_chain_exists(family, chain) == Some(true) {
+        gone.push(NftDeletion::Chain(chain.to_string()));
+    }
+    Some(nft::delete(family.into(), "nat", &gone))
+}
+
 pub(super) fn teardown(o: &Owner<'_>, known: &[IpNet]) -> Result<(), FirewallError> {
     let chain = chain_name(o.network, o.container_id);
     for family in Family::BOTH {
@@ -170,6 +211,12 @@ pub(super) fn teardown(o: &Owner<'_>, known: &[IpNet]) -> Result<(), FirewallErr
             .iter()
             .filter(|n| Family::of(n.addr()) == family)
             .collect();
+        if iptables::uses_nf_tables()
+            && teardown_over_netlink(family, &chain, &comment(o.network, o.container_id), &mine)
+                .is_some_and(|done| done.is_ok())
+        {
+            continue;
+        }
         if !mine.is_empty()
             && known_teardown_batch(&mine, o, &chain)
                 .apply(family, "nat")
