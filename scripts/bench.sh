@@ -11,8 +11,18 @@ scripts/deps.sh
 
 scripts/build-release.sh rcni-bench
 host=rcni-bench-host-$$
+bench_pid=
+# The bench names its namespaces rb{p,n,fl,mem}<its pid mod 10000>, then
+# "-", "n" or nothing: only this run's are removed, not another's.
 cleanup() {
-  for ns in $(ip netns list | awk '/^rbp|^rbmem|^rbn/ {print $1}'); do ip netns del "$ns" 2>/dev/null || true; done
+  if [[ -n $bench_pid ]]; then
+    kill "$bench_pid" 2>/dev/null || true
+    wait "$bench_pid" 2>/dev/null || true
+    local tag=$((bench_pid % 10000))
+    for ns in $(ip netns list 2>/dev/null | awk -v re="^rb(p|n|fl|mem)${tag}([-n]|$)" '$1 ~ re {print $1}'); do
+      ip netns del "$ns" 2>/dev/null || true
+    done
+  fi
   ip netns del "$host" 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -25,4 +35,9 @@ for a in "$@"; do
     *) args+=("$a") ;;
   esac
 done
-ip netns exec "$host" target/release/rcni-bench --rcni "$PWD/target/release/rcni" --out "$out" "${args[@]}"
+# `ip netns exec` execs the bench in its own process: its pid is the bench's.
+ip netns exec "$host" target/release/rcni-bench --rcni "$PWD/target/release/rcni" --out "$out" "${args[@]}" &
+bench_pid=$!
+status=0
+wait "$bench_pid" || status=$?
+exit "$status"
