@@ -89,11 +89,21 @@ pub fn run_with(
         Ok(()) => 0,
         Err(e) if e.code == u32::MAX => 0,
         Err(e) => {
-            let _ = writeln!(io.stdout, "{}", e.to_json(&conf_version));
+            let _ = io
+                .stdout
+                .write_all(with_newline(e.to_json(&conf_version)).as_bytes());
             let _ = io.stdout.flush();
             1
         }
     }
+}
+
+/// `text` and a newline, written with one `write_all`: `writeln!` on
+/// stdout's line buffer made two `write`s of a multi-line answer, the
+/// last line apart.
+fn with_newline(mut text: String) -> String {
+    text.push('\n');
+    text
 }
 
 /// A pseudo error that means "about text printed, exit 0".
@@ -185,7 +195,9 @@ fn dispatch(
                     return Err(e);
                 }
             };
-            let _ = writeln!(io.stdout, "{}", to_pretty_json(&out));
+            let _ = io
+                .stdout
+                .write_all(with_newline(to_pretty_json(&out)).as_bytes());
         }
         Command::Del => plugin.del(&args)?,
         Command::Check => plugin.check(&args)?,
