@@ -985,6 +985,15 @@ impl DiskStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A store of network `n` in a temp dir (kept while the first value
+    /// lives), and its directory.
+    fn store_n() -> (tempfile::TempDir, DiskStore, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let s = DiskStore::open(d.path(), "n").unwrap();
+        let dir = d.path().join("n");
+        (d, s, dir)
+    }
     use std::os::unix::fs::PermissionsExt;
 
     fn ip(s: &str) -> IpAddr {
@@ -1089,9 +1098,7 @@ mod tests {
 
     #[test]
     fn reads_what_the_reference_writes() {
-        let d = tempfile::tempdir().unwrap();
-        let s = DiskStore::open(d.path(), "n").unwrap();
-        let dir = d.path().join("n");
+        let (_d, s, dir) = store_n();
         // Files as the Go backend leaves them, plus noise it ignores.
         fs::write(dir.join("10.0.0.5"), "abc\r\neth0").unwrap();
         fs::write(dir.join("10.0.0.6"), "abc\r\neth1").unwrap();
@@ -1119,9 +1126,7 @@ mod tests {
 
     #[test]
     fn legacy_files() {
-        let d = tempfile::tempdir().unwrap();
-        let s = DiskStore::open(d.path(), "n").unwrap();
-        let dir = d.path().join("n");
+        let (_d, s, dir) = store_n();
         fs::write(dir.join("10.0.0.9"), "old-id").unwrap();
         fs::write(dir.join("10.0.0.10"), "old-id\n").unwrap();
         // GetByID takes both forms at once.
@@ -1153,8 +1158,7 @@ mod tests {
 
     #[test]
     fn broken_last_reserved_is_ignored() {
-        let d = tempfile::tempdir().unwrap();
-        let s = DiskStore::open(d.path(), "n").unwrap();
+        let (d, s, _) = store_n();
         assert_eq!(s.last_reserved(0), None);
         for junk in ["", "10.0.", "garbage", "10.0.0.300"] {
             fs::write(d.path().join("n/last_reserved_ip.0"), junk).unwrap();
@@ -1189,8 +1193,7 @@ mod tests {
 
     #[test]
     fn lock_excludes_other_holders() {
-        let d = tempfile::tempdir().unwrap();
-        let s = DiskStore::open(d.path(), "n").unwrap();
+        let (d, s, _) = store_n();
         let held = s.lock().unwrap();
         let other = File::open(d.path().join("n/lock")).unwrap();
         assert!(other.try_lock().is_err());
@@ -1210,9 +1213,7 @@ mod tests {
     /// taken again by someone else), and forgets released ones.
     #[test]
     fn the_index_follows_files_written_by_others() {
-        let d = tempfile::tempdir().unwrap();
-        let s = DiskStore::open(d.path(), "n").unwrap();
-        let dir = d.path().join("n");
+        let (d, s, dir) = store_n();
         let lock = s.lock().unwrap();
         assert!(s.reserve("a", "eth0", ip("10.0.0.2"), 0).unwrap());
         assert!(s.reserve("b", "eth0", ip("10.0.0.3"), 0).unwrap());
@@ -1265,9 +1266,7 @@ mod tests {
     /// listing's sends the walk through every line.
     #[test]
     fn a_stale_or_corrupt_index_is_rebuilt() {
-        let d = tempfile::tempdir().unwrap();
-        let s = DiskStore::open(d.path(), "n").unwrap();
-        let dir = d.path().join("n");
+        let (_d, s, dir) = store_n();
         let lock = s.lock().unwrap();
         for (i, id) in ["a", "b", "c"].iter().enumerate() {
             assert!(s
@@ -1374,9 +1373,7 @@ mod tests {
             eprintln!("no multigrain timestamps: the index is sealed only across clock ticks");
             return;
         }
-        let d = tempfile::tempdir().unwrap();
-        let s = DiskStore::open(d.path(), "n").unwrap();
-        let dir = d.path().join("n");
+        let (_d, s, dir) = store_n();
         let lock = s.lock().unwrap();
         assert!(s.reserve("a", "eth0", ip("10.0.0.2"), 0).unwrap());
         s.get_by_id_locked(&lock, "a", "eth0").unwrap();
@@ -1440,9 +1437,7 @@ mod tests {
     /// next walk sees it.
     #[test]
     fn changes_by_others_after_a_seal_are_seen() {
-        let d = tempfile::tempdir().unwrap();
-        let s = DiskStore::open(d.path(), "n").unwrap();
-        let dir = d.path().join("n");
+        let (_d, s, dir) = store_n();
         let lock = s.lock().unwrap();
         // An empty listing has no digest: one address stays taken.
         assert!(s.reserve("resident", "eth0", ip("10.2.0.2"), 0).unwrap());
@@ -1478,8 +1473,7 @@ mod tests {
 
     #[test]
     fn release_errors_are_reported() {
-        let d = tempfile::tempdir().unwrap();
-        let s = DiskStore::open(d.path(), "n").unwrap();
+        let (d, s, _) = store_n();
         assert!(s.reserve("c", "eth0", ip("10.0.0.2"), 0).unwrap());
         s.release(ip("10.0.0.2")).unwrap();
         s.release(ip("10.0.0.2")).unwrap();

@@ -37,18 +37,9 @@ pub fn uses_nf_tables() -> bool {
     })
 }
 
-/// Whether any of `chains` may exist in the `nat` table of `family`:
-/// answered over netlink for the nf_tables flavour (no process), and
-/// "maybe" otherwise or when the probe fails, so callers then read the
-/// table as before.
-pub fn nat_chains_may_exist(family: Family, chains: &[&str]) -> bool {
-    chains
-        .iter()
-        .any(|c| nat_chain_exists(family, c).unwrap_or(true))
-}
-
 /// Whether `chain` exists in the `nat` table of `family`, when that can be
-/// told without a process (the nf_tables flavour, over netlink).
+/// told without a process (the nf_tables flavour, over netlink); `None`
+/// otherwise or when the probe fails, so callers then read the table.
 pub fn nat_chain_exists(family: Family, chain: &str) -> Option<bool> {
     if !uses_nf_tables() {
         return None;

@@ -256,27 +256,28 @@ fn remove_entries(table: &Table, entry: &str, chain: &str, quoted_comment: Optio
 /// transaction, with no `iptables-save` or `iptables-restore` (whose exit
 /// waits for the kernel to free what its transaction deleted, 10 to 25 ms
 /// here; rcni's own socket hands that wait to a kernel worker).
+/// `dnat` and `snat`: the container's chains, each with whether it exists.
 fn del_over_netlink(
     family: Family,
     network: &str,
     container_id: &str,
+    dnat: (&str, bool),
+    snat: (&str, bool),
 ) -> Result<(), FirewallError> {
     let own = dnat_comment(network, container_id);
-    let dnat = chain_name_with_prefix(network, container_id, "DN-");
-    let snat = chain_name_with_prefix(network, container_id, "SN-");
-    let mut gone = entries_over_netlink(family, TOP_DNAT_CHAIN, &dnat, Some(&own))?;
+    let mut gone = entries_over_netlink(family, TOP_DNAT_CHAIN, dnat, Some(&own))?;
     // Older references' SNAT entries are not commented as the DNAT ones.
-    gone.extend(entries_over_netlink(family, OLD_SNAT_CHAIN, &snat, None)?);
+    gone.extend(entries_over_netlink(family, OLD_SNAT_CHAIN, snat, None)?);
     nft::delete(family.into(), "nat", &gone)
 }
 
 /// [`remove_entries`] over netlink: the rules of `entry` that jump to
 /// `chain` (with the comment `comment`, when given), then the chain (and
-/// its rules) if no other rule of `entry` jumps to it.
+/// its rules), if it exists, when no other rule of `entry` jumps to it.
 fn entries_over_netlink(
     family: Family,
     entry: &str,
-    chain: &str,
+    (chain, chain_exists): (&str, bool),
     comment: Option<&str>,
 ) -> Result<Vec<NftDeletion>, FirewallError> {
     let (rules, chain_goes) = select_entries(
@@ -293,7 +294,7 @@ fn entries_over_netlink(
             handle: r.handle,
         })
         .collect();
-    if chain_goes && iptables::nat_chain_exists(family, chain) == Some(true) {
+    if chain_goes && chain_exists {
         gone.push(NftDeletion::Chain(chain.to_string()));
     }
     Ok(gone)
@@ -306,10 +307,25 @@ pub(super) fn del(network: &str, container_id: &str) -> Result<(), FirewallError
     let dnat = chain_name_with_prefix(network, container_id, "DN-");
     let snat = chain_name_with_prefix(network, container_id, "SN-");
     for family in Family::BOTH {
-        if !iptables::nat_chains_may_exist(family, &[&dnat, &snat]) {
+        // Some(false): surely absent; None: the legacy flavour, or a
+        // failed probe.
+        let (dn, sn) = (
+            iptables::nat_chain_exists(family, &dnat),
+            iptables::nat_chain_exists(family, &snat),
+        );
+        if dn == Some(false) && sn == Some(false) {
             continue;
         }
-        if iptables::uses_nf_tables() && del_over_netlink(family, network, container_id).is_ok() {
+        if iptables::uses_nf_tables()
+            && del_over_netlink(
+                family,
+                network,
+                container_id,
+                (&dnat, dn == Some(true)),
+                (&snat, sn == Some(true)),
+            )
+            .is_ok()
+        {
             continue;
         }
         let table = iptables::save(family, "nat")?;

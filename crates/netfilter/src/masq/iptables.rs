@@ -169,7 +169,7 @@ fn known_teardown_batch(ips: &[&IpNet], o: &Owner<'_>, chain: &str) -> Batch {
 /// fails: the table is then read and rewritten with iptables' own tools.
 fn teardown_over_netlink(
     family: Family,
-    chain: &str,
+    (chain, chain_exists): (&str, bool),
     own_comment: &str,
     known: &[&IpNet],
 ) -> Option<Result<(), FirewallError>> {
@@ -194,7 +194,7 @@ fn teardown_over_netlink(
             handle: r.handle,
         })
         .collect();
-    if iptables::nat_chain_exists(family, chain) == Some(true) {
+    if chain_exists {
         gone.push(NftDeletion::Chain(chain.to_string()));
     }
     Some(nft::delete(family.into(), "nat", &gone))
@@ -203,8 +203,10 @@ fn teardown_over_netlink(
 pub(super) fn teardown(o: &Owner<'_>, known: &[IpNet]) -> Result<(), FirewallError> {
     let chain = chain_name(o.network, o.container_id);
     for family in Family::BOTH {
-        // The rules jump to the chain: no chain, nothing to remove.
-        if !iptables::nat_chains_may_exist(family, &[&chain]) {
+        // The rules jump to the chain: no chain, nothing to remove (None:
+        // the legacy flavour, or a failed probe).
+        let exists = iptables::nat_chain_exists(family, &chain);
+        if exists == Some(false) {
             continue;
         }
         let mine: Vec<&IpNet> = known
@@ -212,8 +214,13 @@ pub(super) fn teardown(o: &Owner<'_>, known: &[IpNet]) -> Result<(), FirewallErr
             .filter(|n| Family::of(n.addr()) == family)
             .collect();
         if iptables::uses_nf_tables()
-            && teardown_over_netlink(family, &chain, &comment(o.network, o.container_id), &mine)
-                .is_some_and(|done| done.is_ok())
+            && teardown_over_netlink(
+                family,
+                (&chain, exists == Some(true)),
+                &comment(o.network, o.container_id),
+                &mine,
+            )
+            .is_some_and(|done| done.is_ok())
         {
             continue;
         }
