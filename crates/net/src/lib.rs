@@ -71,7 +71,7 @@ pub use route::{
 };
 pub use rule::Rule;
 pub use socket::Handle;
-pub use sys::take_activation_socket;
+pub use sys::{prepare_process, take_activation_socket};
 pub use tc::{
     tick_in_usec, Filter, Qdisc, QdiscKind, Tbf, INGRESS_HANDLE, TC_H_INGRESS, TC_H_ROOT,
 };

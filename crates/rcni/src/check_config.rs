@@ -16,7 +16,6 @@ use rcni_spec::gojson;
 use rcni_spec::schema::Schema;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 /// The keys of a config list itself.
 const LIST_KEYS: &[&str] = &[
@@ -56,10 +55,10 @@ impl Report {
     }
 }
 
-pub fn run(args: &[String]) -> ExitCode {
+pub fn run(args: &[String]) -> u8 {
     let [target] = args else {
         eprintln!("usage: rcni check-config FILE|DIR");
-        return ExitCode::from(2);
+        return 2;
     };
     let target = Path::new(target);
     let files = if target.is_dir() {
@@ -71,7 +70,7 @@ pub fn run(args: &[String]) -> ExitCode {
             Ok(files) => files,
             Err(e) => {
                 eprintln!("rcni check-config: {e}");
-                return ExitCode::from(2);
+                return 2;
             }
         }
     } else {
@@ -82,7 +81,7 @@ pub fn run(args: &[String]) -> ExitCode {
             "rcni check-config: no network configs in {}",
             target.display()
         );
-        return ExitCode::from(2);
+        return 2;
     }
     let mut report = Report::default();
     let mut networks = Vec::new();
@@ -112,9 +111,9 @@ pub fn run(args: &[String]) -> ExitCode {
         report.findings.len() - errors
     );
     if errors == 0 {
-        ExitCode::SUCCESS
+        0
     } else {
-        ExitCode::FAILURE
+        1
     }
 }
 

@@ -204,3 +204,65 @@ fn sample_plugin_passes_prev_result_through() {
     assert_eq!(code, 7);
     assert!(msg.contains("anotherAwesomeArg"));
 }
+
+/// rcni's entry point skips std's start-up, which kept descriptors 0-2
+/// open and SIGPIPE ignored: started with its output closed, rcni must
+/// still run (its output going nowhere) and must not write its answer into
+/// a file it opens, which would otherwise take descriptor 1; and one whose
+/// reader has gone must fail its write, not be killed by SIGPIPE.
+#[test]
+fn closed_standard_streams_and_a_gone_reader() {
+    use std::os::unix::process::ExitStatusExt;
+    let bin = env!("CARGO_BIN_EXE_rcni");
+    let listed = std::process::Command::new("sh")
+        .args(["-c", "exec \"$0\" list >&- 2>&-"])
+        .arg(bin)
+        .status()
+        .unwrap();
+    assert!(listed.success(), "{listed:?}");
+    let data = tempfile::tempdir().unwrap();
+    let conf_file = data.path().join("conf.json");
+    let store = data.path().join("store");
+    let conf = json!({
+        "cniVersion": "1.0.0", "name": "fds", "type": "host-local",
+        "ipam": {"type": "host-local", "subnet": "10.99.0.0/24",
+                 "dataDir": store.to_str().unwrap()},
+    });
+    std::fs::write(&conf_file, conf.to_string()).unwrap();
+    let ctr = Netns::new("fd");
+    let netns = ctr.path();
+    let env = [
+        ("CNI_COMMAND", "ADD"),
+        ("CNI_CONTAINERID", "fds"),
+        ("CNI_NETNS", netns.as_str()),
+        ("CNI_IFNAME", "eth0"),
+        ("CNI_PATH", "/nonexistent"),
+    ];
+    let closed = std::process::Command::new("sh")
+        .args(["-c", "exec \"$0\" host-local <\"$1\" >&- 2>&-"])
+        .arg(bin)
+        .arg(&conf_file)
+        .envs(env)
+        .status()
+        .unwrap();
+    assert!(closed.success(), "{closed:?}");
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(store.join("fds")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(!text.contains("cniVersion"), "{path:?} holds the answer");
+        files.push(path.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    assert!(files.iter().any(|f| f == "10.99.0.2"), "{files:?}");
+
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let gone = std::process::Command::new(bin)
+        .arg("host-local")
+        .env("CNI_COMMAND", "VERSION")
+        .stdout(writer)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(gone.signal(), None, "killed by a signal: {gone:?}");
+}
