@@ -58,6 +58,13 @@ fn assert_attached(host: &Netns, ctr: &Netns, result: &Value, version: &str) {
     );
     let link = &ctr.ip_json(&["link", "show", "eth0"])[0];
     assert_eq!(link["mtu"], 1400);
+    // One queue each way on both ends, as many as the reference's veths
+    // use (theirs are made with one per CPU, all but one then disabled).
+    for (ns, dev) in [(ctr, "eth0"), (host, host_veth.as_str())] {
+        let details = link_details(ns, dev);
+        assert_eq!(details["num_tx_queues"], 1, "{dev}: {details}");
+        assert_eq!(details["num_rx_queues"], 1, "{dev}: {details}");
+    }
     let routes = ctr.routes();
     assert!(
         routes
