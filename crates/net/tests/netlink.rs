@@ -139,6 +139,17 @@ fn addresses_and_dad() {
     assert!(addrs.iter().any(|x| x.net == net("fd00:9::2/64")));
     assert!(hb.addresses(None).unwrap().len() >= addrs.len());
     assert!(hb.addresses(Some(r)).unwrap().iter().all(|x| x.index == r));
+    // One family's addresses: the same entries, none of the other family.
+    for probe in [net("10.9.0.9/24").addr(), net("fd00:9::9/64").addr()] {
+        let like = hb.addresses_like(r, probe).unwrap();
+        let same: Vec<_> = addrs
+            .iter()
+            .filter(|x| x.net.addr().is_ipv4() == probe.is_ipv4())
+            .cloned()
+            .collect();
+        assert!(!same.is_empty());
+        assert_eq!(like, same, "{probe}");
+    }
     let text = b.ip(&["addr", "show", "right"]);
     assert!(text.contains("inet 10.9.0.2/24 brd 10.9.0.255"), "{text}");
 

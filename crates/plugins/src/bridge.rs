@@ -312,7 +312,7 @@ fn plan_gateway_address(
 /// Adds `gw` to `link` by [`plan_gateway_address`].
 fn ensure_address(host: &mut Handle, link: &Link, gw: IpNet, force: bool) -> Result<(), CniError> {
     let existing: Vec<(IpNet, u8)> = host
-        .addresses(Some(link.index))
+        .addresses_like(link.index, gw.addr())
         .context("list the bridge addresses")?
         .into_iter()
         .map(|a| (a.net, a.scope))
