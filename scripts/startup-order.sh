@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates scripts/startup-order.txt: the functions rcni runs for a
-# VERSION call and for a ptp + host-local ADD, which build-release.sh asks
-# the linker to place first in the binary. The kernel maps a binary's pages
+# VERSION call, a ptp + host-local ADD and a bridge + portmap ADD
+# (nftables), which build-release.sh asks the linker to place first in the
+# binary. The kernel maps a binary's pages
 # 64 KiB at a time around each page a process touches, so code run at start
 # that lies spread over the binary makes most of it resident; placed
 # together, it makes a few windows resident.
@@ -38,7 +39,7 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir "$work/bin" "$work/data"
-for p in ptp host-local; do ln -s "$bin" "$work/bin/$p"; done
+for p in ptp host-local bridge portmap; do ln -s "$bin" "$work/bin/$p"; done
 
 CNI_COMMAND=VERSION valgrind -q --tool=callgrind --demangle=no \
   --callgrind-out-file="$work/version.out" "$work/bin/ptp" >/dev/null
@@ -52,6 +53,22 @@ echo "$conf" | ip netns exec "$hostns" env CNI_COMMAND=ADD "${env[@]}" \
   --trace-children-skip='*iptables*,*nft*,*xtables*' \
   --callgrind-out-file="$work/add.%p.out" "$work/bin/ptp" >/dev/null
 echo "$conf" | ip netns exec "$hostns" env CNI_COMMAND=DEL "${env[@]}" "$work/bin/ptp"
+# Then a bridge + portmap ADD on nftables (the functions the ptp ADD did
+# not run come after its), the bridge's result as portmap's prevResult.
+brconf='{"cniVersion":"1.0.0","name":"order","type":"bridge","bridge":"rcniorder0",
+         "isGateway":true,"ipMasq":true,"ipMasqBackend":"nftables",
+         "ipam":{"type":"host-local","subnet":"10.232.0.0/16","dataDir":"'"$work/data"'"}}'
+prev=$(echo "$brconf" | ip netns exec "$hostns" env CNI_COMMAND=ADD "${env[@]}" \
+  valgrind -q --tool=callgrind --demangle=no \
+  --callgrind-out-file="$work/add.bridge.out" "$work/bin/bridge")
+pmconf='{"cniVersion":"1.0.0","name":"order","type":"portmap","backend":"nftables",
+         "runtimeConfig":{"portMappings":[{"hostPort":18080,"containerPort":80,"protocol":"tcp"}]},
+         "prevResult":'"$prev"'}'
+echo "$pmconf" | ip netns exec "$hostns" env CNI_COMMAND=ADD "${env[@]}" \
+  valgrind -q --tool=callgrind --demangle=no \
+  --callgrind-out-file="$work/add.portmap.out" "$work/bin/portmap" >/dev/null
+echo "$pmconf" | ip netns exec "$hostns" env CNI_COMMAND=DEL "${env[@]}" "$work/bin/portmap"
+echo "$brconf" | ip netns exec "$hostns" env CNI_COMMAND=DEL "${env[@]}" "$work/bin/bridge"
 
 nm --defined-only "$bin" | awk '$2 ~ /^[tTiW]$/ {print $3}' >"$work/symbols"
 python3 - "$work" >scripts/startup-order.txt <<'EOF'
@@ -86,7 +103,9 @@ def with_twins(name):
                 yield s
 
 names = first + list(called(f"{work}/version.out"))
-for path in sorted(glob.glob(f"{work}/add.*.out")):
+# ptp's (add.<pid>.out, with host-local's), then bridge's, then portmap's.
+paths = sorted(p for p in glob.glob(f"{work}/add.*.out") if not re.search(r"add\.(bridge|portmap)\.out$", p))
+for path in paths + [f"{work}/add.bridge.out", f"{work}/add.portmap.out"]:
     names += called(path)
 order, seen = [], set()
 for name in names:
