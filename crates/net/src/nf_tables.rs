@@ -526,7 +526,7 @@ fn change_request(table: &str, change: &NftChange) -> (u16, u16, Vec<u8>) {
         } => {
             let mut a = string_attribute(NFTA_RULE_TABLE, table);
             a.extend(string_attribute(NFTA_RULE_CHAIN, chain));
-            let list: Vec<u8> = exprs.iter().flat_map(NftExpr::encode).collect();
+            let list = crate::nf_expr::encode_list(exprs);
             a.extend(nested(NFTA_RULE_EXPRESSIONS, &list));
             if let Some(c) = comment {
                 a.extend(attribute(NFTA_RULE_USERDATA, &comment_udata(c)));
@@ -661,7 +661,7 @@ mod tests {
     /// inequality does not.
     #[test]
     fn the_exact_source_is_a_load_of_the_source_then_an_equality() {
-        let rule = |exprs: &[NftExpr]| exprs.iter().flat_map(NftExpr::encode).collect::<Vec<u8>>();
+        let rule = |exprs: &[NftExpr]| crate::nf_expr::encode_list(exprs);
         let load = |offset, len| NftExpr::Payload {
             base: PayloadBase::Network,
             offset,
