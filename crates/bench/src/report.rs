@@ -751,9 +751,23 @@ pub fn write(s: &Settings, r: &Results, elapsed: std::time::Duration) -> std::io
             } else {
                 format!("{scenario}, {} ({pods} pods)", run.label)
             };
-            let measured = format!("{growth:.2}× ({first:.2} ms → {last:.2} ms)");
+            let mut measured = format!("{growth:.2}× ({first:.2} ms → {last:.2} ms)");
             let shown = match growth_target(scenario, &run.label) {
                 Some(t) => {
+                    // The same kernel work alone, over the same pods.
+                    let floor_label = if scenario == "ptp" {
+                        "ptp, kernel floor"
+                    } else {
+                        "bridge + portmap, kernel floor"
+                    };
+                    if let Some(floor) = r.floor.iter().find(|f| f.label == floor_label) {
+                        let floor_growth =
+                            at_pod(&floor.add_ms, floor.add_ms.len().saturating_sub(5))
+                                / at_pod(&floor.add_ms, 5);
+                        measured.push_str(&format!(
+                            "; the kernel floor's own series: {floor_growth:.2}×"
+                        ));
+                    }
                     summary.add(
                         &format!("ADD growth to pod {pods}, {scenario}, {}", run.label),
                         measured,
