@@ -279,7 +279,7 @@ pub fn take_activation_socket() -> Option<OwnedFd> {
 
 /// What the binary's entry point needs of std's start-up, which it skips
 /// (std's also reads `/proc/self/maps` to find the main thread's stack and
-/// sets up a signal stack to report its overflow: about 40 µs of every
+/// sets up a signal stack to report its overflow: about 50 µs of every
 /// plugin's exec). Called first, before any thread or file exists:
 /// - descriptors 0, 1 and 2 open (on `/dev/null` where the caller closed
 ///   one), so that no file rcni opens becomes its stdin, stdout or stderr

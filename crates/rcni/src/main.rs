@@ -37,7 +37,7 @@ usage:
 /// The process's entry point, called by the C library in place of std's
 /// (which `no_main` leaves out): a plugin's start-up is the runtime's wait
 /// for every exec, and std's reads `/proc/self/maps` and sets up a signal
-/// stack, about 40 µs; `prepare_process` does what of it rcni needs.
+/// stack, about 50 µs; `prepare_process` does what of it rcni needs.
 /// `process::exit` flushes stdout, as returning from std's `main` does.
 // SAFETY: `no_main` leaves no other `main` symbol; the C library calls
 // this one as `int main(int, char **)`, the signature below. std needs no
