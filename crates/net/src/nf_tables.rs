@@ -128,14 +128,28 @@ pub fn table_exists(family: NfFamily, name: &str) -> Result<bool> {
 
 /// Whether the chain `chain` of table `family table` exists.
 pub fn chain_exists(family: NfFamily, table: &str, chain: &str) -> Result<bool> {
-    let mut attrs = string_attribute(NFTA_CHAIN_TABLE, table);
-    attrs.extend(string_attribute(NFTA_CHAIN_NAME, chain));
     exists(
         NFT_MSG_GETCHAIN,
         family,
-        &attrs,
+        &chain_key(table, chain),
         &format!("look up nf_tables chain {table} {chain}"),
     )
+}
+
+/// The attributes that name a chain in a look-up.
+fn chain_key(table: &str, chain: &str) -> Vec<u8> {
+    let mut attrs = string_attribute(NFTA_CHAIN_TABLE, table);
+    attrs.extend(string_attribute(NFTA_CHAIN_NAME, chain));
+    attrs
+}
+
+/// [`chain_exists`] for several chains, asked in one `send`.
+fn chains_exist(chains: &[(NfFamily, &str, &str)]) -> Result<Vec<bool>> {
+    let requests: Vec<(u16, u8, Vec<u8>)> = chains
+        .iter()
+        .map(|(family, table, chain)| (NFT_MSG_GETCHAIN, *family as u8, chain_key(table, chain)))
+        .collect();
+    with_conn(|conn| conn.lookups(&requests, "look up nf_tables chains"))
 }
 
 /// A rule as the kernel lists it.
@@ -580,31 +594,41 @@ fn needed<'a>(
     changes: &'a [(NfFamily, &'a str, NftChange)],
 ) -> Result<Vec<&'a (NfFamily, &'a str, NftChange)>> {
     let mut keep = vec![true; changes.len()];
+    // The chains added are looked up together, in one round trip.
+    let added: Vec<(usize, (NfFamily, &str, &str))> = changes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (family, table, change))| match change {
+            NftChange::AddChain { name, .. } => Some((i, (*family, *table, name.as_str()))),
+            _ => None,
+        })
+        .collect();
+    let keys: Vec<_> = added.iter().map(|(_, key)| *key).collect();
+    for ((i, _), exists) in added.iter().zip(chains_exist(&keys)?) {
+        keep[*i] = !exists;
+    }
     for (i, (family, table, change)) in changes.iter().enumerate() {
-        match change {
-            NftChange::AddChain { name, .. } => keep[i] = !chain_exists(*family, table, name)?,
-            NftChange::FlushChain(chain) => {
-                let same_chain = |(f, t, c): &(NfFamily, &str, NftChange)| {
-                    *f == *family
-                        && t == table
-                        && matches!(c, NftChange::AddRule { chain: c, .. } if c == chain)
-                };
-                let rewritten: Vec<usize> = (i + 1..changes.len())
-                    .filter(|j| same_chain(&changes[*j]))
-                    .collect();
-                let listed = dump_rules(*family, table, Some(chain))?;
-                let unchanged = listed.len() == rewritten.len()
-                    && listed.iter().zip(&rewritten).all(|(have, j)| {
-                        matches!(&changes[*j].2, NftChange::AddRule { first: false, exprs, comment, .. }
-                            if have.rule.comment == comment.clone().unwrap_or_default()
-                                && listed_as(&have.expressions, exprs))
-                    });
-                if unchanged {
-                    keep[i] = false;
-                    rewritten.iter().for_each(|j| keep[*j] = false);
-                }
-            }
-            _ => {}
+        let NftChange::FlushChain(chain) = change else {
+            continue;
+        };
+        let same_chain = |(f, t, c): &(NfFamily, &str, NftChange)| {
+            *f == *family
+                && t == table
+                && matches!(c, NftChange::AddRule { chain: c, .. } if c == chain)
+        };
+        let rewritten: Vec<usize> = (i + 1..changes.len())
+            .filter(|j| same_chain(&changes[*j]))
+            .collect();
+        let listed = dump_rules(*family, table, Some(chain))?;
+        let unchanged = listed.len() == rewritten.len()
+            && listed.iter().zip(&rewritten).all(|(have, j)| {
+                matches!(&changes[*j].2, NftChange::AddRule { first: false, exprs, comment, .. }
+                        if have.rule.comment == comment.clone().unwrap_or_default()
+                            && listed_as(&have.expressions, exprs))
+            });
+        if unchanged {
+            keep[i] = false;
+            rewritten.iter().for_each(|j| keep[*j] = false);
         }
     }
     Ok(changes

@@ -4,7 +4,7 @@
 //! request/answer exchange shared by ctnetlink ([`crate::conntrack`]) and
 //! the nf_tables probes ([`crate::nf_tables`]).
 
-use crate::error::{NetError, Result, EINTR};
+use crate::error::{NetError, Result, EINTR, ENOENT};
 use crate::framing::{
     split_messages, status, write_header, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLM_F_ACK,
     NLM_F_DUMP_INTR, NLM_F_REQUEST,
@@ -86,6 +86,73 @@ impl Conn {
             .send(&req, 0)
             .map_err(NetError::io(format!("{op}: send")))?;
         self.replies(op, 1, first)
+    }
+
+    /// Sends the look-ups `requests` (kind, family, attributes; each a
+    /// plain request, not a dump) in one `send` and tells for each whether
+    /// its object exists: the kernel answers them in turn, an object or
+    /// ENOENT each. Any other error fails the whole.
+    pub(crate) fn lookups(
+        &mut self,
+        requests: &[(u16, u8, Vec<u8>)],
+        op: &str,
+    ) -> Result<Vec<bool>> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut buf = Vec::new();
+        let first = self.seq + 1;
+        for (kind, family, attrs) in requests {
+            self.seq += 1;
+            buf.extend(message(
+                self.subsys,
+                *kind,
+                NLM_F_REQUEST | NLM_F_ACK,
+                self.seq,
+                *family,
+                attrs,
+            ));
+        }
+        let mut found: Vec<Option<bool>> = vec![None; requests.len()];
+        self.socket
+            .send(&buf, 0)
+            .map_err(NetError::io(format!("{op}: send")))?;
+        let mut answered = 0;
+        let mut recv = Vec::with_capacity(1 << 16);
+        while answered < requests.len() {
+            recv.clear();
+            self.socket
+                .recv(&mut recv, 0)
+                .map_err(NetError::io(format!("{op}: receive")))?;
+            for (header, message) in split_messages(&recv)? {
+                // Each request ends with its status: 0 after the object,
+                // ENOENT without it.
+                let Some(slot) = header
+                    .seq
+                    .checked_sub(first)
+                    .and_then(|i| found.get_mut(i as usize))
+                else {
+                    continue;
+                };
+                if header.kind != NLMSG_ERROR || slot.is_some() {
+                    continue;
+                }
+                let (code, kernel_msg) = status(&header, message)?;
+                *slot = match code.saturating_neg() {
+                    0 => Some(true),
+                    ENOENT => Some(false),
+                    errno => {
+                        return Err(NetError::Netlink {
+                            op: op.to_string(),
+                            errno,
+                            msg: kernel_msg,
+                        })
+                    }
+                };
+                answered += 1;
+            }
+        }
+        Ok(found.into_iter().map(|f| f.unwrap_or(false)).collect())
     }
 
     /// Sends `requests` (kind, extra flags such as `NLM_F_CREATE`, family,

@@ -960,3 +960,61 @@ fn nf_tables_tables_are_deleted_with_their_rules_over_netlink() {
             .unwrap_err();
     assert!(err.is_not_found(), "{err}");
 }
+
+/// A transaction that adds chains, some already there and some not: the
+/// chains are looked up together (one send, answers of both kinds), those
+/// that exist are left out, the new ones made, and the existing chain
+/// keeps its rule.
+#[test]
+fn nf_tables_adds_only_the_chains_that_are_missing() {
+    use rcni_net::nf_tables::{apply, chain_exists, list_rules, NfFamily, NftChange};
+    let a = TestNs::new();
+    let chain = |name: &str| {
+        (
+            NfFamily::Ipv4,
+            "t",
+            NftChange::AddChain {
+                name: name.into(),
+                base: None,
+                comment: None,
+            },
+        )
+    };
+    let rule = (
+        NfFamily::Ipv4,
+        "t",
+        NftChange::AddRule {
+            chain: "old".into(),
+            first: false,
+            exprs: vec![],
+            comment: Some("kept".into()),
+        },
+    );
+    let first = vec![
+        (NfFamily::Ipv4, "t", NftChange::AddTable { comment: None }),
+        chain("old"),
+        rule,
+    ];
+    a.ns.run(move || apply(&first)).unwrap().unwrap();
+    let second = vec![
+        (NfFamily::Ipv4, "t", NftChange::AddTable { comment: None }),
+        chain("new1"),
+        chain("old"),
+        chain("new2"),
+    ];
+    a.ns.run(move || apply(&second)).unwrap().unwrap();
+    for name in ["old", "new1", "new2"] {
+        let name = name.to_string();
+        assert!(a
+            .ns
+            .run(move || chain_exists(NfFamily::Ipv4, "t", &name))
+            .unwrap()
+            .unwrap());
+    }
+    let rules =
+        a.ns.run(|| list_rules(NfFamily::Ipv4, "t", Some("old")))
+            .unwrap()
+            .unwrap();
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert_eq!(rules[0].comment, "kept");
+}
