@@ -245,40 +245,47 @@ fn comment_of(mut udata: &[u8]) -> String {
     String::new()
 }
 
-/// The value of the first attribute `kind` of `buf`.
-fn attribute_value(buf: &[u8], kind: u16) -> Option<Vec<u8>> {
+/// The value of the first attribute `kind` of `buf`. Borrowed, as the
+/// readers below run for every rule of a listing (a thousand pods' rules
+/// in a DEL's).
+fn attribute_value(buf: &[u8], kind: u16) -> Option<&[u8]> {
     attributes(buf)
         .into_iter()
         .find(|(k, _)| *k == kind)
-        .map(|(_, v)| v.to_vec())
+        .map(|(_, v)| v)
+}
+
+/// `v` up to its first NUL.
+fn nul_trimmed(v: &[u8]) -> &[u8] {
+    v.split(|b| *b == 0).next().unwrap_or(v)
 }
 
 /// A rule's expressions as the kernel lists them: each one's name and data.
-fn expression_list(expressions: &[u8]) -> Vec<(String, Vec<u8>)> {
+fn expression_list(expressions: &[u8]) -> Vec<(&[u8], &[u8])> {
     attributes(expressions)
         .into_iter()
         .filter(|(kind, _)| *kind == NFTA_LIST_ELEM)
         .filter_map(|(_, expr)| {
             let name = attribute_value(expr, NFTA_EXPR_NAME)?;
-            Some((nul_string(&name), attribute_value(expr, NFTA_EXPR_DATA)?))
+            Some((nul_trimmed(name), attribute_value(expr, NFTA_EXPR_DATA)?))
         })
         .collect()
 }
 
 /// The data of each expression of a rule named `name`.
-fn expressions_named<'a>(expressions: &[u8], name: &'a str) -> impl Iterator<Item = Vec<u8>> + 'a {
+fn expressions_named<'a>(expressions: &'a [u8], name: &'a str) -> impl Iterator<Item = &'a [u8]> {
     expression_list(expressions)
         .into_iter()
-        .filter(move |(n, _)| n == name)
+        .filter(move |(n, _)| *n == name.as_bytes())
         .map(|(_, data)| data)
 }
 
 /// The chain named by the verdict of a rule's `immediate` expression.
 fn jump_target(expressions: &[u8]) -> Option<String> {
     expressions_named(expressions, "immediate").find_map(|data| {
-        let value = attribute_value(&data, NFTA_IMMEDIATE_DATA)?;
-        let verdict = attribute_value(&value, NFTA_DATA_VERDICT)?;
-        Some(nul_string(&attribute_value(&verdict, NFTA_VERDICT_CHAIN)?))
+        let value = attribute_value(data, NFTA_IMMEDIATE_DATA)?;
+        let verdict = attribute_value(value, NFTA_DATA_VERDICT)?;
+        Some(nul_string(attribute_value(verdict, NFTA_VERDICT_CHAIN)?))
     })
 }
 
@@ -287,9 +294,9 @@ fn jump_target(expressions: &[u8]) -> Option<String> {
 /// text NUL-terminated in 256 bytes.
 fn xt_comment(expressions: &[u8]) -> Option<String> {
     expressions_named(expressions, "match").find_map(|data| {
-        let name = attribute_value(&data, NFTA_MATCH_NAME)?;
-        (nul_string(&name) == "comment")
-            .then(|| attribute_value(&data, NFTA_MATCH_INFO).map(|info| nul_string(&info)))
+        let name = attribute_value(data, NFTA_MATCH_NAME)?;
+        (nul_trimmed(name) == b"comment")
+            .then(|| attribute_value(data, NFTA_MATCH_INFO).map(nul_string))
             .flatten()
     })
 }
@@ -307,13 +314,13 @@ fn exact_source(expressions: &[u8]) -> Option<IpAddr> {
         let [(load, load_data), (cmp, cmp_data)] = pair else {
             return None;
         };
-        if load != "payload" || cmp != "cmp" || u32_of(cmp_data, NFTA_CMP_OP)? != NFT_CMP_EQ {
+        if *load != b"payload" || *cmp != b"cmp" || u32_of(cmp_data, NFTA_CMP_OP)? != NFT_CMP_EQ {
             return None;
         }
         if u32_of(load_data, NFTA_PAYLOAD_BASE)? != PayloadBase::Network as u32 {
             return None;
         }
-        let value = attribute_value(&attribute_value(cmp_data, NFTA_CMP_DATA)?, NFTA_DATA_VALUE)?;
+        let value = attribute_value(attribute_value(cmp_data, NFTA_CMP_DATA)?, NFTA_DATA_VALUE)?;
         match (
             u32_of(load_data, NFTA_PAYLOAD_OFFSET)?,
             u32_of(load_data, NFTA_PAYLOAD_LEN)?,

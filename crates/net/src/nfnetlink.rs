@@ -4,7 +4,7 @@
 //! request/answer exchange shared by ctnetlink ([`crate::conntrack`]) and
 //! the nf_tables probes ([`crate::nf_tables`]).
 
-use crate::error::{NetError, Result, EINTR, ENOENT};
+use crate::error::{NetError, Result, EINTR};
 use crate::framing::{
     split_messages, status, write_header, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLM_F_ACK,
     NLM_F_DUMP_INTR, NLM_F_REQUEST,
@@ -91,7 +91,7 @@ impl Conn {
     /// Sends the look-ups `requests` (kind, family, attributes; each a
     /// plain request, not a dump) in one `send` and tells for each whether
     /// its object exists: the kernel answers them in turn, an object or
-    /// ENOENT each. Any other error fails the whole.
+    /// a not-found error each. Any other error fails the whole.
     pub(crate) fn lookups(
         &mut self,
         requests: &[(u16, u8, Vec<u8>)],
@@ -126,7 +126,7 @@ impl Conn {
                 .map_err(NetError::io(format!("{op}: receive")))?;
             for (header, message) in split_messages(&recv)? {
                 // Each request ends with its status: 0 after the object,
-                // ENOENT without it.
+                // an error without it.
                 let Some(slot) = header
                     .seq
                     .checked_sub(first)
@@ -138,17 +138,18 @@ impl Conn {
                     continue;
                 }
                 let (code, kernel_msg) = status(&header, message)?;
-                *slot = match code.saturating_neg() {
-                    0 => Some(true),
-                    ENOENT => Some(false),
-                    errno => {
-                        return Err(NetError::Netlink {
-                            op: op.to_string(),
-                            errno,
-                            msg: kernel_msg,
-                        })
+                *slot = Some(code == 0);
+                if code != 0 {
+                    let err = NetError::Netlink {
+                        op: op.to_string(),
+                        errno: code.saturating_neg(),
+                        msg: kernel_msg,
+                    };
+                    // As a single look-up ([`crate::nf_tables`]'s `exists`).
+                    if !err.is_not_found() {
+                        return Err(err);
                     }
-                };
+                }
                 answered += 1;
             }
         }
