@@ -206,10 +206,10 @@ fn sample_plugin_passes_prev_result_through() {
 }
 
 /// rcni's entry point skips std's start-up, which kept descriptors 0-2
-/// open and SIGPIPE ignored: started with its output closed, rcni must
-/// still run (its output going nowhere) and must not write its answer into
-/// a file it opens, which would otherwise take descriptor 1; and one whose
-/// reader has gone must fail its write, not be killed by SIGPIPE.
+/// open and SIGPIPE ignored: started with them closed, rcni holds them
+/// open on /dev/null (so no file it opens takes descriptor 1 and receives
+/// its answer), still runs and leaves its answer out of its files; and one
+/// whose reader has gone fails its write, not killed by SIGPIPE.
 #[test]
 fn closed_standard_streams_and_a_gone_reader() {
     use std::os::unix::process::ExitStatusExt;
@@ -220,6 +220,31 @@ fn closed_standard_streams_and_a_gone_reader() {
         .status()
         .unwrap();
     assert!(listed.success(), "{listed:?}");
+    // Started with all three closed, a process holds them open on
+    // /dev/null (seen in /proc while `rcni pause` sleeps).
+    let mut paused = std::process::Command::new("sh")
+        .args(["-c", "exec \"$0\" pause <&- >&- 2>&-"])
+        .arg(bin)
+        .spawn()
+        .unwrap();
+    let pid = paused.id();
+    let null = Some(std::path::PathBuf::from("/dev/null"));
+    let want = vec![null.clone(), null.clone(), null];
+    let held = || -> Vec<_> {
+        (0..3)
+            .map(|n| std::fs::read_link(format!("/proc/{pid}/fd/{n}")).ok())
+            .collect()
+    };
+    // Until the shell has become rcni and rcni has started (bounded).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while held() != want && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let seen = held();
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"));
+    paused.kill().unwrap();
+    paused.wait().unwrap();
+    assert_eq!(seen, want, "fds 0-2 of {exe:?}");
     let data = tempfile::tempdir().unwrap();
     let conf_file = data.path().join("conf.json");
     let store = data.path().join("store");
@@ -254,6 +279,20 @@ fn closed_standard_streams_and_a_gone_reader() {
         files.push(path.file_name().unwrap().to_string_lossy().into_owned());
     }
     assert!(files.iter().any(|f| f == "10.99.0.2"), "{files:?}");
+    // DEL, closed the same way, releases the address.
+    let deleted = std::process::Command::new("sh")
+        .args(["-c", "exec \"$0\" host-local <\"$1\" >&- 2>&-"])
+        .arg(bin)
+        .arg(&conf_file)
+        .envs(env)
+        .env("CNI_COMMAND", "DEL")
+        .status()
+        .unwrap();
+    assert!(deleted.success(), "{deleted:?}");
+    assert!(
+        !store.join("fds").join("10.99.0.2").exists(),
+        "the address is still held"
+    );
 
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
