@@ -91,8 +91,8 @@ fn absolute(path: &str) -> PathBuf {
 /// The reference's container ID for a netns path.
 pub fn container_id(netns: &Path) -> String {
     let digest = Sha512::digest(netns.to_string_lossy().as_bytes());
-    let hex: String = digest[..10].iter().map(|b| format!("{b:02x}")).collect();
-    format!("cnitool-{hex}")
+    // The first 10 bytes, as 20 hex digits.
+    format!("cnitool-{digest:.20x}")
 }
 
 /// `CNI_ARGS` for cnitool: every pair `k=v` with both sides non-empty.

@@ -55,7 +55,7 @@ pub struct Record {
 /// then `.json` for IPv4 and `.v6.json` for IPv6.
 pub fn path_for(dir: &Path, client_id: &str, family: IpFamily) -> PathBuf {
     let digest = Sha512::digest(client_id.as_bytes());
-    let hex: String = digest[..32].iter().map(|b| format!("{b:02x}")).collect();
+    let hex = format!("{digest:.64x}");
     let suffix = match family {
         IpFamily::Ipv4 => "",
         IpFamily::Ipv6 => ".v6",
@@ -161,6 +161,11 @@ mod tests {
             }),
         };
         let path = path_for(dir.path(), "c1/lan/eth0", IpFamily::Ipv4);
+        // The first 32 bytes of sha512("c1/lan/eth0"), from sha512sum.
+        assert_eq!(
+            path.file_name().unwrap(),
+            "33986bda80ac1832b5a95bba267688fdcaed07e8e2c4bbe80c90e62f357bf2bb.json"
+        );
         save(&path, &record).unwrap();
         let v6 = Record {
             lease: FamilyLease::V6(Lease6 {
