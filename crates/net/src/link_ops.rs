@@ -13,7 +13,7 @@ use crate::socket::Handle;
 use netlink_packet_core::{DefaultNla, NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
     AfSpecInet, AfSpecUnspec, InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind,
-    InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoVeth, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use std::os::fd::AsRawFd;
@@ -79,11 +79,20 @@ fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// A link request that asks the kernel to leave out the counters
+/// (`RTEXT_FILTER_SKIP_STATS`): rcni reads none, and summing a veth's
+/// per-CPU counters and parsing them came with every link looked up.
+fn without_stats(mut msg: LinkMessage) -> LinkMessage {
+    msg.attributes
+        .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+    msg
+}
+
 impl Handle {
     /// Every link in the namespace.
     pub fn links(&mut self) -> Result<Vec<Link>> {
         let replies = self.dump(
-            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            RouteNetlinkMessage::GetLink(without_stats(LinkMessage::default())),
             "list links",
         )?;
         Ok(replies
@@ -96,7 +105,7 @@ impl Handle {
     }
 
     fn get_link(&mut self, msg: LinkMessage, op: &str) -> Result<Option<Link>> {
-        match self.get_one(RouteNetlinkMessage::GetLink(msg), op)? {
+        match self.get_one(RouteNetlinkMessage::GetLink(without_stats(msg)), op)? {
             Some(RouteNetlinkMessage::NewLink(l)) => Ok(Some(Link::from_message(&l))),
             _ => Ok(None),
         }
