@@ -19,19 +19,15 @@ const AF_INET6: u8 = 10;
 
 /// Whether an original-direction tuple is UDP to `port`.
 fn is_udp_to_port(tuple: &[u8], port: u16) -> bool {
-    let Some((_, proto)) = attributes(tuple)
-        .into_iter()
-        .find(|(k, _)| *k == CTA_TUPLE_PROTO)
-    else {
+    let Some((_, proto)) = attributes(tuple).find(|(k, _)| *k == CTA_TUPLE_PROTO) else {
         return false;
     };
-    let attrs = attributes(proto);
+    let mut attrs = attributes(proto);
     let num = attrs
-        .iter()
+        .clone()
         .find(|(k, _)| *k == CTA_PROTO_NUM)
         .and_then(|(_, v)| v.first().copied());
     let dport = attrs
-        .iter()
         .find(|(k, _)| *k == CTA_PROTO_DST_PORT)
         .filter(|(_, v)| v.len() >= 2)
         .map(|(_, v)| u16::from_be_bytes([v[0], v[1]]));
@@ -59,10 +55,7 @@ pub fn delete_udp_flows_to_port(v6: bool, port: u16) -> Result<usize> {
     };
     let mut deleted = 0;
     for entry in dump {
-        let Some((_, tuple)) = attributes(&entry)
-            .into_iter()
-            .find(|(k, _)| *k == CTA_TUPLE_ORIG)
-        else {
+        let Some((_, tuple)) = attributes(&entry).find(|(k, _)| *k == CTA_TUPLE_ORIG) else {
             continue;
         };
         if !is_udp_to_port(tuple, port) {
@@ -88,7 +81,7 @@ pub fn delete_udp_flows_to_port(v6: bool, port: u16) -> Result<usize> {
 mod tests {
     use super::*;
     use crate::framing::attribute;
-    use crate::nfnetlink::message;
+    use crate::nfnetlink::{put_message, request_buffer};
 
     #[test]
     fn finds_udp_tuples_by_port() {
@@ -97,13 +90,16 @@ mod tests {
         let tuple = nested(CTA_TUPLE_PROTO, &proto);
         assert!(is_udp_to_port(&tuple, 8053));
         assert!(!is_udp_to_port(&tuple, 8054));
-        let msg = message(
+        let attrs = nested(CTA_TUPLE_ORIG, &tuple);
+        let mut msg = request_buffer(1, attrs.len(), 0);
+        put_message(
+            &mut msg,
             NFNL_SUBSYS_CTNETLINK,
             IPCTNL_MSG_CT_DELETE,
             NLM_F_REQUEST,
             1,
             AF_INET,
-            &nested(CTA_TUPLE_ORIG, &tuple),
+            &attrs,
         );
         assert_eq!(
             u32::from_ne_bytes([msg[0], msg[1], msg[2], msg[3]]) as usize,

@@ -50,21 +50,16 @@ pub(crate) fn write_header(buf: &mut Vec<u8>, len: usize, kind: u16, flags: u16,
 
 /// One attribute: length, type, `value`, padded to the alignment.
 pub(crate) fn attribute(kind: u16, value: &[u8]) -> Vec<u8> {
-    let len = 4 + value.len();
-    let mut a = Vec::with_capacity(align4(len));
-    a.extend_from_slice(&(len as u16).to_ne_bytes());
-    a.extend_from_slice(&kind.to_ne_bytes());
-    a.extend_from_slice(value);
-    a.resize(align4(len), 0);
+    let mut a = Vec::with_capacity(align4(4 + value.len()));
+    put_attribute(&mut a, kind, value);
     a
 }
 
 /// An attribute holding a NUL-terminated string.
 pub(crate) fn string_attribute(kind: u16, value: &str) -> Vec<u8> {
-    let mut v = Vec::with_capacity(value.len() + 1);
-    v.extend_from_slice(value.as_bytes());
-    v.push(0);
-    attribute(kind, &v)
+    let mut a = Vec::with_capacity(align4(5 + value.len()));
+    put_string_attribute(&mut a, kind, value);
+    a
 }
 
 /// An attribute whose payload is other attributes.
@@ -72,28 +67,76 @@ pub(crate) fn nested(kind: u16, payload: &[u8]) -> Vec<u8> {
     attribute(kind | NLA_F_NESTED, payload)
 }
 
-/// The attributes of a buffer: (type without flags, payload). Stops at the
-/// first malformed one.
-pub(crate) fn attributes(buf: &[u8]) -> Vec<(u16, &[u8])> {
-    attributes_with_flags(buf)
-        .into_iter()
-        .map(|(kind, value)| (kind & !NLA_F_NESTED, value))
-        .collect()
+/// Appends [`attribute`]`(kind, value)` to `buf`: what a message built in
+/// one buffer uses (a vector per attribute, copied into its parent, was
+/// most of an nf_tables rule's encoding).
+pub(crate) fn put_attribute(buf: &mut Vec<u8>, kind: u16, value: &[u8]) {
+    let start = buf.len();
+    let len = 4 + value.len();
+    buf.extend_from_slice(&(len as u16).to_ne_bytes());
+    buf.extend_from_slice(&kind.to_ne_bytes());
+    buf.extend_from_slice(value);
+    buf.resize(start + align4(len), 0);
 }
 
-/// [`attributes`] with the type's flag bits (`NLA_F_NESTED`) kept.
-pub(crate) fn attributes_with_flags(mut buf: &[u8]) -> Vec<(u16, &[u8])> {
-    let mut out = Vec::new();
-    while buf.len() >= 4 {
+/// Appends [`string_attribute`]`(kind, value)` to `buf`.
+pub(crate) fn put_string_attribute(buf: &mut Vec<u8>, kind: u16, value: &str) {
+    let start = buf.len();
+    let len = 4 + value.len() + 1;
+    buf.extend_from_slice(&(len as u16).to_ne_bytes());
+    buf.extend_from_slice(&kind.to_ne_bytes());
+    buf.extend_from_slice(value.as_bytes());
+    buf.resize(start + align4(len), 0);
+}
+
+/// Appends a nested attribute `kind` whose payload `fill` appends, and
+/// then writes its length.
+pub(crate) fn put_nested(buf: &mut Vec<u8>, kind: u16, fill: impl FnOnce(&mut Vec<u8>)) {
+    let start = buf.len();
+    buf.extend_from_slice(&[0, 0]);
+    buf.extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
+    fill(buf);
+    let len = (buf.len() - start) as u16;
+    buf[start..start + 2].copy_from_slice(&len.to_ne_bytes());
+    buf.resize(start + align4(usize::from(len)), 0);
+}
+
+/// The attributes of a buffer: (type without flags, payload). Stops at the
+/// first malformed one.
+pub(crate) fn attributes(buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> + Clone {
+    attributes_with_flags(buf).map(|(kind, value)| (kind & !NLA_F_NESTED, value))
+}
+
+/// [`attributes`] with the type's flag bits (`NLA_F_NESTED`) kept. An
+/// iterator over the buffer, not a list: rule listings walk every rule's
+/// attributes, and a vector per level was most of a listing's allocations.
+pub(crate) fn attributes_with_flags(buf: &[u8]) -> Attributes<'_> {
+    Attributes { rest: buf }
+}
+
+/// The attributes left in a buffer (see [`attributes_with_flags`]).
+#[derive(Clone)]
+pub(crate) struct Attributes<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Attributes<'a> {
+    type Item = (u16, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let buf = self.rest;
+        if buf.len() < 4 {
+            return None;
+        }
         let len = usize::from(u16::from_ne_bytes([buf[0], buf[1]]));
         let kind = u16::from_ne_bytes([buf[2], buf[3]]);
         if len < 4 || len > buf.len() {
-            break;
+            self.rest = &[];
+            return None;
         }
-        out.push((kind, &buf[4..len]));
-        buf = &buf[align4(len).min(buf.len())..];
+        self.rest = &buf[align4(len).min(buf.len())..];
+        Some((kind, &buf[4..len]))
     }
-    out
 }
 
 /// The fixed part of a netlink message header, read from raw bytes.
@@ -191,15 +234,36 @@ mod tests {
         assert_eq!(u16::from_ne_bytes([a[0], a[1]]), 8);
         assert_eq!(&a[4..8], b"nat\0");
         assert_eq!(string_attribute(1, "abcd").len(), 12);
+        // Built in place, a nested attribute is the same bytes as built
+        // from its parts.
+        let mut in_place = Vec::new();
+        put_nested(&mut in_place, 2, |b| {
+            put_attribute(b, 1, &[7]);
+            put_string_attribute(b, 3, "nat");
+        });
+        let mut parts = attribute(1, &[7]);
+        parts.extend(string_attribute(3, "nat"));
+        assert_eq!(in_place, nested(2, &parts));
         let mut buf = nested(2, &attribute(1, &[7]));
         buf.extend(attribute(5, &42u64.to_be_bytes()));
-        let attrs = attributes(&buf);
+        let attrs: Vec<_> = attributes(&buf).collect();
         assert_eq!(attrs.len(), 2);
         assert_eq!(attrs[0].0, 2);
-        assert_eq!(attributes(attrs[0].1), vec![(1, &[7u8][..])]);
+        let inner: Vec<_> = attributes(attrs[0].1).collect();
+        assert_eq!(inner, vec![(1, &[7u8][..])]);
         assert_eq!(attrs[1], (5, &42u64.to_be_bytes()[..]));
-        // A length past the end stops the walk instead of panicking.
-        assert_eq!(attributes(&[200, 0, 1, 0, 9]), vec![]);
+        // The nested flag is kept only where asked for.
+        assert_eq!(
+            attributes_with_flags(&buf).next().unwrap().0,
+            2 | NLA_F_NESTED
+        );
+        // A length past the end stops the walk instead of panicking, and
+        // so does a length below the header's, after the good ones.
+        assert_eq!(attributes(&[200, 0, 1, 0, 9]).count(), 0);
+        let mut bad = attribute(1, &[7]);
+        bad.extend([2, 0, 1, 0]);
+        bad.extend(attribute(1, &[8]));
+        assert_eq!(attributes(&bad).count(), 1);
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //! verdicts through the verdict register.
 
 use crate::framing::{
-    attribute, attributes, attributes_with_flags, nested, string_attribute, NLA_F_NESTED,
-    NLA_TYPE_MASK,
+    attributes, attributes_with_flags, put_attribute, put_nested, put_string_attribute,
+    NLA_F_NESTED, NLA_TYPE_MASK,
 };
 use std::net::IpAddr;
 
@@ -106,13 +106,14 @@ impl Verdict {
         }
     }
 
-    /// The verdict as nf_tables data (`NFTA_DATA_VERDICT`).
-    pub(crate) fn data(&self) -> Vec<u8> {
-        let mut v = attribute(NFTA_VERDICT_CODE, &self.code().to_be_bytes());
-        if let Verdict::Jump(chain) | Verdict::Goto(chain) = self {
-            v.extend(string_attribute(NFTA_VERDICT_CHAIN, chain));
-        }
-        nested(NFTA_DATA_VERDICT, &v)
+    /// Appends the verdict as nf_tables data (`NFTA_DATA_VERDICT`).
+    pub(crate) fn put_data(&self, buf: &mut Vec<u8>) {
+        put_nested(buf, NFTA_DATA_VERDICT, |v| {
+            put_attribute(v, NFTA_VERDICT_CODE, &self.code().to_be_bytes());
+            if let Verdict::Jump(chain) | Verdict::Goto(chain) = self {
+                put_string_attribute(v, NFTA_VERDICT_CHAIN, chain);
+            }
+        });
     }
 }
 
@@ -159,96 +160,109 @@ pub enum NftExpr {
     Masquerade,
 }
 
-fn u32_attr(kind: u16, value: u32) -> Vec<u8> {
-    attribute(kind, &value.to_be_bytes())
+fn put_u32(buf: &mut Vec<u8>, kind: u16, value: u32) {
+    put_attribute(buf, kind, &value.to_be_bytes());
 }
 
-/// One element of the expression list: its name and its data.
-fn element(name: &str, data: &[u8]) -> Vec<u8> {
-    let mut e = string_attribute(NFTA_EXPR_NAME, name);
-    e.extend(nested(NFTA_EXPR_DATA, data));
-    nested(NFTA_LIST_ELEM, &e)
+/// Appends one element of the expression list: its name, and its data as
+/// `fill` appends it.
+fn put_element(buf: &mut Vec<u8>, name: &str, fill: impl FnOnce(&mut Vec<u8>)) {
+    put_nested(buf, NFTA_LIST_ELEM, |e| {
+        put_string_attribute(e, NFTA_EXPR_NAME, name);
+        put_nested(e, NFTA_EXPR_DATA, fill);
+    });
 }
 
-fn value(data: &[u8]) -> Vec<u8> {
-    attribute(NFTA_DATA_VALUE, data)
+/// Appends `data` as a value (`NFTA_DATA_VALUE`) nested in `kind`.
+fn put_value(buf: &mut Vec<u8>, kind: u16, data: &[u8]) {
+    put_nested(buf, kind, |v| put_attribute(v, NFTA_DATA_VALUE, data));
 }
 
-fn immediate(reg: u32, data: Vec<u8>) -> Vec<u8> {
-    let mut a = u32_attr(NFTA_REG, reg);
-    a.extend(nested(NFTA_IMMEDIATE_DATA, &data));
-    element("immediate", &a)
+/// Appends an `immediate` loading `reg` with the data `fill` appends.
+fn put_immediate(buf: &mut Vec<u8>, reg: u32, fill: impl FnOnce(&mut Vec<u8>)) {
+    put_element(buf, "immediate", |a| {
+        put_u32(a, NFTA_REG, reg);
+        put_nested(a, NFTA_IMMEDIATE_DATA, fill);
+    });
 }
 
 /// A rule's `NFTA_RULE_EXPRESSIONS` payload: its expressions' elements, one
-/// after the other (copied whole: a byte-by-byte `flat_map` into a vector
-/// was a fifth of a portmap ADD's instructions).
+/// after the other.
 pub(crate) fn encode_list(exprs: &[NftExpr]) -> Vec<u8> {
-    let mut list = Vec::new();
-    for e in exprs {
-        list.extend_from_slice(&e.encode());
-    }
+    let mut list = Vec::with_capacity(64 * exprs.len());
+    put_list(&mut list, exprs);
     list
+}
+
+/// Appends [`encode_list`]`(exprs)` to `buf`.
+pub(crate) fn put_list(buf: &mut Vec<u8>, exprs: &[NftExpr]) {
+    for e in exprs {
+        e.encode_into(buf);
+    }
 }
 
 impl NftExpr {
     /// The expression's elements of `NFTA_RULE_EXPRESSIONS`.
+    #[cfg(test)]
     pub(crate) fn encode(&self) -> Vec<u8> {
+        encode_list(std::slice::from_ref(self))
+    }
+
+    /// Appends the expression's elements of `NFTA_RULE_EXPRESSIONS`.
+    fn encode_into(&self, buf: &mut Vec<u8>) {
         match self {
-            NftExpr::Payload { base, offset, len } => {
-                let mut a = u32_attr(NFTA_REG, NFT_REG_1);
-                a.extend(u32_attr(NFTA_PAYLOAD_BASE, *base as u32));
-                a.extend(u32_attr(NFTA_PAYLOAD_OFFSET, *offset));
-                a.extend(u32_attr(NFTA_PAYLOAD_LEN, *len));
-                element("payload", &a)
-            }
-            NftExpr::Meta(key) => {
-                let mut a = u32_attr(NFTA_REG, NFT_REG_1);
-                a.extend(u32_attr(NFTA_META_KEY, *key as u32));
-                element("meta", &a)
-            }
-            NftExpr::CtState => {
-                let mut a = u32_attr(NFTA_REG, NFT_REG_1);
-                a.extend(u32_attr(NFTA_CT_KEY, NFT_CT_STATE));
-                element("ct", &a)
-            }
-            NftExpr::Cmp { equal, data } => {
-                let mut a = u32_attr(NFTA_REG, NFT_REG_1);
-                a.extend(u32_attr(NFTA_CMP_OP, u32::from(!equal)));
-                a.extend(nested(NFTA_CMP_DATA, &value(data)));
-                element("cmp", &a)
-            }
-            NftExpr::Mask(mask) => {
-                let mut a = u32_attr(NFTA_REG, NFT_REG_1);
-                a.extend(u32_attr(NFTA_BITWISE_DREG, NFT_REG_1));
-                a.extend(u32_attr(NFTA_BITWISE_LEN, mask.len() as u32));
-                a.extend(nested(NFTA_BITWISE_MASK, &value(mask)));
-                a.extend(nested(NFTA_BITWISE_XOR, &value(&vec![0; mask.len()])));
-                element("bitwise", &a)
-            }
-            NftExpr::FibDaddrType => {
-                let mut a = u32_attr(NFTA_REG, NFT_REG_1);
-                a.extend(u32_attr(NFTA_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE));
-                a.extend(u32_attr(NFTA_FIB_FLAGS, NFTA_FIB_F_DADDR));
-                element("fib", &a)
-            }
-            NftExpr::Verdict(v) => immediate(NFT_REG_VERDICT, v.data()),
+            NftExpr::Payload { base, offset, len } => put_element(buf, "payload", |a| {
+                put_u32(a, NFTA_REG, NFT_REG_1);
+                put_u32(a, NFTA_PAYLOAD_BASE, *base as u32);
+                put_u32(a, NFTA_PAYLOAD_OFFSET, *offset);
+                put_u32(a, NFTA_PAYLOAD_LEN, *len);
+            }),
+            NftExpr::Meta(key) => put_element(buf, "meta", |a| {
+                put_u32(a, NFTA_REG, NFT_REG_1);
+                put_u32(a, NFTA_META_KEY, *key as u32);
+            }),
+            NftExpr::CtState => put_element(buf, "ct", |a| {
+                put_u32(a, NFTA_REG, NFT_REG_1);
+                put_u32(a, NFTA_CT_KEY, NFT_CT_STATE);
+            }),
+            NftExpr::Cmp { equal, data } => put_element(buf, "cmp", |a| {
+                put_u32(a, NFTA_REG, NFT_REG_1);
+                put_u32(a, NFTA_CMP_OP, u32::from(!equal));
+                put_value(a, NFTA_CMP_DATA, data);
+            }),
+            NftExpr::Mask(mask) => put_element(buf, "bitwise", |a| {
+                put_u32(a, NFTA_REG, NFT_REG_1);
+                put_u32(a, NFTA_BITWISE_DREG, NFT_REG_1);
+                put_u32(a, NFTA_BITWISE_LEN, mask.len() as u32);
+                put_value(a, NFTA_BITWISE_MASK, mask);
+                put_value(a, NFTA_BITWISE_XOR, &vec![0; mask.len()]);
+            }),
+            NftExpr::FibDaddrType => put_element(buf, "fib", |a| {
+                put_u32(a, NFTA_REG, NFT_REG_1);
+                put_u32(a, NFTA_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+                put_u32(a, NFTA_FIB_FLAGS, NFTA_FIB_F_DADDR);
+            }),
+            NftExpr::Verdict(v) => put_immediate(buf, NFT_REG_VERDICT, |d| v.put_data(d)),
             NftExpr::Dnat { addr, port } => {
                 let (family, octets) = match addr {
                     IpAddr::V4(a) => (2u32, a.octets().to_vec()),
                     IpAddr::V6(a) => (10, a.octets().to_vec()),
                 };
-                let mut out = immediate(NFT_REG_1, value(&octets));
-                out.extend(immediate(NFT_REG_2, value(&port.to_be_bytes())));
-                let mut nat = u32_attr(NFTA_NAT_TYPE, NFT_NAT_DNAT);
-                nat.extend(u32_attr(NFTA_NAT_FAMILY, family));
-                nat.extend(u32_attr(NFTA_NAT_REG_ADDR_MIN, NFT_REG_1));
-                nat.extend(u32_attr(NFTA_NAT_REG_PROTO_MIN, NFT_REG_2));
-                nat.extend(u32_attr(NFTA_NAT_FLAGS, NF_NAT_RANGE_PROTO_SPECIFIED));
-                out.extend(element("nat", &nat));
-                out
+                put_immediate(buf, NFT_REG_1, |d| {
+                    put_attribute(d, NFTA_DATA_VALUE, &octets)
+                });
+                put_immediate(buf, NFT_REG_2, |d| {
+                    put_attribute(d, NFTA_DATA_VALUE, &port.to_be_bytes())
+                });
+                put_element(buf, "nat", |a| {
+                    put_u32(a, NFTA_NAT_TYPE, NFT_NAT_DNAT);
+                    put_u32(a, NFTA_NAT_FAMILY, family);
+                    put_u32(a, NFTA_NAT_REG_ADDR_MIN, NFT_REG_1);
+                    put_u32(a, NFTA_NAT_REG_PROTO_MIN, NFT_REG_2);
+                    put_u32(a, NFTA_NAT_FLAGS, NF_NAT_RANGE_PROTO_SPECIFIED);
+                });
             }
-            NftExpr::Masquerade => element("masq", &[]),
+            NftExpr::Masquerade => put_element(buf, "masq", |_| {}),
         }
     }
 }
@@ -261,10 +275,9 @@ impl NftExpr {
 pub(crate) fn listed_as(listed: &[u8], wanted: &[NftExpr]) -> bool {
     let ours = encode_list(wanted);
     let (theirs, ours) = (attributes(listed), attributes(&ours));
-    theirs.len() == ours.len()
+    theirs.clone().count() == ours.clone().count()
         && theirs
-            .iter()
-            .zip(&ours)
+            .zip(ours)
             .all(|((_, listed), (_, sent))| covers(listed, sent))
 }
 
@@ -272,8 +285,8 @@ pub(crate) fn listed_as(listed: &[u8], wanted: &[NftExpr]) -> bool {
 /// (nested ones compared the same way, attribute by attribute).
 fn covers(listed: &[u8], sent: &[u8]) -> bool {
     let listed = attributes_with_flags(listed);
-    attributes_with_flags(sent).iter().all(|(kind, value)| {
-        listed.iter().any(|(k, v)| {
+    attributes_with_flags(sent).all(|(kind, value)| {
+        listed.clone().any(|(k, v)| {
             k & NLA_TYPE_MASK == kind & NLA_TYPE_MASK
                 && if kind & NLA_F_NESTED != 0 {
                     covers(v, value)
@@ -299,6 +312,15 @@ pub(crate) fn comment_udata(comment: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::framing::{attribute, string_attribute};
+
+    fn u32_attr(kind: u16, value: u32) -> Vec<u8> {
+        attribute(kind, &value.to_be_bytes())
+    }
+
+    fn value(data: &[u8]) -> Vec<u8> {
+        attribute(NFTA_DATA_VALUE, data)
+    }
 
     /// The kernel lists a bitwise with its operation, which nft does not
     /// send, and nests without the flag: still the same expression; a

@@ -7,8 +7,8 @@
 use crate::error::Result;
 use crate::error::EINTR;
 use crate::framing::{
-    attribute, attributes, nested, string_attribute, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE,
-    NLM_F_DUMP, NLM_F_REQUEST,
+    attributes, put_attribute, put_nested, put_string_attribute, string_attribute, NLM_F_ACK,
+    NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST,
 };
 use crate::nf_expr::{
     comment_udata, listed_as, NftExpr, PayloadBase, NFTA_CMP_DATA, NFTA_CMP_OP, NFTA_DATA_VALUE,
@@ -249,10 +249,7 @@ fn comment_of(mut udata: &[u8]) -> String {
 /// readers below run for every rule of a listing (a thousand pods' rules
 /// in a DEL's).
 fn attribute_value(buf: &[u8], kind: u16) -> Option<&[u8]> {
-    attributes(buf)
-        .into_iter()
-        .find(|(k, _)| *k == kind)
-        .map(|(_, v)| v)
+    attributes(buf).find(|(k, _)| *k == kind).map(|(_, v)| v)
 }
 
 /// `v` up to its first NUL.
@@ -261,21 +258,18 @@ fn nul_trimmed(v: &[u8]) -> &[u8] {
 }
 
 /// A rule's expressions as the kernel lists them: each one's name and data.
-fn expression_list(expressions: &[u8]) -> Vec<(&[u8], &[u8])> {
+fn expression_list(expressions: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> + Clone {
     attributes(expressions)
-        .into_iter()
         .filter(|(kind, _)| *kind == NFTA_LIST_ELEM)
         .filter_map(|(_, expr)| {
             let name = attribute_value(expr, NFTA_EXPR_NAME)?;
             Some((nul_trimmed(name), attribute_value(expr, NFTA_EXPR_DATA)?))
         })
-        .collect()
 }
 
 /// The data of each expression of a rule named `name`.
 fn expressions_named<'a>(expressions: &'a [u8], name: &'a str) -> impl Iterator<Item = &'a [u8]> {
     expression_list(expressions)
-        .into_iter()
         .filter(move |(n, _)| *n == name.as_bytes())
         .map(|(_, data)| data)
 }
@@ -310,11 +304,10 @@ fn exact_source(expressions: &[u8]) -> Option<IpAddr> {
             attribute_value(data, kind)?.try_into().ok()?,
         ))
     };
-    expression_list(expressions).windows(2).find_map(|pair| {
-        let [(load, load_data), (cmp, cmp_data)] = pair else {
-            return None;
-        };
-        if *load != b"payload" || *cmp != b"cmp" || u32_of(cmp_data, NFTA_CMP_OP)? != NFT_CMP_EQ {
+    let list = expression_list(expressions);
+    let mut pairs = list.clone().zip(list.skip(1));
+    pairs.find_map(|((load, load_data), (cmp, cmp_data))| {
+        if load != b"payload" || cmp != b"cmp" || u32_of(cmp_data, NFTA_CMP_OP)? != NFT_CMP_EQ {
             return None;
         }
         if u32_of(load_data, NFTA_PAYLOAD_BASE)? != PayloadBase::Network as u32 {
@@ -493,51 +486,52 @@ const NFTA_HOOK_PRIORITY: u16 = 2;
 
 /// The request (kind, flags, attributes) of one change of `table`.
 fn change_request(table: &str, change: &NftChange) -> (u16, u16, Vec<u8>) {
-    match change {
+    let mut a = Vec::with_capacity(256);
+    let (kind, flags) = match change {
         NftChange::AddTable { comment } => {
-            let mut a = string_attribute(NFTA_TABLE_NAME, table);
-            a.extend(attribute(NFTA_TABLE_FLAGS, &0u32.to_be_bytes()));
+            put_string_attribute(&mut a, NFTA_TABLE_NAME, table);
+            put_attribute(&mut a, NFTA_TABLE_FLAGS, &0u32.to_be_bytes());
             if let Some(c) = comment {
-                a.extend(attribute(NFTA_TABLE_USERDATA, &comment_udata(c)));
+                put_attribute(&mut a, NFTA_TABLE_USERDATA, &comment_udata(c));
             }
-            (NFT_MSG_NEWTABLE, NLM_F_CREATE, a)
+            (NFT_MSG_NEWTABLE, NLM_F_CREATE)
         }
-        NftChange::DeleteTable => (
-            NFT_MSG_DELTABLE,
-            0,
-            string_attribute(NFTA_TABLE_NAME, table),
-        ),
+        NftChange::DeleteTable => {
+            put_string_attribute(&mut a, NFTA_TABLE_NAME, table);
+            (NFT_MSG_DELTABLE, 0)
+        }
         NftChange::AddChain {
             name,
             base,
             comment,
         } => {
-            let mut a = string_attribute(NFTA_CHAIN_TABLE, table);
-            a.extend(string_attribute(NFTA_CHAIN_NAME, name));
+            put_string_attribute(&mut a, NFTA_CHAIN_TABLE, table);
+            put_string_attribute(&mut a, NFTA_CHAIN_NAME, name);
             if let Some(b) = base {
-                let mut hook = attribute(NFTA_HOOK_HOOKNUM, &(b.hook as u32).to_be_bytes());
-                hook.extend(attribute(NFTA_HOOK_PRIORITY, &b.priority.to_be_bytes()));
-                a.extend(nested(NFTA_CHAIN_HOOK, &hook));
+                put_nested(&mut a, NFTA_CHAIN_HOOK, |hook| {
+                    put_attribute(hook, NFTA_HOOK_HOOKNUM, &(b.hook as u32).to_be_bytes());
+                    put_attribute(hook, NFTA_HOOK_PRIORITY, &b.priority.to_be_bytes());
+                });
                 if b.policy_accept {
-                    a.extend(attribute(NFTA_CHAIN_POLICY, &1u32.to_be_bytes()));
+                    put_attribute(&mut a, NFTA_CHAIN_POLICY, &1u32.to_be_bytes());
                 }
-                a.extend(string_attribute(NFTA_CHAIN_TYPE, b.kind));
+                put_string_attribute(&mut a, NFTA_CHAIN_TYPE, b.kind);
             }
             if let Some(c) = comment {
-                a.extend(attribute(NFTA_CHAIN_USERDATA, &comment_udata(c)));
+                put_attribute(&mut a, NFTA_CHAIN_USERDATA, &comment_udata(c));
             }
-            (NFT_MSG_NEWCHAIN, NLM_F_CREATE, a)
+            (NFT_MSG_NEWCHAIN, NLM_F_CREATE)
         }
         NftChange::FlushChain(chain) => {
-            let mut a = string_attribute(NFTA_RULE_TABLE, table);
-            a.extend(string_attribute(NFTA_RULE_CHAIN, chain));
-            (NFT_MSG_DELRULE, 0, a)
+            put_string_attribute(&mut a, NFTA_RULE_TABLE, table);
+            put_string_attribute(&mut a, NFTA_RULE_CHAIN, chain);
+            (NFT_MSG_DELRULE, 0)
         }
         NftChange::DeleteRule { chain, handle } => {
-            let mut a = string_attribute(NFTA_RULE_TABLE, table);
-            a.extend(string_attribute(NFTA_RULE_CHAIN, chain));
-            a.extend(u64_attr(NFTA_RULE_HANDLE, *handle));
-            (NFT_MSG_DELRULE, 0, a)
+            put_string_attribute(&mut a, NFTA_RULE_TABLE, table);
+            put_string_attribute(&mut a, NFTA_RULE_CHAIN, chain);
+            put_attribute(&mut a, NFTA_RULE_HANDLE, &handle.to_be_bytes());
+            (NFT_MSG_DELRULE, 0)
         }
         NftChange::AddRule {
             chain,
@@ -545,21 +539,23 @@ fn change_request(table: &str, change: &NftChange) -> (u16, u16, Vec<u8>) {
             exprs,
             comment,
         } => {
-            let mut a = string_attribute(NFTA_RULE_TABLE, table);
-            a.extend(string_attribute(NFTA_RULE_CHAIN, chain));
-            let list = crate::nf_expr::encode_list(exprs);
-            a.extend(nested(NFTA_RULE_EXPRESSIONS, &list));
+            put_string_attribute(&mut a, NFTA_RULE_TABLE, table);
+            put_string_attribute(&mut a, NFTA_RULE_CHAIN, chain);
+            put_nested(&mut a, NFTA_RULE_EXPRESSIONS, |list| {
+                crate::nf_expr::put_list(list, exprs)
+            });
             if let Some(c) = comment {
-                a.extend(attribute(NFTA_RULE_USERDATA, &comment_udata(c)));
+                put_attribute(&mut a, NFTA_RULE_USERDATA, &comment_udata(c));
             }
             let flags = if *first {
                 NLM_F_CREATE
             } else {
                 NLM_F_CREATE | NLM_F_APPEND
             };
-            (NFT_MSG_NEWRULE, flags, a)
+            (NFT_MSG_NEWRULE, flags)
         }
-    }
+    };
+    (kind, flags, a)
 }
 
 /// Applies changes to tables (family, table, change) in one transaction,
@@ -646,13 +642,14 @@ fn needed<'a>(
         .collect())
 }
 
-fn u64_attr(kind: u16, value: u64) -> Vec<u8> {
-    attribute(kind, &value.to_be_bytes())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::framing::{attribute, nested};
+
+    fn u64_attr(kind: u16, value: u64) -> Vec<u8> {
+        attribute(kind, &value.to_be_bytes())
+    }
 
     #[test]
     fn comments_come_from_the_user_data() {

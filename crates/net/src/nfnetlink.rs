@@ -14,21 +14,28 @@ use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
 /// Length of `nfgenmsg`, the header after the netlink one.
 const NFGENMSG_LEN: usize = 4;
 
-/// A netfilter message of subsystem `subsys`: header, nfgenmsg, attributes.
-pub(crate) fn message(
+/// Appends a netfilter message of subsystem `subsys` to `buf`: header,
+/// nfgenmsg, attributes. The requests of one `send` are written into one
+/// buffer ([`request_buffer`]).
+pub(crate) fn put_message(
+    buf: &mut Vec<u8>,
     subsys: u16,
     kind: u16,
     flags: u16,
     seq: u32,
     family: u8,
     attrs: &[u8],
-) -> Vec<u8> {
+) {
     let len = NLMSG_HDRLEN + NFGENMSG_LEN + attrs.len();
-    let mut m = Vec::with_capacity(len);
-    write_header(&mut m, len, (subsys << 8) | kind, flags, seq);
-    m.extend_from_slice(&[family, 0, 0, 0]);
-    m.extend_from_slice(attrs);
-    m
+    write_header(buf, len, (subsys << 8) | kind, flags, seq);
+    buf.extend_from_slice(&[family, 0, 0, 0]);
+    buf.extend_from_slice(attrs);
+}
+
+/// The buffer for `requests` (their attributes `attrs_len` bytes in all)
+/// and `extra` more messages without attributes.
+pub(crate) fn request_buffer(requests: usize, attrs_len: usize, extra: usize) -> Vec<u8> {
+    Vec::with_capacity((requests + extra) * (NLMSG_HDRLEN + NFGENMSG_LEN) + attrs_len)
 }
 
 /// A NETLINK_NETFILTER socket of the calling thread's namespace.
@@ -81,7 +88,8 @@ impl Conn {
     ) -> Result<Vec<Vec<u8>>> {
         self.seq += 1;
         let first = self.seq;
-        let req = message(self.subsys, kind, flags, self.seq, family, attrs);
+        let mut req = request_buffer(1, attrs.len(), 0);
+        put_message(&mut req, self.subsys, kind, flags, self.seq, family, attrs);
         self.socket
             .send(&req, 0)
             .map_err(NetError::io(format!("{op}: send")))?;
@@ -100,18 +108,20 @@ impl Conn {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
-        let mut buf = Vec::new();
+        let attrs_len = requests.iter().map(|(_, _, a)| a.len()).sum();
+        let mut buf = request_buffer(requests.len(), attrs_len, 0);
         let first = self.seq + 1;
         for (kind, family, attrs) in requests {
             self.seq += 1;
-            buf.extend(message(
+            put_message(
+                &mut buf,
                 self.subsys,
                 *kind,
                 NLM_F_REQUEST | NLM_F_ACK,
                 self.seq,
                 *family,
                 attrs,
-            ));
+            );
         }
         let mut found: Vec<Option<bool>> = vec![None; requests.len()];
         self.socket
@@ -168,23 +178,25 @@ impl Conn {
         if requests.is_empty() {
             return Ok(());
         }
-        let mut buf = Vec::new();
+        let attrs_len = requests.iter().map(|(_, _, _, a)| a.len()).sum();
+        let mut buf = request_buffer(requests.len(), attrs_len, 2);
         self.seq += 1;
         let first = self.seq;
-        buf.extend(batch_marker(NFNL_MSG_BATCH_BEGIN, self.seq, self.subsys));
+        put_batch_marker(&mut buf, NFNL_MSG_BATCH_BEGIN, self.seq, self.subsys);
         for (kind, flags, family, attrs) in requests {
             self.seq += 1;
-            buf.extend(message(
+            put_message(
+                &mut buf,
                 self.subsys,
                 *kind,
                 NLM_F_REQUEST | NLM_F_ACK | flags,
                 self.seq,
                 *family,
                 attrs,
-            ));
+            );
         }
         self.seq += 1;
-        buf.extend(batch_marker(NFNL_MSG_BATCH_END, self.seq, self.subsys));
+        put_batch_marker(&mut buf, NFNL_MSG_BATCH_END, self.seq, self.subsys);
         self.socket
             .send(&buf, 0)
             .map_err(NetError::io(format!("{op}: send")))?;
@@ -252,11 +264,8 @@ const NFNL_MSG_BATCH_END: u16 = 0x11;
 
 /// A batch begin or end message: no subsystem in the type, the subsystem
 /// the batch is for in `res_id` (big-endian).
-fn batch_marker(kind: u16, seq: u32, subsys: u16) -> Vec<u8> {
-    let len = NLMSG_HDRLEN + NFGENMSG_LEN;
-    let mut m = Vec::with_capacity(len);
-    write_header(&mut m, len, kind, NLM_F_REQUEST, seq);
-    m.extend_from_slice(&[0, 0]);
-    m.extend_from_slice(&subsys.to_be_bytes());
-    m
+fn put_batch_marker(buf: &mut Vec<u8>, kind: u16, seq: u32, subsys: u16) {
+    write_header(buf, NLMSG_HDRLEN + NFGENMSG_LEN, kind, NLM_F_REQUEST, seq);
+    buf.extend_from_slice(&[0, 0]);
+    buf.extend_from_slice(&subsys.to_be_bytes());
 }

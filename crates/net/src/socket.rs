@@ -253,7 +253,6 @@ impl Handle {
                 }
                 let attrs = bytes.get(NLMSG_HDRLEN + 4..).unwrap_or_default();
                 return attributes(attrs)
-                    .into_iter()
                     .find(|(kind, _)| *kind == NETCONFA_FORWARDING)
                     .and_then(|(_, v)| u32_at(v, 0))
                     .map(|on| on != 0)

@@ -133,10 +133,10 @@ fn tbf_options(tbf: &Tbf) -> Vec<TcOption> {
 
 /// A TBF's parameters from its `TCA_OPTIONS` payload.
 fn parse_tbf(options: &[u8]) -> Option<Tbf> {
-    let attrs = attributes(options);
-    let qopt = attrs.iter().find(|(k, _)| *k == TCA_TBF_PARMS)?.1;
+    let mut attrs = attributes(options);
+    let qopt = attrs.clone().find(|(k, _)| *k == TCA_TBF_PARMS)?.1;
     let mut rate = u64::from(u32_at(qopt, TBF_RATE_AT)?);
-    if let Some((_, r)) = attrs.iter().find(|(k, _)| *k == TCA_TBF_RATE64) {
+    if let Some((_, r)) = attrs.find(|(k, _)| *k == TCA_TBF_RATE64) {
         rate = u64::from_ne_bytes(r.get(..8)?.try_into().ok()?);
     }
     Some(Tbf {
@@ -455,7 +455,7 @@ mod tests {
             buffer: 2,
         };
         let raw = tbf_options_bytes(&tbf);
-        let attrs = attributes(&raw[4..]);
+        let attrs: Vec<_> = attributes(&raw[4..]).collect();
         assert_eq!(attrs.len(), 2);
         assert_eq!(u32_at(attrs[0].1, TBF_RATE_AT), Some(u32::MAX));
         assert_eq!(attrs[1].0, TCA_TBF_RATE64);
