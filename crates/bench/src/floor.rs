@@ -44,18 +44,14 @@ fn host_prefix(ip: IpAddr) -> IpNet {
 /// host end's index and the container end's index.
 fn veth_pair(host: &mut Handle, ctr: &mut Handle, ns: &NetNs) -> Result<(u32, u32), String> {
     let host_name = rcni_net::random_veth_name();
-    let announced = host
-        .create_veth(&VethSpec {
-            name: host_name.clone(),
-            peer_name: IFNAME.into(),
-            peer_netns: Some(ns),
-            ..VethSpec::default()
-        })
-        .map_err(err("create the veth pair"))?;
-    let host_index = match announced {
-        Some(link) => link.index,
-        None => host.find_link(&host_name).map_err(err("host end"))?.index,
-    };
+    host.create_veth(&VethSpec {
+        name: host_name.clone(),
+        peer_name: IFNAME.into(),
+        peer_netns: Some(ns),
+        ..VethSpec::default()
+    })
+    .map_err(err("create the veth pair"))?;
+    let host_index = host.find_link(&host_name).map_err(err("host end"))?.index;
     let ctr_index = ctr.find_link(IFNAME).map_err(err("container end"))?.index;
     // The host end takes no router advertisements (ptp's and bridge's
     // sysctl; IPv6 settings have no netlink form).

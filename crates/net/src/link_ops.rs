@@ -152,12 +152,7 @@ impl Handle {
     /// its sysfs directory, then disables all but one, which waits for an
     /// expedited RCU grace period under RTNL: about 0.1 ms of every ADD on
     /// two CPUs, more on larger nodes. Either way one queue is in use.
-    ///
-    /// Returns the end called `spec.name` as the kernel announced it (see
-    /// [`Handle::request_echoed`]), so that the caller need not look it up
-    /// (each look-up of a veth whose peer is elsewhere walks every
-    /// namespace id of the host); `None` from kernels that do not say.
-    pub fn create_veth(&mut self, spec: &VethSpec<'_>) -> Result<Option<Link>> {
+    pub fn create_veth(&mut self, spec: &VethSpec<'_>) -> Result<()> {
         check_name(&spec.name)?;
         check_name(&spec.peer_name)?;
         let mut peer = message(0);
@@ -188,17 +183,10 @@ impl Handle {
             InfoKind::Veth,
             Some(InfoData::Veth(InfoVeth::Peer(peer))),
         ));
-        let echoed = self.request_echoed(
-            RouteNetlinkMessage::NewLink(msg),
-            NLM_F_CREATE | NLM_F_EXCL,
+        self.new_link(
+            msg,
             &format!("create veth {} <-> {}", spec.name, spec.peer_name),
-        )?;
-        Ok(echoed.iter().find_map(|m| match m {
-            RouteNetlinkMessage::NewLink(l) => {
-                Some(Link::from_message(l)).filter(|link| link.name == spec.name)
-            }
-            _ => None,
-        }))
+        )
     }
 
     /// Creates a link of another kind. Fails with `EEXIST` when the name is

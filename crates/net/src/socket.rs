@@ -7,7 +7,7 @@ use crate::framing::{
 };
 use crate::netns::NetNs;
 use crate::route::IpFamily;
-use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ECHO};
+use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use std::io;
@@ -273,22 +273,6 @@ impl Handle {
         let mut out = Vec::new();
         self.exchange(msg, NLM_F_REQUEST | NLM_F_ACK | extra_flags, op, &mut out)?;
         Ok(())
-    }
-
-    /// [`Handle::request`] that also asks for the kernel's notification of
-    /// the change (`NLM_F_ECHO`) and returns what came back before the ack:
-    /// what a look-up right after would read, without its round trip.
-    /// Older kernels echo no link creation; then the list is empty.
-    pub(crate) fn request_echoed(
-        &mut self,
-        msg: RouteNetlinkMessage,
-        extra_flags: u16,
-        op: &str,
-    ) -> Result<Vec<RouteNetlinkMessage>> {
-        let mut out = Vec::new();
-        let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_ECHO | extra_flags;
-        self.exchange(msg, flags, op, &mut out)?;
-        Ok(out)
     }
 
     /// Sends a get request without the dump flag (one object) and returns

@@ -38,20 +38,16 @@ fn veth_pair(ha: &mut Handle, name: &str, b: &TestNs, hb: &mut Handle, peer: &st
 fn veth_across_namespaces() {
     let (a, b) = (TestNs::new(), TestNs::new());
     let (mut ha, mut hb) = (a.handle(), b.handle());
-    let announced = ha
-        .create_veth(&VethSpec {
-            name: "left".into(),
-            peer_name: "right".into(),
-            mtu: Some(1400),
-            mac: Some([0x02, 0, 0, 0, 0, 1]),
-            peer_mac: Some([0x02, 0, 0, 0, 0, 2]),
-            peer_netns: Some(&b.ns),
-        })
-        .unwrap();
+    ha.create_veth(&VethSpec {
+        name: "left".into(),
+        peer_name: "right".into(),
+        mtu: Some(1400),
+        mac: Some([0x02, 0, 0, 0, 0, 1]),
+        peer_mac: Some([0x02, 0, 0, 0, 0, 2]),
+        peer_netns: Some(&b.ns),
+    })
+    .unwrap();
     let left = ha.link_by_name("left").unwrap().unwrap();
-    // A current kernel announces the new end to its creator, as
-    // a look-up would read it.
-    assert_eq!(announced, Some(left.clone()));
     let right = hb.link_by_name("right").unwrap().unwrap();
     assert_eq!(left.kind, Some(LinkKind::Veth));
     assert_eq!(right.kind, Some(LinkKind::Veth));

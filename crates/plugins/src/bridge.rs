@@ -401,9 +401,11 @@ fn ensure_vlan_gateway(host: &mut Handle, br: &Link, cfg: &Config) -> Result<Lin
         return Ok(l);
     }
     let here = NetNs::current().context("open the host netns")?;
+    let peer = veth::create_pair(host, &here, &name, br.mtu, None)?;
     // reference text
-    let lookup = |peer: &str| format!("failed to lookup {peer:?}");
-    let port = veth::create_pair(host, &here, &name, br.mtu, None, &lookup)?;
+    let port = host
+        .find_link(&peer)
+        .context(format!("failed to lookup {peer:?}"))?;
     attach_port(
         host,
         port.index,
@@ -465,11 +467,12 @@ fn add(args: &CmdArgs, cfg: &Config, backend: Option<Backend>) -> Result<CniResu
     let vlan_filtering = own.vlan != 0 || own.vlan_trunk.is_some();
     let br = ensure_bridge(&mut host, own, vlan_filtering)?;
 
-    // reference text
-    let lookup = |name: &str| format!("failed to lookup {name:?}");
-    let host_veth = veth::create_pair(&mut host, &ns, &args.ifname, own.mtu, cfg.mac, &lookup)?;
-    let host_name = host_veth.name.clone();
+    let host_name = veth::create_pair(&mut host, &ns, &args.ifname, own.mtu, cfg.mac)?;
     let port = veth::undo_host_end(host_name.clone());
+    // reference text
+    let host_veth = host
+        .find_link(&host_name)
+        .context(format!("failed to lookup {host_name:?}"))?;
     attach_port(&mut host, host_veth.index, br.index, own, &cfg.trunk)?;
     host.set_up(host_veth.index)
         .context("set the host veth up")?;

@@ -147,11 +147,12 @@ impl Plugin for Ptp {
         }
         enable_forwarding(&mut host, &result)?;
 
-        let lookup = |_: &str| "look up the host veth".to_string();
-        let host_link = veth::create_pair(&mut host, &ns, &args.ifname, own.mtu, None, &lookup)?;
-        let host_name = host_link.name.clone();
+        let host_name = veth::create_pair(&mut host, &ns, &args.ifname, own.mtu, None)?;
         // Deleting the host end removes the pair.
         let pair = veth::undo_host_end(host_name.clone());
+        let host_link = host
+            .find_link(&host_name)
+            .context("look up the host veth")?;
         host.set_up(host_link.index)
             .context("set the host veth up")?;
         let _ = rcni_net::sysctl::set(&format!("net/ipv6/conf/{host_name}/accept_ra"), "0");

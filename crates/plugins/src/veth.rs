@@ -2,24 +2,21 @@
 
 use crate::error::Context;
 use crate::undo::Undo;
-use rcni_net::{Handle, Link, NetNs};
+use rcni_net::{Handle, NetNs};
 use rcni_spec::CniError;
 
 /// How many random host-side names to try before giving up.
 const HOST_VETH_ATTEMPTS: usize = 10;
 
 /// Creates a veth pair: `ifname` inside `ns` (with `mac` if given), a
-/// random `veth…` name on the host. Returns the host end, as the kernel
-/// announced it or else looked up (`what` names it in that error, as the
-/// reference's text does).
+/// random `veth…` name on the host. Returns the host end's name.
 pub fn create_pair(
     host: &mut Handle,
     ns: &NetNs,
     ifname: &str,
     mtu: u32,
     mac: Option<[u8; 6]>,
-    what: &dyn Fn(&str) -> String,
-) -> Result<Link, CniError> {
+) -> Result<String, CniError> {
     for _ in 0..HOST_VETH_ATTEMPTS {
         let host_name = rcni_net::random_veth_name();
         let spec = rcni_net::VethSpec {
@@ -31,14 +28,7 @@ pub fn create_pair(
             peer_netns: Some(ns),
         };
         match host.create_veth(&spec) {
-            Ok(Some(link)) => return Ok(link),
-            Ok(None) => {
-                // Made but not announced: look it up, deleting it if that fails.
-                let undo = undo_host_end(host_name.clone());
-                let link = host.find_link(&host_name).context(what(&host_name))?;
-                undo.keep();
-                return Ok(link);
-            }
+            Ok(()) => return Ok(host_name),
             Err(e) if e.is_exists() => {
                 if host
                     .link_by_name(&host_name)
