@@ -6,8 +6,8 @@
 
 use crate::error::{NetError, Result, EINTR};
 use crate::framing::{
-    split_messages, status, write_header, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLM_F_ACK,
-    NLM_F_DUMP_INTR, NLM_F_REQUEST,
+    split_messages, status, write_header, RawHeader, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN,
+    NLM_F_ACK, NLM_F_DUMP_INTR, NLM_F_REQUEST,
 };
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
 
@@ -128,41 +128,35 @@ impl Conn {
             .send(&buf, 0)
             .map_err(NetError::io(format!("{op}: send")))?;
         let mut answered = 0;
-        let mut recv = Vec::with_capacity(1 << 16);
-        while answered < requests.len() {
-            recv.clear();
-            self.socket
-                .recv(&mut recv, 0)
-                .map_err(NetError::io(format!("{op}: receive")))?;
-            for (header, message) in split_messages(&recv)? {
-                // Each request ends with its status: 0 after the object,
-                // an error without it.
-                let Some(slot) = header
-                    .seq
-                    .checked_sub(first)
-                    .and_then(|i| found.get_mut(i as usize))
-                else {
-                    continue;
-                };
-                if header.kind != NLMSG_ERROR || slot.is_some() {
-                    continue;
-                }
-                let (code, kernel_msg) = status(&header, message)?;
-                *slot = Some(code == 0);
-                if code != 0 {
-                    let err = NetError::Netlink {
-                        op: op.to_string(),
-                        errno: code.saturating_neg(),
-                        msg: kernel_msg,
-                    };
-                    // As a single look-up ([`crate::nf_tables`]'s `exists`).
-                    if !err.is_not_found() {
-                        return Err(err);
-                    }
-                }
-                answered += 1;
+        self.receive(op, |header, message| {
+            // Each request ends with its status: 0 after the object, an
+            // error without it.
+            let Some(slot) = header
+                .seq
+                .checked_sub(first)
+                .and_then(|i| found.get_mut(i as usize))
+            else {
+                return Ok(None);
+            };
+            if header.kind != NLMSG_ERROR || slot.is_some() {
+                return Ok(None);
             }
-        }
+            let (code, kernel_msg) = status(&header, message)?;
+            *slot = Some(code == 0);
+            if code != 0 {
+                let err = NetError::Netlink {
+                    op: op.to_string(),
+                    errno: code.saturating_neg(),
+                    msg: kernel_msg,
+                };
+                // As a single look-up ([`crate::nf_tables`]'s `exists`).
+                if !err.is_not_found() {
+                    return Err(err);
+                }
+            }
+            answered += 1;
+            Ok((answered == requests.len()).then_some(()))
+        })?;
         Ok(found.into_iter().map(|f| f.unwrap_or(false)).collect())
     }
 
@@ -211,6 +205,48 @@ impl Conn {
         let mut out = Vec::new();
         let mut acked = 0;
         let mut interrupted = false;
+        self.receive(op, |header, message| {
+            if header.seq < first {
+                return Ok(None);
+            }
+            interrupted |= header.flags & NLM_F_DUMP_INTR != 0;
+            match header.kind {
+                NLMSG_DONE if interrupted => Err(NetError::Netlink {
+                    op: format!("{op} (dump interrupted by a concurrent change)"),
+                    errno: EINTR,
+                    msg: None,
+                }),
+                NLMSG_DONE => Ok(Some(())),
+                NLMSG_ERROR => {
+                    let (code, kernel_msg) = status(&header, message)?;
+                    if code != 0 {
+                        return Err(NetError::Netlink {
+                            op: op.to_string(),
+                            errno: code.saturating_neg(),
+                            msg: kernel_msg,
+                        });
+                    }
+                    acked += 1;
+                    Ok((acked >= acks).then_some(()))
+                }
+                _ => {
+                    if let Some(payload) = message.get(NLMSG_HDRLEN + NFGENMSG_LEN..) {
+                        out.push(payload.to_vec());
+                    }
+                    Ok(None)
+                }
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Receives datagrams and hands each message (header, bytes with the
+    /// header) to `each` until it says done (`Some`) or fails.
+    fn receive<T>(
+        &mut self,
+        op: &str,
+        mut each: impl FnMut(RawHeader, &[u8]) -> Result<Option<T>>,
+    ) -> Result<T> {
         // Received into spare capacity, never zeroed: a zeroed 64 KiB
         // buffer costs every plugin process sixteen page faults for the
         // few hundred bytes an answer usually holds.
@@ -221,38 +257,8 @@ impl Conn {
                 .recv(&mut buf, 0)
                 .map_err(NetError::io(format!("{op}: receive")))?;
             for (header, message) in split_messages(&buf)? {
-                if header.seq < first {
-                    continue;
-                }
-                interrupted |= header.flags & NLM_F_DUMP_INTR != 0;
-                match header.kind {
-                    NLMSG_DONE if interrupted => {
-                        return Err(NetError::Netlink {
-                            op: format!("{op} (dump interrupted by a concurrent change)"),
-                            errno: EINTR,
-                            msg: None,
-                        })
-                    }
-                    NLMSG_DONE => return Ok(out),
-                    NLMSG_ERROR => {
-                        let (code, kernel_msg) = status(&header, message)?;
-                        if code != 0 {
-                            return Err(NetError::Netlink {
-                                op: op.to_string(),
-                                errno: code.saturating_neg(),
-                                msg: kernel_msg,
-                            });
-                        }
-                        acked += 1;
-                        if acked >= acks {
-                            return Ok(out);
-                        }
-                    }
-                    _ => {
-                        if let Some(payload) = message.get(NLMSG_HDRLEN + NFGENMSG_LEN..) {
-                            out.push(payload.to_vec());
-                        }
-                    }
+                if let Some(done) = each(header, message)? {
+                    return Ok(done);
                 }
             }
         }
