@@ -113,7 +113,7 @@ fn pod_rules(
         out.push((
             NfFamily::Ipv4,
             HOSTPORT_TABLE,
-            rule(
+            Change::append(
                 "hostports",
                 vec![Match::Dport(L4::Tcp, *host_port)],
                 Action::Dnat(address, port),
@@ -125,7 +125,7 @@ fn pod_rules(
         out.push((
             NfFamily::Ipv4,
             HOSTPORT_TABLE,
-            rule(
+            Change::append(
                 "masquerading",
                 vec![
                     addr(AddrField::Saddr, source, true),
@@ -145,7 +145,7 @@ fn masquerade_rule(address: IpAddr, subnet: IpNet, pod: usize) -> TableChange<'s
     (
         NfFamily::Inet,
         MASQ_TABLE,
-        rule(
+        Change::append(
             "masq_checks",
             vec![
                 addr(AddrField::Saddr, IpNet::from(address), true),
@@ -155,21 +155,6 @@ fn masquerade_rule(address: IpAddr, subnet: IpNet, pod: usize) -> TableChange<'s
             Some(format!("floor-{pod}")),
         ),
     )
-}
-
-fn rule(
-    chain: &str,
-    matches: Vec<Match<'static>>,
-    action: Action,
-    comment: Option<String>,
-) -> Change<'static> {
-    Change::Rule {
-        chain: chain.into(),
-        first: false,
-        matches,
-        action,
-        comment,
-    }
 }
 
 fn nat_chain(name: &str, hook: Hook, priority: i32) -> Change<'static> {
@@ -189,7 +174,7 @@ fn masquerade_setup() -> Vec<TableChange<'static>> {
         Change::Table(None),
         Change::Chain("masq_checks".into(), None, None),
         nat_chain("postrouting", Hook::Postrouting, SRCNAT),
-        rule(
+        Change::append(
             "postrouting",
             vec![],
             Action::Verdict(Verdict::Goto("masq_checks".into())),
@@ -208,7 +193,7 @@ fn hostport_setup() -> Vec<TableChange<'static>> {
         Change::Table(None),
         Change::Chain("hostports".into(), None, None),
         nat_chain("prerouting", Hook::Prerouting, DSTNAT),
-        rule(
+        Change::append(
             "prerouting",
             vec![Match::LocalDestination],
             jump("hostports"),

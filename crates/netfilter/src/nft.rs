@@ -195,6 +195,24 @@ pub enum Change<'a> {
     },
 }
 
+impl<'a> Change<'a> {
+    /// `add rule`: the rule appended to `chain`.
+    pub fn append(
+        chain: &str,
+        matches: Vec<Match<'a>>,
+        action: Action,
+        comment: Option<String>,
+    ) -> Change<'a> {
+        Change::Rule {
+            chain: chain.into(),
+            first: false,
+            matches,
+            action,
+            comment,
+        }
+    }
+}
+
 /// A change of the table `family name`.
 pub type TableChange<'a> = (NfFamily, &'static str, Change<'a>);
 

@@ -23,12 +23,8 @@ fn comment(id: &str) -> String {
 fn setup_changes(host_iface: &str, mac: [u8; 6], id: &str) -> Vec<TableChange<'static>> {
     let iface_chain = chain(id);
     let mac_chain = format!("{iface_chain}-mac");
-    let rule = |chain: &str, matches, verdict| Change::Rule {
-        chain: chain.into(),
-        first: false,
-        matches,
-        action: Action::Verdict(verdict),
-        comment: Some(comment(id)),
+    let rule = |chain: &str, matches, verdict| {
+        Change::append(chain, matches, Action::Verdict(verdict), Some(comment(id)))
     };
     let from_port = Match::Ifname {
         output: false,

@@ -45,7 +45,7 @@ pub(super) fn add_changes<'a>(
     }
     out.push(Change::Flush("hostports_all".into()));
     for to in ["hostip_hostports", "hostports"] {
-        out.push(rule("hostports_all", vec![], jump(to), None));
+        out.push(Change::append("hostports_all", vec![], jump(to), None));
     }
     for (chain, hook) in [("prerouting", Hook::Prerouting), ("output", Hook::Output)] {
         out.push(Change::Chain(
@@ -54,7 +54,7 @@ pub(super) fn add_changes<'a>(
             None,
         ));
         out.push(Change::Flush(chain.into()));
-        out.push(rule(
+        out.push(Change::append(
             chain,
             vec![Match::LocalDestination],
             jump("hostports_all"),
@@ -71,7 +71,7 @@ pub(super) fn add_changes<'a>(
     let comment = Some(nft_container_comment(pm.container_id));
     let attachments = attachments_chain(pm.network);
     out.push(Change::Chain(attachments.clone(), None, None));
-    out.push(rule(
+    out.push(Change::append(
         &attachments,
         vec![],
         Action::Verdict(Verdict::Return),
@@ -89,7 +89,7 @@ pub(super) fn add_changes<'a>(
             matches.push(addr(AddrField::Daddr, IpNet::from(ip)));
         }
         matches.push(Match::Dport(L4::named(&m.protocol)?, m.host_port));
-        out.push(rule(
+        out.push(Change::append(
             "hostports",
             matches,
             Action::Dnat(container.addr(), m.container_port),
@@ -104,7 +104,7 @@ pub(super) fn add_changes<'a>(
             sources.push(IpNet::from(IpAddr::from([127, 0, 0, 1])));
         }
         for source in sources {
-            out.push(rule(
+            out.push(Change::append(
                 "masquerading",
                 vec![addr(AddrField::Saddr, source), addr(AddrField::Daddr, own)],
                 Action::Masquerade,
@@ -137,21 +137,6 @@ fn addr<'a>(field: AddrField, net: IpNet) -> Match<'a> {
         field,
         net,
         equal: true,
-    }
-}
-
-fn rule<'a>(
-    chain: &str,
-    matches: Vec<Match<'a>>,
-    action: Action,
-    comment: Option<String>,
-) -> Change<'a> {
-    Change::Rule {
-        chain: chain.into(),
-        first: false,
-        matches,
-        action,
-        comment,
     }
 }
 

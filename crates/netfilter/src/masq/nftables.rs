@@ -24,13 +24,7 @@ pub(super) fn comment(o: &Owner<'_>) -> String {
 /// The changes that set up masquerading for `ips`: the table and chains
 /// (the base chain's rules rewritten), then one rule per address.
 pub(super) fn setup_changes(ips: &[IpNet], o: &Owner<'_>) -> Vec<TableChange<'static>> {
-    let rule = |chain: &str, matches, action, comment| Change::Rule {
-        chain: chain.into(),
-        first: false,
-        matches,
-        action,
-        comment,
-    };
+    let rule = Change::append;
     let multicast_return = |net: IpNet| {
         let multicast = Match::Addr {
             field: AddrField::Daddr,
