@@ -96,9 +96,12 @@ pub(crate) fn put_nested(buf: &mut Vec<u8>, kind: u16, fill: impl FnOnce(&mut Ve
     buf.extend_from_slice(&[0, 0]);
     buf.extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
     fill(buf);
-    let len = (buf.len() - start) as u16;
-    buf[start..start + 2].copy_from_slice(&len.to_ne_bytes());
-    buf.resize(start + align4(usize::from(len)), 0);
+    // A payload past 64 KiB cannot be said in 16 bits: the kernel then
+    // refuses the message, as it would one built by `attribute`; nothing
+    // already written is cut.
+    let len = buf.len() - start;
+    buf[start..start + 2].copy_from_slice(&(len as u16).to_ne_bytes());
+    buf.resize(start + align4(len), 0);
 }
 
 /// The attributes of a buffer: (type without flags, payload). Stops at the
@@ -244,6 +247,10 @@ mod tests {
         let mut parts = attribute(1, &[7]);
         parts.extend(string_attribute(3, "nat"));
         assert_eq!(in_place, nested(2, &parts));
+        // Too long to be said in 16 bits: nothing written is cut.
+        let mut long = Vec::new();
+        put_nested(&mut long, 2, |b| b.extend(std::iter::repeat_n(7u8, 70_000)));
+        assert_eq!(long.len(), 70_004);
         let mut buf = nested(2, &attribute(1, &[7]));
         buf.extend(attribute(5, &42u64.to_be_bytes()));
         let attrs: Vec<_> = attributes(&buf).collect();
