@@ -136,7 +136,7 @@ pub fn chain_exists(family: NfFamily, table: &str, chain: &str) -> Result<bool> 
     )
 }
 
-/// The attributes that name a chain in a look-up.
+/// The attributes that name a chain (a look-up's, a deletion's).
 fn chain_key(table: &str, chain: &str) -> Vec<u8> {
     let mut attrs = string_attribute(NFTA_CHAIN_TABLE, table);
     attrs.extend(string_attribute(NFTA_CHAIN_NAME, chain));
@@ -393,9 +393,7 @@ pub fn delete(family: NfFamily, table: &str, what: &[NftDeletion]) -> Result<()>
                 (kind, flags, family as u8, a)
             }
             NftDeletion::Chain(chain) => {
-                let mut a = string_attribute(NFTA_CHAIN_TABLE, table);
-                a.extend(string_attribute(NFTA_CHAIN_NAME, chain));
-                (NFT_MSG_DELCHAIN, 0, family as u8, a)
+                (NFT_MSG_DELCHAIN, 0, family as u8, chain_key(table, chain))
             }
         })
         .collect();

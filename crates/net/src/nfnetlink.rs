@@ -90,9 +90,7 @@ impl Conn {
         let first = self.seq;
         let mut req = request_buffer(1, attrs.len(), 0);
         put_message(&mut req, self.subsys, kind, flags, self.seq, family, attrs);
-        self.socket
-            .send(&req, 0)
-            .map_err(NetError::io(format!("{op}: send")))?;
+        self.send(&req, op)?;
         self.replies(op, 1, first)
     }
 
@@ -124,9 +122,7 @@ impl Conn {
             );
         }
         let mut found: Vec<Option<bool>> = vec![None; requests.len()];
-        self.socket
-            .send(&buf, 0)
-            .map_err(NetError::io(format!("{op}: send")))?;
+        self.send(&buf, op)?;
         let mut answered = 0;
         self.receive(op, |header, message| {
             // Each request ends with its status: 0 after the object, an
@@ -191,9 +187,7 @@ impl Conn {
         }
         self.seq += 1;
         put_batch_marker(&mut buf, NFNL_MSG_BATCH_END, self.seq, self.subsys);
-        self.socket
-            .send(&buf, 0)
-            .map_err(NetError::io(format!("{op}: send")))?;
+        self.send(&buf, op)?;
         self.replies(op, requests.len(), first).map(|_| ())
     }
 
@@ -238,6 +232,14 @@ impl Conn {
             }
         })?;
         Ok(out)
+    }
+
+    /// Sends one buffer of requests.
+    fn send(&self, buf: &[u8], op: &str) -> Result<()> {
+        self.socket
+            .send(buf, 0)
+            .map(|_| ())
+            .map_err(NetError::io(format!("{op}: send")))
     }
 
     /// Receives datagrams and hands each message (header, bytes with the
